@@ -1,0 +1,172 @@
+//! Diagnostics: every problem in a scenario file, each located at `path:line:col`.
+//!
+//! The compiler records problems as byte offsets into the source while it walks the TOML tree;
+//! [`Collector::finish`] turns them into 1-based lines and character columns, sorted by
+//! position, once the whole file has been checked.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: PathBuf,
+    /// 1-based; 0 when the problem is about the file as a whole (it could not be read).
+    pub line: usize,
+    /// 1-based, counted in characters; 0 together with `line`.
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.col,
+                self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a scenario file, sorted by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioErrors {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ScenarioErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioErrors {}
+
+impl ScenarioErrors {
+    /// A problem with the file as a whole, e.g. it could not be read.
+    pub fn whole_file(path: &Path, message: impl Into<String>) -> Self {
+        ScenarioErrors {
+            diagnostics: vec![Diagnostic {
+                path: path.to_path_buf(),
+                line: 0,
+                col: 0,
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Problems gathered while compiling, as byte offsets into the source.
+pub(crate) struct Collector {
+    found: Vec<(usize, String)>,
+}
+
+impl Collector {
+    pub(crate) fn new() -> Self {
+        Collector { found: Vec::new() }
+    }
+
+    pub(crate) fn error(&mut self, at: usize, message: impl Into<String>) {
+        self.found.push((at, message.into()));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    pub(crate) fn finish(mut self, src: &str, path: &Path) -> ScenarioErrors {
+        self.found.sort_by_key(|(at, _)| *at);
+        self.found.dedup();
+        let diagnostics = self
+            .found
+            .into_iter()
+            .map(|(at, message)| {
+                let (line, col) = line_col(src, at);
+                Diagnostic {
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                    message,
+                }
+            })
+            .collect();
+        ScenarioErrors { diagnostics }
+    }
+}
+
+/// 1-based line and character column of a byte offset (clamped to the source).
+pub(crate) fn line_col(src: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(src.len());
+    while !src.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &src[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+/// The closest candidate within a small edit distance, for "did you mean" hints.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `(did you mean "x"?)` with a leading space, or nothing.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    suggest(word, candidates)
+        .map(|s| format!(" (did you mean \"{s}\"?)"))
+        .unwrap_or_default()
+}
+
+/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+/// neighbours each cost one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}

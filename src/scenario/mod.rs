@@ -1,0 +1,142 @@
+//! Scenario files: TOML in, a validated [`Scenario`] out, or every problem at once.
+//!
+//! [`load_scenario`] reads a file and [`parse_scenario`] compiles its text into the model in
+//! [`model`], resolving every name (variables, feeders, steps named by thresholds) to an index.
+//! Nothing is sent anywhere: feeder CSV files are read here, `{{env.NAME}}` is read here, and
+//! the result either runs as is or comes back as [`ScenarioErrors`], one
+//! `path:line:col: message` per problem, sorted by position. TOML syntax errors are reported
+//! alone, since a damaged file would only produce confusing follow-on errors.
+//!
+//! # The file format
+//!
+//! ```toml
+//! name = "black-friday"                 # required
+//! base_url = "http://127.0.0.1:8080"    # or "stack" for the bundled reference stack;
+//!                                       # required unless every step has an absolute url;
+//!                                       # http(s) only; a trailing slash is dropped;
+//!                                       # may use {{env.NAME}}
+//! timeout = "10s"                       # per request, unless a step sets its own; default 10s
+//! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
+//!               "dropped_iterations == 0"]
+//!
+//! [headers]                             # sent with every request; values are templates
+//! "User-Agent" = "peakload"             # (feeders, env and built-ins; no journey variables)
+//!
+//! [load]                                # optional; default: open model, 10s at 1 rps
+//! model = "open"                        # "open" (default) or "closed"
+//! start_rps = 0                         # rate at t = 0; each stage ramps linearly; default 0
+//! max_vus = 500                         # cap on concurrent iterations; default 1000
+//! pre_allocated_vus = 20                # default min(max_vus, max(1, ⌈first target_rps⌉))
+//! max_lag = "5s"                        # arrivals waiting longer for a VU are dropped; default 5s
+//! stages = [
+//!   { duration = "10s", target_rps = 50, name = "ramp" },
+//!   { duration = "30s", target_rps = 50 },
+//!   { duration = "5s", target_rps = 400, name = "spike" },
+//! ]
+//! # Closed model: model = "closed", start_vus = 0, stages = [{ duration = "10s", target_vus = 20 }]
+//! # Shorthands: rps = 100, duration = "30s"  (open: one stage, start_rps = rps)
+//! #             vus = 10, duration = "30s"   (closed: one stage, start_vus = vus; implies
+//! #                                          model = "closed")
+//!
+//! [[feeder]]
+//! name = "user"                         # templates use {{user.<column>}}
+//! file = "data/users.csv"               # relative to this file; the header row names columns
+//! mode = "sequential"                   # "sequential" (default, wraps around), "random",
+//!                                       # or "unique" (each row once, then iterations that
+//!                                       # need a row are skipped and counted)
+//!
+//! [[journey]]
+//! name = "shopper"                      # unique; "http" and "checks" are reserved
+//! weight = 70                           # share of iterations (open) or VUs (closed); default 1
+//!
+//!   [[journey.step]]
+//!   name = "login"                      # default "<METHOD> <path or url>"; unique per journey
+//!   method = "POST"                     # default GET; upper-cased
+//!   path = "/api/login"                 # joined to base_url; or url = "https://host/x";
+//!                                       # exactly one of them; templates allowed
+//!   query = { page = "{{random_int 1 5}}", q = "shoes" }  # strings, numbers, booleans
+//!   headers = { Authorization = "Bearer {{token}}" }       # override default headers
+//!   json = { email = "{{user.email}}", qty = 1 }           # any TOML value, sent as JSON
+//!   # or form = { data = "{{uuid}}" }, or body = "raw {{uuid}}" with content_type = "text/plain";
+//!   # at most one of json / form / body
+//!   timeout = "5s"
+//!   think = "1s..3s"                    # pause after this step: fixed "500ms" or a range
+//!   extract = { token = { json = "$.token" }, order_id = { json = "/order_id" },
+//!               req = { header = "X-Request-Id" }, code = { regex = "code=(\\d+)" } }
+//!   check = { status = 200, body_contains = "ok", json = { "$.status" = "ok" },
+//!             max_duration = "500ms" }
+//!   # status = 200 | [201, 409] | "2xx" | "200..299"
+//! ```
+//!
+//! ## Templates
+//!
+//! Strings in `path`, `url`, `query`, `headers`, `json`, `form` and `body` may hold
+//! expressions in double braces (spaces inside the braces are allowed):
+//!
+//! | expression | value |
+//! |---|---|
+//! | `{{token}}` | a variable extracted by an *earlier* step of the same journey |
+//! | `{{user.email}}` | column `email` of the iteration's row from feeder `user` |
+//! | `{{env.API_KEY}}` | an environment variable, read once when the file is loaded; unset is an error |
+//! | `{{uuid}}` | a random v4 UUID |
+//! | `{{random_int 1 100}}` | a random integer, both bounds included |
+//! | `{{now_ms}}` | milliseconds since the Unix epoch |
+//! | `{{vu}}`, `{{iteration}}` | the VU number and the iteration number, from 0 |
+//!
+//! In a JSON body, a string that is exactly one expression (`qty = "{{n}}"`) becomes a whole
+//! JSON value: numbers and booleans as they are, anything else a JSON string. Query and form
+//! values are URL-encoded. A [`Template`] renders by writing each literal part verbatim and
+//! each expression with its [`Escape`]: literal parts are stored in their final form (already
+//! percent-encoded in query and form values, already JSON text in JSON bodies). Query and form
+//! *keys* are stored as written.
+//!
+//! ## Extraction and checks
+//!
+//! `json` takes a JSON path (`"$.a.b[0]"`, `"$['a']"`) or an RFC 6901 pointer (`"/a/b/0"`),
+//! stored as a pointer; `header` is matched case-insensitively; `regex` yields capture group 1
+//! when there is one, else the whole match. Checks run in the order status, body_contains,
+//! json (one per entry), max_duration.
+//!
+//! ## Thresholds
+//!
+//! `<metric> <op> <value>` with `<op>` one of `< <= > >= == !=`. Metrics: `http.<stat>`,
+//! `<journey>.<stat>`, `<step>.<stat>` (when the step name is unique across journeys),
+//! `<journey>.<step>.<stat>`, and the run-wide `dropped_iterations`, `iterations`,
+//! `checks.failed`, `checks.rate`. Stats: `p50`, `p90`, `p95`, `p99`, `p999`, any `p<N>`
+//! (`p75`, `p99.9`), `mean`, `min`, `max` (limits are durations such as `300ms`; a bare
+//! number is milliseconds), `error_rate` (`1%` or `0.01`), `rps`, `requests`, `errors`.
+//! See [`parse_threshold`].
+
+mod diag;
+mod duration;
+pub mod model;
+mod parse;
+mod template;
+mod threshold;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use diag::{Diagnostic, ScenarioErrors};
+pub use duration::parse_duration;
+pub use model::*;
+pub use threshold::parse_threshold;
+
+/// Reads and compiles a scenario file, taking `{{env.NAME}}` from the process environment.
+pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioErrors> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioErrors::whole_file(path, format!("can't read scenario file: {e}")))?;
+    parse_scenario(&src, path, &|name| std::env::var(name).ok())
+}
+
+/// Compiles scenario text. `path` locates diagnostics and anchors relative feeder paths;
+/// `env` answers `{{env.NAME}}`.
+pub fn parse_scenario(
+    src: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioErrors> {
+    parse::compile(src, path, env)
+}

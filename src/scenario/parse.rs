@@ -1,0 +1,1998 @@
+//! The compiler: a spanned TOML tree in, a [`Scenario`] out, every problem recorded on the way.
+//!
+//! Each `compile_*` function reads one table, reports what is wrong through the [`Collector`]
+//! and still returns its best guess, so one mistake never hides the next. The caller only
+//! builds a `Scenario` when nothing was reported.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::de::{DeString, DeTable, DeValue};
+use toml::Spanned;
+
+use super::diag::{did_you_mean, suggest, Collector, ScenarioErrors};
+use super::duration::{parse_duration, parse_think};
+use super::model::*;
+use super::template::{
+    encode_literal, json_escape, json_value_text, split, Builder, FeederColumns, JourneyNames,
+    Names, Resolved, Segment, BUILTINS,
+};
+use super::threshold::parse_threshold;
+
+type Value<'i> = Spanned<DeValue<'i>>;
+type Key<'i> = Spanned<DeString<'i>>;
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "base_url",
+    "timeout",
+    "thresholds",
+    "headers",
+    "load",
+    "feeder",
+    "journey",
+];
+const OPEN_KEYS: &[&str] = &[
+    "model",
+    "start_rps",
+    "max_vus",
+    "pre_allocated_vus",
+    "max_lag",
+    "stages",
+    "rps",
+    "duration",
+];
+const CLOSED_KEYS: &[&str] = &["model", "start_vus", "stages", "vus", "duration"];
+const FEEDER_KEYS: &[&str] = &["name", "file", "mode"];
+const JOURNEY_KEYS: &[&str] = &["name", "weight", "step"];
+const STEP_KEYS: &[&str] = &[
+    "name",
+    "method",
+    "path",
+    "url",
+    "query",
+    "headers",
+    "json",
+    "form",
+    "body",
+    "content_type",
+    "timeout",
+    "think",
+    "extract",
+    "check",
+];
+const CHECK_KEYS: &[&str] = &["status", "body_contains", "json", "max_duration"];
+const EXTRACT_KEYS: &[&str] = &["json", "header", "regex"];
+/// Journey names that would make threshold metrics ambiguous.
+const RESERVED_JOURNEY_NAMES: &[&str] = &["http", "checks"];
+
+pub(crate) fn compile(
+    src: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioErrors> {
+    let (root, syntax_errors) = DeTable::parse_recoverable(src);
+    if !syntax_errors.is_empty() {
+        // A damaged tree would only add confusing follow-on errors; report the syntax first.
+        let mut diags = Collector::new();
+        for e in syntax_errors {
+            let at = e.span().map_or(0, |s| s.start);
+            diags.error(at, format!("TOML syntax error: {}", e.message()));
+        }
+        return Err(diags.finish(src, path));
+    }
+    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut c = Compiler {
+        src,
+        diags: Collector::new(),
+        env,
+        dir,
+    };
+    let scenario = c.scenario(&root, path);
+    if c.diags.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(c.diags.finish(src, path))
+    }
+}
+
+struct Compiler<'s> {
+    src: &'s str,
+    diags: Collector,
+    env: &'s dyn Fn(&str) -> Option<String>,
+    /// The scenario file's directory, for relative feeder paths.
+    dir: PathBuf,
+}
+
+/// A table's entries in file order, with the keys already checked.
+struct Fields<'t, 'i> {
+    entries: Vec<(&'t Key<'i>, &'t Value<'i>)>,
+    /// Where the table starts, for "missing key" errors.
+    at: usize,
+    /// Known keys that an unknown key was taken for ("did you mean"), so that their absence
+    /// is not reported a second time.
+    typos: Vec<String>,
+}
+
+impl<'t, 'i> Fields<'t, 'i> {
+    fn get(&self, key: &str) -> Option<&'t Value<'i>> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    fn entry(&self, key: &str) -> Option<(&'t Key<'i>, &'t Value<'i>)> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .copied()
+    }
+
+    /// Whether `key` is absent and worth reporting (not already explained by a typo).
+    fn missing(&self, key: &str) -> bool {
+        self.entry(key).is_none() && !self.typos.iter().any(|t| t == key)
+    }
+
+    fn key_at(&self, key: &str) -> usize {
+        self.entry(key).map_or(self.at, |(k, _)| k.span().start)
+    }
+}
+
+/// Entries of a TOML table in the order they appear in the file.
+fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Key<'i>, &'t Value<'i>)> {
+    let mut e: Vec<_> = table.iter().collect();
+    e.sort_by_key(|(k, _)| k.span().start);
+    e
+}
+
+/// A short description of a value for type errors: `integer 5`, `string "x"`, `table`.
+fn describe(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => {
+            let shown: String = s.chars().take(40).collect();
+            format!("string \"{shown}\"")
+        }
+        DeValue::Integer(i) => format!("integer {i}"),
+        DeValue::Float(f) => format!("float {f}"),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        DeValue::Datetime(d) => format!("datetime {d}"),
+        DeValue::Array(_) => "an array".to_string(),
+        DeValue::Table(_) => "a table".to_string(),
+    }
+}
+
+fn int_of(v: &DeValue<'_>) -> Option<i64> {
+    match v {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+        _ => None,
+    }
+}
+
+fn float_of(v: &DeValue<'_>) -> Option<f64> {
+    match v {
+        DeValue::Integer(_) => int_of(v).map(|i| i as f64),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse().ok(),
+        _ => None,
+    }
+}
+
+/// Where a string value's text starts in the source, when the source spells it unescaped.
+#[derive(Clone, Copy)]
+struct StrLoc {
+    start: usize,
+    content: Option<usize>,
+}
+
+impl StrLoc {
+    fn at(self, offset: usize) -> usize {
+        self.content.map_or(self.start, |c| c + offset)
+    }
+}
+
+/// The feeders as compiled so far, plus where each was declared.
+struct FeederDecl {
+    feeder: Option<Feeder>,
+    columns: FeederColumns,
+    file_at: usize,
+    /// The `file` value as written, for messages.
+    file: String,
+}
+
+impl<'s> Compiler<'s> {
+    fn error(&mut self, at: usize, msg: impl Into<String>) {
+        self.diags.error(at, msg);
+    }
+
+    fn str_loc(&self, v: &Value<'_>, value: &str) -> StrLoc {
+        let span = v.span();
+        let raw = self.src.get(span.clone()).unwrap_or("");
+        let delim = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        let content = (raw.len() >= 2 * delim)
+            .then(|| &raw[delim..raw.len() - delim])
+            .filter(|inner| *inner == value)
+            .map(|_| span.start + delim);
+        StrLoc {
+            start: span.start,
+            content,
+        }
+    }
+
+    /// Checks a table's keys against `allowed` (listed in the error) and `tolerated` (accepted
+    /// silently here, judged by the caller).
+    fn fields<'t, 'i>(
+        &mut self,
+        v: &'t Value<'i>,
+        what: &str,
+        allowed: &[&str],
+        tolerated: &[&str],
+    ) -> Option<Fields<'t, 'i>> {
+        let DeValue::Table(t) = v.get_ref() else {
+            self.error(
+                v.span().start,
+                format!("{what} must be a table, found {}", describe(v.get_ref())),
+            );
+            return None;
+        };
+        let entries = entries(t);
+        let mut typos = Vec::new();
+        for (k, _) in &entries {
+            let key = k.get_ref().as_ref();
+            if !allowed.contains(&key) && !tolerated.contains(&key) {
+                if let Some(s) = suggest(key, allowed.iter().copied()) {
+                    typos.push(s.to_string());
+                }
+                self.error(
+                    k.span().start,
+                    format!(
+                        "unknown key \"{key}\" in {what}; expected one of: {}{}",
+                        allowed.join(", "),
+                        did_you_mean(key, allowed.iter().copied())
+                    ),
+                );
+            }
+        }
+        Some(Fields {
+            entries,
+            at: v.span().start,
+            typos,
+        })
+    }
+
+    fn type_error(&mut self, v: &Value<'_>, key: &str, expected: &str) {
+        self.error(
+            v.span().start,
+            format!(
+                "\"{key}\" must be {expected}, found {}",
+                describe(v.get_ref())
+            ),
+        );
+    }
+
+    fn string<'t>(&mut self, v: &'t Value<'_>, key: &str) -> Option<&'t str> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.as_ref()),
+            _ => {
+                self.type_error(v, key, "a string");
+                None
+            }
+        }
+    }
+
+    fn int_in(&mut self, v: &Value<'_>, key: &str, min: i64, max: i64) -> Option<i64> {
+        let expected = if max >= i64::from(u32::MAX) {
+            format!("an integer ≥ {min}")
+        } else {
+            format!("an integer from {min} to {max}")
+        };
+        match int_of(v.get_ref()) {
+            Some(i) if (min..=max).contains(&i) => Some(i),
+            Some(i) => {
+                self.error(
+                    v.span().start,
+                    format!("\"{key}\" must be {expected}, found {i}"),
+                );
+                None
+            }
+            None => {
+                self.type_error(v, key, &expected);
+                None
+            }
+        }
+    }
+
+    fn u32_in(&mut self, v: &Value<'_>, key: &str, min: u32) -> Option<u32> {
+        self.int_in(v, key, i64::from(min), i64::from(u32::MAX))
+            .map(|i| i as u32)
+    }
+
+    fn non_negative(&mut self, v: &Value<'_>, key: &str) -> Option<f64> {
+        match float_of(v.get_ref()) {
+            Some(f) if f >= 0.0 && f.is_finite() => Some(f),
+            Some(f) => {
+                self.error(
+                    v.span().start,
+                    format!("\"{key}\" must be a number ≥ 0, found {f}"),
+                );
+                None
+            }
+            None => {
+                self.type_error(v, key, "a number ≥ 0");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, v: &Value<'_>, key: &str, positive: bool) -> Option<Duration> {
+        let s = self.string_or(v, key, "a duration string such as \"10s\" or \"250ms\"")?;
+        match parse_duration(s) {
+            Ok(d) if positive && d.is_zero() => {
+                self.error(
+                    v.span().start,
+                    format!("\"{key}\" must be longer than zero, found \"{s}\""),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(v.span().start, format!("bad duration for \"{key}\": {e}"));
+                None
+            }
+        }
+    }
+
+    fn string_or<'t>(&mut self, v: &'t Value<'_>, key: &str, expected: &str) -> Option<&'t str> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.as_ref()),
+            _ => {
+                self.type_error(v, key, expected);
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[journey]]`); a single table is reported with the fix.
+    fn table_array<'t, 'i>(&mut self, v: &'t Value<'i>, key: &str) -> Vec<&'t Value<'i>> {
+        match v.get_ref() {
+            DeValue::Array(a) => {
+                let mut out = Vec::new();
+                for item in a.iter() {
+                    if item.get_ref().is_table() {
+                        out.push(item);
+                    } else {
+                        self.error(
+                            item.span().start,
+                            format!(
+                                "each \"{key}\" must be a table, found {}",
+                                describe(item.get_ref())
+                            ),
+                        );
+                    }
+                }
+                out
+            }
+            _ => {
+                self.error(
+                    v.span().start,
+                    format!(
+                        "\"{key}\" must be an array of tables, written [[{key}]], found {}",
+                        describe(v.get_ref())
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    // ---- the scenario -------------------------------------------------------------------
+
+    fn scenario(&mut self, root: &Value<'_>, path: &Path) -> Scenario {
+        let top = self
+            .fields(root, "the top level", TOP_KEYS, &[])
+            .unwrap_or(Fields {
+                entries: Vec::new(),
+                at: 0,
+                typos: Vec::new(),
+            });
+        let name = match top.get("name") {
+            Some(v) => self.name_value(v, "name").unwrap_or_default(),
+            None if !top.missing("name") => String::new(),
+            None => {
+                self.error(
+                    0,
+                    "missing required key \"name\" at the top level; add e.g. name = \"black-friday\"",
+                );
+                String::new()
+            }
+        };
+        let timeout = top
+            .get("timeout")
+            .and_then(|v| self.duration(v, "timeout", true))
+            .unwrap_or(Duration::from_secs(10));
+
+        let mut feeders = match top.get("feeder") {
+            Some(v) => self.feeders(v),
+            None => Vec::new(),
+        };
+        let columns: Vec<FeederColumns> = feeders
+            .iter_mut()
+            .map(|f| FeederColumns {
+                name: std::mem::take(&mut f.columns.name),
+                columns: f.columns.columns.take(),
+            })
+            .collect();
+
+        let mut global_feeders = Vec::new();
+        let headers = match top.get("headers") {
+            Some(v) => {
+                let mut names = Names {
+                    feeders: &columns,
+                    env: self.env,
+                    journey: None,
+                    global_feeders: Some(&mut global_feeders),
+                };
+                self.header_table(v, "headers", &mut names)
+            }
+            None => Vec::new(),
+        };
+        let base_url = top.get("base_url").and_then(|v| self.base_url(v, &columns));
+
+        let load = match top.get("load") {
+            Some(v) => self.load(v),
+            None => default_load(),
+        };
+
+        let mut journeys = Vec::new();
+        let mut first_relative: Option<usize> = None;
+        match top.get("journey") {
+            Some(v) => {
+                let tables = self.table_array(v, "journey");
+                if tables.is_empty() && v.get_ref().is_array() {
+                    self.error(v.span().start, "at least one [[journey]] is needed");
+                }
+                for t in tables {
+                    if let Some(j) = self.journey(t, &columns, &global_feeders, &mut first_relative)
+                    {
+                        journeys.push(j);
+                    }
+                }
+                self.check_journey_names(&journeys, &tables_names(v));
+            }
+            None => self.error(
+                0,
+                "no journey: add at least one [[journey]] with a name and one [[journey.step]]",
+            ),
+        }
+        let base_url = match base_url {
+            Some(b) => b,
+            None => {
+                if let Some(at) = first_relative {
+                    let what = if top.get("base_url").is_some() {
+                        "a valid base_url"
+                    } else {
+                        "base_url"
+                    };
+                    if top.get("base_url").is_none() {
+                        self.error(
+                            at,
+                            format!(
+                                "this step uses a relative path, so the scenario needs {what}: \
+                                 add base_url = \"http://host:port\" (or \"stack\") at the top, \
+                                 or use url = \"https://...\" in every step"
+                            ),
+                        );
+                    }
+                }
+                BaseUrl::Url(String::new())
+            }
+        };
+
+        for (i, d) in feeders.iter().enumerate() {
+            let Some(f) = &d.feeder else { continue };
+            let used = journeys.iter().any(|j| j.feeders.contains(&i));
+            if f.rows.is_empty() && f.mode != FeedMode::Unique && used {
+                self.error(
+                    d.file_at,
+                    format!(
+                        "feeder file \"{}\" has a header but no rows; add data rows",
+                        d.file
+                    ),
+                );
+            }
+        }
+        let feeders: Vec<Arc<Feeder>> = feeders
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                Arc::new(d.feeder.unwrap_or_else(|| Feeder {
+                    name: columns[i].name.clone(),
+                    path: PathBuf::new(),
+                    mode: FeedMode::Sequential,
+                    columns: Vec::new(),
+                    rows: Vec::new(),
+                }))
+            })
+            .collect();
+
+        let mut scenario = Scenario {
+            name,
+            source_path: path.to_path_buf(),
+            base_url,
+            headers,
+            timeout,
+            load,
+            journeys,
+            feeders,
+            thresholds: Vec::new(),
+        };
+        if let Some(v) = top.get("thresholds") {
+            scenario.thresholds = self.thresholds(v, &scenario);
+        }
+        scenario
+    }
+
+    /// A required, non-empty name.
+    fn name_value(&mut self, v: &Value<'_>, key: &str) -> Option<String> {
+        let s = self.string(v, key)?;
+        if s.trim().is_empty() {
+            self.error(v.span().start, format!("\"{key}\" must not be empty"));
+            return None;
+        }
+        Some(s.to_string())
+    }
+
+    fn base_url(&mut self, v: &Value<'_>, feeders: &[FeederColumns]) -> Option<BaseUrl> {
+        let s = self.string(v, "base_url")?;
+        if s == "stack" {
+            return Some(BaseUrl::Stack);
+        }
+        let mut names = Names {
+            feeders,
+            env: self.env,
+            journey: None,
+            global_feeders: None,
+        };
+        let t = self.template(v, s, Escape::None, &mut names);
+        let Some(url) = t.as_literal() else {
+            self.error(
+                v.span().start,
+                "base_url may only use {{env.NAME}} templates, which are read once at load time",
+            );
+            return None;
+        };
+        let url = url.trim_end_matches('/');
+        let lower = url.to_ascii_lowercase();
+        let host = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"));
+        match host {
+            Some(h) if !h.is_empty() => Some(BaseUrl::Url(url.to_string())),
+            _ => {
+                self.error(
+                    v.span().start,
+                    format!(
+                        "base_url \"{url}\" must be an http:// or https:// URL \
+                         (e.g. \"http://127.0.0.1:8080\") or \"stack\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn thresholds(&mut self, v: &Value<'_>, scenario: &Scenario) -> Vec<Threshold> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.type_error(
+                v,
+                "thresholds",
+                "an array of strings such as [\"http.p99 < 300ms\"]",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            let Some(expr) = self.string(item, "thresholds") else {
+                continue;
+            };
+            match parse_threshold(expr, scenario) {
+                Ok(t) => out.push(t),
+                Err(e) => self.error(item.span().start, e),
+            }
+        }
+        out
+    }
+
+    fn check_journey_names(&mut self, journeys: &[Journey], name_spans: &[(String, usize)]) {
+        let mut seen: Vec<&str> = Vec::new();
+        for j in journeys {
+            if seen.contains(&j.name.as_str()) && !j.name.is_empty() {
+                let at = name_spans
+                    .iter()
+                    .filter(|(n, _)| *n == j.name)
+                    .nth(1)
+                    .map_or(0, |(_, at)| *at);
+                self.error(
+                    at,
+                    format!(
+                        "duplicate journey name \"{}\"; thresholds and reports name journeys, \
+                         so each needs its own name",
+                        j.name
+                    ),
+                );
+            }
+            seen.push(&j.name);
+        }
+    }
+
+    // ---- load ---------------------------------------------------------------------------
+
+    fn load(&mut self, v: &Value<'_>) -> Load {
+        let all: Vec<&str> =
+            OPEN_KEYS
+                .iter()
+                .chain(CLOSED_KEYS)
+                .copied()
+                .fold(Vec::new(), |mut acc, k| {
+                    if !acc.contains(&k) {
+                        acc.push(k);
+                    }
+                    acc
+                });
+        let Some(f) = self.fields(v, "[load]", &all, &[]) else {
+            return default_load();
+        };
+        let closed = match f.get("model") {
+            None => f.get("vus").is_some(),
+            Some(m) => match self.string(m, "model") {
+                Some("open") => false,
+                Some("closed") => true,
+                Some(other) => {
+                    self.error(
+                        m.span().start,
+                        format!(
+                            "unknown load model \"{other}\"; expected \"open\" (arrival rate) \
+                             or \"closed\" (virtual users){}",
+                            did_you_mean(other, ["open", "closed"])
+                        ),
+                    );
+                    false
+                }
+                None => false,
+            },
+        };
+        let (own, other_model, other_name) = if closed {
+            (CLOSED_KEYS, "open", "closed")
+        } else {
+            (OPEN_KEYS, "closed", "open")
+        };
+        for (k, _) in &f.entries {
+            let key = k.get_ref().as_ref();
+            if !own.contains(&key) {
+                let fix = if closed {
+                    "remove it or set model = \"open\""
+                } else {
+                    "set model = \"closed\" in [load] to use virtual users"
+                };
+                self.error(
+                    k.span().start,
+                    format!(
+                        "\"{key}\" belongs to the {other_model} model, but this [load] uses the \
+                         {other_name} model; {fix}"
+                    ),
+                );
+            }
+        }
+
+        let shorthand_key = if closed { "vus" } else { "rps" };
+        let shorthand = f.get(shorthand_key);
+        let duration = f.get("duration");
+        let stages = f.get("stages");
+        if let (Some(_), Some(_)) = (shorthand.or(duration), stages) {
+            let k = if shorthand.is_some() {
+                shorthand_key
+            } else {
+                "duration"
+            };
+            self.error(
+                f.key_at(k),
+                format!(
+                    "use either the shorthand \"{shorthand_key} = ..., duration = ...\" or \
+                     \"stages\", not both"
+                ),
+            );
+        }
+        if shorthand.is_some() != duration.is_some() && stages.is_none() {
+            let (present, missing) = if shorthand.is_some() {
+                (shorthand_key, "duration")
+            } else {
+                ("duration", shorthand_key)
+            };
+            self.error(
+                f.key_at(present),
+                format!(
+                    "\"{present}\" needs \"{missing}\" beside it (e.g. {shorthand_key} = 10, \
+                     duration = \"30s\"), or use stages"
+                ),
+            );
+        }
+        if shorthand.is_none() && duration.is_none() && stages.is_none() {
+            self.error(
+                f.at,
+                format!(
+                    "[load] needs stages, e.g. stages = [{{ duration = \"30s\", target_{} = 10 }}], \
+                     or the shorthand {shorthand_key} = 10, duration = \"30s\"",
+                    if closed { "vus" } else { "rps" }
+                ),
+            );
+        }
+        let shorthand_stage = |c: &mut Self| duration.and_then(|d| c.duration(d, "duration", true));
+
+        if closed {
+            let mut start_vus = f
+                .get("start_vus")
+                .and_then(|v| self.u32_in(v, "start_vus", 0))
+                .unwrap_or(0);
+            let stages = if let (Some(vus), None) = (shorthand, stages) {
+                let n = self.u32_in(vus, "vus", 1).unwrap_or(1);
+                if f.get("start_vus").is_some() {
+                    self.error(
+                        f.key_at("start_vus"),
+                        "with the shorthand vus = N, start_vus is N already; remove start_vus",
+                    );
+                }
+                start_vus = n;
+                let d = shorthand_stage(self).unwrap_or(Duration::from_secs(1));
+                vec![VuStage {
+                    duration: d,
+                    target_vus: n,
+                    name: None,
+                }]
+            } else {
+                stages.map(|s| self.vu_stages(s)).unwrap_or_default()
+            };
+            Load::Closed(ClosedLoad { start_vus, stages })
+        } else {
+            let mut start_rps = f
+                .get("start_rps")
+                .and_then(|v| self.non_negative(v, "start_rps"))
+                .unwrap_or(0.0);
+            let stages = if let (Some(rps), None) = (shorthand, stages) {
+                let r = self.non_negative(rps, "rps").unwrap_or(1.0);
+                if f.get("start_rps").is_some() {
+                    self.error(
+                        f.key_at("start_rps"),
+                        "with the shorthand rps = N, start_rps is N already; remove start_rps",
+                    );
+                }
+                start_rps = r;
+                let d = shorthand_stage(self).unwrap_or(Duration::from_secs(1));
+                vec![RateStage {
+                    duration: d,
+                    target_rps: r,
+                    name: None,
+                }]
+            } else {
+                stages.map(|s| self.rate_stages(s)).unwrap_or_default()
+            };
+            let max_vus = f
+                .get("max_vus")
+                .and_then(|v| self.u32_in(v, "max_vus", 1))
+                .unwrap_or(1000);
+            let first_target = stages.first().map_or(1.0, |s| s.target_rps);
+            let default_pre =
+                (first_target.ceil().max(1.0).min(f64::from(u32::MAX)) as u32).min(max_vus);
+            let pre_allocated_vus = match f.get("pre_allocated_vus") {
+                Some(v) => match self.u32_in(v, "pre_allocated_vus", 0) {
+                    Some(n) if n > max_vus => {
+                        self.error(
+                            v.span().start,
+                            format!(
+                                "pre_allocated_vus ({n}) is above max_vus ({max_vus}); \
+                                 lower it or raise max_vus"
+                            ),
+                        );
+                        max_vus
+                    }
+                    Some(n) => n,
+                    None => default_pre,
+                },
+                None => default_pre,
+            };
+            let max_lag = f
+                .get("max_lag")
+                .and_then(|v| self.duration(v, "max_lag", false))
+                .unwrap_or(Duration::from_secs(5));
+            Load::Open(OpenLoad {
+                start_rps,
+                stages,
+                pre_allocated_vus,
+                max_vus,
+                max_lag,
+            })
+        }
+    }
+
+    fn stage_tables<'t, 'i>(&mut self, v: &'t Value<'i>) -> Vec<&'t Value<'i>> {
+        match v.get_ref() {
+            DeValue::Array(a) if a.is_empty() => {
+                self.error(
+                    v.span().start,
+                    "\"stages\" is empty; add at least one stage",
+                );
+                Vec::new()
+            }
+            DeValue::Array(a) => a.iter().collect(),
+            _ => {
+                self.type_error(v, "stages", "an array of stage tables");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A stage's `duration` and optional `name`.
+    fn stage_common(&mut self, f: &Fields<'_, '_>) -> (Duration, Option<String>) {
+        let duration = match f.get("duration") {
+            Some(d) => self.duration(d, "duration", true),
+            None if !f.missing("duration") => None,
+            None => {
+                self.error(
+                    f.at,
+                    "this stage has no \"duration\"; add e.g. duration = \"30s\"",
+                );
+                None
+            }
+        };
+        let name = f
+            .get("name")
+            .and_then(|n| self.string(n, "name"))
+            .map(str::to_string);
+        (duration.unwrap_or(Duration::from_secs(1)), name)
+    }
+
+    fn rate_stages(&mut self, v: &Value<'_>) -> Vec<RateStage> {
+        let mut out = Vec::new();
+        for s in self.stage_tables(v) {
+            let Some(f) = self.fields(
+                s,
+                "load stage",
+                &["duration", "target_rps", "name"],
+                &["target_vus"],
+            ) else {
+                continue;
+            };
+            if f.get("target_vus").is_some() {
+                self.error(
+                    f.key_at("target_vus"),
+                    "\"target_vus\" is for the closed model; set model = \"closed\" in [load] \
+                     to run virtual users, or use target_rps for an arrival rate",
+                );
+            }
+            let (duration, name) = self.stage_common(&f);
+            let target_rps = match f.get("target_rps") {
+                Some(t) => self.non_negative(t, "target_rps").unwrap_or(0.0),
+                None => {
+                    if f.get("target_vus").is_none() && f.missing("target_rps") {
+                        self.error(
+                            f.at,
+                            "this stage has no \"target_rps\"; add e.g. target_rps = 50",
+                        );
+                    }
+                    0.0
+                }
+            };
+            out.push(RateStage {
+                duration,
+                target_rps,
+                name,
+            });
+        }
+        out
+    }
+
+    fn vu_stages(&mut self, v: &Value<'_>) -> Vec<VuStage> {
+        let mut out = Vec::new();
+        for s in self.stage_tables(v) {
+            let Some(f) = self.fields(
+                s,
+                "load stage",
+                &["duration", "target_vus", "name"],
+                &["target_rps"],
+            ) else {
+                continue;
+            };
+            if f.get("target_rps").is_some() {
+                self.error(
+                    f.key_at("target_rps"),
+                    "\"target_rps\" is for the open model, but this [load] has model = \"closed\"; \
+                     use target_vus, or set model = \"open\" for an arrival rate",
+                );
+            }
+            let (duration, name) = self.stage_common(&f);
+            let target_vus = match f.get("target_vus") {
+                Some(t) => self.u32_in(t, "target_vus", 0).unwrap_or(0),
+                None => {
+                    if f.get("target_rps").is_none() && f.missing("target_vus") {
+                        self.error(
+                            f.at,
+                            "this stage has no \"target_vus\"; add e.g. target_vus = 10",
+                        );
+                    }
+                    0
+                }
+            };
+            out.push(VuStage {
+                duration,
+                target_vus,
+                name,
+            });
+        }
+        out
+    }
+
+    // ---- feeders ------------------------------------------------------------------------
+
+    fn feeders(&mut self, v: &Value<'_>) -> Vec<FeederDecl> {
+        let mut out: Vec<FeederDecl> = Vec::new();
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for t in self.table_array(v, "feeder") {
+            let Some(f) = self.fields(t, "[[feeder]]", FEEDER_KEYS, &[]) else {
+                continue;
+            };
+            let name = match f.get("name") {
+                Some(n) => self.feeder_name(n),
+                None if !f.missing("name") => None,
+                None => {
+                    self.error(
+                        f.at,
+                        "this [[feeder]] has no \"name\"; add e.g. name = \"user\" and refer to \
+                         its columns as {{user.<column>}}",
+                    );
+                    None
+                }
+            };
+            if let (Some(n), Some(nv)) = (&name, f.get("name")) {
+                if let Some((_, first)) = seen.iter().find(|(s, _)| s == n) {
+                    let (line, _) = super::diag::line_col(self.src, *first);
+                    self.error(
+                        nv.span().start,
+                        format!(
+                            "duplicate feeder name \"{n}\" (first declared on line {line}); \
+                             give each feeder its own name"
+                        ),
+                    );
+                }
+                seen.push((n.clone(), nv.span().start));
+            }
+            let mode = match f.get("mode") {
+                None => FeedMode::Sequential,
+                Some(m) => match self.string(m, "mode") {
+                    Some("sequential") | None => FeedMode::Sequential,
+                    Some("random") => FeedMode::Random,
+                    Some("unique") => FeedMode::Unique,
+                    Some(other) => {
+                        self.error(
+                            m.span().start,
+                            format!(
+                                "unknown feeder mode \"{other}\"; expected \"sequential\", \
+                                 \"random\" or \"unique\"{}",
+                                did_you_mean(other, ["sequential", "random", "unique"])
+                            ),
+                        );
+                        FeedMode::Sequential
+                    }
+                },
+            };
+            let mut decl = FeederDecl {
+                feeder: None,
+                columns: FeederColumns {
+                    name: name.clone().unwrap_or_default(),
+                    columns: None,
+                },
+                file_at: f.at,
+                file: String::new(),
+            };
+            match f.get("file") {
+                None if !f.missing("file") => {}
+                None => self.error(
+                    f.at,
+                    "this [[feeder]] has no \"file\"; add e.g. file = \"data/users.csv\"",
+                ),
+                Some(fv) => {
+                    decl.file_at = fv.span().start;
+                    if let Some(file) = self.string(fv, "file") {
+                        decl.file = file.to_string();
+                        if let Some((columns, rows, path)) = self.read_csv(file, fv.span().start) {
+                            if mode == FeedMode::Unique && rows.is_empty() {
+                                self.error(
+                                    fv.span().start,
+                                    format!(
+                                        "feeder file \"{file}\" has no data rows, so a unique \
+                                         feeder could never give one; add rows"
+                                    ),
+                                );
+                            }
+                            decl.columns.columns = Some(columns.clone());
+                            decl.feeder = Some(Feeder {
+                                name: name.unwrap_or_default(),
+                                path,
+                                mode,
+                                columns,
+                                rows,
+                            });
+                        }
+                    }
+                }
+            }
+            out.push(decl);
+        }
+        out
+    }
+
+    fn feeder_name(&mut self, v: &Value<'_>) -> Option<String> {
+        let n = self.name_value(v, "name")?;
+        let valid = n
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            self.error(
+                v.span().start,
+                format!(
+                    "feeder name \"{n}\" may only contain letters, digits, '_' and '-', since \
+                     templates write it as {{{{{n}.<column>}}}}"
+                ),
+            );
+            return None;
+        }
+        if n == "env" {
+            self.error(
+                v.span().start,
+                "a feeder can't be named \"env\": {{env.NAME}} reads environment variables",
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    /// The header and rows of a CSV file, or `None` after reporting why not.
+    fn read_csv(
+        &mut self,
+        file: &str,
+        at: usize,
+    ) -> Option<(Vec<String>, Vec<Vec<String>>, PathBuf)> {
+        let given = Path::new(file);
+        let path = if given.is_absolute() {
+            given.to_path_buf()
+        } else {
+            self.dir.join(given)
+        };
+        let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.error(
+                    at,
+                    format!(
+                        "feeder file \"{file}\" not found (looked in {}); relative paths start \
+                         from the scenario file's directory",
+                        shown.display()
+                    ),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(
+                    at,
+                    format!(
+                        "can't read feeder file \"{file}\" ({}): {e}",
+                        shown.display()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(bytes.as_slice());
+        let csv_error = |e: &csv::Error| -> String {
+            match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    pos,
+                    expected_len,
+                    len,
+                } => format!(
+                    "feeder file \"{file}\" line {}: {len} fields, but the header has \
+                     {expected_len}; every row needs one value per column",
+                    pos.as_ref().map_or(0, |p| p.line())
+                ),
+                csv::ErrorKind::Utf8 { pos, .. } => format!(
+                    "feeder file \"{file}\" line {}: not valid UTF-8",
+                    pos.as_ref().map_or(0, |p| p.line())
+                ),
+                _ => format!("feeder file \"{file}\": {e}"),
+            }
+        };
+        let columns: Vec<String> = match reader.headers() {
+            Ok(h) => h.iter().map(str::to_string).collect(),
+            Err(e) => {
+                self.error(at, csv_error(&e));
+                return None;
+            }
+        };
+        if columns.iter().all(|c| c.trim().is_empty()) {
+            self.error(
+                at,
+                format!(
+                    "feeder file \"{file}\" has no header row; its first line must name the \
+                     columns, e.g. email,password"
+                ),
+            );
+            return None;
+        }
+        for (i, c) in columns.iter().enumerate() {
+            if c.trim().is_empty() {
+                self.error(
+                    at,
+                    format!(
+                        "feeder file \"{file}\" line 1: column {} has no name in the header",
+                        i + 1
+                    ),
+                );
+                return None;
+            }
+            if columns[..i].contains(c) {
+                self.error(
+                    at,
+                    format!("feeder file \"{file}\" line 1: column \"{c}\" appears twice"),
+                );
+                return None;
+            }
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            match record {
+                Ok(r) => rows.push(r.iter().map(str::to_string).collect()),
+                Err(e) => {
+                    self.error(at, csv_error(&e));
+                    return None;
+                }
+            }
+        }
+        Some((columns, rows, path))
+    }
+
+    // ---- journeys and steps -------------------------------------------------------------
+
+    fn journey(
+        &mut self,
+        v: &Value<'_>,
+        feeders: &[FeederColumns],
+        global_feeders: &[usize],
+        first_relative: &mut Option<usize>,
+    ) -> Option<Journey> {
+        let f = self.fields(v, "[[journey]]", JOURNEY_KEYS, &[])?;
+        let name = match f.get("name") {
+            Some(n) => {
+                let name = self.name_value(n, "name");
+                if let Some(reserved) = name
+                    .as_deref()
+                    .filter(|n| RESERVED_JOURNEY_NAMES.contains(n))
+                {
+                    self.error(
+                        n.span().start,
+                        format!(
+                            "a journey can't be named \"{reserved}\": thresholds use \
+                             \"{reserved}.\" for run-wide metrics"
+                        ),
+                    );
+                }
+                name.unwrap_or_default()
+            }
+            None if !f.missing("name") => String::new(),
+            None => {
+                self.error(
+                    f.at,
+                    "this [[journey]] has no \"name\"; add e.g. name = \"shopper\"",
+                );
+                String::new()
+            }
+        };
+        let weight = f
+            .get("weight")
+            .and_then(|w| self.u32_in(w, "weight", 1))
+            .unwrap_or(1);
+        let step_tables = match f.get("step") {
+            Some(s) => self.table_array(s, "journey.step"),
+            None => Vec::new(),
+        };
+        if step_tables.is_empty() {
+            self.error(
+                f.at,
+                format!(
+                    "journey \"{name}\" has no steps; add at least one [[journey.step]] with \
+                     e.g. path = \"/\""
+                ),
+            );
+        }
+        let plan: Vec<(String, Vec<String>)> =
+            step_tables.iter().map(|s| step_outline(s)).collect();
+        let mut names = JourneyNames {
+            feeders: global_feeders.to_vec(),
+            ..Default::default()
+        };
+        let mut steps = Vec::new();
+        let mut step_names: Vec<String> = Vec::new();
+        for (i, s) in step_tables.iter().enumerate() {
+            names.later = plan[i..]
+                .iter()
+                .flat_map(|(step, vars)| vars.iter().map(move |v| (v.clone(), step.clone())))
+                .collect();
+            if let Some((step, name_at)) = self.step(s, feeders, &mut names, first_relative) {
+                if step_names.contains(&step.name) {
+                    self.error(
+                        name_at,
+                        format!(
+                            "duplicate step name \"{}\" in journey \"{name}\"; steps are \
+                             measured by name, so give this one its own name = \"...\"",
+                            step.name
+                        ),
+                    );
+                }
+                step_names.push(step.name.clone());
+                steps.push(step);
+            }
+        }
+        Some(Journey {
+            name,
+            weight,
+            steps,
+            vars: names.vars,
+            feeders: names.feeders,
+        })
+    }
+
+    /// A step, and where its name was given (or where its default name came from).
+    fn step(
+        &mut self,
+        v: &Value<'_>,
+        feeders: &[FeederColumns],
+        journey: &mut JourneyNames,
+        first_relative: &mut Option<usize>,
+    ) -> Option<(Step, usize)> {
+        let f = self.fields(v, "[[journey.step]]", STEP_KEYS, &[])?;
+        let method = match f.get("method") {
+            None => "GET".to_string(),
+            Some(m) => match self.string(m, "method") {
+                Some(s) if !s.is_empty() && s.chars().all(is_tchar) => s.to_ascii_uppercase(),
+                Some(s) => {
+                    self.error(
+                        m.span().start,
+                        format!("\"{s}\" is not an HTTP method; write e.g. \"GET\" or \"POST\""),
+                    );
+                    "GET".to_string()
+                }
+                None => "GET".to_string(),
+            },
+        };
+        let mut names = Names {
+            feeders,
+            env: self.env,
+            journey: Some(journey),
+            global_feeders: None,
+        };
+
+        let (path, url) = (f.entry("path"), f.entry("url"));
+        let mut target_text = String::new();
+        let mut target_at = f.at;
+        let url_template = match (path, url) {
+            (Some(_), Some((uk, _))) => {
+                self.error(
+                    uk.span().start,
+                    "a step has either \"path\" (joined to base_url) or \"url\" (absolute), \
+                     not both",
+                );
+                Template::default()
+            }
+            (None, None) if !(f.missing("path") && f.missing("url")) => Template::default(),
+            (None, None) => {
+                self.error(
+                    f.at,
+                    "this step has no target; add path = \"/api/...\" (joined to base_url) \
+                     or url = \"https://host/...\"",
+                );
+                Template::default()
+            }
+            (Some((_, pv)), None) => {
+                target_at = pv.span().start;
+                match self.string(pv, "path") {
+                    Some(p) => {
+                        target_text = p.to_string();
+                        first_relative.get_or_insert(pv.span().start);
+                        let t = self.template(pv, p, Escape::None, &mut names);
+                        if let Some(Part::Lit(first)) = t.parts.first() {
+                            if !first.starts_with('/') {
+                                self.error(
+                                    pv.span().start,
+                                    format!(
+                                        "path \"{p}\" must start with \"/\"; for another host \
+                                         use url = \"https://...\" instead"
+                                    ),
+                                );
+                            }
+                        }
+                        t
+                    }
+                    None => Template::default(),
+                }
+            }
+            (None, Some((_, uv))) => {
+                target_at = uv.span().start;
+                match self.string(uv, "url") {
+                    Some(u) => {
+                        target_text = u.to_string();
+                        let t = self.template(uv, u, Escape::None, &mut names);
+                        if let Some(Part::Lit(first)) = t.parts.first() {
+                            let lower = first.to_ascii_lowercase();
+                            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                                self.error(
+                                    uv.span().start,
+                                    format!(
+                                        "url \"{u}\" must be absolute, starting with http:// \
+                                         or https://; for a path on base_url use path = \"...\""
+                                    ),
+                                );
+                            }
+                        }
+                        t
+                    }
+                    None => Template::default(),
+                }
+            }
+        };
+
+        let (name, name_at) = match f.get("name") {
+            Some(n) => (
+                self.name_value(n, "name").unwrap_or_default(),
+                n.span().start,
+            ),
+            None => (format!("{method} {target_text}"), target_at),
+        };
+
+        let query = match f.get("query") {
+            Some(q) => self.value_table(q, "query", Escape::Url, &mut names),
+            None => Vec::new(),
+        };
+        let headers = match f.get("headers") {
+            Some(h) => self.header_table(h, "headers", &mut names),
+            None => Vec::new(),
+        };
+
+        let mut body = Body::None;
+        let mut body_key: Option<&str> = None;
+        for (k, bv) in &f.entries {
+            let key = k.get_ref().as_ref();
+            if !matches!(key, "json" | "form" | "body") {
+                continue;
+            }
+            if let Some(first) = body_key {
+                self.error(
+                    k.span().start,
+                    format!("a step has at most one body; \"{key}\" conflicts with \"{first}\""),
+                );
+                continue;
+            }
+            body_key = Some(if key == "json" {
+                "json"
+            } else if key == "form" {
+                "form"
+            } else {
+                "body"
+            });
+            body = match key {
+                "json" => {
+                    let mut b = Builder::default();
+                    self.json_template(bv, &mut names, &mut b);
+                    Body::Json(b.finish())
+                }
+                "form" => Body::Form(self.value_table(bv, "form", Escape::Url, &mut names)),
+                _ => match self.string(bv, "body") {
+                    Some(s) => Body::Raw {
+                        content_type: None,
+                        text: self.template(bv, s, Escape::None, &mut names),
+                    },
+                    None => Body::None,
+                },
+            };
+        }
+        if let Some(ct) = f.get("content_type") {
+            let ct_value = self.string(ct, "content_type").map(str::to_string);
+            match &mut body {
+                Body::Raw { content_type, .. } => *content_type = ct_value,
+                _ if body_key == Some("body") => {}
+                _ => self.error(
+                    f.key_at("content_type"),
+                    "\"content_type\" goes with a raw body = \"...\"; json and form set their \
+                     own content type",
+                ),
+            }
+        }
+
+        let timeout = f
+            .get("timeout")
+            .and_then(|t| self.duration(t, "timeout", true));
+        let think = f.get("think").and_then(|t| {
+            let s = self.string_or(
+                t,
+                "think",
+                "a duration such as \"1s\" or a range \"1s..3s\"",
+            )?;
+            parse_think(s)
+                .map_err(|e| self.error(t.span().start, format!("bad think time: {e}")))
+                .ok()
+        });
+        let checks = match f.get("check") {
+            Some(c) => self.checks(c),
+            None => Vec::new(),
+        };
+        // Extraction last: a step's own variables are only visible to the steps after it.
+        let extract = match f.get("extract") {
+            Some(e) => self.extractions(e, journey),
+            None => Vec::new(),
+        };
+        Some((
+            Step {
+                name,
+                method,
+                url: url_template,
+                query,
+                headers,
+                body,
+                timeout,
+                think,
+                extract,
+                checks,
+            },
+            name_at,
+        ))
+    }
+
+    fn header_table(
+        &mut self,
+        v: &Value<'_>,
+        key: &str,
+        names: &mut Names<'_>,
+    ) -> Vec<(String, Template)> {
+        let DeValue::Table(t) = v.get_ref() else {
+            self.type_error(v, key, "a table of header names to strings");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, hv) in entries(t) {
+            let name = k.get_ref().as_ref();
+            if name.is_empty() || !name.chars().all(is_tchar) {
+                self.error(
+                    k.span().start,
+                    format!("\"{name}\" is not a valid header name"),
+                );
+                continue;
+            }
+            if let Some(s) = self.string(hv, name) {
+                out.push((name.to_string(), self.template(hv, s, Escape::None, names)));
+            }
+        }
+        out
+    }
+
+    /// Query or form parameters: strings are templates, numbers and booleans literals.
+    fn value_table(
+        &mut self,
+        v: &Value<'_>,
+        key: &str,
+        escape: Escape,
+        names: &mut Names<'_>,
+    ) -> Vec<(String, Template)> {
+        let DeValue::Table(t) = v.get_ref() else {
+            self.type_error(v, key, "a table such as { page = 1, q = \"shoes\" }");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, pv) in entries(t) {
+            let name = k.get_ref().as_ref().to_string();
+            let template = match pv.get_ref() {
+                DeValue::String(s) => self.template(pv, s, escape, names),
+                DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
+                    let text = self.src[pv.span()].replace('_', "");
+                    let text = match pv.get_ref() {
+                        DeValue::Integer(_) => int_of(pv.get_ref()).map_or(text, |i| i.to_string()),
+                        _ => text,
+                    };
+                    Template::literal(encode_literal(&text, escape))
+                }
+                _ => {
+                    self.type_error(pv, &name, "a string, number or boolean");
+                    continue;
+                }
+            };
+            out.push((name, template));
+        }
+        out
+    }
+
+    /// Compiles one string into a template; problems are reported at the `{{` when the file
+    /// spells the string without escapes, else at the string.
+    fn template(
+        &mut self,
+        v: &Value<'_>,
+        s: &str,
+        escape: Escape,
+        names: &mut Names<'_>,
+    ) -> Template {
+        let loc = self.str_loc(v, s);
+        let mut b = Builder::default();
+        match split(s) {
+            Err((at, msg)) => self.error(loc.at(at), msg),
+            Ok(segments) => {
+                for seg in segments {
+                    match seg {
+                        Segment::Lit(l) => b.lit(&encode_literal(l, escape)),
+                        Segment::Expr { text, at } => match names.resolve(text) {
+                            Ok(Resolved::Expr(e)) => b.expr(e, escape),
+                            Ok(Resolved::Text(t)) => b.lit(&encode_literal(&t, escape)),
+                            Err(msg) => self.error(loc.at(at), msg),
+                        },
+                    }
+                }
+            }
+        }
+        b.finish()
+    }
+
+    /// Appends a TOML value as compact JSON text; strings may hold templates.
+    fn json_template(&mut self, v: &Value<'_>, names: &mut Names<'_>, b: &mut Builder) {
+        match v.get_ref() {
+            DeValue::Table(t) => {
+                b.lit("{");
+                for (i, (k, item)) in entries(t).into_iter().enumerate() {
+                    if i > 0 {
+                        b.lit(",");
+                    }
+                    b.lit(&serde_json::Value::String(k.get_ref().to_string()).to_string());
+                    b.lit(":");
+                    self.json_template(item, names, b);
+                }
+                b.lit("}");
+            }
+            DeValue::Array(a) => {
+                b.lit("[");
+                for (i, item) in a.iter().enumerate() {
+                    if i > 0 {
+                        b.lit(",");
+                    }
+                    self.json_template(item, names, b);
+                }
+                b.lit("]");
+            }
+            DeValue::String(s) => self.json_string(v, s, names, b),
+            _ => match self.toml_to_json(v) {
+                Some(j) => b.lit(&j.to_string()),
+                None => b.lit("null"),
+            },
+        }
+    }
+
+    fn json_string(&mut self, v: &Value<'_>, s: &str, names: &mut Names<'_>, b: &mut Builder) {
+        let loc = self.str_loc(v, s);
+        let segments = match split(s) {
+            Ok(segs) => segs,
+            Err((at, msg)) => {
+                self.error(loc.at(at), msg);
+                return;
+            }
+        };
+        if let [Segment::Expr { text, at }] = segments.as_slice() {
+            match names.resolve(text) {
+                Ok(Resolved::Expr(e)) => b.expr(e, Escape::JsonValue),
+                Ok(Resolved::Text(t)) => b.lit(&json_value_text(&t)),
+                Err(msg) => self.error(loc.at(*at), msg),
+            }
+            return;
+        }
+        b.lit("\"");
+        for seg in segments {
+            match seg {
+                Segment::Lit(l) => b.lit(&json_escape(l)),
+                Segment::Expr { text, at } => match names.resolve(text) {
+                    Ok(Resolved::Expr(e)) => b.expr(e, Escape::JsonString),
+                    Ok(Resolved::Text(t)) => b.lit(&json_escape(&t)),
+                    Err(msg) => self.error(loc.at(at), msg),
+                },
+            }
+        }
+        b.lit("\"");
+    }
+
+    /// A TOML value as JSON (check expectations, literal JSON body values).
+    fn toml_to_json(&mut self, v: &Value<'_>) -> Option<serde_json::Value> {
+        use serde_json::Value as J;
+        Some(match v.get_ref() {
+            DeValue::String(s) => J::String(s.to_string()),
+            DeValue::Integer(_) => match int_of(v.get_ref()) {
+                Some(i) => J::from(i),
+                None => {
+                    self.error(v.span().start, "integer out of range for JSON (64-bit)");
+                    return None;
+                }
+            },
+            DeValue::Float(_) => match float_of(v.get_ref()).and_then(serde_json::Number::from_f64)
+            {
+                Some(n) => J::Number(n),
+                None => {
+                    self.error(
+                        v.span().start,
+                        "JSON has no inf or nan; use a finite number",
+                    );
+                    return None;
+                }
+            },
+            DeValue::Boolean(b) => J::Bool(*b),
+            DeValue::Datetime(d) => J::String(d.to_string()),
+            DeValue::Array(a) => J::Array(a.iter().filter_map(|i| self.toml_to_json(i)).collect()),
+            DeValue::Table(t) => {
+                let mut m = serde_json::Map::new();
+                for (k, item) in entries(t) {
+                    if let Some(j) = self.toml_to_json(item) {
+                        m.insert(k.get_ref().to_string(), j);
+                    }
+                }
+                J::Object(m)
+            }
+        })
+    }
+
+    fn extractions(&mut self, v: &Value<'_>, journey: &mut JourneyNames) -> Vec<Extraction> {
+        let DeValue::Table(t) = v.get_ref() else {
+            self.type_error(
+                v,
+                "extract",
+                "a table such as { token = { json = \"$.token\" } }",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, ev) in entries(t) {
+            let var = k.get_ref().as_ref();
+            let valid = var
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && var
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                self.error(
+                    k.span().start,
+                    format!(
+                        "\"{var}\" is not a valid variable name; use letters, digits, '_' and \
+                         '-', starting with a letter"
+                    ),
+                );
+                continue;
+            }
+            if BUILTINS.contains(&var) {
+                self.error(
+                    k.span().start,
+                    format!(
+                        "\"{var}\" is a built-in template function; pick another variable name"
+                    ),
+                );
+                continue;
+            }
+            let what = format!("extract \"{var}\"");
+            let Some(f) = self.fields(ev, &what, EXTRACT_KEYS, &[]) else {
+                continue;
+            };
+            let present: Vec<_> = f
+                .entries
+                .iter()
+                .filter(|(k, _)| EXTRACT_KEYS.contains(&k.get_ref().as_ref()))
+                .collect();
+            if present.len() != 1 {
+                let at = present.get(1).map_or(f.at, |(k, _)| k.span().start);
+                self.error(
+                    at,
+                    format!(
+                        "{what} needs exactly one source: json = \"$.path\", header = \"Name\" \
+                         or regex = \"...\""
+                    ),
+                );
+                continue;
+            }
+            let (sk, sv) = present[0];
+            let Some(text) = self.string(sv, sk.get_ref().as_ref()) else {
+                continue;
+            };
+            let source = match sk.get_ref().as_ref() {
+                "json" => match json_pointer(text) {
+                    Ok(p) => ExtractSource::Json(p),
+                    Err(e) => {
+                        self.error(sv.span().start, e);
+                        continue;
+                    }
+                },
+                "header" => {
+                    if text.is_empty() || !text.chars().all(is_tchar) {
+                        self.error(
+                            sv.span().start,
+                            format!("\"{text}\" is not a valid header name"),
+                        );
+                        continue;
+                    }
+                    ExtractSource::Header(text.to_ascii_lowercase())
+                }
+                _ => match regex::Regex::new(text) {
+                    Ok(r) => ExtractSource::Regex(r),
+                    Err(e) => {
+                        let detail = e.to_string();
+                        let last = detail.lines().last().unwrap_or("").trim();
+                        let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
+                        self.error(sv.span().start, format!("bad regex for {what}: {last}"));
+                        continue;
+                    }
+                },
+            };
+            let index = match journey.vars.iter().position(|v| v == var) {
+                Some(i) => i,
+                None => {
+                    journey.vars.push(var.to_string());
+                    journey.vars.len() - 1
+                }
+            };
+            out.push(Extraction { var: index, source });
+        }
+        out
+    }
+
+    fn checks(&mut self, v: &Value<'_>) -> Vec<Check> {
+        let Some(f) = self.fields(v, "check", CHECK_KEYS, &[]) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(s) = f.get("status") {
+            if let Some(m) = self.status(s) {
+                out.push(Check::Status(m));
+            }
+        }
+        if let Some(b) = f.get("body_contains") {
+            if let Some(s) = self.string(b, "body_contains") {
+                out.push(Check::BodyContains(s.to_string()));
+            }
+        }
+        if let Some(j) = f.get("json") {
+            match j.get_ref() {
+                DeValue::Table(t) => {
+                    for (k, expected) in entries(t) {
+                        match json_pointer(k.get_ref().as_ref()) {
+                            Ok(pointer) => {
+                                if let Some(expected) = self.toml_to_json(expected) {
+                                    out.push(Check::JsonEquals { pointer, expected });
+                                }
+                            }
+                            Err(e) => self.error(k.span().start, e),
+                        }
+                    }
+                }
+                _ => self.type_error(j, "json", "a table such as { \"$.status\" = \"ok\" }"),
+            }
+        }
+        if let Some(d) = f.get("max_duration") {
+            if let Some(d) = self.duration(d, "max_duration", true) {
+                out.push(Check::MaxDuration(d));
+            }
+        }
+        out
+    }
+
+    fn status(&mut self, v: &Value<'_>) -> Option<StatusMatch> {
+        let help =
+            "a status such as 200, a list [201, 409], a class \"2xx\" or a range \"200..299\"";
+        let code = |c: &mut Self, item: &Value<'_>| -> Option<u16> {
+            c.int_in(item, "status", 100, 599).map(|i| i as u16)
+        };
+        match v.get_ref() {
+            DeValue::Integer(_) => code(self, v).map(StatusMatch::Exact),
+            DeValue::Array(items) => {
+                if items.is_empty() {
+                    self.error(
+                        v.span().start,
+                        format!("\"status\" list is empty; write {help}"),
+                    );
+                    return None;
+                }
+                let codes: Vec<u16> = items.iter().filter_map(|i| code(self, i)).collect();
+                (codes.len() == items.len()).then_some(StatusMatch::List(codes))
+            }
+            DeValue::String(s) => {
+                let parsed = parse_status_text(s.trim());
+                if parsed.is_none() {
+                    self.error(v.span().start, format!("bad status \"{s}\"; write {help}"));
+                }
+                parsed
+            }
+            _ => {
+                self.type_error(v, "status", help);
+                None
+            }
+        }
+    }
+}
+
+fn parse_status_text(s: &str) -> Option<StatusMatch> {
+    let valid = |n: u16| (100..=599).contains(&n);
+    if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
+        let d: u16 = class.parse().ok().filter(|d| (1..=5).contains(d))?;
+        return Some(StatusMatch::Range(d * 100, d * 100 + 99));
+    }
+    if let Some((lo, hi)) = s.split_once("..") {
+        let lo: u16 = lo.trim().parse().ok().filter(|n| valid(*n))?;
+        let hi: u16 = hi.trim().parse().ok().filter(|n| valid(*n))?;
+        return (lo <= hi).then_some(StatusMatch::Range(lo, hi));
+    }
+    s.parse().ok().filter(|n| valid(*n)).map(StatusMatch::Exact)
+}
+
+/// A step's name and the variables it extracts, read ahead of compiling the journey so that
+/// "used before extracted" errors can name the step that extracts the variable.
+fn step_outline(v: &Value<'_>) -> (String, Vec<String>) {
+    let DeValue::Table(t) = v.get_ref() else {
+        return (String::new(), Vec::new());
+    };
+    let get = |k: &str| {
+        t.iter()
+            .find(|(key, _)| key.get_ref().as_ref() == k)
+            .map(|(_, v)| v.get_ref())
+    };
+    let name = match get("name").and_then(|n| n.as_str()) {
+        Some(n) => n.to_string(),
+        None => {
+            let method = get("method")
+                .and_then(|m| m.as_str())
+                .unwrap_or("GET")
+                .to_ascii_uppercase();
+            let target = get("path")
+                .or_else(|| get("url"))
+                .and_then(|p| p.as_str())
+                .unwrap_or("");
+            format!("{method} {target}")
+        }
+    };
+    let vars = match get("extract") {
+        Some(DeValue::Table(e)) => e.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    (name, vars)
+}
+
+/// Each `[[journey]]`'s name and where it is written, for duplicate-name errors.
+fn tables_names(v: &Value<'_>) -> Vec<(String, usize)> {
+    let DeValue::Array(a) = v.get_ref() else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter_map(|j| {
+            let DeValue::Table(t) = j.get_ref() else {
+                return None;
+            };
+            t.iter()
+                .find(|(k, _)| k.get_ref().as_ref() == "name")
+                .and_then(|(_, n)| Some((n.get_ref().as_str()?.to_string(), n.span().start)))
+        })
+        .collect()
+}
+
+fn default_load() -> Load {
+    Load::Open(OpenLoad {
+        start_rps: 0.0,
+        stages: vec![RateStage {
+            duration: Duration::from_secs(10),
+            target_rps: 1.0,
+            name: None,
+        }],
+        pre_allocated_vus: 1,
+        max_vus: 1000,
+        max_lag: Duration::from_secs(5),
+    })
+}
+
+/// RFC 7230 token characters (methods, header names).
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// `"$.a.b[0]"`, `"$['a']"` or an RFC 6901 pointer `"/a/b/0"`, as an RFC 6901 pointer.
+pub(crate) fn json_pointer(path: &str) -> Result<String, String> {
+    let help = "write a JSON path such as \"$.order.id\" or \"$.items[0]['sku']\", or a JSON \
+                pointer such as \"/order/id\"";
+    if path.is_empty() || path.starts_with('/') {
+        let mut chars = path.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.peek(), Some('0') | Some('1')) {
+                return Err(format!(
+                    "bad JSON pointer \"{path}\": \"~\" must be followed by 0 or 1 (~0 is \"~\", ~1 is \"/\")"
+                ));
+            }
+        }
+        return Ok(path.to_string());
+    }
+    let Some(mut rest) = path.strip_prefix('$') else {
+        return Err(format!("bad JSON path \"{path}\": {help}"));
+    };
+    let bad = |why: &str| format!("bad JSON path \"{path}\": {why}; {help}");
+    let mut pointer = String::new();
+    let push = |pointer: &mut String, segment: &str| {
+        pointer.push('/');
+        pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    };
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let key = &r[..end];
+            if key.is_empty() {
+                return Err(bad(
+                    "empty key after \".\" (recursive \"..\" is not supported)",
+                ));
+            }
+            if key == "*" {
+                return Err(bad("wildcards are not supported"));
+            }
+            push(&mut pointer, key);
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let r = r.trim_start();
+            if let Some(q) = r.chars().next().filter(|c| *c == '\'' || *c == '"') {
+                let mut key = String::new();
+                let mut chars = r[1..].char_indices();
+                let mut close = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, n)) = chars.next() {
+                                key.push(n);
+                            }
+                        }
+                        c if c == q => {
+                            close = Some(i + 2);
+                            break;
+                        }
+                        c => key.push(c),
+                    }
+                }
+                let Some(after) = close else {
+                    return Err(bad("unclosed quote in [...]"));
+                };
+                let Some(r) = r[after..].trim_start().strip_prefix(']') else {
+                    return Err(bad("expected \"]\" after the quoted key"));
+                };
+                push(&mut pointer, &key);
+                rest = r;
+            } else {
+                let end = r.find(']').ok_or_else(|| bad("unclosed \"[\""))?;
+                let index = r[..end].trim();
+                if index.is_empty() || !index.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(bad(&format!(
+                        "\"[{index}]\" is not an array index; quote keys as ['key']"
+                    )));
+                }
+                push(&mut pointer, index);
+                rest = &r[end + 1..];
+            }
+        } else {
+            return Err(bad("expected \".\" or \"[\""));
+        }
+    }
+    Ok(pointer)
+}

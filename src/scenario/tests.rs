@@ -1,0 +1,1140 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::parse::json_pointer;
+use super::template::{json_escape, json_value_text, url_encode};
+use super::*;
+
+/// A scenario file in a fresh directory, with its data files.
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Dir { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("scenario.toml")
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "API_KEY" => Some("k\"1".to_string()),
+        "HOST" => Some("http://10.0.0.1:9000/".to_string()),
+        "COUNT" => Some("7".to_string()),
+        _ => None,
+    }
+}
+
+fn parse_in(dir: &Dir, src: &str) -> Result<Scenario, ScenarioErrors> {
+    parse_scenario(src, &dir.path(), &env)
+}
+
+fn parse(src: &str) -> Result<Scenario, ScenarioErrors> {
+    parse_scenario(src, Path::new("s.toml"), &env)
+}
+
+fn errors(src: &str) -> Vec<String> {
+    match parse(src) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.diagnostics.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn one_error(src: &str) -> String {
+    let e = errors(src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.into_iter().next().unwrap()
+}
+
+/// Renders a template with fixed values per expression, applying the escapes as the engine
+/// must: literal parts verbatim, expressions escaped.
+fn render(t: &Template, value: &dyn Fn(&Expr) -> String) -> String {
+    let mut out = String::new();
+    for p in &t.parts {
+        match p {
+            Part::Lit(s) => out.push_str(s),
+            Part::Expr { expr, escape } => {
+                let v = value(expr);
+                out.push_str(&match escape {
+                    Escape::None => v,
+                    Escape::Url => url_encode(&v),
+                    Escape::JsonString => json_escape(&v),
+                    Escape::JsonValue => json_value_text(&v),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn lit(s: &str) -> Part {
+    Part::Lit(s.to_string())
+}
+
+fn ex(expr: Expr, escape: Escape) -> Part {
+    Part::Expr { expr, escape }
+}
+
+const USERS_CSV: &str = "email,password\na@x.io,pw1\nb@x.io,\"p,w2\"\n";
+
+const FULL: &str = r#"
+name = "black-friday"
+base_url = "http://127.0.0.1:8080/"
+timeout = "3s"
+thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
+              "dropped_iterations == 0", "shopper.login.p99.9 <= 1.5s", "browser.mean < 40",
+              "checks.rate >= 0.99"]
+
+[headers]
+"User-Agent" = "peakload/{{env.API_KEY}}"
+
+[load]
+start_rps = 5
+max_vus = 500
+max_lag = "2s"
+stages = [ { duration = "10s", target_rps = 50, name = "ramp" },
+           { duration = "30s", target_rps = 50 },
+           { duration = "500ms", target_rps = 400.5, name = "spike" } ]
+
+[[feeder]]
+name = "user"
+file = "data/users.csv"
+mode = "unique"
+
+[[feeder]]
+name = "sku"
+file = "skus.csv"
+mode = "random"
+
+[[journey]]
+name = "shopper"
+weight = 70
+
+  [[journey.step]]
+  name = "login"
+  method = "post"
+  path = "/api/login"
+  json = { email = "{{user.email}}", password = "{{ user.password }}", qty = 1, note = "hi \"{{user.email}}\"!", tags = ["a", "{{uuid}}"], nested = { ok = true, f = 1.5 } }
+  extract = { token = { json = "$.token" }, req = { header = "X-Request-Id" }, code = { regex = "code=(\\d+)" } }
+  check = { status = 200, body_contains = "ok", json = { "$.status" = "ok", "/n" = 3 }, max_duration = "500ms" }
+  think = "1s..3s"
+  timeout = "5s"
+
+  [[journey.step]]
+  path = "/api/products/{{sku.id}}"
+  query = { page = "{{random_int 1 5}}", q = "red shoes&more", n = 3, b = true }
+  headers = { Authorization = "Bearer {{token}}", "X-Code" = "{{code}}" }
+  think = "500ms"
+  check = { status = "2xx" }
+
+  [[journey.step]]
+  name = "checkout"
+  method = "PUT"
+  url = "https://pay.example/checkout?o={{token}}"
+  form = { data = "{{uuid}} x", who = "{{user.email}}" }
+  check = { status = [201, 409] }
+  extract = { token = { json = "/new_token" } }
+
+  [[journey.step]]
+  name = "note"
+  method = "POST"
+  path = "/notes"
+  body = "raw {{token}} at {{now_ms}} by {{vu}}/{{iteration}}"
+  content_type = "text/plain"
+  check = { status = "200..299" }
+
+[[journey]]
+name = "browser"
+
+  [[journey.step]]
+  path = "/"
+"#;
+
+fn full_dir() -> Dir {
+    Dir::new(&[("data/users.csv", USERS_CSV), ("skus.csv", "id\n1\n2\n")])
+}
+
+#[test]
+fn full_scenario_compiles() {
+    let dir = full_dir();
+    let s = parse_in(&dir, FULL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.name, "black-friday");
+    assert_eq!(s.base_url, BaseUrl::Url("http://127.0.0.1:8080".into()));
+    assert_eq!(s.timeout, Duration::from_secs(3));
+    assert_eq!(s.source_path, dir.path());
+    assert_eq!(
+        s.headers,
+        vec![("User-Agent".to_string(), Template::literal("peakload/k\"1"))]
+    );
+
+    let Load::Open(open) = &s.load else {
+        panic!("open model expected")
+    };
+    assert_eq!(open.start_rps, 5.0);
+    assert_eq!(open.max_vus, 500);
+    assert_eq!(open.pre_allocated_vus, 50);
+    assert_eq!(open.max_lag, Duration::from_secs(2));
+    assert_eq!(
+        open.stages,
+        vec![
+            RateStage {
+                duration: Duration::from_secs(10),
+                target_rps: 50.0,
+                name: Some("ramp".into())
+            },
+            RateStage {
+                duration: Duration::from_secs(30),
+                target_rps: 50.0,
+                name: None
+            },
+            RateStage {
+                duration: Duration::from_millis(500),
+                target_rps: 400.5,
+                name: Some("spike".into())
+            },
+        ]
+    );
+    assert_eq!(s.load.duration(), Duration::from_millis(40_500));
+
+    assert_eq!(s.feeders.len(), 2);
+    let user = &s.feeders[0];
+    assert_eq!(user.name, "user");
+    assert_eq!(user.path, dir.dir.path().join("data/users.csv"));
+    assert_eq!(user.mode, FeedMode::Unique);
+    assert_eq!(user.columns, vec!["email", "password"]);
+    assert_eq!(
+        user.rows,
+        vec![vec!["a@x.io", "pw1"], vec!["b@x.io", "p,w2"]]
+    );
+    assert_eq!(s.feeders[1].mode, FeedMode::Random);
+
+    assert_eq!(s.journeys.len(), 2);
+    let j = &s.journeys[0];
+    assert_eq!((j.name.as_str(), j.weight), ("shopper", 70));
+    assert_eq!(j.vars, vec!["token", "req", "code"]);
+    // user first (login's JSON body), then sku (second step's path).
+    assert_eq!(j.feeders, vec![0, 1]);
+    assert_eq!(s.journeys[1].weight, 1);
+    assert_eq!(s.journeys[1].steps[0].name, "GET /");
+    assert!(s.journeys[1].feeders.is_empty());
+
+    // login
+    let login = &j.steps[0];
+    assert_eq!(login.name, "login");
+    assert_eq!(login.method, "POST");
+    assert_eq!(login.url, Template::literal("/api/login"));
+    assert_eq!(login.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(
+        login.think,
+        Some(Think {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(3)
+        })
+    );
+    let Body::Json(body) = &login.body else {
+        panic!("json body expected")
+    };
+    let email = Expr::Feed {
+        feeder: 0,
+        column: 0,
+    };
+    let password = Expr::Feed {
+        feeder: 0,
+        column: 1,
+    };
+    assert_eq!(
+        body.parts,
+        vec![
+            lit("{\"email\":"),
+            ex(email.clone(), Escape::JsonValue),
+            lit(",\"password\":"),
+            ex(password.clone(), Escape::JsonValue),
+            lit(",\"qty\":1,\"note\":\"hi \\\""),
+            ex(email.clone(), Escape::JsonString),
+            lit("\\\"!\",\"tags\":[\"a\","),
+            ex(Expr::Uuid, Escape::JsonValue),
+            lit("],\"nested\":{\"ok\":true,\"f\":1.5}}"),
+        ]
+    );
+    let rendered = render(body, &|e| match e {
+        Expr::Feed { column: 0, .. } => "a\"@x.io".into(),
+        Expr::Feed { .. } => "12".into(),
+        Expr::Uuid => "u-1".into(),
+        other => panic!("{other:?}"),
+    });
+    let json: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "email": "a\"@x.io", "password": 12, "qty": 1, "note": "hi \"a\"@x.io\"!",
+            "tags": ["a", "u-1"], "nested": {"ok": true, "f": 1.5}
+        })
+    );
+    let vars: Vec<(usize, String)> = login
+        .extract
+        .iter()
+        .map(|e| {
+            let src = match &e.source {
+                ExtractSource::Json(p) => format!("json {p}"),
+                ExtractSource::Header(h) => format!("header {h}"),
+                ExtractSource::Regex(r) => format!("regex {}", r.as_str()),
+            };
+            (e.var, src)
+        })
+        .collect();
+    assert_eq!(
+        vars,
+        vec![
+            (0, "json /token".to_string()),
+            (1, "header x-request-id".to_string()),
+            (2, "regex code=(\\d+)".to_string()),
+        ]
+    );
+    let checks: Vec<String> = login.checks.iter().map(|c| format!("{c:?}")).collect();
+    assert_eq!(
+        checks,
+        vec![
+            "Status(Exact(200))".to_string(),
+            "BodyContains(\"ok\")".to_string(),
+            "JsonEquals { pointer: \"/status\", expected: String(\"ok\") }".to_string(),
+            "JsonEquals { pointer: \"/n\", expected: Number(3) }".to_string(),
+            "MaxDuration(500ms)".to_string(),
+        ]
+    );
+
+    // product page: default name, query, headers with variables
+    let product = &j.steps[1];
+    assert_eq!(product.name, "GET /api/products/{{sku.id}}");
+    assert_eq!(
+        product.url.parts,
+        vec![
+            lit("/api/products/"),
+            ex(
+                Expr::Feed {
+                    feeder: 1,
+                    column: 0
+                },
+                Escape::None
+            )
+        ]
+    );
+    assert_eq!(
+        product.query,
+        vec![
+            (
+                "page".to_string(),
+                Template {
+                    parts: vec![ex(Expr::RandomInt { lo: 1, hi: 5 }, Escape::Url)]
+                }
+            ),
+            ("q".to_string(), Template::literal("red%20shoes%26more")),
+            ("n".to_string(), Template::literal("3")),
+            ("b".to_string(), Template::literal("true")),
+        ]
+    );
+    assert_eq!(
+        product.headers,
+        vec![
+            (
+                "Authorization".to_string(),
+                Template {
+                    parts: vec![lit("Bearer "), ex(Expr::Var(0), Escape::None)]
+                }
+            ),
+            (
+                "X-Code".to_string(),
+                Template {
+                    parts: vec![ex(Expr::Var(2), Escape::None)]
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        product.think,
+        Some(Think {
+            min: Duration::from_millis(500),
+            max: Duration::from_millis(500)
+        })
+    );
+    assert!(matches!(
+        product.checks.as_slice(),
+        [Check::Status(StatusMatch::Range(200, 299))]
+    ));
+
+    // checkout: absolute url, form, re-extraction reuses the variable index
+    let checkout = &j.steps[2];
+    assert_eq!(checkout.method, "PUT");
+    assert_eq!(
+        checkout.url.parts,
+        vec![
+            lit("https://pay.example/checkout?o="),
+            ex(Expr::Var(0), Escape::None)
+        ]
+    );
+    let Body::Form(form) = &checkout.body else {
+        panic!("form expected")
+    };
+    assert_eq!(
+        form,
+        &vec![
+            (
+                "data".to_string(),
+                Template {
+                    parts: vec![ex(Expr::Uuid, Escape::Url), lit("%20x")]
+                }
+            ),
+            (
+                "who".to_string(),
+                Template {
+                    parts: vec![ex(email.clone(), Escape::Url)]
+                }
+            ),
+        ]
+    );
+    assert_eq!(checkout.extract.len(), 1);
+    assert_eq!(checkout.extract[0].var, 0);
+    assert!(matches!(
+        checkout.checks.as_slice(),
+        [Check::Status(StatusMatch::List(l))] if l == &[201, 409]
+    ));
+
+    // raw body with built-ins
+    let note = &j.steps[3];
+    let Body::Raw { content_type, text } = &note.body else {
+        panic!("raw body expected")
+    };
+    assert_eq!(content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        text.parts,
+        vec![
+            lit("raw "),
+            ex(Expr::Var(0), Escape::None),
+            lit(" at "),
+            ex(Expr::NowMs, Escape::None),
+            lit(" by "),
+            ex(Expr::Vu, Escape::None),
+            lit("/"),
+            ex(Expr::Iteration, Escape::None),
+        ]
+    );
+    assert!(matches!(
+        note.checks.as_slice(),
+        [Check::Status(StatusMatch::Range(200, 299))]
+    ));
+
+    // thresholds resolved
+    let t: Vec<(MetricRef, CmpOp, f64)> = s
+        .thresholds
+        .iter()
+        .map(|t| (t.metric.clone(), t.op, t.limit))
+        .collect();
+    let m = |scope, stat| MetricRef { scope, stat };
+    assert_eq!(
+        t,
+        vec![
+            (
+                m(
+                    Scope::Step {
+                        journey: 0,
+                        step: 2
+                    },
+                    Stat::Percentile(99.0)
+                ),
+                CmpOp::Lt,
+                300.0
+            ),
+            (m(Scope::Http, Stat::ErrorRate), CmpOp::Lt, 0.01),
+            (m(Scope::Http, Stat::Rps), CmpOp::Gt, 200.0),
+            (m(Scope::Run, Stat::DroppedIterations), CmpOp::Eq, 0.0),
+            (
+                m(
+                    Scope::Step {
+                        journey: 0,
+                        step: 0
+                    },
+                    Stat::Percentile(99.9)
+                ),
+                CmpOp::Le,
+                1500.0
+            ),
+            (m(Scope::Journey(1), Stat::Mean), CmpOp::Lt, 40.0),
+            (m(Scope::Run, Stat::ChecksPassRate), CmpOp::Ge, 0.99),
+        ]
+    );
+    assert_eq!(s.thresholds[0].expr, "checkout.p99 < 300ms");
+}
+
+#[test]
+fn load_scenario_reads_the_file_and_reports_unreadable_ones() {
+    let dir = full_dir();
+    std::fs::write(dir.path(), FULL.replace("{{env.API_KEY}}", "1")).unwrap();
+    let s = load_scenario(&dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.journeys.len(), 2);
+
+    let missing = dir.dir.path().join("nope.toml");
+    let e = load_scenario(&missing).unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1);
+    assert_eq!(e.diagnostics[0].line, 0);
+    assert!(e
+        .to_string()
+        .starts_with(&format!("{}: can't read scenario file:", missing.display())));
+}
+
+#[test]
+fn many_mistakes_reported_at_once_in_order() {
+    let dir = Dir::new(&[]);
+    let src = r#"name = "bad"
+base_url = "http://localhost:8080"
+timeout = 10
+thresholds = ["chekout.p99 < 300ms"]
+
+[load]
+stages = [ { duration = "10 parsecs", taget_rps = 5 } ]
+
+[[feeder]]
+name = "user"
+file = "data/users.csv"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "checkout"
+  path = "/x"
+  headers = { A = "Bearer {{tokn}}" }
+"#;
+    let e = parse_in(&dir, src).unwrap_err();
+    let p = dir.path();
+    let p = p.display();
+    let abs = dir.dir.path().join("data/users.csv");
+    let expected = vec![
+        format!("{p}:3:11: \"timeout\" must be a duration string such as \"10s\" or \"250ms\", found integer 10"),
+        format!("{p}:4:15: unknown metric \"chekout.p99\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, checks.failed or checks.rate; journeys: j; steps: checkout (did you mean \"checkout.p99\"?)"),
+        format!("{p}:7:25: bad duration for \"duration\": unknown unit \"parsecs\" in duration \"10 parsecs\"; write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)"),
+        format!("{p}:7:39: unknown key \"taget_rps\" in load stage; expected one of: duration, target_rps, name (did you mean \"target_rps\"?)"),
+        format!("{p}:11:8: feeder file \"data/users.csv\" not found (looked in {}); relative paths start from the scenario file's directory", abs.display()),
+        format!("{p}:18:27: undefined variable \"tokn\": no earlier step extracts it and no feeder column has that name; nothing is defined here yet"),
+    ];
+    let got: Vec<String> = e.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(e.to_string(), expected.join("\n"));
+}
+
+#[test]
+fn undefined_variable_lists_what_is_defined_and_suggests() {
+    let dir = Dir::new(&[("users.csv", USERS_CSV)]);
+    let src = r#"name = "x"
+base_url = "http://h"
+[[feeder]]
+name = "user"
+file = "users.csv"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/login"
+  extract = { token = { json = "$.token" } }
+  [[journey.step]]
+  path = "/a/{{tokn}}/{{later}}"
+  [[journey.step]]
+  name = "late"
+  path = "/b"
+  extract = { later = { header = "x" } }
+"#;
+    let e = parse_in(&dir, src).unwrap_err();
+    let got: Vec<String> = e
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.col, d.message))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "12:14 undefined variable \"tokn\": no earlier step extracts it and no feeder column has that name; defined here: token, user.email, user.password (did you mean \"token\"?)".to_string(),
+            "12:23 undefined variable \"later\": it is extracted by step \"late\", which has not run yet at this point; defined here: token, user.email, user.password".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn positions_fall_back_to_the_string_start_when_it_has_escapes() {
+    let e = one_error(
+        "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\\t{{nope}}\"\n",
+    );
+    assert!(
+        e.starts_with("s.toml:6:8: undefined variable \"nope\""),
+        "{e}"
+    );
+    // Literal strings map exactly; columns count characters, not bytes.
+    let e = one_error(
+        "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = '/é/{{nope}}'\n",
+    );
+    assert!(
+        e.starts_with("s.toml:6:12: undefined variable \"nope\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn template_errors() {
+    let base =
+        "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\n";
+    let cases = [
+        ("path = \"/{{uuid\"", "6:10: unclosed \"{{\" in template; close the expression with \"}}\""),
+        ("path = \"/{{env.NOPE}}\"", "6:10: environment variable \"NOPE\" is not set (used as {{env.NOPE}})"),
+        ("path = \"/{{random_int 5 1}}\"", "6:10: random_int 5 1: the low bound is above the high one; write {{random_int 1 5}}"),
+        ("path = \"/{{random_int a}}\"", "6:10: random_int takes two integers, low and high (both included), e.g. {{random_int 1 100}}"),
+        ("path = \"/{{uuid 3}}\"", "6:10: \"uuid\" takes no arguments, found \"3\""),
+        ("path = \"/{{ }}\"", "6:10: empty expression \"{{}}\"; write e.g. {{uuid}} or {{user.email}}"),
+        ("path = \"/{{usr.email}}\"", "6:10: unknown feeder \"usr\" in {{usr.email}}; no [[feeder]] is declared"),
+    ];
+    for (step, want) in cases {
+        let e = one_error(&format!("{base}{step}\n"));
+        assert_eq!(e, format!("s.toml:{want}"));
+    }
+}
+
+#[test]
+fn env_values_are_literals_escaped_for_their_place() {
+    let s = parse(
+        r#"name = "x"
+base_url = "{{env.HOST}}"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/{{env.COUNT}}"
+  query = { k = "{{env.API_KEY}}" }
+  json = { key = "{{env.API_KEY}}", n = "{{env.COUNT}}", s = "a{{env.API_KEY}}" }
+"#,
+    )
+    .unwrap();
+    assert_eq!(s.base_url, BaseUrl::Url("http://10.0.0.1:9000".into()));
+    let step = &s.journeys[0].steps[0];
+    assert_eq!(step.url, Template::literal("/7"));
+    assert_eq!(step.query[0].1, Template::literal("k%221"));
+    let Body::Json(j) = &step.body else { panic!() };
+    assert_eq!(j, &Template::literal(r#"{"key":"k\"1","n":7,"s":"ak\"1"}"#));
+}
+
+#[test]
+fn feeder_problems() {
+    let src = |file: &str, mode: &str| {
+        format!(
+            "name = \"x\"\nbase_url = \"http://h\"\n[[feeder]]\nname = \"f\"\nfile = \"{file}\"\nmode = \"{mode}\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/{{{{f.a}}}}\"\n"
+        )
+    };
+    let dir = Dir::new(&[
+        ("ragged.csv", "a,b\n1,2\n3\n"),
+        ("empty.csv", ""),
+        ("header-only.csv", "a,b\n"),
+    ]);
+    let e = parse_in(&dir, &src("ragged.csv", "sequential")).unwrap_err();
+    assert_eq!(
+        e.diagnostics[0].message,
+        "feeder file \"ragged.csv\" line 3: 1 fields, but the header has 2; every row needs one value per column"
+    );
+    assert_eq!((e.diagnostics[0].line, e.diagnostics[0].col), (5, 8));
+    assert_eq!(e.diagnostics.len(), 1);
+
+    let e = parse_in(&dir, &src("empty.csv", "sequential")).unwrap_err();
+    assert!(
+        e.diagnostics[0].message.contains("has no header row"),
+        "{e}"
+    );
+
+    let e = parse_in(&dir, &src("header-only.csv", "unique")).unwrap_err();
+    assert_eq!(
+        e.diagnostics[0].message,
+        "feeder file \"header-only.csv\" has no data rows, so a unique feeder could never give one; add rows"
+    );
+    let e = parse_in(&dir, &src("header-only.csv", "random")).unwrap_err();
+    assert!(
+        e.diagnostics[0]
+            .message
+            .contains("has a header but no rows"),
+        "{e}"
+    );
+
+    let e = parse_in(&dir, &src("header-only.csv", "shuffled")).unwrap_err();
+    assert!(
+        e.diagnostics[1]
+            .message
+            .starts_with("unknown feeder mode \"shuffled\""),
+        "{e}"
+    );
+    assert_eq!(
+        e.diagnostics[0].message,
+        "feeder file \"header-only.csv\" has a header but no rows; add data rows"
+    );
+
+    // column typo
+    let dir = Dir::new(&[("u.csv", "email\nx\n")]);
+    let e = parse_in(
+        &dir,
+        "name = \"x\"\nbase_url = \"http://h\"\n[[feeder]]\nname = \"u\"\nfile = \"u.csv\"\n[[feeder]]\nname = \"u\"\nfile = \"u.csv\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/{{u.emial}}\"\n",
+    )
+    .unwrap_err();
+    let got: Vec<String> = e
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{} {}", d.line, d.col, d.message))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "7:8 duplicate feeder name \"u\" (first declared on line 4); give each feeder its own name".to_string(),
+            "12:10 feeder \"u\" has no column \"emial\"; its columns are: email (did you mean \"email\"?)".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn unused_feeders_are_fine_and_absolute_paths_work() {
+    let dir = Dir::new(&[("abs.csv", "a\n")]);
+    let abs = dir.dir.path().join("abs.csv");
+    let s = parse(&format!(
+        "name = \"x\"\nbase_url = \"stack\"\n[[feeder]]\nname = \"f\"\nfile = '{}'\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n",
+        abs.display()
+    ))
+    .unwrap();
+    assert_eq!(s.base_url, BaseUrl::Stack);
+    assert_eq!(s.feeders[0].path, abs);
+    assert!(s.feeders[0].rows.is_empty());
+}
+
+#[test]
+fn feeders_in_default_headers_are_loaded_by_every_journey() {
+    let dir = Dir::new(&[("a.csv", "k\n1\n"), ("b.csv", "k\n1\n")]);
+    let s = parse_in(
+        &dir,
+        "name = \"x\"\nbase_url = \"http://h\"\n[headers]\nX-K = \"{{b.k}}\"\n[[feeder]]\nname = \"a\"\nfile = \"a.csv\"\n[[feeder]]\nname = \"b\"\nfile = \"b.csv\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/{{a.k}}\"\n[[journey]]\nname = \"k\"\n[[journey.step]]\npath = \"/\"\n",
+    )
+    .unwrap();
+    assert_eq!(s.journeys[0].feeders, vec![1, 0]);
+    assert_eq!(s.journeys[1].feeders, vec![1]);
+    let e = one_error("name = \"x\"\nbase_url = \"http://h\"\n[headers]\nX = \"{{token}}\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n");
+    assert!(
+        e.starts_with("s.toml:4:6: variable \"token\" can't be used here"),
+        "{e}"
+    );
+}
+
+#[test]
+fn structure_errors() {
+    let base = "name = \"x\"\nbase_url = \"http://h\"\n";
+    let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\n";
+    let cases: Vec<(String, &str)> = vec![
+        (base.to_string(), "s.toml:1:1: no journey: add at least one [[journey]] with a name and one [[journey.step]]"),
+        (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
+        (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),
+        (format!("{base}[[journey]]\nname = \"j\"\nweight = 0\n[[journey.step]]\npath = \"/\""), "s.toml:5:10: \"weight\" must be an integer ≥ 1, found 0"),
+        (format!("{base}[[journey]]\nname = \"http\"\n[[journey.step]]\npath = \"/\""), "s.toml:4:8: a journey can't be named \"http\": thresholds use \"http.\" for run-wide metrics"),
+        (format!("{base}{step}path = \"/\"\n{step}path = \"/\""), "s.toml:8:8: duplicate journey name \"j\"; thresholds and reports name journeys, so each needs its own name"),
+        (format!("{base}{step}path = \"/\"\n[[journey.step]]\npath = \"/\""), "s.toml:8:8: duplicate step name \"GET /\" in journey \"j\"; steps are measured by name, so give this one its own name = \"...\""),
+        (format!("{base}{step}path = \"/\"\nurl = \"http://x\""), "s.toml:7:1: a step has either \"path\" (joined to base_url) or \"url\" (absolute), not both"),
+        (format!("{base}{step}method = \"GET\""), "s.toml:5:1: this step has no target; add path = \"/api/...\" (joined to base_url) or url = \"https://host/...\""),
+        (format!("{base}{step}path = \"api\""), "s.toml:6:8: path \"api\" must start with \"/\"; for another host use url = \"https://...\" instead"),
+        (format!("{base}{step}url = \"ftp://x\""), "s.toml:6:7: url \"ftp://x\" must be absolute, starting with http:// or https://; for a path on base_url use path = \"...\""),
+        (format!("{base}{step}path = \"/\"\njson = {{}}\nbody = \"x\""), "s.toml:8:1: a step has at most one body; \"body\" conflicts with \"json\""),
+        (format!("{base}{step}path = \"/\"\ncontent_type = \"x\""), "s.toml:7:1: \"content_type\" goes with a raw body = \"...\"; json and form set their own content type"),
+        (format!("{base}{step}path = \"/\"\nmethod = \"GE T\""), "s.toml:7:10: \"GE T\" is not an HTTP method; write e.g. \"GET\" or \"POST\""),
+        (format!("{base}{step}path = \"/\"\nthink = \"3s..1s\""), "s.toml:7:9: bad think time: think range \"3s..1s\" goes backwards; write the shorter pause first, e.g. \"1s..3s\""),
+        (format!("{base}{step}path = \"/\"\nextract = {{ t = {{ regex = \"(\" }} }}"), "s.toml:7:27: bad regex for extract \"t\": unclosed group"),
+        (format!("{base}{step}path = \"/\"\nextract = {{ t = {{ json = \"$.a\", header = \"b\" }} }}"), "s.toml:7:33: extract \"t\" needs exactly one source: json = \"$.path\", header = \"Name\" or regex = \"...\""),
+        (format!("{base}{step}path = \"/\"\nextract = {{ uuid = {{ json = \"$.a\" }} }}"), "s.toml:7:13: \"uuid\" is a built-in template function; pick another variable name"),
+        (format!("{base}{step}path = \"/\"\nextract = {{ t = {{ json = \"a.b\" }} }}"), "s.toml:7:26: bad JSON path \"a.b\": write a JSON path such as \"$.order.id\" or \"$.items[0]['sku']\", or a JSON pointer such as \"/order/id\""),
+        (format!("{base}{step}path = \"/\"\ncheck = {{ status = 600 }}"), "s.toml:7:20: \"status\" must be an integer from 100 to 599, found 600"),
+        (format!("{base}{step}path = \"/\"\ncheck = {{ status = \"2xy\" }}"), "s.toml:7:20: bad status \"2xy\"; write a status such as 200, a list [201, 409], a class \"2xx\" or a range \"200..299\""),
+        (format!("{base}{step}path = \"/\"\ncheck = {{ stauts = 200 }}"), "s.toml:7:11: unknown key \"stauts\" in check; expected one of: status, body_contains, json, max_duration (did you mean \"status\"?)"),
+        (format!("{base}{step}path = \"/\"\nquery = {{ a = [1] }}"), "s.toml:7:15: \"a\" must be a string, number or boolean, found an array"),
+        (format!("{base}{step}path = \"/\"\ntimeout = \"0s\""), "s.toml:7:11: \"timeout\" must be longer than zero, found \"0s\""),
+        (format!("name = \"x\"\n{step}path = \"/\""), "s.toml:5:8: this step uses a relative path, so the scenario needs base_url: add base_url = \"http://host:port\" (or \"stack\") at the top, or use url = \"https://...\" in every step"),
+        (format!("name = \"x\"\nbase_url = \"localhost:80\"\n{step}path = \"/\""), "s.toml:2:12: base_url \"localhost:80\" must be an http:// or https:// URL (e.g. \"http://127.0.0.1:8080\") or \"stack\""),
+        (format!("{base}journey = 3"), "s.toml:3:11: \"journey\" must be an array of tables, written [[journey]], found integer 3"),
+        (format!("{base}thresholds = [\"http.p99 < 1 parsec\"]\n{step}path = \"/\""), "s.toml:3:15: invalid latency \"1 parsec\" for http.p99 (e.g. 300ms or 1.5s): unknown unit \"parsec\" in duration \"1 parsec\"; write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)"),
+    ];
+    let mut wrong = Vec::new();
+    for (src, want) in cases {
+        let got = errors(&src);
+        if got != vec![want.to_string()] {
+            wrong.push(format!("in:\n{src}\nwant: {want}\ngot:  {got:?}\n"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn absolute_urls_need_no_base_url() {
+    let s =
+        parse("name = \"x\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\nurl = \"http://a/b\"\n")
+            .unwrap();
+    assert_eq!(s.base_url, BaseUrl::Url(String::new()));
+}
+
+#[test]
+fn syntax_errors_are_located() {
+    let e = errors("name = \"x\"\nbad = \nother = [1,\n");
+    assert!(!e.is_empty());
+    assert!(e[0].starts_with("s.toml:2:7: TOML syntax error: "), "{e:?}");
+    let e = errors("a = 1\na = 2\n");
+    assert_eq!(
+        e,
+        vec!["s.toml:2:1: TOML syntax error: duplicate key".to_string()]
+    );
+}
+
+fn load_of(load: &str) -> Result<Load, Vec<String>> {
+    let src = format!(
+        "name = \"x\"\nbase_url = \"http://h\"\n[load]\n{load}\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n"
+    );
+    match parse(&src) {
+        Ok(s) => Ok(s.load),
+        Err(e) => Err(e.diagnostics.iter().map(|d| d.to_string()).collect()),
+    }
+}
+
+#[test]
+fn load_shorthands_and_models() {
+    // No [load]: one stage, 10 s at 1 rps.
+    let s = parse("name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n").unwrap();
+    let Load::Open(o) = s.load else { panic!() };
+    assert_eq!(
+        (o.start_rps, o.max_vus, o.pre_allocated_vus),
+        (0.0, 1000, 1)
+    );
+    assert_eq!(o.max_lag, Duration::from_secs(5));
+    assert_eq!(
+        o.stages,
+        vec![RateStage {
+            duration: Duration::from_secs(10),
+            target_rps: 1.0,
+            name: None
+        }]
+    );
+
+    let Load::Open(o) = load_of("rps = 100\nduration = \"30s\"").unwrap() else {
+        panic!()
+    };
+    assert_eq!(o.start_rps, 100.0);
+    assert_eq!(
+        o.stages,
+        vec![RateStage {
+            duration: Duration::from_secs(30),
+            target_rps: 100.0,
+            name: None
+        }]
+    );
+    assert_eq!(o.pre_allocated_vus, 100);
+
+    let Load::Open(o) = load_of("rps = 100\nduration = \"30s\"\nmax_vus = 20").unwrap() else {
+        panic!()
+    };
+    assert_eq!(o.pre_allocated_vus, 20);
+
+    let Load::Closed(c) = load_of("vus = 10\nduration = \"1m\"").unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.start_vus, 10);
+    assert_eq!(
+        c.stages,
+        vec![VuStage {
+            duration: Duration::from_secs(60),
+            target_vus: 10,
+            name: None
+        }]
+    );
+
+    let Load::Closed(c) = load_of("model = \"closed\"\nstart_vus = 2\nstages = [{ duration = \"10s\", target_vus = 20, name = \"up\" }]").unwrap() else { panic!() };
+    assert_eq!(c.start_vus, 2);
+    assert_eq!(
+        c.stages,
+        vec![VuStage {
+            duration: Duration::from_secs(10),
+            target_vus: 20,
+            name: Some("up".into())
+        }]
+    );
+
+    let Load::Open(o) =
+        load_of("stages = [{ duration = \"1s\", target_rps = 0.4 }]\npre_allocated_vus = 3")
+            .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(o.pre_allocated_vus, 3);
+}
+
+#[test]
+fn load_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("stages = [{ duration = \"10s\", target_vus = 5 }]",
+         "s.toml:4:31: \"target_vus\" is for the closed model; set model = \"closed\" in [load] to run virtual users, or use target_rps for an arrival rate"),
+        ("model = \"closed\"\nstages = [{ duration = \"10s\", target_rps = 5 }]",
+         "s.toml:5:31: \"target_rps\" is for the open model, but this [load] has model = \"closed\"; use target_vus, or set model = \"open\" for an arrival rate"),
+        ("model = \"closed\"\nmax_vus = 3\nvus = 1\nduration = \"1s\"",
+         "s.toml:5:1: \"max_vus\" belongs to the open model, but this [load] uses the closed model; remove it or set model = \"open\""),
+        ("start_vus = 3\nrps = 1\nduration = \"1s\"",
+         "s.toml:4:1: \"start_vus\" belongs to the closed model, but this [load] uses the open model; set model = \"closed\" in [load] to use virtual users"),
+        ("model = \"half-open\"\nrps = 1\nduration = \"1s\"",
+         "s.toml:4:9: unknown load model \"half-open\"; expected \"open\" (arrival rate) or \"closed\" (virtual users)"),
+        ("rps = 10", "s.toml:4:1: \"rps\" needs \"duration\" beside it (e.g. rps = 10, duration = \"30s\"), or use stages"),
+        ("max_vus = 10", "s.toml:3:1: [load] needs stages, e.g. stages = [{ duration = \"30s\", target_rps = 10 }], or the shorthand rps = 10, duration = \"30s\""),
+        ("rps = 1\nduration = \"1s\"\nstages = [{ duration = \"1s\", target_rps = 1 }]",
+         "s.toml:4:1: use either the shorthand \"rps = ..., duration = ...\" or \"stages\", not both"),
+        ("stages = []", "s.toml:4:10: \"stages\" is empty; add at least one stage"),
+        ("stages = [{ duration = \"0s\", target_rps = 1 }]", "s.toml:4:24: \"duration\" must be longer than zero, found \"0s\""),
+        ("stages = [{ duration = \"1s\", target_rps = -1 }]", "s.toml:4:43: \"target_rps\" must be a number ≥ 0, found -1"),
+        ("stages = [{ duration = \"1s\", target_rps = 1 }]\nmax_vus = 0", "s.toml:5:11: \"max_vus\" must be an integer ≥ 1, found 0"),
+        ("stages = [{ duration = \"1s\", target_rps = 1 }]\nmax_vus = 2\npre_allocated_vus = 3", "s.toml:6:21: pre_allocated_vus (3) is above max_vus (2); lower it or raise max_vus"),
+        ("stages = [{ target_rps = 1 }]", "s.toml:4:11: this stage has no \"duration\"; add e.g. duration = \"30s\""),
+        ("rps = 1\nduration = \"1s\"\nstart_rps = 2", "s.toml:6:1: with the shorthand rps = N, start_rps is N already; remove start_rps"),
+    ];
+    for (load, want) in cases {
+        assert_eq!(
+            load_of(load).unwrap_err(),
+            vec![want.to_string()],
+            "for {load}"
+        );
+    }
+}
+
+#[test]
+fn durations() {
+    let ok = [
+        ("250ms", Duration::from_millis(250)),
+        ("1s", Duration::from_secs(1)),
+        ("1.5s", Duration::from_millis(1500)),
+        ("2m", Duration::from_secs(120)),
+        ("1h30m", Duration::from_secs(5400)),
+        ("90s", Duration::from_secs(90)),
+        ("1m30s", Duration::from_secs(90)),
+        ("500us", Duration::from_micros(500)),
+        ("0.1s", Duration::from_millis(100)),
+        (" 10 s ", Duration::from_secs(10)),
+        ("1_000ms", Duration::from_secs(1)),
+        ("0s", Duration::ZERO),
+        ("1.000000001s", Duration::new(1, 1)),
+    ];
+    for (s, d) in ok {
+        assert_eq!(parse_duration(s), Ok(d), "{s}");
+    }
+    let bad = [
+        ("", "empty duration"),
+        ("  ", "empty duration"),
+        ("-1s", "negative duration \"-1s\" is not allowed"),
+        (
+            "10",
+            "duration \"10\" has no unit; write e.g. \"10s\" or \"10ms\"",
+        ),
+        ("10sec", "unknown unit \"sec\" in duration \"10sec\""),
+        ("s", "expected a number before \"s\""),
+        ("1..2s", "invalid number"),
+        ("99999999999999999999999h", "too long"),
+    ];
+    for (s, want) in bad {
+        let e = parse_duration(s).unwrap_err();
+        assert!(e.contains(want), "{s}: {e}");
+    }
+}
+
+fn threshold_scenario() -> Scenario {
+    parse(
+        r#"name = "x"
+base_url = "http://h"
+[[journey]]
+name = "shop"
+  [[journey.step]]
+  name = "login"
+  path = "/l"
+  [[journey.step]]
+  name = "checkout"
+  path = "/c"
+[[journey]]
+name = "admin"
+  [[journey.step]]
+  name = "login"
+  path = "/l"
+  [[journey.step]]
+  name = "v1.2"
+  path = "/v"
+"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn thresholds_resolve() {
+    let s = threshold_scenario();
+    let t =
+        |e: &str| parse_threshold(e, &s).map(|t| (t.metric.scope, t.metric.stat, t.op, t.limit));
+    let step = |journey, step| Scope::Step { journey, step };
+    assert_eq!(
+        t("checkout.p99 < 300ms"),
+        Ok((step(0, 1), Stat::Percentile(99.0), CmpOp::Lt, 300.0))
+    );
+    assert_eq!(
+        t("shop.login.p999<=1s"),
+        Ok((step(0, 0), Stat::Percentile(99.9), CmpOp::Le, 1000.0))
+    );
+    assert_eq!(
+        t("admin.login.p75 > 2"),
+        Ok((step(1, 0), Stat::Percentile(75.0), CmpOp::Gt, 2.0))
+    );
+    assert_eq!(
+        t("v1.2.p99.9 >= 500us"),
+        Ok((step(1, 1), Stat::Percentile(99.9), CmpOp::Ge, 0.5))
+    );
+    assert_eq!(
+        t("shop.max != 1.5s"),
+        Ok((Scope::Journey(0), Stat::Max, CmpOp::Ne, 1500.0))
+    );
+    assert_eq!(
+        t("shop.min == 0"),
+        Ok((Scope::Journey(0), Stat::Min, CmpOp::Eq, 0.0))
+    );
+    assert_eq!(
+        t("http.p50 < 1m"),
+        Ok((Scope::Http, Stat::Percentile(50.0), CmpOp::Lt, 60_000.0))
+    );
+    assert_eq!(
+        t("http.error_rate < 1%"),
+        Ok((Scope::Http, Stat::ErrorRate, CmpOp::Lt, 0.01))
+    );
+    assert_eq!(
+        t("http.error_rate < 0.05"),
+        Ok((Scope::Http, Stat::ErrorRate, CmpOp::Lt, 0.05))
+    );
+    assert_eq!(
+        t("http.rps > 200"),
+        Ok((Scope::Http, Stat::Rps, CmpOp::Gt, 200.0))
+    );
+    assert_eq!(
+        t("checkout.requests >= 1_000"),
+        Ok((step(0, 1), Stat::Requests, CmpOp::Ge, 1000.0))
+    );
+    assert_eq!(
+        t("checkout.errors == 0"),
+        Ok((step(0, 1), Stat::Errors, CmpOp::Eq, 0.0))
+    );
+    assert_eq!(
+        t("dropped_iterations == 0"),
+        Ok((Scope::Run, Stat::DroppedIterations, CmpOp::Eq, 0.0))
+    );
+    assert_eq!(
+        t("iterations > 10"),
+        Ok((Scope::Run, Stat::Iterations, CmpOp::Gt, 10.0))
+    );
+    assert_eq!(
+        t("checks.failed < 5"),
+        Ok((Scope::Run, Stat::ChecksFailed, CmpOp::Lt, 5.0))
+    );
+    assert_eq!(
+        t("checks.rate > 99.5%"),
+        Ok((Scope::Run, Stat::ChecksPassRate, CmpOp::Gt, 0.995))
+    );
+    assert_eq!(t("http.p100 <= 5s").unwrap().1, Stat::Percentile(100.0));
+    assert_eq!(t("http.p9999 <= 5s").unwrap().1, Stat::Percentile(99.99));
+    assert_eq!(
+        parse_threshold("  http.rps > 1 ", &s).unwrap().expr,
+        "http.rps > 1"
+    );
+}
+
+#[test]
+fn threshold_errors() {
+    let s = threshold_scenario();
+    let e = |x: &str| parse_threshold(x, &s).unwrap_err();
+    assert_eq!(
+        e("login.p99 < 1s"),
+        "metric \"login.p99\" is ambiguous; write one of: shop.login.p99, admin.login.p99"
+    );
+    assert_eq!(
+        e("checkout.p101 < 1s"),
+        "unknown statistic \"p101\" in metric \"checkout.p101\"; expected one of: p50, p90, p95, p99, p999, p<N> (e.g. p75, p99.9), mean, min, max, error_rate, rps, requests, errors"
+    );
+    assert_eq!(
+        e("shop.average < 1s"),
+        "unknown statistic \"average\" in metric \"shop.average\"; expected one of: p50, p90, p95, p99, p999, p<N> (e.g. p75, p99.9), mean, min, max, error_rate, rps, requests, errors"
+    );
+    assert_eq!(
+        e("dropped < 1"),
+        "unknown metric \"dropped\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, checks.failed or checks.rate; journeys: shop, admin; steps: login, checkout, v1.2"
+    );
+    assert!(e("htp.p99 < 1s").ends_with("(did you mean \"http.p99\"?)"));
+    assert!(e("iteration > 1").ends_with("(did you mean \"iterations\"?)"));
+    assert!(
+        e("http.p99 300ms").starts_with("threshold \"http.p99 300ms\" has no comparison operator")
+    );
+    assert!(e("http.p99 <").starts_with("threshold \"http.p99 <\" is incomplete"));
+    assert!(e("http.p99 = 3").starts_with("threshold \"http.p99 = 3\" has an invalid operator"));
+    assert!(e("http.error_rate < 5").starts_with("invalid rate \"5\" for http.error_rate"));
+    assert!(e("http.error_rate < 150%").starts_with("invalid rate"));
+    assert!(e("http.rps > 2k")
+        .starts_with("invalid value \"2k\" for http.rps; expected a plain number"));
+    assert!(e("http.p99 < -1ms").starts_with("invalid latency \"-1ms\""));
+}
+
+#[test]
+fn json_paths_become_pointers() {
+    let ok = [
+        ("$", ""),
+        ("", ""),
+        ("$.token", "/token"),
+        ("$.a.b[0]", "/a/b/0"),
+        ("$['a']", "/a"),
+        ("$[\"a.b\"].c", "/a.b/c"),
+        ("$['x/y~z'][12]", "/x~1y~0z/12"),
+        ("$.items[0]['sku']", "/items/0/sku"),
+        ("$['it\\'s']", "/it's"),
+        ("/order_id", "/order_id"),
+        ("/a~1b/~0", "/a~1b/~0"),
+    ];
+    for (path, pointer) in ok {
+        assert_eq!(json_pointer(path).as_deref(), Ok(pointer), "{path}");
+    }
+    for bad in ["a.b", "$..a", "$.*", "$[x]", "$['a'", "$[0", "/a~2", "$a"] {
+        assert!(json_pointer(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn status_forms() {
+    let statuses = |s: &str| -> Vec<Check> {
+        let scenario = parse(&format!(
+            "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\ncheck = {{ status = {s} }}\n"
+        ))
+        .unwrap();
+        scenario.journeys[0].steps[0].checks.clone()
+    };
+    let one = |s: &str| match statuses(s).as_slice() {
+        [Check::Status(m)] => m.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(one("204"), StatusMatch::Exact(204));
+    assert_eq!(one("\"204\""), StatusMatch::Exact(204));
+    assert_eq!(one("\"4xx\""), StatusMatch::Range(400, 499));
+    assert_eq!(one("\"200..204\""), StatusMatch::Range(200, 204));
+    assert_eq!(one("[200, 302]"), StatusMatch::List(vec![200, 302]));
+    assert!(one("\"2xx\"").matches(250));
+}
+
+#[test]
+fn integers_in_other_notations() {
+    let s = parse("name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\nweight = 0x10\n[[journey.step]]\npath = \"/\"\nquery = { n = -1_000, h = 0xff }\njson = { n = -5, big = 1_000 }\n").unwrap();
+    let j = &s.journeys[0];
+    assert_eq!(j.weight, 16);
+    assert_eq!(j.steps[0].query[0].1, Template::literal("-1000"));
+    assert_eq!(j.steps[0].query[1].1, Template::literal("255"));
+    let Body::Json(b) = &j.steps[0].body else {
+        panic!()
+    };
+    assert_eq!(b, &Template::literal(r#"{"n":-5,"big":1000}"#));
+}
