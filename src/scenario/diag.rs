@@ -36,6 +36,8 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Every problem found in a scenario file, sorted by position.
+///
+/// Displays as one `path:line:col: message` line per problem, each ending in a newline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioErrors {
     pub diagnostics: Vec<Diagnostic>,
@@ -43,11 +45,8 @@ pub struct ScenarioErrors {
 
 impl fmt::Display for ScenarioErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
         }
         Ok(())
     }

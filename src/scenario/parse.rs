@@ -394,7 +394,7 @@ impl<'s> Compiler<'s> {
 
     fn scenario(&mut self, root: &Value<'_>, path: &Path) -> Scenario {
         let top = self
-            .fields(root, "the top level", TOP_KEYS, &[])
+            .fields(root, "the scenario (top level)", TOP_KEYS, &[])
             .unwrap_or(Fields {
                 entries: Vec::new(),
                 at: 0,
