@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = peakload::cli::Cli::parse();
+    std::process::exit(peakload::main_with_args(cli));
+}

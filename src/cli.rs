@@ -1,0 +1,61 @@
+//! Command-line arguments, parsed in two stages: clap's raw values here, validated objects in
+//! the command functions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "peakload", version, about = "Load testing and performance diagnosis", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario file and write results, an HDR log and a summary.
+    Run(RunCli),
+    /// Validate a scenario file without sending any traffic.
+    Check {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunCli {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Base URL that replaces the scenario's `base_url` (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Output directory [default: reports/<name>-<UTC timestamp>/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads [default: the CPUs this process may use].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// After a stop request, how long in-flight requests get to finish.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub drain: std::time::Duration,
+    /// Extra threshold, as in the scenario's `thresholds` (repeatable).
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// Print only the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Plain progress lines instead of the live dashboard.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Seconds between progress lines.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub progress_every: std::time::Duration,
+    /// Accept any TLS certificate (self-signed test environments only).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::scenario::parse_duration(s)
+}

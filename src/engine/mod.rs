@@ -1,0 +1,382 @@
+//! The executor: worker threads, each with a single-threaded runtime, driving VUs through the
+//! plan and recording into their own shard.
+//!
+//! Open model: a dispatcher per thread takes every `threads`-th arrival of the shared
+//! [`ArrivalSchedule`], queues it at its due time and hands it to an idle VU (starting a new one
+//! up to the thread's share of `max_vus`). An arrival that waits for a VU keeps its intended start,
+//! so the wait shows in the latency; one that waited longer than `max_lag` is dropped and counted.
+//! Closed model: a manager per thread keeps the thread's share of the wanted VUs looping.
+
+pub mod http;
+pub mod render;
+pub mod stack;
+pub mod vu;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::{weighted_order, ArrivalSchedule, VuSchedule};
+use crate::record::{IntervalReport, Shard};
+use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
+use http::{Client, ClientOptions};
+use vu::{IterationEnd, Prepared, Vu};
+
+/// Arrivals dispatched up to this much before they are due: tokio's timer fires up to a
+/// millisecond after a deadline, and a late dispatch would add the timer's own lag to latency.
+const DISPATCH_EARLY: Duration = Duration::from_millis(1);
+/// An arrival that started this much after its due time counts as late.
+const LATE_AFTER: Duration = Duration::from_millis(5);
+
+pub struct EngineConfig {
+    pub scenario: Arc<Scenario>,
+    pub prepared: Arc<Prepared>,
+    pub threads: usize,
+    pub run_start: Instant,
+    /// Fires when the load must stop (signal, key, end of plan for closed VUs).
+    pub stop: CancellationToken,
+    /// How long in-flight requests get to finish once stopping.
+    pub drain: Duration,
+    pub client: ClientOptions,
+}
+
+/// Starts the worker threads. Each sends its interval reports to `sink` and its last report
+/// when it stops.
+pub fn spawn_workers(
+    config: Arc<EngineConfig>,
+    sink: Sender<IntervalReport>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..config.threads)
+        .map(|thread| {
+            let config = config.clone();
+            let sink = sink.clone();
+            std::thread::Builder::new()
+                .name(format!("peakload-worker-{thread}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a single-threaded runtime can be built");
+                    let shard = Rc::new(RefCell::new(Shard::new(
+                        thread,
+                        config.run_start,
+                        config.prepared.step_count,
+                        config.prepared.journeys.len(),
+                        sink,
+                    )));
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&rt, worker(thread, config.clone(), shard.clone()));
+                    drop(local);
+                    drop(rt);
+                    if let Ok(shard) = Rc::try_unwrap(shard) {
+                        shard.into_inner().finish(Instant::now());
+                    }
+                })
+                .expect("worker thread can be spawned")
+        })
+        .collect()
+}
+
+async fn worker(thread: usize, config: Arc<EngineConfig>, shard: Rc<RefCell<Shard>>) {
+    let ticker = {
+        let shard = shard.clone();
+        let start = config.run_start;
+        tokio::task::spawn_local(async move {
+            let mut s = 1u32;
+            loop {
+                tokio::time::sleep_until((start + Duration::from_secs(s as u64)).into()).await;
+                shard.borrow_mut().tick(Instant::now());
+                s += 1;
+            }
+        })
+    };
+    match &config.scenario.load {
+        Load::Open(open) => run_open(thread, &config, open, &shard).await,
+        Load::Closed(closed) => run_closed(thread, &config, closed, &shard).await,
+    }
+    ticker.abort();
+}
+
+/// This thread's share of `total` when split over `threads` as evenly as possible.
+fn share(total: u32, threads: usize, thread: usize) -> u32 {
+    let t = threads as u32;
+    total / t + u32::from((thread as u32) < total % t)
+}
+
+struct OpenState {
+    queue: RefCell<VecDeque<(u64, Instant)>>,
+    wake: Notify,
+    idle: Cell<u32>,
+    busy: Cell<u32>,
+    spawned: Cell<u32>,
+    done: Cell<bool>,
+}
+
+async fn run_open(
+    thread: usize,
+    config: &Arc<EngineConfig>,
+    open: &OpenLoad,
+    shard: &Rc<RefCell<Shard>>,
+) {
+    let schedule = ArrivalSchedule::new(open);
+    let order = Rc::new(weighted_order(
+        &config
+            .scenario
+            .journeys
+            .iter()
+            .map(|j| j.weight)
+            .collect::<Vec<_>>(),
+    ));
+    let cap = share(open.max_vus, config.threads, thread).max(1);
+    let state = Rc::new(OpenState {
+        queue: RefCell::new(VecDeque::new()),
+        wake: Notify::new(),
+        idle: Cell::new(0),
+        busy: Cell::new(0),
+        spawned: Cell::new(0),
+        done: Cell::new(false),
+    });
+    let mut vus = tokio::task::JoinSet::new();
+    let spawn_vu = |vus: &mut tokio::task::JoinSet<()>| {
+        let n = state.spawned.get();
+        state.spawned.set(n + 1);
+        let id = n as u64 * config.threads as u64 + thread as u64;
+        vus.spawn_local(open_vu(
+            id,
+            config.clone(),
+            state.clone(),
+            order.clone(),
+            open.max_lag,
+            shard.clone(),
+        ));
+    };
+    for _ in 0..share(open.pre_allocated_vus, config.threads, thread).min(cap) {
+        spawn_vu(&mut vus);
+    }
+    let stop = &config.stop;
+    let mut k = thread as u64;
+    while let Some(due) = schedule.due(k) {
+        let at = config.run_start + due;
+        let wake_at = at.checked_sub(DISPATCH_EARLY).unwrap_or(at);
+        if wake_at > Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        state.queue.borrow_mut().push_back((k, at));
+        if state.idle.get() > 0 {
+            state.wake.notify_one();
+        } else if state.spawned.get() < cap {
+            spawn_vu(&mut vus);
+        }
+        k += config.threads as u64;
+    }
+    state.done.set(true);
+    state.wake.notify_waiters();
+    drain(&mut vus, config).await;
+}
+
+async fn open_vu(
+    id: u64,
+    config: Arc<EngineConfig>,
+    state: Rc<OpenState>,
+    order: Rc<Vec<usize>>,
+    max_lag: Duration,
+    shard: Rc<RefCell<Shard>>,
+) {
+    let mut vu = Vu::new(id, Client::new(config.client.clone()));
+    loop {
+        if config.stop.is_cancelled() {
+            return;
+        }
+        let next = state.queue.borrow_mut().pop_front();
+        let Some((k, at)) = next else {
+            if state.done.get() {
+                return;
+            }
+            state.idle.set(state.idle.get() + 1);
+            tokio::select! {
+                _ = state.wake.notified() => {}
+                _ = config.stop.cancelled() => {}
+            }
+            state.idle.set(state.idle.get() - 1);
+            continue;
+        };
+        let now = Instant::now();
+        let lag = now.saturating_duration_since(at);
+        if lag > max_lag {
+            shard.borrow_mut().iteration_dropped(now);
+            continue;
+        }
+        {
+            let mut sh = shard.borrow_mut();
+            sh.iteration_started(now, Some(lag));
+            if lag > LATE_AFTER {
+                sh.iteration_late();
+            }
+        }
+        state.busy.set(state.busy.get() + 1);
+        shard.borrow_mut().active_vus = state.busy.get();
+        let journey = &config.prepared.journeys[order[(k % order.len() as u64) as usize]];
+        vu.iterate(&config.prepared, journey, k, Some(at), &shard, &config.stop)
+            .await;
+        state.busy.set(state.busy.get() - 1);
+        shard.borrow_mut().active_vus = state.busy.get();
+    }
+}
+
+async fn run_closed(
+    thread: usize,
+    config: &Arc<EngineConfig>,
+    closed: &ClosedLoad,
+    shard: &Rc<RefCell<Shard>>,
+) {
+    let schedule = VuSchedule::new(closed);
+    let order = Rc::new(weighted_order(
+        &config
+            .scenario
+            .journeys
+            .iter()
+            .map(|j| j.weight)
+            .collect::<Vec<_>>(),
+    ));
+    let end = config.run_start + config.scenario.load.duration();
+    let allowed = Rc::new(Cell::new(0u32));
+    let running = Rc::new(Cell::new(0u32));
+    let iterations = Rc::new(Cell::new(0u64));
+    // alive[j]: the VU with local index j is looping.
+    let alive: Rc<RefCell<Vec<bool>>> = Rc::new(RefCell::new(Vec::new()));
+    let mut vus = tokio::task::JoinSet::new();
+    let threads = config.threads as u32;
+    loop {
+        let now = Instant::now();
+        if now >= end || config.stop.is_cancelled() {
+            break;
+        }
+        let t = now.duration_since(config.run_start).as_secs_f64();
+        let want_total = schedule.vus_at(t);
+        // VU ids i < want_total with i % threads == thread.
+        let want = if want_total > thread as u32 {
+            (want_total - thread as u32 - 1) / threads + 1
+        } else {
+            0
+        };
+        allowed.set(want);
+        for local in 0..want {
+            let mut a = alive.borrow_mut();
+            if a.len() <= local as usize {
+                a.resize(local as usize + 1, false);
+            }
+            if !a[local as usize] {
+                a[local as usize] = true;
+                vus.spawn_local(closed_vu(
+                    local,
+                    local as u64 * threads as u64 + thread as u64,
+                    config.clone(),
+                    ClosedShared {
+                        allowed: allowed.clone(),
+                        running: running.clone(),
+                        iterations: iterations.clone(),
+                        alive: alive.clone(),
+                        order: order.clone(),
+                    },
+                    shard.clone(),
+                    end,
+                ));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = config.stop.cancelled() => break,
+        }
+    }
+    allowed.set(0);
+    drain(&mut vus, config).await;
+}
+
+struct ClosedShared {
+    allowed: Rc<Cell<u32>>,
+    running: Rc<Cell<u32>>,
+    iterations: Rc<Cell<u64>>,
+    alive: Rc<RefCell<Vec<bool>>>,
+    order: Rc<Vec<usize>>,
+}
+
+async fn closed_vu(
+    local: u32,
+    id: u64,
+    config: Arc<EngineConfig>,
+    shared: ClosedShared,
+    shard: Rc<RefCell<Shard>>,
+    end: Instant,
+) {
+    let ClosedShared {
+        allowed,
+        running,
+        iterations,
+        alive,
+        order,
+    } = shared;
+    running.set(running.get() + 1);
+    shard.borrow_mut().active_vus = running.get();
+    let mut vu = Vu::new(id, Client::new(config.client.clone()));
+    let journey = &config.prepared.journeys[order[(id % order.len() as u64) as usize]];
+    // Stops the iteration in progress when the plan ends.
+    let deadline = config.stop.child_token();
+    let guard = {
+        let deadline = deadline.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep_until(end.into()).await;
+            deadline.cancel();
+        })
+    };
+    while local < allowed.get() && !deadline.is_cancelled() {
+        let n = iterations.get();
+        iterations.set(n + 1);
+        let iteration = n * config.threads as u64 + (id % config.threads as u64);
+        shard.borrow_mut().iteration_started(Instant::now(), None);
+        let result = vu
+            .iterate(
+                &config.prepared,
+                journey,
+                iteration,
+                None,
+                &shard,
+                &deadline,
+            )
+            .await;
+        if result == IterationEnd::FeederExhausted {
+            // Nothing left to send for this journey; don't spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    guard.abort();
+    alive.borrow_mut()[local as usize] = false;
+    running.set(running.get() - 1);
+    shard.borrow_mut().active_vus = running.get();
+}
+
+/// Waits for the VUs to finish; once stopping, gives in-flight requests `drain` to complete.
+async fn drain(vus: &mut tokio::task::JoinSet<()>, config: &EngineConfig) {
+    loop {
+        tokio::select! {
+            next = vus.join_next() => if next.is_none() { return },
+            _ = config.stop.cancelled() => break,
+        }
+    }
+    let _ = tokio::time::timeout(config.drain, async {
+        while vus.join_next().await.is_some() {}
+    })
+    .await;
+    vus.abort_all();
+}

@@ -1,0 +1,167 @@
+//! `base_url = "stack"`: start the bundled reference stack as a child process on a free
+//! loopback port, wait until it is ready, and stop it after the run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The child's pid, so that an immediate exit (second Ctrl-C) can still stop it.
+pub static STACK_PID: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("the reference stack binary `peakload-stack` was not found next to {exe} or on PATH; build it with `cargo build --release --workspace`")]
+    NotFound { exe: String },
+    #[error("could not start {binary}: {source}")]
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
+    #[error("the reference stack did not become ready within {0:?}; see {1}")]
+    NotReady(Duration, String),
+    #[error("the reference stack exited during start-up; see {0}")]
+    Exited(String),
+}
+
+pub struct StackProcess {
+    child: Child,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+/// Finds `peakload-stack`: beside this executable first (cargo puts both in one directory),
+/// then on PATH.
+pub fn find_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("PEAKLOAD_STACK_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    for candidate in [dir.join("peakload-stack"), dir.join("../peakload-stack")] {
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("peakload-stack"))
+        .find(|p| p.is_file())
+}
+
+pub async fn start(
+    data_dir: &Path,
+    log: PathBuf,
+    extra_args: &[String],
+) -> Result<StackProcess, StackError> {
+    let binary = find_binary().ok_or_else(|| StackError::NotFound {
+        exe: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    })?;
+    let log_file = std::fs::File::create(&log).map_err(|source| StackError::Spawn {
+        binary: log.display().to_string(),
+        source,
+    })?;
+    let mut child = Command::new(&binary)
+        .arg("all")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| StackError::Spawn {
+            binary: binary.display().to_string(),
+            source,
+        })?;
+    STACK_PID.store(child.id().unwrap_or(0), Ordering::SeqCst);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let limit = Duration::from_secs(60);
+    let log_name = log.display().to_string();
+    let started = Instant::now();
+    let base_url = loop {
+        let line = tokio::time::timeout(limit.saturating_sub(started.elapsed()), lines.next_line())
+            .await
+            .map_err(|_| StackError::NotReady(limit, log_name.clone()))?;
+        match line {
+            Ok(Some(l)) => {
+                if let Some(url) = l.trim().strip_prefix("peakload-stack listening on ") {
+                    break url.trim().to_string();
+                }
+            }
+            _ => return Err(StackError::Exited(log_name)),
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    wait_ready(&base_url, limit.saturating_sub(started.elapsed()))
+        .await
+        .map_err(|_| StackError::NotReady(limit, log_name))?;
+    Ok(StackProcess {
+        child,
+        base_url,
+        log,
+    })
+}
+
+async fn wait_ready(base_url: &str, limit: Duration) -> Result<(), ()> {
+    let (origin, _) = super::http::split_url(base_url).map_err(|_| ())?;
+    let deadline = Instant::now() + limit;
+    let mut client = super::http::Client::new(super::http::ClientOptions { tls: None });
+    while Instant::now() < deadline {
+        client.request.clear();
+        client.request.extend_from_slice(
+            format!(
+                "GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                origin.host_header()
+            )
+            .as_bytes(),
+        );
+        if let Ok(Ok(200)) =
+            tokio::time::timeout(Duration::from_secs(2), client.send(&origin, false)).await
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(())
+}
+
+impl StackProcess {
+    /// SIGTERM, then a kill if it has not exited within 10 s.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: sending a signal to our own child process.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+        STACK_PID.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Kills the stack child at once, for an immediate exit.
+pub fn kill_now() {
+    let pid = STACK_PID.load(Ordering::SeqCst);
+    if pid != 0 {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! One virtual user: runs a journey's steps in order, with its own connection, variables and
+//! cookies, and records what each request measured into the thread's shard.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::http::{split_url, Client, Origin};
+use super::render::{render, url_encode_into, RenderCtx, VarValue};
+use crate::record::{ErrorKind, Shard};
+use crate::scenario::{
+    Body, Check, ExtractSource, FeedMode, Feeder, Scenario, StatusMatch, Step, Template,
+};
+
+/// A step with everything that does not change between requests worked out once.
+pub struct PreparedStep {
+    /// Index among all steps of the scenario (journey by journey).
+    pub flat: usize,
+    pub name: String,
+    method: Vec<u8>,
+    head_request: bool,
+    target: Target,
+    query: Vec<(Vec<u8>, Template)>,
+    /// Literal headers, already serialized as `Name: value\r\n`.
+    static_headers: Vec<u8>,
+    dynamic_headers: Vec<(String, Template)>,
+    body: Body,
+    timeout: Duration,
+    think: Option<(Duration, Duration)>,
+    extract: Vec<crate::scenario::Extraction>,
+    checks: Vec<Check>,
+    status_check: Option<StatusMatch>,
+    needs_json: bool,
+}
+
+enum Target {
+    /// A path under the base URL: origin and `Host` known up front.
+    Path {
+        origin: Arc<Origin>,
+        host: String,
+        prefix: String,
+        path: Template,
+    },
+    /// A literal absolute URL.
+    Fixed {
+        origin: Arc<Origin>,
+        host: String,
+        target: String,
+    },
+    /// An absolute URL with expressions: split after rendering.
+    Dynamic(Template),
+}
+
+pub struct PreparedJourney {
+    pub index: usize,
+    pub name: String,
+    pub steps: Vec<PreparedStep>,
+    pub vars: usize,
+    pub feeders: Vec<usize>,
+}
+
+/// The scenario compiled for the engine, shared by every thread.
+pub struct Prepared {
+    pub journeys: Vec<PreparedJourney>,
+    pub feeders: Vec<Arc<Feeder>>,
+    pub cursors: Vec<AtomicUsize>,
+    pub step_count: usize,
+}
+
+impl Prepared {
+    pub fn new(scenario: &Scenario, base_url: &str) -> Result<Self, String> {
+        let (base_origin, base_path) =
+            split_url(base_url).map_err(|e| format!("base URL {base_url:?}: {e}"))?;
+        let base_origin = Arc::new(base_origin);
+        let prefix = base_path.trim_end_matches('/').to_string();
+        let mut flat = 0;
+        let mut journeys = Vec::new();
+        for (ji, j) in scenario.journeys.iter().enumerate() {
+            let mut steps = Vec::new();
+            for s in &j.steps {
+                steps.push(prepare_step(scenario, s, flat, &base_origin, &prefix)?);
+                flat += 1;
+            }
+            journeys.push(PreparedJourney {
+                index: ji,
+                name: j.name.clone(),
+                steps,
+                vars: j.vars.len(),
+                feeders: j.feeders.clone(),
+            });
+        }
+        Ok(Prepared {
+            journeys,
+            feeders: scenario.feeders.clone(),
+            cursors: scenario
+                .feeders
+                .iter()
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            step_count: flat,
+        })
+    }
+}
+
+fn prepare_step(
+    scenario: &Scenario,
+    s: &Step,
+    flat: usize,
+    base: &Arc<Origin>,
+    prefix: &str,
+) -> Result<PreparedStep, String> {
+    let target = match s.url.as_literal() {
+        Some(lit) if lit.starts_with("http://") || lit.starts_with("https://") => {
+            let (origin, target) = split_url(lit).map_err(|e| format!("step {:?}: {e}", s.name))?;
+            Target::Fixed {
+                host: origin.host_header(),
+                origin: Arc::new(origin),
+                target: target.to_string(),
+            }
+        }
+        _ if matches!(s.url.parts.first(), Some(crate::scenario::Part::Lit(l)) if l.starts_with("http://") || l.starts_with("https://")) => {
+            Target::Dynamic(s.url.clone())
+        }
+        _ => Target::Path {
+            origin: base.clone(),
+            host: base.host_header(),
+            prefix: prefix.to_string(),
+            path: s.url.clone(),
+        },
+    };
+    // Step headers replace scenario headers of the same name.
+    let mut headers: Vec<(String, Template)> = scenario
+        .headers
+        .iter()
+        .filter(|(n, _)| !s.headers.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)))
+        .cloned()
+        .collect();
+    headers.extend(s.headers.iter().cloned());
+    let mut static_headers = Vec::new();
+    let mut dynamic_headers = Vec::new();
+    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !has("user-agent") {
+        static_headers.extend_from_slice(
+            format!("User-Agent: peakload/{}\r\n", env!("CARGO_PKG_VERSION")).as_bytes(),
+        );
+    }
+    if !has("accept") {
+        static_headers.extend_from_slice(b"Accept: */*\r\n");
+    }
+    let content_type = match &s.body {
+        Body::None => None,
+        Body::Json(_) => Some("application/json".to_string()),
+        Body::Form(_) => Some("application/x-www-form-urlencoded".to_string()),
+        Body::Raw { content_type, .. } => content_type.clone(),
+    };
+    if let Some(ct) = content_type {
+        if !has("content-type") {
+            static_headers.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+    }
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        match value.as_literal() {
+            Some(v) => static_headers.extend_from_slice(format!("{name}: {v}\r\n").as_bytes()),
+            None => dynamic_headers.push((name, value)),
+        }
+    }
+    let status_check = s.checks.iter().find_map(|c| match c {
+        Check::Status(m) => Some(m.clone()),
+        _ => None,
+    });
+    let needs_json = s
+        .extract
+        .iter()
+        .any(|e| matches!(e.source, ExtractSource::Json(_)))
+        || s.checks
+            .iter()
+            .any(|c| matches!(c, Check::JsonEquals { .. }));
+    let query = s
+        .query
+        .iter()
+        .map(|(k, v)| {
+            let mut key = Vec::new();
+            url_encode_into(k, &mut key);
+            (key, v.clone())
+        })
+        .collect();
+    Ok(PreparedStep {
+        flat,
+        name: s.name.clone(),
+        method: s.method.as_bytes().to_vec(),
+        head_request: s.method == "HEAD",
+        target,
+        query,
+        static_headers,
+        dynamic_headers,
+        body: s.body.clone(),
+        timeout: s.timeout.unwrap_or(scenario.timeout),
+        think: s.think.map(|t| (t.min, t.max)),
+        extract: s.extract.clone(),
+        checks: s.checks.clone(),
+        status_check,
+        needs_json,
+    })
+}
+
+/// How one iteration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IterationEnd {
+    Completed,
+    Failed(ErrorKind),
+    /// Stopped part-way because the run was stopping.
+    Interrupted,
+    /// A unique feeder had no rows left; nothing was sent.
+    FeederExhausted,
+}
+
+/// A virtual user's state, reused across its iterations.
+pub struct Vu {
+    pub id: u64,
+    client: Client,
+    vars: Vec<VarValue>,
+    cookies: Vec<(String, String)>,
+    body: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Vu {
+    pub fn new(id: u64, client: Client) -> Self {
+        Vu {
+            id,
+            client,
+            vars: Vec::new(),
+            cookies: Vec::new(),
+            body: Vec::with_capacity(512),
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    /// Runs one iteration of `journey`. `intended` is the open model's scheduled start: when the
+    /// iteration starts later than that, the wait counts in the first step's latency.
+    pub async fn iterate(
+        &mut self,
+        prepared: &Prepared,
+        journey: &PreparedJourney,
+        iteration: u64,
+        intended: Option<Instant>,
+        shard: &Rc<RefCell<Shard>>,
+        stop: &CancellationToken,
+    ) -> IterationEnd {
+        self.vars.clear();
+        self.vars.resize(journey.vars, VarValue::default());
+        self.cookies.clear();
+        let mut rows: Vec<Option<&[String]>> = vec![None; prepared.feeders.len()];
+        for &f in &journey.feeders {
+            match take_row(prepared, f) {
+                Some(row) => rows[f] = Some(row),
+                None => {
+                    shard.borrow_mut().feeder_exhausted(Instant::now());
+                    return IterationEnd::FeederExhausted;
+                }
+            }
+        }
+        let began = Instant::now();
+        let measured_from = match intended {
+            Some(t) if t < began => t,
+            _ => began,
+        };
+        let mut end = IterationEnd::Completed;
+        let mut last_end = began;
+        for (i, step) in journey.steps.iter().enumerate() {
+            if stop.is_cancelled() {
+                end = IterationEnd::Interrupted;
+                break;
+            }
+            let ctx = RenderCtx {
+                vars: &self.vars,
+                rows: &rows,
+                vu: self.id,
+                iteration,
+            };
+            let origin = match build_request(
+                &mut self.client.request,
+                &mut self.body,
+                &mut self.scratch,
+                &self.cookies,
+                step,
+                &ctx,
+            ) {
+                Ok(o) => o,
+                Err(msg) => {
+                    let now = Instant::now();
+                    let mut sh = shard.borrow_mut();
+                    sh.record_request(step.flat, now, Duration::ZERO, Some(ErrorKind::Protocol));
+                    sh.sample(ErrorKind::Protocol, &step.name, msg);
+                    end = IterationEnd::Failed(ErrorKind::Protocol);
+                    break;
+                }
+            };
+            let start = Instant::now();
+            let from = if i == 0 {
+                measured_from.min(start)
+            } else {
+                start
+            };
+            let (in0, out0) = (self.client.bytes_in, self.client.bytes_out);
+            let sent = tokio::select! {
+                biased;
+                r = tokio::time::timeout(step.timeout, self.client.send(&origin, step.head_request)) => Some(r),
+                _ = stop.cancelled(), if i > 0 => None,
+            };
+            let finished = Instant::now();
+            last_end = finished;
+            let Some(sent) = sent else {
+                end = IterationEnd::Interrupted;
+                break;
+            };
+            let outcome = match sent {
+                Err(_) => {
+                    self.client.close_all();
+                    Err((
+                        ErrorKind::Timeout,
+                        format!("no response within {:?}", step.timeout),
+                    ))
+                }
+                Ok(Err(e)) => Err((e.kind(), e.to_string())),
+                Ok(Ok(status)) => Ok(status),
+            };
+            let latency = finished - from;
+            let verdict = match outcome {
+                Err((kind, message)) => Verdict {
+                    error: Some(kind),
+                    message,
+                    transport: true,
+                    ..Verdict::default()
+                },
+                Ok(status) => self.judge(step, status, finished - start),
+            };
+            {
+                let mut sh = shard.borrow_mut();
+                sh.add_bytes(self.client.bytes_in - in0, self.client.bytes_out - out0);
+                sh.record_request(step.flat, finished, latency, verdict.error);
+                sh.record_checks(step.flat, verdict.checks, verdict.checks_failed);
+                if let Some(kind) = verdict.error {
+                    if sh.wants_sample(kind) {
+                        sh.sample(kind, &step.name, verdict.message);
+                    }
+                }
+            }
+            if let Some(kind) = verdict.error {
+                end = IterationEnd::Failed(kind);
+                // Later steps depend on a response that never came or on a value it lacked.
+                if verdict.transport || verdict.extract_failed {
+                    break;
+                }
+            }
+            if i + 1 < journey.steps.len() {
+                if let Some((lo, hi)) = step.think {
+                    let pause = if hi > lo {
+                        lo + Duration::from_nanos(fastrand::u64(0..=(hi - lo).as_nanos() as u64))
+                    } else {
+                        lo
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => { end = IterationEnd::Interrupted; break; }
+                    }
+                }
+            }
+        }
+        if end != IterationEnd::Interrupted {
+            let error = match end {
+                IterationEnd::Failed(k) => Some(k),
+                _ => None,
+            };
+            shard.borrow_mut().record_iteration(
+                journey.index,
+                last_end,
+                last_end - measured_from,
+                error,
+            );
+        }
+        end
+    }
+
+    /// Applies the step's checks and extractions to the response just read.
+    fn judge(&mut self, step: &PreparedStep, status: u16, service_time: Duration) -> Verdict {
+        let mut v = Verdict::default();
+        if self
+            .client
+            .headers()
+            .any(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        {
+            self.store_cookies();
+        }
+        let status_ok = match &step.status_check {
+            Some(m) => m.matches(status),
+            None => status < 400,
+        };
+        if !status_ok {
+            v.error = Some(if status >= 500 {
+                ErrorKind::Http5xx
+            } else if status >= 400 {
+                ErrorKind::Http4xx
+            } else {
+                ErrorKind::CheckFailed
+            });
+            v.message = format!("HTTP {status}");
+        }
+        let body = self.client.body();
+        let json: Option<serde_json::Value> = if step.needs_json {
+            serde_json::from_slice(body).ok()
+        } else {
+            None
+        };
+        for check in &step.checks {
+            v.checks += 1;
+            let (ok, what) = match check {
+                Check::Status(m) => (m.matches(status), format!("status {status}")),
+                Check::BodyContains(s) => (
+                    memchr::memmem::find(body, s.as_bytes()).is_some(),
+                    format!("body does not contain {s:?}"),
+                ),
+                Check::JsonEquals { pointer, expected } => {
+                    let got = json.as_ref().and_then(|j| j.pointer(pointer));
+                    (
+                        got.is_some_and(|g| json_equal(g, expected)),
+                        format!(
+                            "{pointer} is {}, expected {expected}",
+                            got.map(|g| g.to_string())
+                                .unwrap_or_else(|| "missing".into())
+                        ),
+                    )
+                }
+                Check::MaxDuration(d) => (
+                    service_time <= *d,
+                    format!("took {service_time:?}, limit {d:?}"),
+                ),
+            };
+            if !ok {
+                v.checks_failed += 1;
+                if v.error.is_none() {
+                    v.error = Some(ErrorKind::CheckFailed);
+                    v.message = format!("check failed: {what}");
+                }
+            }
+        }
+        for e in &step.extract {
+            let value = match &e.source {
+                ExtractSource::Json(p) => {
+                    json.as_ref()
+                        .and_then(|j| j.pointer(p))
+                        .and_then(|x| match x {
+                            serde_json::Value::String(s) => Some((s.clone(), false)),
+                            serde_json::Value::Null => None,
+                            other => Some((other.to_string(), true)),
+                        })
+                }
+                ExtractSource::Header(h) => self.client.header(h).map(|s| (s.to_string(), false)),
+                ExtractSource::Regex(re) => {
+                    let text = String::from_utf8_lossy(body);
+                    re.captures(&text).and_then(|c| {
+                        c.get(if c.len() > 1 { 1 } else { 0 })
+                            .map(|m| (m.as_str().to_string(), false))
+                    })
+                }
+            };
+            match value {
+                Some((text, json_literal)) => {
+                    self.vars[e.var] = VarValue {
+                        text,
+                        json_literal,
+                        set: true,
+                    };
+                }
+                None => {
+                    v.extract_failed = true;
+                    if v.error.is_none() {
+                        v.error = Some(ErrorKind::ExtractFailed);
+                        v.message = format!("extraction failed ({})", describe_source(&e.source));
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    fn store_cookies(&mut self) {
+        let mut found = Vec::new();
+        for (n, value) in self.client.headers() {
+            if !n.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let mut parts = value.split(';');
+            let Some((name, val)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let expired = parts.any(|a| {
+                let a = a.trim();
+                a.eq_ignore_ascii_case("max-age=0")
+                    || a.to_ascii_lowercase().starts_with("max-age=-")
+            });
+            found.push((name.trim().to_string(), val.trim().to_string(), expired));
+        }
+        for (name, val, expired) in found {
+            self.cookies.retain(|(n, _)| *n != name);
+            if !expired {
+                self.cookies.push((name, val));
+            }
+        }
+    }
+}
+
+fn build_request(
+    req: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    cookies: &[(String, String)],
+    step: &PreparedStep,
+    ctx: &RenderCtx<'_>,
+) -> Result<Arc<Origin>, String> {
+    req.clear();
+    req.extend_from_slice(&step.method);
+    req.push(b' ');
+    let (origin, host) = match &step.target {
+        Target::Path {
+            origin,
+            host,
+            prefix,
+            path,
+        } => {
+            req.extend_from_slice(prefix.as_bytes());
+            let before = req.len();
+            render(path, ctx, req);
+            if req.len() == before || req[before] != b'/' {
+                req.insert(before, b'/');
+            }
+            (origin.clone(), host.clone())
+        }
+        Target::Fixed {
+            origin,
+            host,
+            target,
+        } => {
+            req.extend_from_slice(target.as_bytes());
+            (origin.clone(), host.clone())
+        }
+        Target::Dynamic(t) => {
+            scratch.clear();
+            render(t, ctx, scratch);
+            let url = String::from_utf8_lossy(scratch).into_owned();
+            let (origin, target) = split_url(&url).map_err(|e| format!("URL {url:?}: {e}"))?;
+            req.extend_from_slice(target.as_bytes());
+            let host = origin.host_header();
+            (Arc::new(origin), host)
+        }
+    };
+    if !step.query.is_empty() {
+        let mut sep = if req.contains(&b'?') { b'&' } else { b'?' };
+        for (k, v) in &step.query {
+            req.push(sep);
+            sep = b'&';
+            req.extend_from_slice(k);
+            req.push(b'=');
+            render(v, ctx, req);
+        }
+    }
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    req.extend_from_slice(host.as_bytes());
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(&step.static_headers);
+    for (name, value) in &step.dynamic_headers {
+        req.extend_from_slice(name.as_bytes());
+        req.extend_from_slice(b": ");
+        render(value, ctx, req);
+        req.extend_from_slice(b"\r\n");
+    }
+    if !cookies.is_empty() {
+        req.extend_from_slice(b"Cookie: ");
+        for (i, (n, v)) in cookies.iter().enumerate() {
+            if i > 0 {
+                req.extend_from_slice(b"; ");
+            }
+            req.extend_from_slice(n.as_bytes());
+            req.push(b'=');
+            req.extend_from_slice(v.as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+    }
+    body.clear();
+    match &step.body {
+        Body::None => {}
+        Body::Json(t) => render(t, ctx, body),
+        Body::Raw { text, .. } => render(text, ctx, body),
+        Body::Form(fields) => {
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    body.push(b'&');
+                }
+                url_encode_into(k, body);
+                body.push(b'=');
+                render(v, ctx, body);
+            }
+        }
+    }
+    if !matches!(step.body, Body::None) || matches!(&step.method[..], b"POST" | b"PUT" | b"PATCH") {
+        let mut n = itoa_buf(body.len());
+        req.extend_from_slice(b"Content-Length: ");
+        req.extend_from_slice(n.as_bytes());
+        n.clear();
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
+    Ok(origin)
+}
+
+fn itoa_buf(n: usize) -> String {
+    n.to_string()
+}
+
+fn describe_source(s: &ExtractSource) -> String {
+    match s {
+        ExtractSource::Json(p) => format!("JSON {p}"),
+        ExtractSource::Header(h) => format!("header {h}"),
+        ExtractSource::Regex(r) => format!("regex {}", r.as_str()),
+    }
+}
+
+fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+#[derive(Default)]
+struct Verdict {
+    error: Option<ErrorKind>,
+    message: String,
+    checks: u64,
+    checks_failed: u64,
+    extract_failed: bool,
+    /// No HTTP response at all (connect, timeout, reset, TLS).
+    transport: bool,
+}
+
+/// Takes this iteration's row from a feeder; `None` when a unique feeder has run out.
+fn take_row(prepared: &Prepared, f: usize) -> Option<&[String]> {
+    let feeder = &prepared.feeders[f];
+    let n = feeder.rows.len();
+    if n == 0 {
+        return None;
+    }
+    let i = match feeder.mode {
+        FeedMode::Sequential => prepared.cursors[f].fetch_add(1, Ordering::Relaxed) % n,
+        FeedMode::Random => fastrand::usize(..n),
+        FeedMode::Unique => {
+            let i = prepared.cursors[f].fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return None;
+            }
+            i
+        }
+    };
+    Some(&feeder.rows[i])
+}

@@ -1,0 +1,148 @@
+//! peakload: load testing and performance diagnosis.
+//!
+//! Data flows `scenario` (TOML → validated model) → `plan` (schedules) → `engine` (VUs, HTTP)
+//! → `record` (HDR histograms, one aggregator) → `results.json` and the HDR log → `output`
+//! (summary) and `gate` (thresholds → exit code). `main` only parses arguments and maps
+//! outcomes to the documented exit codes.
+
+pub mod cli;
+pub mod engine;
+pub mod gate;
+pub mod output;
+pub mod plan;
+pub mod record;
+pub mod run;
+pub mod scenario;
+
+use run::{exit, RunArgs};
+
+/// Runs the CLI and returns the process exit code.
+pub fn main_with_args(cli: cli::Cli) -> i32 {
+    match cli.command {
+        cli::Command::Check { scenario } => match scenario::load_scenario(&scenario) {
+            Ok(s) => {
+                println!("{}", describe_plan(&s));
+                exit::OK
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                eprintln!(
+                    "{} problem(s) found; nothing was sent",
+                    errors.diagnostics.len()
+                );
+                exit::INVALID
+            }
+        },
+        cli::Command::Run(args) => {
+            let mut s = match scenario::load_scenario(&args.scenario) {
+                Ok(s) => s,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    eprintln!(
+                        "{} problem(s) found; nothing was sent",
+                        errors.diagnostics.len()
+                    );
+                    return exit::INVALID;
+                }
+            };
+            for expr in &args.thresholds {
+                match scenario::parse_threshold(expr, &s) {
+                    Ok(t) => s.thresholds.push(t),
+                    Err(e) => {
+                        eprintln!("--threshold {expr:?}: {e}");
+                        return exit::INVALID;
+                    }
+                }
+            }
+            if let Some(t) = &args.target {
+                if let Err(e) = engine::http::split_url(t) {
+                    eprintln!("--target {t:?}: {e}");
+                    return exit::INVALID;
+                }
+            }
+            let run_args = RunArgs {
+                target: args.target,
+                out: args.out,
+                threads: args.threads,
+                drain: args.drain,
+                quiet: args.quiet,
+                insecure: args.insecure,
+                progress_every: args
+                    .progress_every
+                    .max(std::time::Duration::from_millis(200)),
+            };
+            match run::run(s, run_args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {}", e.message);
+                    e.code
+                }
+            }
+        }
+    }
+}
+
+/// What `peakload check` prints for a valid scenario.
+pub fn describe_plan(s: &scenario::Scenario) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: valid", s.source_path.display());
+    let target = match &s.base_url {
+        scenario::BaseUrl::Stack => "the bundled reference stack".to_string(),
+        scenario::BaseUrl::Url(u) => run::redact_url(u),
+    };
+    let _ = writeln!(out, "  target: {target}");
+    match &s.load {
+        scenario::Load::Open(o) => {
+            let plan = plan::ArrivalSchedule::new(o);
+            let _ = writeln!(
+                out,
+                "  open model: {} stage(s), {:?}, {} planned iterations, max_vus {}",
+                o.stages.len(),
+                s.load.duration(),
+                plan.total_arrivals(),
+                o.max_vus
+            );
+        }
+        scenario::Load::Closed(c) => {
+            let _ = writeln!(
+                out,
+                "  closed model: {} stage(s), {:?}, up to {} VUs",
+                c.stages.len(),
+                s.load.duration(),
+                plan::VuSchedule::new(c).max_vus()
+            );
+        }
+    }
+    for j in &s.journeys {
+        let _ = writeln!(
+            out,
+            "  journey {} (weight {}): {} step(s)",
+            j.name,
+            j.weight,
+            j.steps.len()
+        );
+        for st in &j.steps {
+            let _ = writeln!(
+                out,
+                "    {} {} {}",
+                st.name,
+                st.method,
+                engine::render::describe(&st.url, &j.vars)
+            );
+        }
+    }
+    for f in &s.feeders {
+        let _ = writeln!(
+            out,
+            "  feeder {}: {} rows ({:?})",
+            f.name,
+            f.rows.len(),
+            f.mode
+        );
+    }
+    for t in &s.thresholds {
+        let _ = writeln!(out, "  threshold {}", t.expr);
+    }
+    out
+}

@@ -1,0 +1,175 @@
+//! Views of a run for people: the progress line during it and the text summary after it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::record::aggregate::LiveView;
+use crate::record::results::{LatencyStats, Results};
+
+/// One concise line, for terminals without the dashboard, pipes and CI logs.
+pub fn progress_line(live: &LiveView, planned: Duration, step_names: &[String]) -> String {
+    let mut s = String::new();
+    let elapsed = live.seconds;
+    let _ = write!(s, "[{:>4}s/{:>4}s]", elapsed, planned.as_secs());
+    if let Some(p) = &live.last {
+        let _ = write!(
+            s,
+            " rps {:>8.1} (target {:.1})  p50 {} p95 {} p99 {}  vus {}",
+            p.rps,
+            p.target_rps,
+            ms(p.latency_ms.p50),
+            ms(p.latency_ms.p95),
+            ms(p.latency_ms.p99),
+            p.active_vus
+        );
+    }
+    let rate = if live.requests > 0 {
+        live.errors as f64 / live.requests as f64 * 100.0
+    } else {
+        0.0
+    };
+    let _ = write!(
+        s,
+        "  requests {}  errors {:.2}%  dropped {}",
+        live.requests, rate, live.dropped_iterations
+    );
+    let _ = step_names;
+    s
+}
+
+/// A latency in milliseconds, shown with a sensible precision.
+pub fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2}s", v / 1000.0)
+    } else if v >= 100.0 {
+        format!("{v:.0}ms")
+    } else if v >= 10.0 {
+        format!("{v:.1}ms")
+    } else {
+        format!("{v:.2}ms")
+    }
+}
+
+/// The end-of-run summary: headline, per-step table, thresholds, generator health.
+pub fn summary(r: &Results) -> String {
+    let mut s = String::new();
+    let status = match r.status.as_str() {
+        "completed" => String::new(),
+        other => format!(" ({other})"),
+    };
+    let _ = writeln!(
+        s,
+        "\n{} — {} for {:.1}s against {}{}",
+        r.scenario.name, r.scenario.model, r.duration_s, r.scenario.target, status
+    );
+    let sm = &r.summary;
+    let _ = writeln!(
+        s,
+        "  requests {}  rps {:.1}  errors {} ({:.2}%)  iterations {} ({} failed)  checks failed {}/{}",
+        sm.requests,
+        sm.rps,
+        sm.errors,
+        sm.error_rate * 100.0,
+        sm.iterations,
+        sm.failed_iterations,
+        sm.checks_failed,
+        sm.checks
+    );
+    let _ = writeln!(s, "  latency  {}", latency_line(&sm.latency_ms));
+    if r.scenario.model == "open" {
+        let _ = writeln!(
+            s,
+            "  schedule dropped {}  late {}  lag p99 {} max {}",
+            r.dropped_iterations,
+            r.late_iterations,
+            ms(r.schedule_lag_ms.p99),
+            ms(r.schedule_lag_ms.max)
+        );
+    }
+    if r.feeder_exhausted > 0 {
+        let _ = writeln!(
+            s,
+            "  {} iterations skipped: a unique feeder ran out of rows",
+            r.feeder_exhausted
+        );
+    }
+    let _ = writeln!(s);
+    let width = r
+        .steps
+        .iter()
+        .map(|st| st.journey.len() + st.name.len() + 1)
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        s,
+        "  {:<width$} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}",
+        "step", "requests", "rps", "p50", "p95", "p99", "max", "errors", "checks✗"
+    );
+    for st in &r.steps {
+        let label = format!("{}/{}", st.journey, st.name);
+        let _ = writeln!(
+            s,
+            "  {:<width$} {:>9} {:>8.1} {:>9} {:>9} {:>9} {:>9} {:>7.2}% {:>7}",
+            label,
+            st.requests,
+            st.rps,
+            ms(st.latency_ms.p50),
+            ms(st.latency_ms.p95),
+            ms(st.latency_ms.p99),
+            ms(st.latency_ms.max),
+            st.error_rate * 100.0,
+            st.checks_failed
+        );
+    }
+    let errors: Vec<_> = r.errors.iter().filter(|(_, &n)| n > 0).collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\n  errors by kind:");
+        for (k, n) in errors {
+            let sample = r
+                .error_samples
+                .iter()
+                .find(|e| e.kind.as_str() == k)
+                .map(|e| format!("  e.g. {}: {}", e.step, e.message))
+                .unwrap_or_default();
+            let _ = writeln!(s, "    {k:<18} {n:>8}{sample}");
+        }
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(s, "\n  thresholds:");
+        for t in &r.thresholds {
+            let mark = if t.ok { "✓ pass" } else { "✗ FAIL" };
+            let _ = writeln!(s, "    {mark}  {:<40} measured {}", t.expr, t.value);
+        }
+    }
+    let g = &r.generator;
+    let _ = writeln!(
+        s,
+        "\n  generator: {} thread(s), {:.2} CPU-s ({:.0}% of one core){}",
+        g.threads,
+        g.cpu_s,
+        g.cpu_pct,
+        if g.kept_up {
+            ", kept up with the plan"
+        } else {
+            ""
+        }
+    );
+    for note in &g.notes {
+        let _ = writeln!(s, "    ! {note}");
+    }
+    s
+}
+
+fn latency_line(l: &LatencyStats) -> String {
+    format!(
+        "mean {}  p50 {}  p90 {}  p95 {}  p99 {}  p99.9 {}  max {}",
+        ms(l.mean),
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p95),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max)
+    )
+}

@@ -1,0 +1,306 @@
+//! Load plans: when each open-model iteration is due, and how many VUs a closed model wants.
+//!
+//! Both are pure functions of time since the start, computed from the scenario's stages, so
+//! every worker thread (and every shard of a distributed run) derives the same schedule.
+
+use std::time::Duration;
+
+use crate::scenario::{ClosedLoad, Load, OpenLoad};
+
+/// A piecewise-linear rate (arrivals per second) and its inverse cumulative function.
+#[derive(Debug, Clone)]
+pub struct ArrivalSchedule {
+    /// (start time s, start rate, end rate, duration s, arrivals before this segment)
+    segments: Vec<Segment>,
+    total: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    start: f64,
+    from: f64,
+    to: f64,
+    len: f64,
+    before: f64,
+}
+
+impl Segment {
+    fn count(&self) -> f64 {
+        (self.from + self.to) / 2.0 * self.len
+    }
+}
+
+impl ArrivalSchedule {
+    pub fn new(load: &OpenLoad) -> Self {
+        let mut segments = Vec::with_capacity(load.stages.len());
+        let mut t = 0.0;
+        let mut rate = load.start_rps;
+        let mut before = 0.0;
+        for stage in &load.stages {
+            let seg = Segment {
+                start: t,
+                from: rate,
+                to: stage.target_rps,
+                len: stage.duration.as_secs_f64(),
+                before,
+            };
+            before += seg.count();
+            t += seg.len;
+            rate = stage.target_rps;
+            segments.push(seg);
+        }
+        ArrivalSchedule {
+            segments,
+            total: before,
+        }
+    }
+
+    /// Arrivals in the whole plan (a fraction counts as one more only once reached).
+    pub fn total_arrivals(&self) -> u64 {
+        (self.total + 0.5).floor() as u64
+    }
+
+    /// When arrival `k` (0-based) is due: where the cumulative count reaches `k + 0.5`, so that
+    /// a steady rate spreads arrivals evenly with none at the very start or end.
+    pub fn due(&self, k: u64) -> Option<Duration> {
+        let target = k as f64 + 0.5;
+        if target > self.total {
+            return None;
+        }
+        let seg = self.segments.iter().rev().find(|s| s.before < target)?;
+        let m = target - seg.before;
+        let slope = if seg.len > 0.0 {
+            (seg.to - seg.from) / seg.len
+        } else {
+            0.0
+        };
+        // Solve from*τ + slope*τ²/2 = m in the numerically stable form.
+        let disc = (seg.from * seg.from + 2.0 * slope * m).max(0.0);
+        let denom = seg.from + disc.sqrt();
+        let tau = if denom > 0.0 { 2.0 * m / denom } else { 0.0 };
+        Some(Duration::from_secs_f64(seg.start + tau.min(seg.len)))
+    }
+
+    /// The planned rate at `t` seconds.
+    pub fn rate_at(&self, t: f64) -> f64 {
+        for s in &self.segments {
+            if t < s.start + s.len {
+                let f = if s.len > 0.0 {
+                    (t - s.start) / s.len
+                } else {
+                    1.0
+                };
+                return s.from + (s.to - s.from) * f.clamp(0.0, 1.0);
+            }
+        }
+        self.segments.last().map(|s| s.to).unwrap_or(0.0)
+    }
+
+    /// Planned arrivals in `[a, b)` seconds.
+    pub fn arrivals_between(&self, a: f64, b: f64) -> f64 {
+        self.cumulative(b) - self.cumulative(a)
+    }
+
+    fn cumulative(&self, t: f64) -> f64 {
+        let mut acc = 0.0;
+        for s in &self.segments {
+            if t <= s.start {
+                break;
+            }
+            let tau = (t - s.start).min(s.len);
+            let slope = if s.len > 0.0 {
+                (s.to - s.from) / s.len
+            } else {
+                0.0
+            };
+            acc = s.before + s.from * tau + slope * tau * tau / 2.0;
+        }
+        acc
+    }
+}
+
+/// Closed model: VUs wanted over time, ramping linearly between stage targets.
+#[derive(Debug, Clone)]
+pub struct VuSchedule {
+    start_vus: u32,
+    stages: Vec<(f64, u32)>,
+}
+
+impl VuSchedule {
+    pub fn new(load: &ClosedLoad) -> Self {
+        VuSchedule {
+            start_vus: load.start_vus,
+            stages: load
+                .stages
+                .iter()
+                .map(|s| (s.duration.as_secs_f64(), s.target_vus))
+                .collect(),
+        }
+    }
+
+    /// VUs wanted at `t` seconds (rounded to the nearest whole VU).
+    pub fn vus_at(&self, t: f64) -> u32 {
+        let mut start = 0.0;
+        let mut from = self.start_vus as f64;
+        for &(len, to) in &self.stages {
+            if t < start + len {
+                let f = if len > 0.0 { (t - start) / len } else { 1.0 };
+                return (from + (to as f64 - from) * f).round() as u32;
+            }
+            start += len;
+            from = to as f64;
+        }
+        from.round() as u32
+    }
+
+    pub fn max_vus(&self) -> u32 {
+        self.stages
+            .iter()
+            .map(|s| s.1)
+            .chain(std::iter::once(self.start_vus))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The plan for the timeline: planned rate (open) or VUs (closed) per second.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Open(ArrivalSchedule),
+    Closed(VuSchedule),
+}
+
+impl Plan {
+    pub fn new(load: &Load) -> Self {
+        match load {
+            Load::Open(o) => Plan::Open(ArrivalSchedule::new(o)),
+            Load::Closed(c) => Plan::Closed(VuSchedule::new(c)),
+        }
+    }
+
+    /// Open: planned arrivals in second `s`; closed: planned VUs in its middle.
+    pub fn target_in_second(&self, s: u32) -> f64 {
+        match self {
+            Plan::Open(a) => a.arrivals_between(s as f64, s as f64 + 1.0),
+            Plan::Closed(v) => v.vus_at(s as f64 + 0.5) as f64,
+        }
+    }
+}
+
+/// Spreads iterations over journeys by weight, deterministically and evenly
+/// (smooth weighted round-robin): weights 2:1 give A, B, A, A, B, A, ...
+pub fn weighted_order(weights: &[u32]) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|&w| w as i64).sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut order = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        for (c, &w) in current.iter_mut().zip(weights) {
+            *c += w as i64;
+        }
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, &c)| (c, -(i as i64)))
+            .expect("at least one journey");
+        current[best] -= total;
+        order.push(best);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::RateStage;
+
+    fn open(start: f64, stages: &[(u64, f64)]) -> OpenLoad {
+        OpenLoad {
+            start_rps: start,
+            stages: stages
+                .iter()
+                .map(|&(d, r)| RateStage {
+                    duration: Duration::from_secs(d),
+                    target_rps: r,
+                    name: None,
+                })
+                .collect(),
+            pre_allocated_vus: 1,
+            max_vus: 10,
+            max_lag: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn constant_rate_is_evenly_spaced() {
+        let s = ArrivalSchedule::new(&open(100.0, &[(10, 100.0)]));
+        assert_eq!(s.total_arrivals(), 1000);
+        assert_eq!(s.due(0).unwrap(), Duration::from_micros(5000));
+        assert_eq!(s.due(1).unwrap(), Duration::from_micros(15000));
+        assert!(s.due(999).unwrap() < Duration::from_secs(10));
+        assert!(s.due(1000).is_none());
+    }
+
+    #[test]
+    fn ramp_follows_the_integral() {
+        // 0 → 100 rps over 10 s: 500 arrivals, half of them in the last ~2.93 s.
+        let s = ArrivalSchedule::new(&open(0.0, &[(10, 100.0)]));
+        assert_eq!(s.total_arrivals(), 500);
+        let mid = s.due(249).unwrap().as_secs_f64();
+        assert!(
+            (mid - (10.0f64 * (249.5f64 / 500.0).sqrt())).abs() < 1e-6,
+            "{mid}"
+        );
+        let mut last = Duration::ZERO;
+        for k in 0..500 {
+            let t = s.due(k).unwrap();
+            assert!(t >= last);
+            last = t;
+        }
+        assert!((s.rate_at(5.0) - 50.0).abs() < 1e-9);
+        assert!((s.arrivals_between(0.0, 10.0) - 500.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ramp_down_and_spike() {
+        let s = ArrivalSchedule::new(&open(50.0, &[(2, 10.0), (1, 200.0), (2, 0.0)]));
+        let total = (50.0 + 10.0) + (10.0 + 200.0) / 2.0 + 200.0;
+        assert_eq!(s.total_arrivals(), (total + 0.5f64).floor() as u64);
+        let mut last = Duration::ZERO;
+        for k in 0..s.total_arrivals() {
+            let t = s.due(k).unwrap();
+            assert!(t >= last && t <= Duration::from_secs(5));
+            last = t;
+        }
+    }
+
+    #[test]
+    fn vu_schedule_ramps() {
+        let v = VuSchedule::new(&ClosedLoad {
+            start_vus: 0,
+            stages: vec![
+                crate::scenario::VuStage {
+                    duration: Duration::from_secs(10),
+                    target_vus: 10,
+                    name: None,
+                },
+                crate::scenario::VuStage {
+                    duration: Duration::from_secs(5),
+                    target_vus: 10,
+                    name: None,
+                },
+            ],
+        });
+        assert_eq!(v.vus_at(0.0), 0);
+        assert_eq!(v.vus_at(5.0), 5);
+        assert_eq!(v.vus_at(12.0), 10);
+        assert_eq!(v.max_vus(), 10);
+    }
+
+    #[test]
+    fn weights_interleave() {
+        assert_eq!(weighted_order(&[2, 1]), vec![0, 1, 0]);
+        let o = weighted_order(&[70, 30]);
+        assert_eq!(o.iter().filter(|&&j| j == 0).count(), 70);
+        assert_eq!(o.len(), 100);
+    }
+}

@@ -1,0 +1,347 @@
+//! Measurement: what a worker thread records, and how it reaches the one aggregator.
+//!
+//! Each worker thread owns a [`Shard`]: HDR histograms and counters for the current one-second
+//! interval. Once a second the shard sends its [`IntervalReport`] to the [`aggregate::Aggregator`],
+//! which owns the run totals, the timeline and the HDR interval log. Workers never share a lock
+//! on the hot path; views (progress line, dashboard) read the aggregator's snapshots.
+
+pub mod aggregate;
+pub mod hlog;
+pub mod results;
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Why a request or an iteration failed. The names are part of `results.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    ConnectRefused,
+    ConnectFailed,
+    Dns,
+    Timeout,
+    ConnectionReset,
+    Tls,
+    Protocol,
+    Io,
+    #[serde(rename = "http_4xx")]
+    Http4xx,
+    #[serde(rename = "http_5xx")]
+    Http5xx,
+    CheckFailed,
+    ExtractFailed,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::ConnectFailed,
+        ErrorKind::Dns,
+        ErrorKind::Timeout,
+        ErrorKind::ConnectionReset,
+        ErrorKind::Tls,
+        ErrorKind::Protocol,
+        ErrorKind::Io,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+        ErrorKind::CheckFailed,
+        ErrorKind::ExtractFailed,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectFailed => "connect_failed",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectionReset => "connection_reset",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Io => "io",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::CheckFailed => "check_failed",
+            ErrorKind::ExtractFailed => "extract_failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A latency histogram in microseconds that grows as needed (bounded by the largest value).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant figures is a valid precision")
+}
+
+/// Longest latency kept as is (one hour); longer ones are recorded as one hour.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// Records into an auto-resizing histogram (`saturating_record` would clamp to its current
+/// range instead of growing it).
+#[inline]
+pub fn record_micros(h: &mut Histogram<u64>, micros: u64) {
+    let _ = h.record(micros.clamp(1, MAX_MICROS));
+}
+
+/// Counts for one step (or one journey's iterations) over some span of time.
+#[derive(Debug, Clone)]
+pub struct Counts {
+    pub latency: Histogram<u64>,
+    pub requests: u64,
+    pub errors: u64,
+    pub by_kind: [u64; ErrorKind::COUNT],
+    pub checks: u64,
+    pub checks_failed: u64,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            latency: new_histogram(),
+            requests: 0,
+            errors: 0,
+            by_kind: [0; ErrorKind::COUNT],
+            checks: 0,
+            checks_failed: 0,
+        }
+    }
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.latency
+            .add(&other.latency)
+            .expect("auto-resizing histograms accept any value");
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for (a, b) in self.by_kind.iter_mut().zip(other.by_kind.iter()) {
+            *a += b;
+        }
+        self.checks += other.checks;
+        self.checks_failed += other.checks_failed;
+    }
+
+    pub fn clear(&mut self) {
+        self.latency.reset();
+        self.requests = 0;
+        self.errors = 0;
+        self.by_kind = [0; ErrorKind::COUNT];
+        self.checks = 0;
+        self.checks_failed = 0;
+    }
+
+    fn record(&mut self, micros: u64, error: Option<ErrorKind>) {
+        record_micros(&mut self.latency, micros);
+        self.requests += 1;
+        if let Some(kind) = error {
+            self.errors += 1;
+            self.by_kind[kind.index()] += 1;
+        }
+    }
+}
+
+/// A few messages per error kind, so a user sees what "connect_failed" actually was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorSample {
+    pub kind: ErrorKind,
+    pub step: String,
+    pub message: String,
+}
+
+/// What one worker thread measured in one second of the run.
+#[derive(Debug)]
+pub struct IntervalReport {
+    pub thread: usize,
+    /// Seconds since the run's start: the interval is `[second, second + 1)`.
+    pub second: u32,
+    /// The thread has stopped; it sends nothing after this.
+    pub last: bool,
+    /// Indexed by flattened step index (see `StepIndex`).
+    pub steps: Vec<Counts>,
+    /// Whole iterations, per journey: from start (intended, in the open model) to the end of
+    /// the last step.
+    pub journeys: Vec<Counts>,
+    pub iterations_started: u64,
+    pub dropped_iterations: u64,
+    pub late_iterations: u64,
+    pub feeder_exhausted: u64,
+    /// Schedule lag of open-model arrivals (µs): actual start minus intended start.
+    pub schedule_lag: Histogram<u64>,
+    pub active_vus: u32,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub samples: Vec<ErrorSample>,
+}
+
+impl IntervalReport {
+    fn new(thread: usize, second: u32, steps: usize, journeys: usize) -> Self {
+        IntervalReport {
+            thread,
+            second,
+            last: false,
+            steps: (0..steps).map(|_| Counts::default()).collect(),
+            journeys: (0..journeys).map(|_| Counts::default()).collect(),
+            iterations_started: 0,
+            dropped_iterations: 0,
+            late_iterations: 0,
+            feeder_exhausted: 0,
+            schedule_lag: new_histogram(),
+            active_vus: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            samples: Vec::new(),
+        }
+    }
+}
+
+/// Error samples kept per thread for the whole run, per kind.
+const SAMPLES_PER_KIND: usize = 3;
+
+/// A worker thread's recorder. Not shared across threads.
+pub struct Shard {
+    thread: usize,
+    run_start: Instant,
+    current: IntervalReport,
+    steps: usize,
+    journeys: usize,
+    sink: std::sync::mpsc::Sender<IntervalReport>,
+    samples_taken: [usize; ErrorKind::COUNT],
+    pub active_vus: u32,
+}
+
+impl Shard {
+    pub fn new(
+        thread: usize,
+        run_start: Instant,
+        steps: usize,
+        journeys: usize,
+        sink: std::sync::mpsc::Sender<IntervalReport>,
+    ) -> Self {
+        Shard {
+            thread,
+            run_start,
+            current: IntervalReport::new(thread, 0, steps, journeys),
+            steps,
+            journeys,
+            sink,
+            samples_taken: [0; ErrorKind::COUNT],
+            active_vus: 0,
+        }
+    }
+
+    /// Moves to the interval containing `at`, sending every interval before it.
+    #[inline]
+    fn roll_to(&mut self, at: Instant) {
+        let second = at.saturating_duration_since(self.run_start).as_secs() as u32;
+        if second > self.current.second {
+            self.flush_until(second);
+        }
+    }
+
+    /// Sends the current interval and any empty ones up to (not including) `second`.
+    pub fn flush_until(&mut self, second: u32) {
+        while self.current.second < second {
+            let next = IntervalReport::new(
+                self.thread,
+                self.current.second + 1,
+                self.steps,
+                self.journeys,
+            );
+            let mut done = std::mem::replace(&mut self.current, next);
+            done.active_vus = self.active_vus;
+            // The aggregator going away means the run is over; nothing left to tell it.
+            let _ = self.sink.send(done);
+        }
+    }
+
+    /// Sends the interval in progress as the thread's last.
+    pub fn finish(mut self, at: Instant) {
+        self.roll_to(at);
+        self.current.last = true;
+        self.current.active_vus = 0;
+        let last = std::mem::replace(&mut self.current, IntervalReport::new(self.thread, 0, 0, 0));
+        let _ = self.sink.send(last);
+    }
+
+    #[inline]
+    pub fn record_request(
+        &mut self,
+        step: usize,
+        end: Instant,
+        latency: Duration,
+        error: Option<ErrorKind>,
+    ) {
+        self.roll_to(end);
+        self.current.steps[step].record(latency.as_micros() as u64, error);
+    }
+
+    pub fn record_checks(&mut self, step: usize, checks: u64, failed: u64) {
+        let c = &mut self.current.steps[step];
+        c.checks += checks;
+        c.checks_failed += failed;
+    }
+
+    pub fn record_iteration(
+        &mut self,
+        journey: usize,
+        end: Instant,
+        duration: Duration,
+        error: Option<ErrorKind>,
+    ) {
+        self.roll_to(end);
+        self.current.journeys[journey].record(duration.as_micros() as u64, error);
+    }
+
+    pub fn iteration_started(&mut self, now: Instant, lag: Option<Duration>) {
+        self.roll_to(now);
+        self.current.iterations_started += 1;
+        if let Some(lag) = lag {
+            record_micros(&mut self.current.schedule_lag, lag.as_micros() as u64);
+        }
+    }
+
+    pub fn iteration_late(&mut self) {
+        self.current.late_iterations += 1;
+    }
+
+    pub fn iteration_dropped(&mut self, now: Instant) {
+        self.roll_to(now);
+        self.current.dropped_iterations += 1;
+    }
+
+    pub fn feeder_exhausted(&mut self, now: Instant) {
+        self.roll_to(now);
+        self.current.feeder_exhausted += 1;
+    }
+
+    pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
+        self.current.bytes_in += bytes_in;
+        self.current.bytes_out += bytes_out;
+    }
+
+    /// Whether a sample of this kind is still wanted (so the caller formats the message only then).
+    pub fn wants_sample(&self, kind: ErrorKind) -> bool {
+        self.samples_taken[kind.index()] < SAMPLES_PER_KIND
+    }
+
+    pub fn sample(&mut self, kind: ErrorKind, step: &str, message: String) {
+        if self.wants_sample(kind) {
+            self.samples_taken[kind.index()] += 1;
+            self.current.samples.push(ErrorSample {
+                kind,
+                step: step.to_string(),
+                message,
+            });
+        }
+    }
+
+    /// Called by the thread's ticker so that idle threads still close their intervals.
+    pub fn tick(&mut self, now: Instant) {
+        self.roll_to(now);
+    }
+}

@@ -1,0 +1,228 @@
+//! `results.json`: the contract between a run and everything after it (report, gate, diagnose,
+//! merge). Versioned by [`SCHEMA_VERSION`]; the JSON Schema lives in `reports/schema/`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::{ErrorKind, ErrorSample};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub scenario: ScenarioInfo,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    /// `completed`, `interrupted` (stopped by a signal or a key) or `aborted`.
+    pub status: String,
+    pub summary: Summary,
+    pub steps: Vec<StepResult>,
+    pub journeys: Vec<JourneyResult>,
+    pub timeline: Vec<TimelinePoint>,
+    pub stages: Vec<StageInfo>,
+    pub dropped_iterations: u64,
+    pub late_iterations: u64,
+    pub feeder_exhausted: u64,
+    /// Open model: how late iterations started relative to their schedule.
+    pub schedule_lag_ms: LagStats,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Failed requests by kind (every kind present, zero or not).
+    pub errors: BTreeMap<String, u64>,
+    pub error_samples: Vec<ErrorSample>,
+    pub generator: GeneratorHealth,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    /// Scheme, host and port only: paths, queries and credentials are left out.
+    pub target: String,
+    /// `open` or `closed`.
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub rps: f64,
+    pub iterations: u64,
+    pub failed_iterations: u64,
+    pub checks: u64,
+    pub checks_failed: u64,
+    pub data_received_bytes: u64,
+    pub data_sent_bytes: u64,
+    pub latency_ms: LatencyStats,
+    /// Every request's latency (µs), HdrHistogram V2 deflate-compressed, base64.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct LatencyStats {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl LatencyStats {
+    /// From a histogram in microseconds.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return LatencyStats::default();
+        }
+        let ms = |us: u64| round3(us as f64 / 1000.0);
+        LatencyStats {
+            min: ms(h.min()),
+            mean: round3(h.mean() / 1000.0),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct LagStats {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepResult {
+    pub journey: String,
+    pub name: String,
+    pub method: String,
+    /// The step's path as written, with `{{...}}` expressions shown by name.
+    pub path: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub rps: f64,
+    pub checks: u64,
+    pub checks_failed: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub latency_ms: LatencyStats,
+    /// Lossless latency histogram (µs): HdrHistogram V2 deflate-compressed, base64.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JourneyResult {
+    pub name: String,
+    pub weight: u32,
+    pub iterations: u64,
+    pub failed_iterations: u64,
+    pub latency_ms: LatencyStats,
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Seconds since the start: this point covers `[t, t + 1)`.
+    pub t: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub latency_ms: IntervalLatency,
+    pub active_vus: u32,
+    /// Open model: planned arrivals per second; closed model: planned VUs.
+    pub target_rps: f64,
+    pub iterations_started: u64,
+    pub dropped_iterations: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// The generator's own CPU use over this second, in percent of one core.
+    pub generator_cpu_pct: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct IntervalLatency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageInfo {
+    pub name: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Target at the end of the stage: arrivals/s (open) or VUs (closed).
+    pub target: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    pub expr: String,
+    /// The measured value, in the threshold's unit (ms, fraction, rps, count).
+    pub value: f64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorHealth {
+    pub threads: usize,
+    /// User + system CPU seconds of the generator process over the run.
+    pub cpu_s: f64,
+    /// Average CPU use in percent of one core.
+    pub cpu_pct: f64,
+    /// False when the generator itself may have limited the load (CPU-bound, or arrivals
+    /// dispatched late for reasons other than the target being slow).
+    pub kept_up: bool,
+    pub notes: Vec<String>,
+}
+
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .expect("serializing into memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+pub fn decode_histogram(s: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("histogram is not valid base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram could not be decoded: {e:?}"))
+}
+
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn kinds_map(counts: &[u64; ErrorKind::COUNT], all: bool) -> BTreeMap<String, u64> {
+    ErrorKind::ALL
+        .iter()
+        .zip(counts.iter())
+        .filter(|(_, &n)| all || n > 0)
+        .map(|(k, &n)| (k.as_str().to_string(), n))
+        .collect()
+}
