@@ -1,0 +1,159 @@
+//! The gate every database operation passes: the `db_pool_size` concurrency limit and the
+//! `db_latency_ms` delay from [`crate::faults`], and the measurement of how long callers wait
+//! for the limit and for a pooled connection (`db_pool_acquire_wait_seconds` in `/metrics`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::faults::Faults;
+use crate::metrics::Histogram;
+
+/// A counting limiter whose limit can change while permits are out (unlike a semaphore's).
+#[derive(Debug)]
+pub struct Limiter {
+    /// `usize::MAX` means unlimited.
+    limit: AtomicUsize,
+    in_use: AtomicUsize,
+    released: Notify,
+}
+
+/// Released on drop.
+#[derive(Debug)]
+pub struct LimiterPermit {
+    limiter: Arc<Limiter>,
+}
+
+impl Drop for LimiterPermit {
+    fn drop(&mut self) {
+        self.limiter.in_use.fetch_sub(1, Ordering::AcqRel);
+        self.limiter.released.notify_one();
+    }
+}
+
+impl Limiter {
+    pub fn new(limit: Option<usize>) -> Self {
+        Limiter {
+            limit: AtomicUsize::new(limit.unwrap_or(usize::MAX)),
+            in_use: AtomicUsize::new(0),
+            released: Notify::new(),
+        }
+    }
+
+    pub fn limit(&self) -> Option<usize> {
+        let limit = self.limit.load(Ordering::Acquire);
+        (limit != usize::MAX).then_some(limit)
+    }
+
+    pub fn set_limit(&self, limit: Option<usize>) {
+        self.limit.store(
+            limit.filter(|n| *n > 0).unwrap_or(usize::MAX),
+            Ordering::Release,
+        );
+        self.released.notify_waiters();
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Acquire)
+    }
+
+    pub async fn acquire(self: &Arc<Self>) -> LimiterPermit {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let current = self.in_use.load(Ordering::Acquire);
+            if current < self.limit.load(Ordering::Acquire) {
+                if self
+                    .in_use
+                    .compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return LimiterPermit {
+                        limiter: self.clone(),
+                    };
+                }
+                continue;
+            }
+            released.await;
+        }
+    }
+}
+
+/// Applies the database faults and measures acquisition waits.
+#[derive(Debug)]
+pub struct DbGate {
+    faults: Arc<Faults>,
+    acquire_wait: Histogram,
+}
+
+impl DbGate {
+    pub fn new(faults: Arc<Faults>) -> Self {
+        DbGate {
+            faults,
+            acquire_wait: Histogram::new(),
+        }
+    }
+
+    /// Waits for the concurrency limit, then sleeps the injected latency. The caller then
+    /// acquires a pooled connection and reports that wait with [`DbGate::record_wait`].
+    pub async fn enter(&self) -> (LimiterPermit, Duration) {
+        let started = Instant::now();
+        let permit = self.faults.db_limiter().acquire().await;
+        let waited = started.elapsed();
+        let latency = self.faults.db_latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        (permit, waited)
+    }
+
+    pub fn record_wait(&self, wait: Duration) {
+        self.acquire_wait.observe(wait);
+    }
+
+    pub fn acquire_wait(&self) -> &Histogram {
+        &self.acquire_wait
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.faults.db_limiter().in_use()
+    }
+
+    pub fn limit(&self) -> Option<usize> {
+        self.faults.db_limiter().limit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limit_can_shrink_and_grow_while_permits_are_out() {
+        let limiter = Arc::new(Limiter::new(Some(2)));
+        let a = limiter.acquire().await;
+        let _b = limiter.acquire().await;
+        let waiting = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        limiter.set_limit(Some(1));
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !waiting.is_finished(),
+            "one permit out, limit 1: still waiting"
+        );
+        limiter.set_limit(None);
+        let _c = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(limiter.in_use(), 2);
+    }
+}
