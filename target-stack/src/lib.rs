@@ -110,6 +110,7 @@ impl Stack {
             sessions: SessionCache::default(),
             catalogue: CatalogueCache::new(config.catalogue_cache),
             multivac_threshold: config.multivac_threshold,
+            body_limit: config.body_limit,
             wake_notifications: Arc::new(Notify::new()),
             wake_multivac: Arc::new(Notify::new()),
             started_at_unix,

@@ -45,6 +45,8 @@ pub struct AppShared {
     pub sessions: SessionCache,
     pub catalogue: CatalogueCache,
     pub multivac_threshold: u64,
+    /// Largest request body read.
+    pub body_limit: usize,
     /// Poked after an enqueue so an in-process worker picks the message up at once.
     pub wake_notifications: Arc<Notify>,
     pub wake_multivac: Arc<Notify>,

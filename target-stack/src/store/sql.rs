@@ -306,6 +306,18 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
+/// A text column; MySQL's `TEXT` types reach the `Any` driver as blobs.
+fn text_column(row: &sqlx::any::AnyRow, index: usize) -> StoreResult<String> {
+    match row.try_get::<String, _>(index) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let bytes: Vec<u8> = row.try_get(index)?;
+            String::from_utf8(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("column {index}: {e}")))
+        }
+    }
+}
+
 fn product_from(row: &sqlx::any::AnyRow) -> StoreResult<Product> {
     Ok(Product {
         id: row.try_get(0)?,
@@ -624,7 +636,7 @@ impl QueueStore for SqlStore {
             .map(|r| {
                 Ok(LeasedMessage {
                     id: r.try_get(0)?,
-                    payload: r.try_get(1)?,
+                    payload: text_column(r, 1)?,
                     attempts: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(u32::MAX),
                 })
             })

@@ -1,0 +1,32 @@
+//! Integration tests of the reference stack: the real router on a loopback port, a real HTTP
+//! client, real SQLite files and a real MariaDB (each test in its own database).
+//!
+//! Tests marked for both backends are generated twice by [`both_backends!`]: `…::sqlite` and
+//! `…::mariadb`. MariaDB comes from `PEAKLOAD_TEST_MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306/test`); if it is unreachable those tests fail.
+
+mod common;
+
+mod invariants;
+mod ops;
+mod services;
+
+/// Generates `mod $name { sqlite, mariadb }` tests calling `$name(Db)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Db::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb() {
+                    super::$name($crate::common::Db::MariaDb).await
+                }
+            }
+        )*
+    };
+}
