@@ -528,7 +528,7 @@ fn build_request(
     req.clear();
     req.extend_from_slice(&step.method);
     req.push(b' ');
-    let (origin, host) = match &step.target {
+    let (origin, host): (Arc<Origin>, std::borrow::Cow<'_, str>) = match &step.target {
         Target::Path {
             origin,
             host,
@@ -541,7 +541,7 @@ fn build_request(
             if req.len() == before || req[before] != b'/' {
                 req.insert(before, b'/');
             }
-            (origin.clone(), host.clone())
+            (origin.clone(), host.as_str().into())
         }
         Target::Fixed {
             origin,
@@ -549,7 +549,7 @@ fn build_request(
             target,
         } => {
             req.extend_from_slice(target.as_bytes());
-            (origin.clone(), host.clone())
+            (origin.clone(), host.as_str().into())
         }
         Target::Dynamic(t) => {
             scratch.clear();
@@ -558,7 +558,7 @@ fn build_request(
             let (origin, target) = split_url(&url).map_err(|e| format!("URL {url:?}: {e}"))?;
             req.extend_from_slice(target.as_bytes());
             let host = origin.host_header();
-            (Arc::new(origin), host)
+            (Arc::new(origin), host.into())
         }
     };
     if !step.query.is_empty() {
