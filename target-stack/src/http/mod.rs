@@ -234,7 +234,24 @@ pub fn router(table: RouteTable, state: AppState, body_limit: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .with_state(state)
+}
+
+/// Reads every request body (up to the limit) before routing, so a handler or extractor
+/// that rejects early or ignores the body never leaves unread bytes on a keep-alive
+/// connection (which would make the server close it under a client about to reuse it).
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, state.body_limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => {
+            AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+        }
+    }
 }
 
 /// Counts the request and applies the request-side faults.

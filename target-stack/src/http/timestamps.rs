@@ -56,10 +56,6 @@ fn client_addr(req: &Request) -> String {
 pub async fn create(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
     let rid = request_id(&req);
     let addr = client_addr(&req);
-    // Any body is ignored, but read (within the body limit) so the connection stays usable.
-    axum::body::to_bytes(req.into_body(), state.body_limit)
-        .await
-        .map_err(|_| AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
     let record = state
         .stores
         .timestamps
