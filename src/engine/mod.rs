@@ -178,6 +178,8 @@ async fn run_open(
             state.wake.notify_one();
         } else if state.spawned.get() < cap {
             spawn_vu(&mut vus);
+        } else {
+            shard.borrow_mut().arrival_queued();
         }
         k += config.threads as u64;
     }

@@ -14,8 +14,9 @@ pub fn progress_line(live: &LiveView, planned: Duration, step_names: &[String]) 
     if let Some(p) = &live.last {
         let _ = write!(
             s,
-            " rps {:>8.1} (target {:.1})  p50 {} p95 {} p99 {}  vus {}",
+            " rps {:>8.1}  iterations/s {:.1} (target {:.1})  p50 {} p95 {} p99 {}  vus {}",
             p.rps,
+            p.iterations_started as f64,
             p.target_rps,
             ms(p.latency_ms.p50),
             ms(p.latency_ms.p95),
@@ -79,9 +80,10 @@ pub fn summary(r: &Results) -> String {
     if r.scenario.model == "open" {
         let _ = writeln!(
             s,
-            "  schedule dropped {}  late {}  lag p99 {} max {}",
+            "  schedule dropped {}  late {}  waited for a VU {}  lag p99 {} max {}",
             r.dropped_iterations,
             r.late_iterations,
+            r.arrivals_queued,
             ms(r.schedule_lag_ms.p99),
             ms(r.schedule_lag_ms.max)
         );

@@ -26,6 +26,7 @@ pub struct RunTotals {
     pub iterations_started: u64,
     pub dropped_iterations: u64,
     pub late_iterations: u64,
+    pub arrivals_queued: u64,
     pub feeder_exhausted: u64,
     pub schedule_lag: Histogram<u64>,
     pub bytes_in: u64,
@@ -43,6 +44,7 @@ impl RunTotals {
             iterations_started: 0,
             dropped_iterations: 0,
             late_iterations: 0,
+            arrivals_queued: 0,
             feeder_exhausted: 0,
             schedule_lag: new_histogram(),
             bytes_in: 0,
@@ -260,6 +262,7 @@ impl Aggregator {
         t.iterations_started += report.iterations_started;
         t.dropped_iterations += report.dropped_iterations;
         t.late_iterations += report.late_iterations;
+        t.arrivals_queued += report.arrivals_queued;
         t.feeder_exhausted += report.feeder_exhausted;
         t.schedule_lag
             .add(&report.schedule_lag)
@@ -300,6 +303,7 @@ fn merge_report(into: &mut IntervalReport, from: &IntervalReport) {
     into.iterations_started += from.iterations_started;
     into.dropped_iterations += from.dropped_iterations;
     into.late_iterations += from.late_iterations;
+    into.arrivals_queued += from.arrivals_queued;
     into.feeder_exhausted += from.feeder_exhausted;
     into.schedule_lag
         .add(&from.schedule_lag)

@@ -169,6 +169,8 @@ pub struct IntervalReport {
     pub iterations_started: u64,
     pub dropped_iterations: u64,
     pub late_iterations: u64,
+    /// Open-model arrivals that found every VU busy at `max_vus` and waited for one.
+    pub arrivals_queued: u64,
     pub feeder_exhausted: u64,
     /// Schedule lag of open-model arrivals (µs): actual start minus intended start.
     pub schedule_lag: Histogram<u64>,
@@ -189,6 +191,7 @@ impl IntervalReport {
             iterations_started: 0,
             dropped_iterations: 0,
             late_iterations: 0,
+            arrivals_queued: 0,
             feeder_exhausted: 0,
             schedule_lag: new_histogram(),
             active_vus: 0,
@@ -307,6 +310,10 @@ impl Shard {
 
     pub fn iteration_late(&mut self) {
         self.current.late_iterations += 1;
+    }
+
+    pub fn arrival_queued(&mut self) {
+        self.current.arrivals_queued += 1;
     }
 
     pub fn iteration_dropped(&mut self, now: Instant) {

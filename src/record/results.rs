@@ -30,6 +30,8 @@ pub struct Results {
     pub stages: Vec<StageInfo>,
     pub dropped_iterations: u64,
     pub late_iterations: u64,
+    /// Arrivals that found every VU busy at `max_vus` and waited (their wait counts in latency).
+    pub arrivals_queued: u64,
     pub feeder_exhausted: u64,
     /// Open model: how late iterations started relative to their schedule.
     pub schedule_lag_ms: LagStats,
