@@ -1295,3 +1295,65 @@ fn exit_codes_are_the_documented_ones() {
         ]
     );
 }
+
+/// Regression: a threshold that could not be measured (its step never ran) was stored as NaN,
+/// which JSON writes as `null` and the results model could not read back, so nothing
+/// downstream (gate, report, merge) could load that results.json.
+#[test]
+fn unmeasurable_threshold_is_null_and_results_read_back_into_the_model() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "unmeasured"
+base_url = "http://127.0.0.1:9"
+thresholds = ["never.p99 < 100ms", "first.requests > 0"]
+
+[load]
+rps = 10
+duration = "1s"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "first"
+  path = "/work"
+  extract = { token = { json = "$.token" } }   # /work answers "ok": not JSON
+  [[journey.step]]
+  name = "never"
+  path = "/me"
+  headers = { Authorization = "Bearer {{token}}" }
+"#,
+    );
+    let outcome = case.run(&server, &[]);
+    outcome.expect_code(code::THRESHOLDS);
+    assert_valid_results(&outcome.results_path());
+    let r = outcome.results();
+    assert_eq!(
+        server.count("me"),
+        0,
+        "a failed extraction ends the iteration"
+    );
+    let requests = u(&step(&r, "first")["requests"]);
+    assert!(requests >= 5, "{requests}");
+    assert_eq!(u(&r["errors"]["extract_failed"]), requests);
+    let never = threshold(&r, "never.p99 < 100ms");
+    assert_eq!(never["value"], Value::Null, "{never}");
+    assert_eq!(never["ok"], false);
+    assert_eq!(threshold(&r, "first.requests > 0")["ok"], true);
+    assert!(
+        outcome.stdout.lines().any(|l| l.contains("✗ FAIL")
+            && l.contains("never.p99 < 100ms")
+            && l.contains("not measured")),
+        "{}",
+        outcome.stdout
+    );
+
+    let text = std::fs::read_to_string(outcome.results_path()).unwrap();
+    let model: peakload::record::results::Results = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("results.json does not read back into the model: {e}"));
+    assert_eq!(
+        serde_json::to_value(&model).unwrap(),
+        r,
+        "lossless round trip"
+    );
+}
