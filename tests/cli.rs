@@ -1245,6 +1245,19 @@ name = "j"
     );
     assert!(u(&py["lines"]) > r["timeline"].as_array().unwrap().len() as u64);
 
+    // The timeline: one point per second from 0, adding up to the run's totals.
+    let timeline = r["timeline"].as_array().unwrap();
+    let ts: Vec<u64> = timeline.iter().map(|p| u(&p["t"])).collect();
+    assert_eq!(ts, (0..ts.len() as u64).collect::<Vec<_>>());
+    assert!(ts.len() >= 3, "{ts:?}");
+    let per_second: u64 = timeline.iter().map(|p| u(&p["requests"])).sum();
+    assert_eq!(per_second, requests);
+    let targets: Vec<f64> = timeline.iter().map(|p| f(&p["target_rps"])).collect();
+    // The plan covers seconds 0..3; a last, partial second may hold responses still in flight.
+    assert!(targets.len() <= 4, "{targets:?}");
+    assert_eq!(targets[..3], [30.0, 30.0, 30.0], "target_rps per second");
+    assert!(targets[3..].iter().all(|&t| t == 0.0), "{targets:?}");
+
     // The schema catches drift: an unknown field, a missing one, a wrong error kind.
     let mut doc = r.clone();
     doc["summary"]["p42"] = Value::from(1);
@@ -1356,4 +1369,60 @@ name = "j"
         r,
         "lossless round trip"
     );
+}
+
+/// Secrets sent in headers, queries and bodies never reach results, the log or the console.
+#[test]
+fn secrets_stay_out_of_results_and_output() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let secret = "s3cr3t-Zq81xV";
+    let case = Case::new(
+        r#"name = "secrets"
+base_url = "http://127.0.0.1:9"
+
+[load]
+rps = 10
+duration = "1s"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "denied"
+  path = "/status/401"
+  query = { api_key = "{{env.E2E_SECRET}}" }
+  headers = { Authorization = "Bearer {{env.E2E_SECRET}}" }
+  [[journey.step]]
+  name = "post"
+  method = "POST"
+  url = "http://127.0.0.1:9/echo?key={{env.E2E_SECRET}}"
+  json = { password = "{{env.E2E_SECRET}}" }
+"#,
+    );
+    let started = Instant::now();
+    let mut cmd = case.command(&server, &[]);
+    cmd.env("E2E_SECRET", secret);
+    let outcome = finish(spawn(cmd), started, RUN_LIMIT, case.out());
+    outcome.expect_code(code::OK);
+    let r = outcome.results();
+    assert!(u(&r["errors"]["http_4xx"]) >= 5, "{}", r["errors"]);
+    assert!(u(&r["errors"]["connect_refused"]) >= 5, "{}", r["errors"]);
+    assert!(!r["error_samples"].as_array().unwrap().is_empty());
+    for (what, text) in [
+        (
+            "results.json",
+            std::fs::read_to_string(outcome.results_path()).unwrap(),
+        ),
+        (
+            "latency.hlog",
+            std::fs::read_to_string(outcome.out.join("latency.hlog")).unwrap(),
+        ),
+        ("stdout", outcome.stdout.clone()),
+        ("stderr", outcome.stderr.clone()),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the secret leaked into {what}:\n{text}"
+        );
+    }
 }
