@@ -11,7 +11,7 @@ pub fn evaluate(thresholds: &[Threshold], results: &Results) -> Vec<ThresholdRes
             let value = metric_value(t, results);
             ThresholdResult {
                 expr: t.expr.clone(),
-                value: value.map(round3).unwrap_or(f64::NAN),
+                value: value.map(round3),
                 ok: value.is_some_and(|v| t.op.holds(v, t.limit)),
             }
         })

@@ -141,7 +141,11 @@ pub fn summary(r: &Results) -> String {
         let _ = writeln!(s, "\n  thresholds:");
         for t in &r.thresholds {
             let mark = if t.ok { "✓ pass" } else { "✗ FAIL" };
-            let _ = writeln!(s, "    {mark}  {:<40} measured {}", t.expr, t.value);
+            let measured = match t.value {
+                Some(v) => format!("measured {v}"),
+                None => "not measured (nothing recorded)".to_string(),
+            };
+            let _ = writeln!(s, "    {mark}  {:<40} {measured}", t.expr);
         }
     }
     let g = &r.generator;

@@ -181,8 +181,9 @@ pub struct StageInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ThresholdResult {
     pub expr: String,
-    /// The measured value, in the threshold's unit (ms, fraction, rps, count).
-    pub value: f64,
+    /// The measured value, in the threshold's unit (ms, fraction, rps, count); `None` (JSON
+    /// `null`) when the metric had nothing to measure, e.g. a step that never ran.
+    pub value: Option<f64>,
     pub ok: bool,
 }
 

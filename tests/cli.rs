@@ -1,0 +1,1428 @@
+//! End-to-end tests of `peakload run` and `peakload check`: the real binary against a real HTTP
+//! server on loopback ([`support::TestServer`]), each run bounded to a few seconds and writing to
+//! its own temporary `--out` directory.
+//!
+//! `results.json` is validated against `reports/schema/results.schema.json` and `latency.hlog`
+//! read back with the Python `hdrhistogram` package (`pip install hdrhistogram jsonschema`);
+//! without Python or those packages these tests fail, saying so.
+//!
+//! Runs whose figures depend on timing (the coordinated-omission tests) take the [`LOAD`] lock
+//! exclusively, so that no other run competes with them for the CPU.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Stall, TestServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_peakload");
+
+/// The documented exit codes (README, "Exit codes").
+mod code {
+    pub const OK: i32 = 0;
+    pub const THRESHOLDS: i32 = 1;
+    pub const INVALID: i32 = 2;
+    pub const INTERRUPTED: i32 = 3;
+    pub const UNREACHABLE: i32 = 4;
+}
+
+/// Shared by ordinary runs, held exclusively by runs whose latency figures are asserted tightly.
+static LOAD: RwLock<()> = RwLock::new(());
+
+fn shared_cpu() -> RwLockReadGuard<'static, ()> {
+    LOAD.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive_cpu() -> RwLockWriteGuard<'static, ()> {
+    LOAD.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Longest any single invocation of the binary may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------------------------
+
+/// A scenario in its own temporary directory, with an `out/` directory for its results.
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(scenario: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("scenario.toml"), scenario).expect("write scenario");
+        Case { dir }
+    }
+
+    fn file(self, name: &str, contents: &str) -> Self {
+        std::fs::write(self.dir.path().join(name), contents).expect("write data file");
+        self
+    }
+
+    fn scenario(&self) -> PathBuf {
+        self.dir.path().join("scenario.toml")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// `peakload run scenario.toml --target <server> --out out -q <extra>`.
+    fn command(&self, server: &TestServer, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg(self.scenario())
+            .arg("--target")
+            .arg(server.url())
+            .arg("--out")
+            .arg(self.out())
+            .arg("-q")
+            .args(extra)
+            .env("PEAKLOAD_E2E_TAG", "e2e-tag-42");
+        cmd
+    }
+
+    fn run(&self, server: &TestServer, extra: &[&str]) -> Outcome {
+        let started = Instant::now();
+        let child = spawn(self.command(server, extra));
+        finish(child, started, RUN_LIMIT, self.out())
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    out: PathBuf,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn results_path(&self) -> PathBuf {
+        self.out.join("results.json")
+    }
+
+    fn results(&self) -> Value {
+        let path = self.results_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "no {} ({e})\nexit {}\nstdout:\n{}\nstderr:\n{}",
+                path.display(),
+                self.code,
+                self.stdout,
+                self.stderr
+            )
+        });
+        serde_json::from_str(&text).expect("results.json is JSON")
+    }
+
+    fn expect_code(&self, want: i32) -> &Self {
+        assert_eq!(
+            self.code, want,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn peakload")
+}
+
+/// Waits for the process, killing it (and failing the test) after `limit`.
+fn finish(mut child: Child, started: Instant, limit: Duration, out: PathBuf) -> Outcome {
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for peakload") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "peakload still running after {limit:?}; killed it\nstdout:\n{}\nstderr:\n{}",
+                out_reader.join().unwrap_or_default(),
+                err_reader.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    Outcome {
+        code: status.code().unwrap_or(-1),
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+        out,
+        elapsed,
+    }
+}
+
+fn check(path: &Path) -> Outcome {
+    let started = Instant::now();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check").arg(path);
+    finish(spawn(cmd), started, RUN_LIMIT, PathBuf::new())
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own live child.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading results
+// ---------------------------------------------------------------------------------------------
+
+fn step<'a>(results: &'a Value, name: &str) -> &'a Value {
+    results["steps"]
+        .as_array()
+        .expect("steps array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name:?} in results"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{v} is not an unsigned integer"))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+fn threshold<'a>(results: &'a Value, expr: &str) -> &'a Value {
+    results["thresholds"]
+        .as_array()
+        .expect("thresholds array")
+        .iter()
+        .find(|t| t["expr"] == expr)
+        .unwrap_or_else(|| panic!("no threshold {expr:?} in {}", results["thresholds"]))
+}
+
+fn is_uuid_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && s.chars().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+        && b[14] == b'4'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python: JSON Schema validation and HdrHistogram read-back
+// ---------------------------------------------------------------------------------------------
+
+const PIP_INSTALL: &str = "pip install hdrhistogram jsonschema";
+
+/// Runs a Python script (`sys.argv[1..]` = `args`) and returns its stdout. Fails, naming the
+/// install command, when Python or the packages are missing.
+fn python(script: &str, args: &[&Path]) -> (bool, String) {
+    let preamble = "import sys\ntry:\n    import hdrh.histogram, hdrh.log, jsonschema\nexcept ImportError as e:\n    print(f'missing Python package: {e}', file=sys.stderr)\n    sys.exit(97)\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{preamble}{script}"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 could not be run ({e}); these tests need Python 3 and `{PIP_INSTALL}`")
+        });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(97) {
+        panic!(
+            "{}these tests need the Python packages: {PIP_INSTALL}",
+            stderr
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() && out.status.code() != Some(1) {
+        panic!("python script failed: {stderr}\n{stdout}");
+    }
+    (out.status.success(), stdout)
+}
+
+fn schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema/results.schema.json")
+}
+
+const VALIDATE: &str = r#"
+import json
+schema = json.load(open(sys.argv[1]))
+doc = json.load(open(sys.argv[2]))
+V = jsonschema.Draft202012Validator
+V.check_schema(schema)
+errors = list(V(schema, format_checker=V.FORMAT_CHECKER).iter_errors(doc))
+for e in errors:
+    print(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}")
+sys.exit(1 if errors else 0)
+"#;
+
+/// The schema's verdict on a results file: `Ok` or the list of violations.
+fn schema_verdict(results: &Path) -> Result<(), String> {
+    match python(VALIDATE, &[&schema_path(), results]) {
+        (true, _) => Ok(()),
+        (false, errors) => Err(errors),
+    }
+}
+
+fn assert_valid_results(results: &Path) {
+    if let Err(errors) = schema_verdict(results) {
+        panic!(
+            "{} does not match reports/schema/results.schema.json:\n{errors}",
+            results.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+const USERS_CSV: &str = "name,password\nalice,pw-alice\nbob,pw-bob\ncarol,pw-carol\n";
+
+/// One step, `GET /work`, at `rps` for `secs`.
+fn work_scenario(name: &str, rps: u32, secs: u32, thresholds: &str) -> String {
+    format!(
+        r#"name = "{name}"
+base_url = "http://127.0.0.1:9"
+thresholds = [{thresholds}]
+
+[load]
+rps = {rps}
+duration = "{secs}s"
+
+[[journey]]
+name = "w"
+
+  [[journey.step]]
+  name = "work"
+  path = "/work"
+  check = {{ status = 200 }}
+"#
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journeys: extraction, feeders, cookies, templates
+// ---------------------------------------------------------------------------------------------
+
+/// A login → authenticated calls journey: the token extracted from the login's JSON is sent back
+/// as a Bearer header, feeder rows are used in turn, cookies set in an iteration come back in
+/// that iteration only, and templates render fresh values per request.
+#[test]
+fn journey_extracts_token_uses_feeder_keeps_cookies_and_renders_templates() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "journey"
+base_url = "http://127.0.0.1:9"   # replaced by --target
+timeout = "5s"
+
+[load]
+rps = 20
+duration = "2s"
+
+[[feeder]]
+name = "user"
+file = "users.csv"
+mode = "sequential"
+
+[[journey]]
+name = "shopper"
+
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/login"
+  json = { user = "{{user.name}}", password = "{{user.password}}" }
+  extract = { token = { json = "$.token" } }
+  check = { status = 200 }
+
+  [[journey.step]]
+  name = "me"
+  path = "/me"
+  headers = { Authorization = "Bearer {{token}}" }
+  check = { status = 200 }
+
+  [[journey.step]]
+  name = "cookie_before"
+  path = "/cookie/check"
+  query = { phase = "before" }
+
+  [[journey.step]]
+  name = "cookie_set"
+  path = "/cookie/set"
+
+  [[journey.step]]
+  name = "cookie_after"
+  path = "/cookie/check"
+  query = { phase = "after" }
+
+  [[journey.step]]
+  name = "order"
+  method = "POST"
+  path = "/orders"
+  headers = { Authorization = "Bearer {{token}}" }
+  json = { id = "{{uuid}}", qty = "{{random_int 1 100}}", tag = "{{env.PEAKLOAD_E2E_TAG}}", user = "{{user.name}}" }
+  check = { status = 201, json = { "$.tag" = "e2e-tag-42" } }
+
+  [[journey.step]]
+  name = "echo"
+  method = "POST"
+  path = "/echo"
+  query = { n = "{{random_int 1 1000000}}", it = "{{iteration}}" }
+  headers = { X-Tag = "{{env.PEAKLOAD_E2E_TAG}}" }
+  json = { id = "{{uuid}}" }
+  check = { status = 200 }
+"#,
+    )
+    .file("users.csv", USERS_CSV);
+    let outcome = case.run(&server, &[]);
+    outcome.expect_code(code::OK);
+    let r = outcome.results();
+    assert_valid_results(&outcome.results_path());
+
+    let n = u(&r["summary"]["iterations"]);
+    assert!(n >= 30, "expected ~40 iterations, got {n}");
+    assert_eq!(u(&r["summary"]["failed_iterations"]), 0);
+    assert_eq!(u(&r["summary"]["errors"]), 0, "errors: {}", r["errors"]);
+    assert_eq!(u(&r["summary"]["requests"]), 7 * n);
+
+    // The server saw every request the results count, route by route.
+    for (route, step_names) in [
+        ("login", &["login"][..]),
+        ("me", &["me"]),
+        ("cookie_check", &["cookie_before", "cookie_after"]),
+        ("cookie_set", &["cookie_set"]),
+        ("orders", &["order"]),
+        ("echo", &["echo"]),
+    ] {
+        let counted: u64 = step_names.iter().map(|s| u(&step(&r, s)["requests"])).sum();
+        assert_eq!(server.count(route), counted, "route {route}");
+        assert_eq!(counted, n * step_names.len() as u64, "route {route}");
+    }
+    assert_eq!(server.count("other"), 0, "{:?}", server.counts());
+
+    // Feeder, sequential: rows used in turn, wrapping around.
+    let logins = server.logins();
+    let mut per_user: BTreeMap<&str, u64> = BTreeMap::new();
+    for name in &logins {
+        *per_user.entry(name.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        per_user.keys().copied().collect::<Vec<_>>(),
+        ["alice", "bob", "carol"]
+    );
+    let (lo, hi) = (
+        per_user.values().min().unwrap(),
+        per_user.values().max().unwrap(),
+    );
+    assert!(hi - lo <= 1, "sequential rows unevenly used: {per_user:?}");
+
+    // Extraction: every /me and /orders carried a token the server issued, and it was the token
+    // of the user who logged in within that iteration.
+    assert_eq!(
+        server
+            .state
+            .unauthorized
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    let mut me = server.me_users();
+    let mut logged_in = logins.clone();
+    me.sort();
+    logged_in.sort();
+    assert_eq!(me, logged_in);
+    let orders = server.orders();
+    assert_eq!(orders.len() as u64, n);
+    for o in &orders {
+        // The feeder row and the token belong to the same iteration: /orders only accepts the
+        // token, the body names the user from the row; the server's tokens embed the user.
+        assert!(logins.contains(&o["user"].as_str().unwrap().to_string()));
+    }
+
+    // Cookies: kept between steps of one iteration, never carried into the next.
+    let seen = server.cookies_seen();
+    let before: Vec<_> = seen.iter().filter(|c| c.phase == "before").collect();
+    let after: Vec<_> = seen.iter().filter(|c| c.phase == "after").collect();
+    assert_eq!(before.len() as u64, n);
+    assert!(
+        before.iter().all(|c| c.session.is_none()),
+        "a cookie leaked into the next iteration: {before:?}"
+    );
+    let sessions_back: Vec<String> = after.iter().filter_map(|c| c.session.clone()).collect();
+    assert_eq!(
+        sessions_back.len() as u64,
+        n,
+        "cookie not sent back: {after:?}"
+    );
+    let mut set = server.sessions_set();
+    let mut back = sessions_back.clone();
+    set.sort();
+    back.sort();
+    assert_eq!(
+        back, set,
+        "each session set must come back exactly once, in its own iteration"
+    );
+
+    // Templates: {{uuid}}, {{random_int}}, {{env.*}}, {{iteration}}.
+    let ids: BTreeSet<&str> = orders.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len() as u64, n, "uuids must be fresh per request");
+    assert!(ids.iter().all(|id| is_uuid_v4(id)), "{ids:?}");
+    let qty: Vec<i64> = orders
+        .iter()
+        .map(|o| {
+            o["qty"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("qty is not a JSON integer: {o}"))
+        })
+        .collect();
+    assert!(qty.iter().all(|q| (1..=100).contains(q)), "{qty:?}");
+    assert!(
+        qty.iter().collect::<BTreeSet<_>>().len() > 1,
+        "random_int never varied: {qty:?}"
+    );
+    assert!(orders.iter().all(|o| o["tag"] == "e2e-tag-42"));
+    let echoed = server.echoed();
+    assert_eq!(echoed.len() as u64, n);
+    let mut iterations = BTreeSet::new();
+    for e in &echoed {
+        assert_eq!(e.x_tag.as_deref(), Some("e2e-tag-42"));
+        let k: u64 = e.query["n"].parse().expect("n is an integer");
+        assert!((1..=1_000_000).contains(&k));
+        iterations.insert(e.query["it"].clone());
+        assert!(is_uuid_v4(e.body["id"].as_str().unwrap()), "{:?}", e.body);
+    }
+    assert_eq!(
+        iterations.len() as u64,
+        n,
+        "{{{{iteration}}}} must differ per iteration"
+    );
+    assert_eq!(
+        u(&step(&r, "order")["checks"]),
+        2 * n,
+        "status and JSON checks on every order"
+    );
+    assert_eq!(u(&step(&r, "order")["checks_failed"]), 0);
+}
+
+/// A unique feeder gives each row once; arrivals after that are skipped (nothing sent) and
+/// counted in `feeder_exhausted`.
+#[test]
+fn unique_feeder_running_out_skips_and_counts_iterations() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let users: String = std::iter::once("name,password\n".to_string())
+        .chain((0..5).map(|i| format!("u{i},pw-u{i}\n")))
+        .collect();
+    let case = Case::new(
+        r#"name = "unique"
+base_url = "http://127.0.0.1:9"
+
+[load]
+rps = 10
+duration = "2s"
+
+[[feeder]]
+name = "user"
+file = "users.csv"
+mode = "unique"
+
+[[journey]]
+name = "signup"
+
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/login"
+  json = { user = "{{user.name}}", password = "{{user.password}}" }
+  check = { status = 200 }
+"#,
+    )
+    .file("users.csv", &users);
+    let outcome = case.run(&server, &[]);
+    outcome.expect_code(code::OK);
+    let r = outcome.results();
+    assert_valid_results(&outcome.results_path());
+
+    let mut logins = server.logins();
+    logins.sort();
+    assert_eq!(
+        logins,
+        ["u0", "u1", "u2", "u3", "u4"],
+        "each row exactly once"
+    );
+    assert_eq!(server.total(), 5, "nothing sent once rows ran out");
+    assert_eq!(u(&r["summary"]["iterations"]), 5);
+    assert_eq!(u(&r["summary"]["requests"]), 5);
+    let started: u64 = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| u(&p["iterations_started"]))
+        .sum();
+    let exhausted = u(&r["feeder_exhausted"]);
+    assert!(
+        exhausted >= 10,
+        "~15 of ~20 arrivals had no row: {exhausted}"
+    );
+    assert_eq!(started, 5 + exhausted, "every arrival accounted for");
+    assert_eq!(u(&r["dropped_iterations"]), 0);
+    assert!(
+        outcome.stdout.contains(&format!(
+            "{exhausted} iterations skipped: a unique feeder ran out of rows"
+        )),
+        "{}",
+        outcome.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thresholds
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn thresholds_that_hold_exit_0() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(&work_scenario(
+        "pass",
+        20,
+        2,
+        r#""http.error_rate < 1%", "http.p99 < 2s", "dropped_iterations == 0""#,
+    ));
+    let outcome = case.run(&server, &["--threshold", "work.requests >= 30"]);
+    outcome.expect_code(code::OK);
+    let r = outcome.results();
+    let ts = r["thresholds"].as_array().unwrap();
+    assert_eq!(ts.len(), 4, "scenario thresholds plus --threshold: {ts:?}");
+    assert!(ts.iter().all(|t| t["ok"] == true), "{ts:?}");
+    assert_eq!(f(&threshold(&r, "http.error_rate < 1%")["value"]), 0.0);
+    assert_eq!(
+        f(&threshold(&r, "http.p99 < 2s")["value"]),
+        f(&r["summary"]["latency_ms"]["p99"])
+    );
+    assert_eq!(
+        f(&threshold(&r, "work.requests >= 30")["value"]),
+        u(&r["summary"]["requests"]) as f64
+    );
+    assert_eq!(u(&r["summary"]["requests"]), server.count("work"));
+    assert_eq!(
+        outcome.stdout.matches("✓ pass").count(),
+        4,
+        "{}",
+        outcome.stdout
+    );
+}
+
+/// A crossed threshold: exit 1, and the measured value in results.json and in the summary.
+#[test]
+fn crossed_thresholds_exit_1_with_the_measured_values() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "fail"
+base_url = "http://127.0.0.1:9"
+thresholds = ["slow.p50 < 10ms", "http.error_rate < 1%", "dropped_iterations == 0"]
+
+[load]
+rps = 10
+duration = "2s"
+
+[[journey]]
+name = "j"
+
+  [[journey.step]]
+  name = "slow"
+  path = "/delay/40"
+
+  [[journey.step]]
+  name = "broken"
+  path = "/status/503"
+"#,
+    );
+    let outcome = case.run(&server, &["--threshold", "http.requests < 1"]);
+    outcome.expect_code(code::THRESHOLDS);
+    let r = outcome.results();
+    assert_valid_results(&outcome.results_path());
+
+    let slow = threshold(&r, "slow.p50 < 10ms");
+    assert_eq!(slow["ok"], false);
+    assert!(f(&slow["value"]) >= 40.0, "{slow}");
+    assert_eq!(f(&slow["value"]), f(&step(&r, "slow")["latency_ms"]["p50"]));
+
+    let requests = u(&r["summary"]["requests"]);
+    let broken = u(&step(&r, "broken")["requests"]);
+    assert!(broken >= 15, "{broken}");
+    assert_eq!(u(&r["errors"]["http_5xx"]), broken);
+    assert_eq!(u(&r["summary"]["errors"]), broken);
+    let rate = threshold(&r, "http.error_rate < 1%");
+    assert_eq!(rate["ok"], false);
+    let expected_rate = broken as f64 / requests as f64;
+    assert!((f(&rate["value"]) - expected_rate).abs() < 1e-3, "{rate}");
+
+    assert_eq!(threshold(&r, "dropped_iterations == 0")["ok"], true);
+    let flag = threshold(&r, "http.requests < 1");
+    assert_eq!(flag["ok"], false);
+    assert_eq!(f(&flag["value"]), requests as f64);
+    assert_eq!(requests, server.count("delay") + server.count("status"));
+
+    // The summary names each failure and what was measured.
+    for t in r["thresholds"].as_array().unwrap() {
+        let mark = if t["ok"] == true {
+            "✓ pass"
+        } else {
+            "✗ FAIL"
+        };
+        let expr = t["expr"].as_str().unwrap();
+        let line = outcome
+            .stdout
+            .lines()
+            .find(|l| l.contains(expr))
+            .unwrap_or_else(|| panic!("{expr} not in the summary:\n{}", outcome.stdout));
+        assert!(line.contains(mark), "{line}");
+        assert!(
+            line.contains(&format!("measured {}", f(&t["value"]))),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn invalid_threshold_flag_exits_2_and_sends_nothing() {
+    let server = TestServer::start();
+    let case = Case::new(&work_scenario("flag", 10, 1, ""));
+    let outcome = case.run(&server, &["--threshold", "wrok.p99 < 1ms"]);
+    outcome.expect_code(code::INVALID);
+    assert!(
+        outcome
+            .stderr
+            .contains("--threshold \"wrok.p99 < 1ms\": unknown metric"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(server.total(), 0);
+    assert!(!outcome.results_path().exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid input
+// ---------------------------------------------------------------------------------------------
+
+/// Several mistakes at once: each reported as `path:line:col: message`, in file order; exit 2;
+/// the server (the scenario's own base_url) receives nothing.
+#[test]
+fn invalid_scenario_reports_every_problem_at_once_and_sends_nothing() {
+    let server = TestServer::start();
+    let case = Case::new(&format!(
+        r#"name = "broken"
+base_url = "{}"
+timeout = 10
+thresholds = ["chekout.p99 < 300ms"]
+
+[load]
+stages = [ {{ duration = "10 parsecs", target_rps = 5 }} ]
+
+[[feeder]]
+name = "user"
+file = "missing.csv"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "checkout"
+  methd = "POST"
+  path = "/work"
+  headers = {{ Authorization = "Bearer {{{{tokn}}}}" }}
+"#,
+        server.url()
+    ));
+    let p = case.scenario();
+    let p = p.display();
+    let missing = case.dir.path().join("missing.csv");
+    let expected = [
+        format!("{p}:3:11: \"timeout\" must be a duration string such as \"10s\" or \"250ms\", found integer 10"),
+        format!("{p}:4:15: unknown metric \"chekout.p99\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, checks.failed or checks.rate; journeys: j; steps: checkout (did you mean \"checkout.p99\"?)"),
+        format!("{p}:7:25: bad duration for \"duration\": unknown unit \"parsecs\" in duration \"10 parsecs\"; write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)"),
+        format!("{p}:11:8: feeder file \"missing.csv\" not found (looked in {}); relative paths start from the scenario file's directory", missing.display()),
+        format!("{p}:17:3: unknown key \"methd\" in [[journey.step]]; expected one of: name, method, path, url, query, headers, json, form, body, content_type, timeout, think, extract, check (did you mean \"method\"?)"),
+        format!("{p}:19:39: undefined variable \"tokn\": no earlier step extracts it and no feeder column has that name; nothing is defined here yet"),
+    ];
+
+    for (what, outcome) in [
+        ("run", {
+            let started = Instant::now();
+            let mut cmd = Command::new(BIN);
+            cmd.arg("run")
+                .arg(case.scenario())
+                .arg("--out")
+                .arg(case.out());
+            finish(spawn(cmd), started, RUN_LIMIT, case.out())
+        }),
+        ("check", check(&case.scenario())),
+    ] {
+        outcome.expect_code(code::INVALID);
+        let lines: Vec<&str> = outcome.stderr.lines().collect();
+        assert_eq!(
+            lines[..lines.len() - 1],
+            expected.iter().map(String::as_str).collect::<Vec<_>>()[..],
+            "peakload {what} stderr:\n{}",
+            outcome.stderr
+        );
+        assert_eq!(
+            lines.last().copied(),
+            Some(format!("{} problem(s) found; nothing was sent", expected.len()).as_str())
+        );
+        assert_eq!(server.total(), 0, "peakload {what} sent requests");
+    }
+    assert!(!case.out().join("results.json").exists());
+}
+
+#[test]
+fn check_accepts_a_valid_scenario_without_sending_anything() {
+    let server = TestServer::start();
+    let case = Case::new(&format!(
+        r#"name = "ok"
+base_url = "{}"
+thresholds = ["http.p99 < 1s"]
+
+[load]
+rps = 5
+duration = "2s"
+
+[[journey]]
+name = "w"
+  [[journey.step]]
+  name = "work"
+  path = "/work"
+"#,
+        server.url()
+    ));
+    let outcome = check(&case.scenario());
+    outcome.expect_code(code::OK);
+    assert!(
+        outcome
+            .stdout
+            .starts_with(&format!("{}: valid\n", case.scenario().display())),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("10 planned iterations"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains("threshold http.p99 < 1s"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.total(), 0);
+}
+
+#[test]
+fn unreachable_target_exits_4_with_a_clear_message() {
+    // A port that was just free: nothing listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let case = Case::new(&work_scenario("down", 10, 2, ""));
+    let started = Instant::now();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .arg(case.scenario())
+        .arg("--target")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--out")
+        .arg(case.out());
+    let outcome = finish(spawn(cmd), started, RUN_LIMIT, case.out());
+    outcome.expect_code(code::UNREACHABLE);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "target unreachable: cannot connect to 127.0.0.1:{port}"
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.elapsed < Duration::from_secs(5),
+        "{:?}",
+        outcome.elapsed
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------------------------
+
+/// The first SIGINT or SIGTERM stops the load, drains, writes what was measured: exit 3.
+fn interrupted_run_writes_valid_results(sig: libc::c_int) {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(&work_scenario("long", 20, 60, r#""http.p99 < 10s""#));
+    let started = Instant::now();
+    let child = spawn(case.command(&server, &["--drain", "2s"]));
+    wait_until("the first requests", Duration::from_secs(15), || {
+        server.count("work") >= 10
+    });
+    signal(&child, sig);
+    let signalled = Instant::now();
+    let outcome = finish(child, started, RUN_LIMIT, case.out());
+    let stop_time = signalled.elapsed();
+    outcome.expect_code(code::INTERRUPTED);
+    assert!(
+        stop_time < Duration::from_secs(4),
+        "took {stop_time:?} to stop with --drain 2s"
+    );
+    assert_valid_results(&outcome.results_path());
+    let r = outcome.results();
+    assert_eq!(r["status"], "interrupted");
+    assert!(f(&r["duration_s"]) < 20.0, "{}", r["duration_s"]);
+    let requests = u(&r["summary"]["requests"]);
+    assert!(requests >= 10, "{requests}");
+    assert!(requests <= server.count("work"));
+    // Thresholds are still evaluated on what was measured.
+    assert_eq!(threshold(&r, "http.p99 < 10s")["ok"], true);
+    assert!(
+        outcome.stdout.contains("(interrupted)"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.out.join("latency.hlog").exists());
+}
+
+#[test]
+fn sigint_mid_run_writes_interrupted_results_and_exits_3() {
+    interrupted_run_writes_valid_results(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_mid_run_writes_interrupted_results_and_exits_3() {
+    interrupted_run_writes_valid_results(libc::SIGTERM);
+}
+
+/// A second signal does not wait for the drain.
+#[test]
+fn second_sigint_exits_at_once() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "stuck"
+base_url = "http://127.0.0.1:9"
+timeout = "30s"
+[load]
+rps = 5
+duration = "60s"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/delay/20000"
+"#,
+    );
+    let started = Instant::now();
+    let child = spawn(case.command(&server, &["--drain", "20s"]));
+    wait_until("requests in flight", Duration::from_secs(15), || {
+        server.count("delay") >= 2
+    });
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let second = Instant::now();
+    let outcome = finish(child, started, RUN_LIMIT, case.out());
+    outcome.expect_code(code::INTERRUPTED);
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        second.elapsed()
+    );
+    assert!(
+        outcome.stderr.contains("second interrupt"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coordinated omission
+// ---------------------------------------------------------------------------------------------
+
+fn stall_scenario(load: &str) -> String {
+    format!(
+        r#"name = "stall"
+base_url = "http://127.0.0.1:9"
+timeout = "5s"
+
+[load]
+{load}
+
+[[journey]]
+name = "w"
+  [[journey.step]]
+  name = "work"
+  path = "/work"
+  check = {{ status = 200 }}
+"#
+    )
+}
+
+/// The server freezes for one second, two seconds into the run. At 100 arrivals/s the open
+/// model records ~100 requests waiting up to a second out of ~600: p99 close to the stall. A
+/// closed model with two VUs sees the same stall but sends only two requests into it, so its
+/// p99 stays low — the coordinated omission the open model exists to avoid.
+#[test]
+fn stall_shows_in_open_model_p99_and_closed_model_hides_it() {
+    let _cpu = exclusive_cpu();
+    let stall = Stall {
+        after: Duration::from_secs(2),
+        length: Duration::from_secs(1),
+    };
+    let stall_ms = stall.length.as_millis() as f64;
+
+    let open_server = TestServer::with_stall(stall);
+    let open = Case::new(&stall_scenario(
+        "start_rps = 100\nmax_vus = 400\npre_allocated_vus = 50\nstages = [{ duration = \"6s\", target_rps = 100 }]",
+    ));
+    let outcome = open.run(&open_server, &[]);
+    outcome.expect_code(code::OK);
+    let o = outcome.results();
+    assert_valid_results(&outcome.results_path());
+    let stalled = open_server
+        .state
+        .stalled
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        stalled >= 60,
+        "~100 requests should hit the stall, {stalled} did"
+    );
+    let ol = &o["summary"]["latency_ms"];
+    assert!(
+        f(&ol["p99"]) >= 0.7 * stall_ms,
+        "open model p99 {} must reflect the {stall_ms} ms stall",
+        ol["p99"]
+    );
+    assert!(f(&ol["max"]) >= 0.9 * stall_ms, "{ol}");
+    assert!(f(&ol["p50"]) < 50.0, "p50 must stay small: {ol}");
+    assert_eq!(u(&o["dropped_iterations"]), 0);
+    assert!(u(&o["summary"]["requests"]) >= 550);
+
+    let closed_server = TestServer::with_stall(stall);
+    let closed = Case::new(&stall_scenario(
+        "model = \"closed\"\nvus = 2\nduration = \"6s\"",
+    ));
+    let outcome = closed.run(&closed_server, &[]);
+    outcome.expect_code(code::OK);
+    let c = outcome.results();
+    let cl = &c["summary"]["latency_ms"];
+    assert!(
+        f(&cl["max"]) >= 0.9 * stall_ms,
+        "the closed run must have met the same stall: {cl}"
+    );
+    assert!(
+        f(&cl["p99"]) < 0.2 * stall_ms,
+        "closed model p99 {} hides the stall",
+        cl["p99"]
+    );
+    assert!(
+        f(&ol["p99"]) >= 5.0 * f(&cl["p99"]),
+        "open p99 {} vs closed p99 {}",
+        ol["p99"],
+        cl["p99"]
+    );
+}
+
+/// Too few VUs for the arrival rate: arrivals queue, start late, and their latency counts from
+/// when they were due, so p99 includes the wait.
+#[test]
+fn queued_arrivals_count_latency_from_their_intended_start() {
+    let _cpu = exclusive_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "queued"
+base_url = "http://127.0.0.1:9"
+
+[load]
+start_rps = 40
+max_vus = 1
+pre_allocated_vus = 1
+stages = [{ duration = "2s", target_rps = 40 }]
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "slow"
+  path = "/delay/50"
+"#,
+    );
+    let outcome = case.run(&server, &[]);
+    outcome.expect_code(code::OK);
+    let r = outcome.results();
+    assert_valid_results(&outcome.results_path());
+    // 80 arrivals, one VU serving 20/s: the k-th waits ~k × 25 ms, up to ~2 s.
+    let requests = u(&r["summary"]["requests"]);
+    assert_eq!(requests, 80);
+    assert_eq!(server.count("delay"), requests);
+    assert_eq!(u(&r["dropped_iterations"]), 0);
+    let late = u(&r["late_iterations"]);
+    assert!(late >= 60, "most arrivals start late: {late}");
+    let lag = &r["schedule_lag_ms"];
+    assert!(f(&lag["max"]) >= 1500.0, "{lag}");
+    let l = &step(&r, "slow")["latency_ms"];
+    assert!(f(&l["min"]) >= 50.0, "{l}");
+    assert!(f(&l["p50"]) >= 700.0, "the wait counts: {l}");
+    assert!(f(&l["p99"]) >= 1500.0, "the wait counts: {l}");
+    assert!(
+        f(&l["max"]) >= f(&lag["max"]) + 49.0,
+        "the latest arrival's latency is its wait plus the service time: {l} vs lag {lag}"
+    );
+    let journey = &r["journeys"][0]["latency_ms"];
+    assert!(f(&journey["p99"]) >= 1500.0, "{journey}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// results.json and latency.hlog, read by other tools
+// ---------------------------------------------------------------------------------------------
+
+const HDR_READBACK: &str = r#"
+import base64, json, math
+results = json.load(open(sys.argv[1]))
+
+def at(h, q):
+    # The rank Rust's (and Java's) HdrHistogram use; Python's rounds instead of ceiling.
+    n = h.get_total_count()
+    rank = max(1, math.ceil(q * n))
+    return h.get_value_at_percentile(100.0 * rank / n)
+
+def stats(h):
+    return {"count": h.get_total_count(), "p50": at(h, 0.5), "p99": at(h, 0.99),
+            "max": h.get_max_value(), "min": h.get_min_value()}
+
+reader = hdrh.log.HistogramLogReader(sys.argv[2], hdrh.histogram.HdrHistogram(1, 3600000000, 3))
+total = hdrh.histogram.HdrHistogram(1, 3600000000, 3)
+tagged = {}
+lines = 0
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    lines += 1
+    tag = h.get_tag()
+    if tag is None:
+        total.add(h)
+    else:
+        tagged.setdefault(tag, hdrh.histogram.HdrHistogram(1, 3600000000, 3)).add(h)
+
+steps = {}
+for s in results["steps"]:
+    h = hdrh.histogram.HdrHistogram.decode(s["histogram"])
+    steps[s["journey"] + "/" + s["name"]] = stats(h)
+summary = stats(hdrh.histogram.HdrHistogram.decode(results["summary"]["histogram"]))
+print(json.dumps({"lines": lines, "hlog": stats(total),
+                  "hlog_tags": {t: stats(h) for t, h in tagged.items()},
+                  "steps": steps, "summary": summary}))
+"#;
+
+/// Equal within HdrHistogram's 3 significant digits (µs values, compared in ms).
+fn assert_close(what: &str, python_us: &Value, results_ms: &Value) {
+    let p = f(python_us) / 1000.0;
+    let r = f(results_ms);
+    assert!(
+        (p - r).abs() <= r.abs() * 1e-3 + 0.001,
+        "{what}: Python hdrh says {p} ms, results.json {r} ms"
+    );
+}
+
+#[test]
+fn results_match_the_schema_and_hdr_outputs_read_back_in_python() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "readback"
+base_url = "http://127.0.0.1:9"
+
+[load]
+rps = 30
+duration = "3s"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "varied"
+  path = "/delay/{{random_int 1 30}}"
+  [[journey.step]]
+  name = "fast"
+  path = "/work"
+"#,
+    );
+    let outcome = case.run(&server, &[]);
+    outcome.expect_code(code::OK);
+    let results_path = outcome.results_path();
+    assert_valid_results(&results_path);
+    let r = outcome.results();
+    let requests = u(&r["summary"]["requests"]);
+    assert!(requests >= 150, "{requests}");
+
+    let (ok, out) = python(
+        HDR_READBACK,
+        &[&results_path, &outcome.out.join("latency.hlog")],
+    );
+    assert!(ok, "{out}");
+    let py: Value = serde_json::from_str(out.trim()).expect("python printed JSON");
+
+    // The interval log, all untagged lines added up = every request of the run.
+    let hlog = &py["hlog"];
+    assert_eq!(u(&hlog["count"]), requests, "hlog total count");
+    let summary = &r["summary"]["latency_ms"];
+    for stat in ["p50", "p99", "max"] {
+        assert_close(&format!("hlog {stat}"), &hlog[stat], &summary[stat]);
+    }
+    assert_eq!(py["summary"]["count"], hlog["count"]);
+    // Tagged lines: each step's share.
+    for s in r["steps"].as_array().unwrap() {
+        let tag = format!(
+            "{}/{}",
+            s["journey"].as_str().unwrap(),
+            s["name"].as_str().unwrap()
+        );
+        let from_log = &py["hlog_tags"][&tag];
+        assert_eq!(u(&from_log["count"]), u(&s["requests"]), "hlog tag {tag}");
+        let from_blob = &py["steps"][&tag];
+        assert_eq!(
+            u(&from_blob["count"]),
+            u(&s["requests"]),
+            "step {tag} histogram"
+        );
+        for stat in ["min", "p50", "p99", "max"] {
+            assert_close(
+                &format!("step {tag} {stat}"),
+                &from_blob[stat],
+                &s["latency_ms"][stat],
+            );
+            assert_close(
+                &format!("hlog tag {tag} {stat}"),
+                &from_log[stat],
+                &s["latency_ms"][stat],
+            );
+        }
+    }
+    let varied = &step(&r, "varied")["latency_ms"];
+    assert!(
+        f(&varied["max"]) >= 20.0 && f(&varied["min"]) >= 1.0,
+        "{varied}"
+    );
+    assert!(u(&py["lines"]) > r["timeline"].as_array().unwrap().len() as u64);
+
+    // The timeline: one point per second from 0, adding up to the run's totals.
+    let timeline = r["timeline"].as_array().unwrap();
+    let ts: Vec<u64> = timeline.iter().map(|p| u(&p["t"])).collect();
+    assert_eq!(ts, (0..ts.len() as u64).collect::<Vec<_>>());
+    assert!(ts.len() >= 3, "{ts:?}");
+    let per_second: u64 = timeline.iter().map(|p| u(&p["requests"])).sum();
+    assert_eq!(per_second, requests);
+    let targets: Vec<f64> = timeline.iter().map(|p| f(&p["target_rps"])).collect();
+    // The plan covers seconds 0..3; a last, partial second may hold responses still in flight.
+    assert!(targets.len() <= 4, "{targets:?}");
+    assert_eq!(targets[..3], [30.0, 30.0, 30.0], "target_rps per second");
+    assert!(targets[3..].iter().all(|&t| t == 0.0), "{targets:?}");
+
+    // The schema catches drift: an unknown field, a missing one, a wrong error kind.
+    let mut doc = r.clone();
+    doc["summary"]["p42"] = Value::from(1);
+    let drifted = outcome.out.join("drifted.json");
+    std::fs::write(&drifted, doc.to_string()).unwrap();
+    let err = schema_verdict(&drifted).expect_err("unknown field accepted");
+    assert!(err.contains("p42"), "{err}");
+    let mut doc = r.clone();
+    doc["steps"][0].as_object_mut().unwrap().remove("histogram");
+    std::fs::write(&drifted, doc.to_string()).unwrap();
+    let err = schema_verdict(&drifted).expect_err("missing field accepted");
+    assert!(err.contains("histogram"), "{err}");
+    let mut doc = r.clone();
+    doc["errors"]["teapot"] = Value::from(0);
+    std::fs::write(&drifted, doc.to_string()).unwrap();
+    schema_verdict(&drifted).expect_err("unknown error kind accepted");
+}
+
+/// Every documented exit code is produced by the binary somewhere in this file; this pins the
+/// library's constants to the same table.
+#[test]
+fn exit_codes_are_the_documented_ones() {
+    use peakload::run::exit;
+    assert_eq!(
+        [
+            exit::OK,
+            exit::THRESHOLDS,
+            exit::INVALID,
+            exit::ABORTED,
+            exit::UNREACHABLE
+        ],
+        [
+            code::OK,
+            code::THRESHOLDS,
+            code::INVALID,
+            code::INTERRUPTED,
+            code::UNREACHABLE
+        ]
+    );
+    assert_eq!(
+        [0, 1, 2, 3, 4],
+        [
+            code::OK,
+            code::THRESHOLDS,
+            code::INVALID,
+            code::INTERRUPTED,
+            code::UNREACHABLE
+        ]
+    );
+}
+
+/// Regression: a threshold that could not be measured (its step never ran) was stored as NaN,
+/// which JSON writes as `null` and the results model could not read back, so nothing
+/// downstream (gate, report, merge) could load that results.json.
+#[test]
+fn unmeasurable_threshold_is_null_and_results_read_back_into_the_model() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "unmeasured"
+base_url = "http://127.0.0.1:9"
+thresholds = ["never.p99 < 100ms", "first.requests > 0"]
+
+[load]
+rps = 10
+duration = "1s"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "first"
+  path = "/work"
+  extract = { token = { json = "$.token" } }   # /work answers "ok": not JSON
+  [[journey.step]]
+  name = "never"
+  path = "/me"
+  headers = { Authorization = "Bearer {{token}}" }
+"#,
+    );
+    let outcome = case.run(&server, &[]);
+    outcome.expect_code(code::THRESHOLDS);
+    assert_valid_results(&outcome.results_path());
+    let r = outcome.results();
+    assert_eq!(
+        server.count("me"),
+        0,
+        "a failed extraction ends the iteration"
+    );
+    let requests = u(&step(&r, "first")["requests"]);
+    assert!(requests >= 5, "{requests}");
+    assert_eq!(u(&r["errors"]["extract_failed"]), requests);
+    let never = threshold(&r, "never.p99 < 100ms");
+    assert_eq!(never["value"], Value::Null, "{never}");
+    assert_eq!(never["ok"], false);
+    assert_eq!(threshold(&r, "first.requests > 0")["ok"], true);
+    assert!(
+        outcome.stdout.lines().any(|l| l.contains("✗ FAIL")
+            && l.contains("never.p99 < 100ms")
+            && l.contains("not measured")),
+        "{}",
+        outcome.stdout
+    );
+
+    let text = std::fs::read_to_string(outcome.results_path()).unwrap();
+    let model: peakload::record::results::Results = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("results.json does not read back into the model: {e}"));
+    assert_eq!(
+        serde_json::to_value(&model).unwrap(),
+        r,
+        "lossless round trip"
+    );
+}
+
+/// Secrets sent in headers, queries and bodies never reach results, the log or the console.
+#[test]
+fn secrets_stay_out_of_results_and_output() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let secret = "s3cr3t-Zq81xV";
+    let case = Case::new(
+        r#"name = "secrets"
+base_url = "http://127.0.0.1:9"
+
+[load]
+rps = 10
+duration = "1s"
+
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "denied"
+  path = "/status/401"
+  query = { api_key = "{{env.E2E_SECRET}}" }
+  headers = { Authorization = "Bearer {{env.E2E_SECRET}}" }
+  [[journey.step]]
+  name = "post"
+  method = "POST"
+  url = "http://127.0.0.1:9/echo?key={{env.E2E_SECRET}}"
+  json = { password = "{{env.E2E_SECRET}}" }
+"#,
+    );
+    let started = Instant::now();
+    let mut cmd = case.command(&server, &[]);
+    cmd.env("E2E_SECRET", secret);
+    let outcome = finish(spawn(cmd), started, RUN_LIMIT, case.out());
+    outcome.expect_code(code::OK);
+    let r = outcome.results();
+    assert!(u(&r["errors"]["http_4xx"]) >= 5, "{}", r["errors"]);
+    assert!(u(&r["errors"]["connect_refused"]) >= 5, "{}", r["errors"]);
+    assert!(!r["error_samples"].as_array().unwrap().is_empty());
+    for (what, text) in [
+        (
+            "results.json",
+            std::fs::read_to_string(outcome.results_path()).unwrap(),
+        ),
+        (
+            "latency.hlog",
+            std::fs::read_to_string(outcome.out.join("latency.hlog")).unwrap(),
+        ),
+        ("stdout", outcome.stdout.clone()),
+        ("stderr", outcome.stderr.clone()),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the secret leaked into {what}:\n{text}"
+        );
+    }
+}
