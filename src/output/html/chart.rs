@@ -77,7 +77,7 @@ pub const PALETTE: [RGBColor; 10] = [
     RGBColor(188, 189, 34),
     RGBColor(127, 127, 127),
 ];
-pub const TARGET: RGBColor = RGBColor(90, 90, 90);
+pub const TARGET: RGBColor = RGBColor(140, 140, 140);
 const STAGE_SHADE: RGBColor = RGBColor(238, 242, 248);
 const STAGE_LINE: RGBColor = RGBColor(150, 160, 180);
 const MARKER: RGBColor = RGBColor(200, 60, 160);
@@ -92,6 +92,70 @@ pub fn clock(t: f64) -> String {
         format!("{m}:{s:02}")
     } else {
         format!("{s}s")
+    }
+}
+
+/// The run's time axis in seconds, ticked at round clock steps rather than decimal ones.
+struct RunClock {
+    x_max: f64,
+    ticks: Vec<f64>,
+}
+
+impl RunClock {
+    fn new(x_max: f64) -> Self {
+        RunClock {
+            x_max,
+            ticks: time_ticks(x_max),
+        }
+    }
+}
+
+impl Ranged for RunClock {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let f = value / self.x_max;
+        limit.0 + (f * (limit.1 - limit.0) as f64).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Light mesh lines ask for many points: give them none, the bold ticks are enough.
+        if hint.weight().allow_light_points() {
+            return Vec::new();
+        }
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        0.0..self.x_max
+    }
+}
+
+/// Tick positions on the time axis at a round step (1 s … 2 h), ten or fewer.
+pub fn time_ticks(x_max: f64) -> Vec<f64> {
+    const STEPS: [f64; 15] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        14400.0,
+    ];
+    let step = STEPS
+        .iter()
+        .copied()
+        .find(|s| x_max / s <= 10.0)
+        .unwrap_or_else(|| (x_max / 10.0 / 3600.0).ceil() * 3600.0);
+    (0..)
+        .map(|i| i as f64 * step)
+        .take_while(|t| *t <= x_max + 1e-9)
+        .collect()
+}
+
+/// A plain number for an axis: whole numbers as such, fractions with up to two decimals.
+pub fn plain(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -125,8 +189,8 @@ pub fn time_chart(
             .margin(10)
             .margin_top(22)
             .x_label_area_size(28)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+            .y_label_area_size(78)
+            .build_cartesian_2d(RunClock::new(x_max), 0.0..y_max)
             .map_err(err)?;
         for (i, s) in axis.stages.iter().enumerate() {
             if i % 2 == 1 {
@@ -143,7 +207,6 @@ pub fn time_chart(
             .disable_x_mesh()
             .light_line_style(RGBColor(242, 242, 242))
             .bold_line_style(RGBColor(225, 225, 225))
-            .x_labels(10)
             .y_labels(6)
             .x_label_formatter(&|x| clock(*x))
             .y_label_formatter(y_fmt)
@@ -207,9 +270,9 @@ pub fn spectrum_chart(x_max: f64, lines: &[Line]) -> Result<String, ChartError> 
         let keys: Vec<f64> = (0..=decades).map(|d| 10f64.powi(d)).collect();
         let mut chart = ChartBuilder::on(&root)
             .margin(10)
-            .margin_right(24)
+            .margin_right(40)
             .x_label_area_size(40)
-            .y_label_area_size(64)
+            .y_label_area_size(78)
             .build_cartesian_2d((1.0..x_max).log_scale().with_key_points(keys), 0.0..y_max)
             .map_err(err)?;
         chart
@@ -385,6 +448,21 @@ mod tests {
                 (n > 2).then_some(n)
             })
             .collect()
+    }
+
+    #[test]
+    fn time_ticks_are_round() {
+        assert_eq!(time_ticks(4.0), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            time_ticks(45.0),
+            (0..=9).map(|i| i as f64 * 5.0).collect::<Vec<_>>()
+        );
+        let hour: Vec<f64> = (0..=6).map(|i| i as f64 * 600.0).collect();
+        assert_eq!(time_ticks(3600.0), hour);
+        assert_eq!(plain(1.5), "1.5");
+        assert_eq!(plain(2.0), "2");
+        assert_eq!(plain(0.25), "0.25");
+        assert_eq!(plain(1234.5), "1234");
     }
 
     #[test]

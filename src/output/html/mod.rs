@@ -376,6 +376,18 @@ fn stage_legend(r: &Results) -> Vec<(&'static str, plotters::style::RGBColor)> {
     }
 }
 
+/// The plan's target as a wide light band the achieved line runs along.
+fn target_line(label: &str, r: &Results) -> Line {
+    let mut l = Line::new(
+        label,
+        TARGET,
+        series::timeline_series(&r.timeline, |p| p.target_rps),
+    )
+    .faint();
+    l.width = 7;
+    l
+}
+
 fn time_charts(out: &mut String, r: &Results, baseline: Option<&Results>, axis: &TimeAxis) {
     use series::timeline_series as ts;
     out.push_str("<section id=\"time\"><h2>Over time</h2>\n");
@@ -405,13 +417,7 @@ fn time_charts(out: &mut String, r: &Results, baseline: Option<&Results>, axis: 
         ts(&r.timeline, |p| p.iterations_started as f64),
     ));
     if open {
-        let mut target = Line::new(
-            "target arrivals/s",
-            TARGET,
-            ts(&r.timeline, |p| p.target_rps),
-        );
-        target.width = 1;
-        lines.push(target);
+        lines.insert(0, target_line("target arrivals/s", r));
     }
     let drops: u64 = r.timeline.iter().map(|p| p.dropped_iterations).sum();
     if drops > 0 {
@@ -424,7 +430,7 @@ fn time_charts(out: &mut String, r: &Results, baseline: Option<&Results>, axis: 
     figure(
         out,
         "Throughput",
-        chart::time_chart(axis, "per second", &|v| format!("{v:.0}"), &lines),
+        chart::time_chart(axis, "per second", &|v| chart::plain(*v), &lines),
         &legend(&lines, &stages),
     );
 
@@ -509,7 +515,7 @@ fn time_charts(out: &mut String, r: &Results, baseline: Option<&Results>, axis: 
     figure(
         out,
         "Errors per second, by kind",
-        chart::time_chart(axis, "errors/s", &|v| format!("{v:.0}"), &lines),
+        chart::time_chart(axis, "errors/s", &|v| chart::plain(*v), &lines),
         &legend(&lines, &stages),
     );
 
@@ -530,14 +536,12 @@ fn time_charts(out: &mut String, r: &Results, baseline: Option<&Results>, axis: 
         ts(&r.timeline, |p| p.active_vus as f64),
     ));
     if !open {
-        let mut target = Line::new("target VUs", TARGET, ts(&r.timeline, |p| p.target_rps));
-        target.width = 1;
-        lines.push(target);
+        lines.insert(0, target_line("target VUs", r));
     }
     figure(
         out,
         "Active virtual users",
-        chart::time_chart(axis, "VUs", &|v| format!("{v:.0}"), &lines),
+        chart::time_chart(axis, "VUs", &|v| chart::plain(*v), &lines),
         &legend(&lines, &stages),
     );
     out.push_str("</section>\n");

@@ -202,6 +202,13 @@ fn one_hour_report_stays_under_two_megabytes() {
         html.len(),
         with_baseline.len()
     );
+    if let Some(dir) = std::env::var_os("PEAKLOAD_REPORT_SAMPLES") {
+        // For looking at: PEAKLOAD_REPORT_SAMPLES=/tmp/x cargo test one_hour
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("one-hour.html"), &html).unwrap();
+        std::fs::write(dir.join("one-hour-baseline.html"), &with_baseline).unwrap();
+    }
     assert!(html.len() < 2_000_000, "{} bytes", html.len());
     assert!(
         with_baseline.len() < 2_000_000,
