@@ -249,7 +249,7 @@ async fn run_against(
         summary_md: args.summary_md.clone(),
     };
     let written =
-        output::artifacts::write(&results, &output::html::Extras::default(), None, &files);
+        output::artifacts::write(&results, &output::html::Extras::of(&results), None, &files);
     let write_failed = match written {
         Ok(files) => {
             for (what, p) in files {

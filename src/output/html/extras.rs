@@ -18,6 +18,13 @@ pub struct Extras {
 }
 
 impl Extras {
+    /// The optional fields of in-memory results (none until `Results` carries them).
+    pub fn of(results: &Results) -> Self {
+        serde_json::to_value(results)
+            .map(|doc| Self::from_document(&doc))
+            .unwrap_or_default()
+    }
+
     /// Picks the optional fields out of a whole `results.json` document.
     pub fn from_document(doc: &Value) -> Self {
         let pick = |k: &str| doc.get(k).filter(|v| !v.is_null()).cloned();
@@ -361,6 +368,7 @@ mod tests {
     fn absent_fields_mean_no_extras() {
         let e = Extras::from_document(&json!({"summary": {}, "findings": null}));
         assert_eq!(e, Extras::default());
+        assert_eq!(Extras::of(&super::super::tests::tiny()), Extras::default());
     }
 
     #[test]
