@@ -21,6 +21,26 @@ pub enum Command {
         /// The scenario file (TOML).
         scenario: PathBuf,
     },
+    /// Make the HTML report (and optionally JUnit XML and a Markdown summary) from results.
+    Report(ReportCli),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportCli {
+    /// A results.json written by `peakload run`.
+    pub results: PathBuf,
+    /// Where to write the report [default: report.html next to RESULTS].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Another run's results.json to compare with: overlaid on the charts, deltas per step.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Also write JUnit XML: one test case per threshold.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long)]
+    pub summary_md: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +74,12 @@ pub struct RunCli {
     /// Accept any TLS certificate (self-signed test environments only).
     #[arg(long)]
     pub insecure: bool,
+    /// Also write JUnit XML: one test case per threshold (report.html is always written).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long)]
+    pub summary_md: Option<PathBuf>,
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {

@@ -70,6 +70,8 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
                 progress_every: args
                     .progress_every
                     .max(std::time::Duration::from_millis(200)),
+                junit: args.junit,
+                summary_md: args.summary_md,
             };
             match run::run(s, run_args) {
                 Ok(code) => code,
@@ -78,6 +80,15 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
                     e.code
                 }
             }
+        }
+        cli::Command::Report(args) => {
+            output::artifacts::report_command(output::artifacts::ReportArgs {
+                results: args.results,
+                output: args.output,
+                baseline: args.baseline,
+                junit: args.junit,
+                summary_md: args.summary_md,
+            })
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct RunArgs {
     pub quiet: bool,
     pub insecure: bool,
     pub progress_every: Duration,
+    pub junit: Option<PathBuf>,
+    pub summary_md: Option<PathBuf>,
 }
 
 /// A failure that ends the command with a given exit code and message.
@@ -241,8 +243,30 @@ async fn run_against(
     })?;
     print!("{}", output::summary(&results));
     println!("\n  results: {}", path.display());
+    let files = output::artifacts::Artifacts {
+        report: Some(out_dir.join("report.html")),
+        junit: args.junit.clone(),
+        summary_md: args.summary_md.clone(),
+    };
+    let written =
+        output::artifacts::write(&results, &output::html::Extras::of(&results), None, &files);
+    let write_failed = match written {
+        Ok(files) => {
+            for (what, p) in files {
+                println!("  {what}: {}", p.display());
+            }
+            false
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            true
+        }
+    };
     if interrupted {
         return Ok(exit::ABORTED);
+    }
+    if write_failed {
+        return Ok(exit::INVALID);
     }
     if results.thresholds.iter().any(|t| !t.ok) {
         return Ok(exit::THRESHOLDS);

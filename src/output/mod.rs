@@ -1,4 +1,12 @@
-//! Views of a run for people: the progress line during it and the text summary after it.
+//! Views of a run for people: the progress line during it and the text summary after it;
+//! after it also the HTML report (`html`), JUnit XML (`junit`) and a Markdown summary
+//! (`markdown`), all made from `results.json` alone.
+
+pub mod artifacts;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod verdict;
 
 use std::fmt::Write as _;
 use std::time::Duration;

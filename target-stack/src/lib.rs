@@ -79,7 +79,7 @@ impl Stack {
         faults: Arc<Faults>,
         gate: Arc<DbGate>,
     ) -> Result<Stack, StackError> {
-        if config.role.serves_api() || config.role == Role::All {
+        if config.role.serves_api() {
             let started = std::time::Instant::now();
             stores
                 .shop

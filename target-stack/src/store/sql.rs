@@ -111,6 +111,14 @@ impl SqlStore {
             .max_connections(options.max_connections)
             .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
+            // No gap locks: queue inserts and claims then cannot deadlock each other.
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(connect)
             .await?;
         let store = SqlStore {
@@ -268,6 +276,24 @@ impl SqlStore {
     }
 }
 
+/// Runs `op` again (up to 4 times in all) while it fails with a retryable error.
+async fn retrying<T, F, Fut>(mut op: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Err(e) if attempt < 4 && is_retryable(&e) => {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(1..20))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Deadlocks, lock wait timeouts and busy files: worth one more try.
 fn is_retryable(err: &StoreError) -> bool {
     let StoreError::Database(sqlx::Error::Database(db)) = err else {
@@ -413,28 +439,31 @@ impl ShopStore for SqlStore {
     }
 
     async fn add_to_cart(&self, user_id: i64, product_id: i64, qty: i64) -> StoreResult<AddToCart> {
-        let sql = match self.dialect {
-            Dialect::Sqlite => {
-                "INSERT INTO cart_items (user_id, product_id, qty) SELECT ?, id, ? FROM products WHERE id = ? \
-                 ON CONFLICT (user_id, product_id) DO UPDATE SET qty = qty + excluded.qty"
-            }
-            Dialect::MySql => {
-                "INSERT INTO cart_items (user_id, product_id, qty) SELECT ?, id, ? FROM products WHERE id = ? \
-                 ON DUPLICATE KEY UPDATE qty = qty + VALUES(qty)"
-            }
-        };
-        let mut c = self.conn(true).await?;
-        let done = sqlx::query(sql)
-            .bind(user_id)
-            .bind(qty)
-            .bind(product_id)
-            .execute(&mut *c.conn)
-            .await?;
-        Ok(if done.rows_affected() == 0 {
-            AddToCart::UnknownProduct
-        } else {
-            AddToCart::Added
+        retrying(|| async {
+            let sql = match self.dialect {
+                Dialect::Sqlite => {
+                    "INSERT INTO cart_items (user_id, product_id, qty) SELECT ?, id, ? FROM products WHERE id = ? \
+                     ON CONFLICT (user_id, product_id) DO UPDATE SET qty = qty + excluded.qty"
+                }
+                Dialect::MySql => {
+                    "INSERT INTO cart_items (user_id, product_id, qty) SELECT ?, id, ? FROM products WHERE id = ? \
+                     ON DUPLICATE KEY UPDATE qty = qty + VALUES(qty)"
+                }
+            };
+            let mut c = self.conn(true).await?;
+            let done = sqlx::query(sql)
+                .bind(user_id)
+                .bind(qty)
+                .bind(product_id)
+                .execute(&mut *c.conn)
+                .await?;
+            Ok(if done.rows_affected() == 0 {
+                AddToCart::UnknownProduct
+            } else {
+                AddToCart::Added
+            })
         })
+        .await
     }
 
     async fn cart(&self, user_id: i64) -> StoreResult<Vec<CartLine>> {
@@ -459,16 +488,7 @@ impl ShopStore for SqlStore {
     }
 
     async fn checkout(&self, user_id: i64) -> StoreResult<CheckoutOutcome> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.checkout_once(user_id).await {
-                Err(e) if attempt < 4 && is_retryable(&e) => {
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..20))).await;
-                }
-                other => return other,
-            }
-        }
+        retrying(|| self.checkout_once(user_id)).await
     }
 
     async fn order(&self, user_id: i64, order_id: i64) -> StoreResult<Option<Order>> {
@@ -564,20 +584,23 @@ impl ShopStore for SqlStore {
 #[async_trait]
 impl QueueStore for SqlStore {
     async fn enqueue(&self, queue: Queue, payload: &str) -> StoreResult<i64> {
-        let now = now_ms();
-        let sql = self.returning_id(
-            "INSERT INTO queue_messages (queue, payload, state, attempts, visible_at_ms, created_at_ms) \
-             VALUES (?, ?, 0, 0, ?, ?)",
-        );
-        let mut c = self.conn(true).await?;
-        self.insert_id(
-            &mut c.conn,
-            sqlx::query(&sql)
-                .bind(queue.as_str())
-                .bind(payload)
-                .bind(now)
-                .bind(now),
-        )
+        retrying(|| async {
+            let now = now_ms();
+            let sql = self.returning_id(
+                "INSERT INTO queue_messages (queue, payload, state, attempts, visible_at_ms, created_at_ms) \
+                 VALUES (?, ?, 0, 0, ?, ?)",
+            );
+            let mut c = self.conn(true).await?;
+            self.insert_id(
+                &mut c.conn,
+                sqlx::query(&sql)
+                    .bind(queue.as_str())
+                    .bind(payload)
+                    .bind(now)
+                    .bind(now),
+            )
+            .await
+        })
         .await
     }
 
@@ -736,19 +759,22 @@ impl QueueStore for SqlStore {
 #[async_trait]
 impl DeliveryStore for SqlStore {
     async fn record_delivery(&self, d: &Delivery) -> StoreResult<bool> {
-        let sql = format!(
-            "{} INTO deliveries (notification_id, recipient, subject, delivered_at_ms) VALUES (?, ?, ?, ?)",
-            self.dialect.insert_ignore()
-        );
-        let mut c = self.conn(true).await?;
-        let done = sqlx::query(&sql)
-            .bind(d.notification_id)
-            .bind(d.recipient.as_str())
-            .bind(d.subject.as_str())
-            .bind(now_ms())
-            .execute(&mut *c.conn)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        retrying(|| async {
+            let sql = format!(
+                "{} INTO deliveries (notification_id, recipient, subject, delivered_at_ms) VALUES (?, ?, ?, ?)",
+                self.dialect.insert_ignore()
+            );
+            let mut c = self.conn(true).await?;
+            let done = sqlx::query(&sql)
+                .bind(d.notification_id)
+                .bind(d.recipient.as_str())
+                .bind(d.subject.as_str())
+                .bind(now_ms())
+                .execute(&mut *c.conn)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
     }
 
     async fn deliveries_of(&self, notification_id: i64) -> StoreResult<i64> {
@@ -779,25 +805,28 @@ impl TimestampStore for SqlStore {
         client_addr: &str,
         timestamp_ms: i64,
     ) -> StoreResult<TimestampRecord> {
-        let sql = self.returning_id(
-            "INSERT INTO app_timestamps (request_id, client_addr, timestamp_ms) VALUES (?, ?, ?)",
-        );
-        let mut c = self.conn(true).await?;
-        let id = self
-            .insert_id(
-                &mut c.conn,
-                sqlx::query(&sql)
-                    .bind(request_id)
-                    .bind(client_addr)
-                    .bind(timestamp_ms),
-            )
-            .await?;
-        Ok(TimestampRecord {
-            id,
-            request_id: request_id.to_owned(),
-            client_addr: client_addr.to_owned(),
-            timestamp_ms,
+        retrying(|| async {
+            let sql = self.returning_id(
+                "INSERT INTO app_timestamps (request_id, client_addr, timestamp_ms) VALUES (?, ?, ?)",
+            );
+            let mut c = self.conn(true).await?;
+            let id = self
+                .insert_id(
+                    &mut c.conn,
+                    sqlx::query(&sql)
+                        .bind(request_id)
+                        .bind(client_addr)
+                        .bind(timestamp_ms),
+                )
+                .await?;
+            Ok(TimestampRecord {
+                id,
+                request_id: request_id.to_owned(),
+                client_addr: client_addr.to_owned(),
+                timestamp_ms,
+            })
         })
+        .await
     }
 
     async fn recent(&self, limit: u32) -> StoreResult<Vec<TimestampRecord>> {
@@ -827,49 +856,52 @@ impl TimestampStore for SqlStore {
 #[async_trait]
 impl MultivacStore for SqlStore {
     async fn learn(&self, items: &[(i64, Vec<String>)]) -> StoreResult<u64> {
-        if items.is_empty() {
-            return Ok(0);
-        }
-        let mark = format!(
-            "{} INTO multivac_learnt (message_id) VALUES (?)",
-            self.dialect.insert_ignore()
-        );
-        let upsert = match self.dialect {
-            Dialect::Sqlite => {
-                "INSERT INTO multivac_words (word, n) VALUES (?, ?) ON CONFLICT (word) DO UPDATE SET n = n + excluded.n"
+        retrying(|| async {
+            if items.is_empty() {
+                return Ok(0);
             }
-            Dialect::MySql => {
-                "INSERT INTO multivac_words (word, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
+            let mark = format!(
+                "{} INTO multivac_learnt (message_id) VALUES (?)",
+                self.dialect.insert_ignore()
+            );
+            let upsert = match self.dialect {
+                Dialect::Sqlite => {
+                    "INSERT INTO multivac_words (word, n) VALUES (?, ?) ON CONFLICT (word) DO UPDATE SET n = n + excluded.n"
+                }
+                Dialect::MySql => {
+                    "INSERT INTO multivac_words (word, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
+                }
+            };
+            let mut c = self.conn(true).await?;
+            let mut tx = self.begin_write(&mut c.conn).await?;
+            let mut fresh = 0u64;
+            // Sorted, so concurrent learners lock words in the same order.
+            let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+            for (id, words) in items {
+                let done = sqlx::query(&mark).bind(*id).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    continue;
+                }
+                fresh += 1;
+                for w in words {
+                    *counts.entry(w.as_str()).or_default() += 1;
+                }
             }
-        };
-        let mut c = self.conn(true).await?;
-        let mut tx = self.begin_write(&mut c.conn).await?;
-        let mut fresh = 0u64;
-        // Sorted, so concurrent learners lock words in the same order.
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for (id, words) in items {
-            let done = sqlx::query(&mark).bind(*id).execute(&mut *tx).await?;
-            if done.rows_affected() == 0 {
-                continue;
+            for (word, n) in counts {
+                sqlx::query(upsert)
+                    .bind(word)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            fresh += 1;
-            for w in words {
-                *counts.entry(w.as_str()).or_default() += 1;
-            }
-        }
-        for (word, n) in counts {
-            sqlx::query(upsert)
-                .bind(word)
-                .bind(n)
+            sqlx::query("UPDATE multivac_stats SET items = items + ? WHERE id = 1")
+                .bind(fresh as i64)
                 .execute(&mut *tx)
                 .await?;
-        }
-        sqlx::query("UPDATE multivac_stats SET items = items + ? WHERE id = 1")
-            .bind(fresh as i64)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(fresh)
+            tx.commit().await?;
+            Ok(fresh)
+        })
+        .await
     }
 
     async fn knowledge(&self) -> StoreResult<Knowledge> {

@@ -1,0 +1,129 @@
+//! JUnit XML for CI test reports: one `testsuite` named `thresholds`, one `testcase` per
+//! threshold; a crossed threshold carries a `<failure>` with the measured value and the limit.
+
+use std::fmt::Write as _;
+
+use super::verdict::threshold_view;
+use crate::record::results::Results;
+
+/// Escapes text for XML content and attributes, dropping characters XML 1.0 forbids.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn junit(r: &Results) -> String {
+    let tests = r.thresholds.len();
+    let failures = r.thresholds.iter().filter(|t| !t.ok).count();
+    let classname = format!("peakload.{}", r.scenario.name);
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"peakload\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
+        r.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"thresholds\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        r.duration_s,
+        xml(r.started_at.trim_end_matches('Z'))
+    );
+    s.push_str("    <properties>\n");
+    for (name, value) in [
+        ("scenario", r.scenario.name.as_str()),
+        ("target", r.scenario.target.as_str()),
+        ("model", r.scenario.model.as_str()),
+        ("status", r.status.as_str()),
+        ("started_at", r.started_at.as_str()),
+    ] {
+        let _ = writeln!(
+            s,
+            "      <property name=\"{name}\" value=\"{}\"/>",
+            xml(value)
+        );
+    }
+    s.push_str("    </properties>\n");
+    for t in &r.thresholds {
+        let v = threshold_view(t);
+        let name = xml(&v.expr);
+        if v.ok {
+            let _ = writeln!(
+                s,
+                "    <testcase name=\"{name}\" classname=\"{}\" time=\"0\"/>",
+                xml(&classname)
+            );
+        } else {
+            let message = format!("{}: measured {}, limit {}", v.metric, v.measured, v.limit);
+            let _ = writeln!(
+                s,
+                "    <testcase name=\"{name}\" classname=\"{}\" time=\"0\">\n      \
+                 <failure message=\"{}\" type=\"threshold\">{}\nthreshold: {}\nrun: {} ({}) against {}</failure>\n    \
+                 </testcase>",
+                xml(&classname),
+                xml(&message),
+                xml(&message),
+                xml(&v.expr),
+                xml(&r.scenario.name),
+                xml(&r.status),
+                xml(&r.scenario.target),
+            );
+        }
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::html::tests::synthetic;
+    use crate::record::results::ThresholdResult;
+
+    #[test]
+    fn failed_thresholds_carry_value_and_limit() {
+        let mut r = synthetic(
+            10,
+            1,
+            vec![
+                ThresholdResult {
+                    expr: "http.p99 < 50ms".into(),
+                    value: 212.4,
+                    ok: false,
+                },
+                ThresholdResult {
+                    expr: "http.error_rate < 1%".into(),
+                    value: 0.0,
+                    ok: true,
+                },
+            ],
+        );
+        r.scenario.name = "a&b<\u{1}".into();
+        let x = junit(&r);
+        assert!(x.contains("<testsuite name=\"thresholds\" tests=\"2\" failures=\"1\""));
+        assert!(x.contains("<testcase name=\"http.error_rate &lt; 1%\""));
+        assert!(x.contains(
+            "<failure message=\"http.p99: measured 212ms, limit &lt; 50ms\" type=\"threshold\">"
+        ));
+        assert!(x.contains("classname=\"peakload.a&amp;b&lt;\""), "{x}");
+        assert_eq!(x.matches("<testcase").count(), 2);
+    }
+
+    #[test]
+    fn no_thresholds_is_an_empty_suite() {
+        let x = junit(&synthetic(10, 1, vec![]));
+        assert!(x.contains("tests=\"0\" failures=\"0\""));
+        assert!(!x.contains("<testcase"));
+    }
+}
