@@ -99,12 +99,12 @@ mod tests {
             vec![
                 ThresholdResult {
                     expr: "http.p99 < 50ms".into(),
-                    value: 212.4,
+                    value: Some(212.4),
                     ok: false,
                 },
                 ThresholdResult {
                     expr: "http.error_rate < 1%".into(),
-                    value: 0.0,
+                    value: Some(0.0),
                     ok: true,
                 },
             ],

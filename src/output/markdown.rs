@@ -144,7 +144,7 @@ mod tests {
             2,
             vec![ThresholdResult {
                 expr: "http.p99 < 50ms".into(),
-                value: 212.4,
+                value: Some(212.4),
                 ok: false,
             }],
         );

@@ -66,7 +66,7 @@ pub fn threshold_view(t: &ThresholdResult) -> ThresholdView {
         expr: t.expr.clone(),
         metric: metric.to_string(),
         limit: limit.to_string(),
-        measured: format_value(t.value, unit),
+        measured: format_value(t.value.unwrap_or(f64::NAN), unit),
         ok: t.ok,
     }
 }
@@ -148,7 +148,7 @@ mod tests {
     fn t(expr: &str, value: f64, ok: bool) -> ThresholdResult {
         ThresholdResult {
             expr: expr.into(),
-            value,
+            value: Some(value),
             ok,
         }
     }

@@ -139,6 +139,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         stages,
         dropped_iterations: 0,
         late_iterations: 4,
+        arrivals_queued: 0,
         feeder_exhausted: 0,
         schedule_lag_ms: LagStats {
             p50: 0.1,
@@ -181,7 +182,7 @@ fn page(r: &Results, extras: &Extras, baseline: Option<&Results>) -> String {
 fn threshold(expr: &str, value: f64, ok: bool) -> ThresholdResult {
     ThresholdResult {
         expr: expr.into(),
-        value,
+        value: Some(value),
         ok,
     }
 }
