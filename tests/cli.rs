@@ -976,6 +976,45 @@ name = "j"
     );
 }
 
+/// A request still waiting when the drain runs out is recorded as `cancelled` with the time it
+/// had waited: a hang the user interrupted must not vanish from the results.
+#[test]
+fn requests_cut_off_by_a_stop_are_recorded_as_cancelled() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "hang"
+base_url = "http://127.0.0.1:9"
+timeout = "30s"
+[load]
+rps = 5
+duration = "60s"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "hang"
+  path = "/delay/20000"
+"#,
+    );
+    let started = Instant::now();
+    let child = spawn(case.command(&server, &["--drain", "1s"]));
+    wait_until("requests in flight", Duration::from_secs(15), || {
+        server.count("delay") >= 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, libc::SIGINT);
+    let outcome = finish(child, started, RUN_LIMIT, case.out());
+    outcome.expect_code(code::INTERRUPTED);
+    let r = outcome.results();
+    assert_valid_results(&outcome.results_path());
+    let cancelled = u(&r["errors"]["cancelled"]);
+    assert!(cancelled >= 3, "cancelled {cancelled}: {r:#}");
+    let hang = step(&r, "hang");
+    assert_eq!(u(&hang["requests"]), cancelled);
+    // The oldest had waited at least the half second before the signal plus the drain.
+    assert!(f(&hang["latency_ms"]["max"]) >= 1400.0, "{hang:#}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Coordinated omission
 // ---------------------------------------------------------------------------------------------

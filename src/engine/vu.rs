@@ -210,6 +210,33 @@ fn prepare_step(
     })
 }
 
+/// A request on the wire. If it is dropped before [`InFlight::disarm`] — the run stopped and
+/// the drain ran out, or a stop cut it short — it is recorded as `cancelled` with the time it
+/// had waited, so a target that hangs still shows in the results.
+struct InFlight<'a> {
+    shard: &'a Rc<RefCell<Shard>>,
+    step: usize,
+    from: Instant,
+    armed: bool,
+}
+
+impl InFlight<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut sh) = self.shard.try_borrow_mut() {
+                let now = Instant::now();
+                sh.record_request(self.step, now, now - self.from, Some(ErrorKind::Cancelled));
+            }
+        }
+    }
+}
+
 /// How one iteration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IterationEnd {
@@ -310,6 +337,12 @@ impl Vu {
                 start
             };
             let (in0, out0) = (self.client.bytes_in, self.client.bytes_out);
+            let in_flight = InFlight {
+                shard,
+                step: step.flat,
+                from,
+                armed: true,
+            };
             let sent = tokio::select! {
                 biased;
                 r = tokio::time::timeout(step.timeout, self.client.send(&origin, step.head_request)) => Some(r),
@@ -318,9 +351,11 @@ impl Vu {
             let finished = Instant::now();
             last_end = finished;
             let Some(sent) = sent else {
+                drop(in_flight);
                 end = IterationEnd::Interrupted;
                 break;
             };
+            in_flight.disarm();
             let outcome = match sent {
                 Err(_) => {
                     self.client.close_all();

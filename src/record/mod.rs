@@ -32,10 +32,13 @@ pub enum ErrorKind {
     Http5xx,
     CheckFailed,
     ExtractFailed,
+    /// The run stopped (signal, key, end of drain) before the response came; the latency
+    /// recorded is how long it had waited, a lower bound.
+    Cancelled,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectFailed,
         ErrorKind::Dns,
@@ -48,6 +51,7 @@ impl ErrorKind {
         ErrorKind::Http5xx,
         ErrorKind::CheckFailed,
         ErrorKind::ExtractFailed,
+        ErrorKind::Cancelled,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -65,6 +69,7 @@ impl ErrorKind {
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::ExtractFailed => "extract_failed",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
