@@ -213,7 +213,7 @@ async fn run_against(
             _ = sigterm.recv() => on_signal(&stop, &mut interrupted, args.quiet),
             _ = progress.tick(), if !args.quiet => {
                 let view = live.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                eprintln!("{}", output::progress_line(&view, planned, &step_tags));
+                eprintln!("{}", output::progress_line(&view, planned, matches!(scenario.load, Load::Open(_))));
             }
         }
     }

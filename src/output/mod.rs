@@ -15,21 +15,26 @@ use crate::record::aggregate::LiveView;
 use crate::record::results::{LatencyStats, Results};
 
 /// One concise line, for terminals without the dashboard, pipes and CI logs.
-pub fn progress_line(live: &LiveView, planned: Duration, step_names: &[String]) -> String {
+pub fn progress_line(live: &LiveView, planned: Duration, open_model: bool) -> String {
     let mut s = String::new();
-    let elapsed = live.seconds;
-    let _ = write!(s, "[{:>4}s/{:>4}s]", elapsed, planned.as_secs());
+    let _ = write!(s, "[{:>4}s/{:>4}s]", live.seconds, planned.as_secs());
     if let Some(p) = &live.last {
+        let _ = write!(s, " rps {:>8.1}", p.rps);
+        if open_model {
+            let _ = write!(
+                s,
+                "  arrivals/s {:.0} (target {:.0})  vus {}",
+                p.iterations_started as f64, p.target_rps, p.active_vus
+            );
+        } else {
+            let _ = write!(s, "  vus {} (target {:.0})", p.active_vus, p.target_rps);
+        }
         let _ = write!(
             s,
-            " rps {:>8.1}  iterations/s {:.1} (target {:.1})  p50 {} p95 {} p99 {}  vus {}",
-            p.rps,
-            p.iterations_started as f64,
-            p.target_rps,
+            "  p50 {} p95 {} p99 {}",
             ms(p.latency_ms.p50),
             ms(p.latency_ms.p95),
-            ms(p.latency_ms.p99),
-            p.active_vus
+            ms(p.latency_ms.p99)
         );
     }
     let rate = if live.requests > 0 {
@@ -42,7 +47,6 @@ pub fn progress_line(live: &LiveView, planned: Duration, step_names: &[String]) 
         "  requests {}  errors {:.2}%  dropped {}",
         live.requests, rate, live.dropped_iterations
     );
-    let _ = step_names;
     s
 }
 
