@@ -507,43 +507,39 @@ fn rate(errors: u64, requests: u64) -> f64 {
 }
 
 fn stage_infos(load: &Load) -> (&'static str, Vec<StageInfo>) {
-    let mut t = 0.0;
-    match load {
+    // (duration, target at its end, name) whichever the model.
+    let (model, stages): (_, Vec<_>) = match load {
         Load::Open(o) => (
             "open",
             o.stages
                 .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let start = t;
-                    t += s.duration.as_secs_f64();
-                    StageInfo {
-                        name: s.name.clone().unwrap_or_else(|| format!("stage {}", i + 1)),
-                        start_s: start,
-                        end_s: t,
-                        target: s.target_rps,
-                    }
-                })
+                .map(|s| (s.duration, s.target_rps, &s.name))
                 .collect(),
         ),
         Load::Closed(c) => (
             "closed",
             c.stages
                 .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let start = t;
-                    t += s.duration.as_secs_f64();
-                    StageInfo {
-                        name: s.name.clone().unwrap_or_else(|| format!("stage {}", i + 1)),
-                        start_s: start,
-                        end_s: t,
-                        target: s.target_vus as f64,
-                    }
-                })
+                .map(|s| (s.duration, s.target_vus as f64, &s.name))
                 .collect(),
         ),
-    }
+    };
+    let mut t = 0.0;
+    let infos = stages
+        .into_iter()
+        .enumerate()
+        .map(|(i, (duration, target, name))| {
+            let start = t;
+            t += duration.as_secs_f64();
+            StageInfo {
+                name: name.clone().unwrap_or_else(|| format!("stage {}", i + 1)),
+                start_s: start,
+                end_s: t,
+                target,
+            }
+        })
+        .collect();
+    (model, infos)
 }
 
 /// A step path without its query string, which may carry keys or tokens.

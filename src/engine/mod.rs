@@ -103,6 +103,12 @@ async fn worker(thread: usize, config: Arc<EngineConfig>, shard: Rc<RefCell<Shar
     ticker.abort();
 }
 
+/// Which journey each arrival (open) or VU (closed) runs, by index modulo its length.
+fn journey_order(scenario: &Scenario) -> Rc<Vec<usize>> {
+    let weights: Vec<u32> = scenario.journeys.iter().map(|j| j.weight).collect();
+    Rc::new(weighted_order(&weights))
+}
+
 /// This thread's share of `total` when split over `threads` as evenly as possible.
 fn share(total: u32, threads: usize, thread: usize) -> u32 {
     let t = threads as u32;
@@ -125,14 +131,7 @@ async fn run_open(
     shard: &Rc<RefCell<Shard>>,
 ) {
     let schedule = ArrivalSchedule::new(open);
-    let order = Rc::new(weighted_order(
-        &config
-            .scenario
-            .journeys
-            .iter()
-            .map(|j| j.weight)
-            .collect::<Vec<_>>(),
-    ));
+    let order = journey_order(&config.scenario);
     let cap = share(open.max_vus, config.threads, thread).max(1);
     let state = Rc::new(OpenState {
         queue: RefCell::new(VecDeque::new()),
@@ -244,14 +243,7 @@ async fn run_closed(
     shard: &Rc<RefCell<Shard>>,
 ) {
     let schedule = VuSchedule::new(closed);
-    let order = Rc::new(weighted_order(
-        &config
-            .scenario
-            .journeys
-            .iter()
-            .map(|j| j.weight)
-            .collect::<Vec<_>>(),
-    ));
+    let order = journey_order(&config.scenario);
     let end = config.run_start + config.scenario.load.duration();
     let allowed = Rc::new(Cell::new(0u32));
     let running = Rc::new(Cell::new(0u32));
