@@ -174,6 +174,9 @@ async fn run_open(
         }
         state.queue.borrow_mut().push_back((k, at));
         if state.idle.get() > 0 {
+            // Reserve the idle VU now: counting it as idle until it runs would let a burst of
+            // arrivals (catching up after a late wake) all wait for that one VU.
+            state.idle.set(state.idle.get() - 1);
             state.wake.notify_one();
         } else if state.spawned.get() < cap {
             spawn_vu(&mut vus);
@@ -207,10 +210,10 @@ async fn open_vu(
             }
             state.idle.set(state.idle.get() + 1);
             tokio::select! {
+                // The dispatcher took us off the idle count when it woke us.
                 _ = state.wake.notified() => {}
-                _ = config.stop.cancelled() => {}
+                _ = config.stop.cancelled() => return,
             }
-            state.idle.set(state.idle.get() - 1);
             continue;
         };
         let now = Instant::now();
