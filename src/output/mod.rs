@@ -1,4 +1,7 @@
-//! Views of a run for people: the progress line during it and the text summary after it.
+//! Views of a run for people: the live dashboard ([`tui`]) or the progress line during it, and
+//! the text summary after it.
+
+pub mod tui;
 
 use std::fmt::Write as _;
 use std::time::Duration;
