@@ -162,17 +162,23 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--memory", type=int, default=0, help="also run a fixed-rate run this long (s) and compare RSS")
+    ap.add_argument("--memory-only", action="store_true", help="skip the comparison, run only the memory check")
     args = ap.parse_args()
 
     peakload = find("peakload", [os.path.join(ROOT, "target/release/peakload")])
     wrk = find("wrk")
     oha = find("oha", [os.path.expanduser("~/.cargo/bin/oha"), "/opt/oha/bin/oha"])
-    missing = [n for n, p in [("peakload (cargo build --release -p peakload)", peakload), ("wrk (apt-get install wrk)", wrk),
-                              ("oha (cargo install oha)", oha), ("nginx (apt-get install nginx-light)", shutil.which("nginx"))] if not p]
+    needed = [("peakload (cargo build --release -p peakload)", peakload), ("nginx (apt-get install nginx-light)", shutil.which("nginx"))]
+    if not args.memory_only:
+        needed += [("wrk (apt-get install wrk)", wrk), ("oha (cargo install oha)", oha)]
+    missing = [n for n, p in needed if not p]
     if missing:
         sys.exit("missing: " + ", ".join(missing))
 
     tmp = tempfile.mkdtemp(prefix="peakload-bench-")
+    if args.memory_only:
+        memory(peakload, tmp, args.memory or 600, args.rate)
+        return
     nginx = start_nginx(tmp)
     s, c = args.seconds, args.connections
     rows = {}

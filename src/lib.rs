@@ -66,6 +66,7 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
                 threads: args.threads,
                 drain: args.drain,
                 quiet: args.quiet,
+                no_tui: args.no_tui,
                 insecure: args.insecure,
                 progress_every: args
                     .progress_every

@@ -1,6 +1,6 @@
 //! `peakload run`: scenario → (stack) → engine → results, with one shutdown path.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,6 +37,8 @@ pub struct RunArgs {
     pub threads: Option<usize>,
     pub drain: Duration,
     pub quiet: bool,
+    /// Progress lines even when stdout is a terminal.
+    pub no_tui: bool,
     pub insecure: bool,
     pub progress_every: Duration,
     pub junit: Option<PathBuf>,
@@ -201,21 +203,41 @@ async fn run_against(
             out_dir.display()
         );
     }
+    let mut dashboard = if !args.quiet && !args.no_tui && std::io::stdout().is_terminal() {
+        let feed = output::tui::DashboardFeed {
+            spec: output::tui::DashboardSpec::from_scenario(scenario),
+            live: live.clone(),
+            run_start,
+            stop: stop.clone(),
+            signals: None,
+        };
+        output::tui::Dashboard::start(feed)
+            .map_err(|e| eprintln!("cannot start the dashboard ({e}); showing progress lines"))
+            .ok()
+    } else {
+        None
+    };
     let mut interrupted = false;
     let mut progress = tokio::time::interval(args.progress_every);
     progress.tick().await;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Exit::new(exit::ABORTED, format!("cannot watch SIGTERM: {e}")))?;
     loop {
+        let drawing = dashboard.as_ref().is_some_and(|d| d.is_running());
+        let quiet = args.quiet || drawing;
         tokio::select! {
             _ = &mut joined => break,
-            _ = tokio::signal::ctrl_c() => on_signal(&stop, &mut interrupted, args.quiet),
-            _ = sigterm.recv() => on_signal(&stop, &mut interrupted, args.quiet),
-            _ = progress.tick(), if !args.quiet => {
+            _ = tokio::signal::ctrl_c() => on_signal(&stop, &mut interrupted, quiet),
+            _ = sigterm.recv() => on_signal(&stop, &mut interrupted, quiet),
+            _ = stop_key(&mut dashboard) => on_signal(&stop, &mut interrupted, quiet),
+            _ = progress.tick(), if !quiet => {
                 let view = live.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 eprintln!("{}", output::progress_line(&view, planned, matches!(scenario.load, Load::Open(_))));
             }
         }
+    }
+    if let Some(d) = dashboard.take() {
+        d.close();
     }
     let totals = agg_thread
         .join()
@@ -276,6 +298,7 @@ async fn run_against(
 
 fn on_signal(stop: &CancellationToken, interrupted: &mut bool, quiet: bool) {
     if *interrupted {
+        output::tui::restore_terminal();
         eprintln!("second interrupt: exiting now");
         stack::kill_now();
         std::process::exit(exit::ABORTED);
@@ -284,6 +307,14 @@ fn on_signal(stop: &CancellationToken, interrupted: &mut bool, quiet: bool) {
     stop.cancel();
     if !quiet {
         eprintln!("stopping: finishing in-flight requests, then writing results (interrupt again to exit at once)");
+    }
+}
+
+/// A stop key pressed on the dashboard; never without one.
+async fn stop_key(dashboard: &mut Option<output::tui::Dashboard>) {
+    match dashboard {
+        Some(d) => d.stop_requested().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,11 +1,12 @@
-//! Views of a run for people: the progress line during it and the text summary after it;
-//! after it also the HTML report (`html`), JUnit XML (`junit`) and a Markdown summary
-//! (`markdown`), all made from `results.json` alone.
+//! Views of a run for people: the live dashboard ([`tui`]) or the progress line during it,
+//! the text summary after it, and, from `results.json` alone, the HTML report (`html`), JUnit
+//! XML (`junit`) and a Markdown summary (`markdown`).
 
 pub mod artifacts;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod tui;
 pub mod verdict;
 
 use std::fmt::Write as _;

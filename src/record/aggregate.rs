@@ -4,7 +4,7 @@
 //! reported a second, it is final: merged into the run totals, appended to the timeline and
 //! written to the HDR interval log. A [`LiveView`] snapshot is refreshed for the views.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -67,6 +67,45 @@ pub struct LiveView {
     /// Per step: requests, errors, p50/p95/p99/max over the whole run so far (ms).
     pub steps: Vec<StepLive>,
     pub overall_p99_ms: f64,
+    /// The last [`LIVE_WINDOW`] finalized seconds, oldest first: the dashboard's charts.
+    pub recent: VecDeque<TimelinePoint>,
+    /// Per journey: iterations and failed iterations so far.
+    pub journeys: Vec<JourneyLive>,
+    pub iterations: u64,
+    pub checks: u64,
+    pub checks_failed: u64,
+    /// p99 of how late arrivals started during the last finalized second (ms).
+    pub schedule_lag_p99_ms: f64,
+    /// Whole-run latency histograms as of `seconds`, behind an `Arc` so that cloning a
+    /// snapshot stays cheap; live thresholds read any statistic from them.
+    pub histograms: Arc<LiveHistograms>,
+}
+
+/// Seconds of timeline a [`LiveView`] keeps for the charts.
+pub const LIVE_WINDOW: usize = 600;
+
+#[derive(Debug, Clone, Default)]
+pub struct JourneyLive {
+    pub iterations: u64,
+    pub failed_iterations: u64,
+}
+
+/// Whole-run latency (µs) so far, in the same scopes as `results.json`.
+#[derive(Debug, Clone)]
+pub struct LiveHistograms {
+    pub overall: Histogram<u64>,
+    pub steps: Vec<Histogram<u64>>,
+    pub journeys: Vec<Histogram<u64>>,
+}
+
+impl Default for LiveHistograms {
+    fn default() -> Self {
+        LiveHistograms {
+            overall: new_histogram(),
+            steps: Vec::new(),
+            journeys: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -117,6 +156,7 @@ impl Aggregator {
             hlog,
             live: Arc::new(Mutex::new(LiveView {
                 steps: vec![StepLive::default(); steps],
+                journeys: vec![JourneyLive::default(); journeys],
                 ..LiveView::default()
             })),
             cpu_last: (Instant::now(), process_cpu_seconds()),
@@ -271,6 +311,12 @@ impl Aggregator {
         t.bytes_out += report.bytes_out;
         t.samples.extend(report.samples);
         t.timeline.push(point.clone());
+        let lag_p99 = ms(report.schedule_lag.value_at_quantile(0.99));
+        let histograms = Arc::new(LiveHistograms {
+            overall: t.overall.latency.clone(),
+            steps: t.steps.iter().map(|c| c.latency.clone()).collect(),
+            journeys: t.journeys.iter().map(|c| c.latency.clone()).collect(),
+        });
 
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.seconds = s + 1;
@@ -278,7 +324,22 @@ impl Aggregator {
         live.errors = t.overall.errors;
         live.dropped_iterations = t.dropped_iterations;
         live.overall_p99_ms = ms(t.overall.latency.value_at_quantile(0.99));
+        live.recent.push_back(point.clone());
+        if live.recent.len() > LIVE_WINDOW {
+            live.recent.pop_front();
+        }
         live.last = Some(point);
+        live.iterations = t.journeys.iter().map(|c| c.requests).sum();
+        live.checks = t.steps.iter().map(|c| c.checks).sum();
+        live.checks_failed = t.steps.iter().map(|c| c.checks_failed).sum();
+        live.schedule_lag_p99_ms = lag_p99;
+        live.histograms = histograms;
+        for (l, c) in live.journeys.iter_mut().zip(&t.journeys) {
+            *l = JourneyLive {
+                iterations: c.requests,
+                failed_iterations: c.errors,
+            };
+        }
         for (l, c) in live.steps.iter_mut().zip(&t.steps) {
             *l = StepLive {
                 requests: c.requests,
