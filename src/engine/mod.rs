@@ -230,12 +230,12 @@ async fn open_vu(
             }
         }
         state.busy.set(state.busy.get() + 1);
-        shard.borrow_mut().active_vus = state.busy.get();
+        shard.borrow_mut().set_busy(state.busy.get());
         let journey = &config.prepared.journeys[order[(k % order.len() as u64) as usize]];
         vu.iterate(&config.prepared, journey, k, Some(at), &shard, &config.stop)
             .await;
         state.busy.set(state.busy.get() - 1);
-        shard.borrow_mut().active_vus = state.busy.get();
+        shard.borrow_mut().set_busy(state.busy.get());
     }
 }
 
@@ -325,7 +325,7 @@ async fn closed_vu(
         order,
     } = shared;
     running.set(running.get() + 1);
-    shard.borrow_mut().active_vus = running.get();
+    shard.borrow_mut().set_busy(running.get());
     let mut vu = Vu::new(id, Client::new(config.client.clone()));
     let journey = &config.prepared.journeys[order[(id % order.len() as u64) as usize]];
     // Stops the iteration in progress when the plan ends.
@@ -360,7 +360,7 @@ async fn closed_vu(
     guard.abort();
     alive.borrow_mut()[local as usize] = false;
     running.set(running.get() - 1);
-    shard.borrow_mut().active_vus = running.get();
+    shard.borrow_mut().set_busy(running.get());
 }
 
 /// Waits for the VUs to finish; once stopping, gives in-flight requests `drain` to complete.

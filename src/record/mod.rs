@@ -179,6 +179,7 @@ pub struct IntervalReport {
     pub feeder_exhausted: u64,
     /// Schedule lag of open-model arrivals (µs): actual start minus intended start.
     pub schedule_lag: Histogram<u64>,
+    /// The most VUs busy at once during the interval.
     pub active_vus: u32,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -219,7 +220,8 @@ pub struct Shard {
     journeys: usize,
     sink: std::sync::mpsc::Sender<IntervalReport>,
     samples_taken: [usize; ErrorKind::COUNT],
-    pub active_vus: u32,
+    /// VUs busy right now.
+    busy: u32,
 }
 
 impl Shard {
@@ -238,7 +240,7 @@ impl Shard {
             journeys,
             sink,
             samples_taken: [0; ErrorKind::COUNT],
-            active_vus: 0,
+            busy: 0,
         }
     }
 
@@ -254,14 +256,14 @@ impl Shard {
     /// Sends the current interval and any empty ones up to (not including) `second`.
     pub fn flush_until(&mut self, second: u32) {
         while self.current.second < second {
-            let next = IntervalReport::new(
+            let mut next = IntervalReport::new(
                 self.thread,
                 self.current.second + 1,
                 self.steps,
                 self.journeys,
             );
-            let mut done = std::mem::replace(&mut self.current, next);
-            done.active_vus = self.active_vus;
+            next.active_vus = self.busy;
+            let done = std::mem::replace(&mut self.current, next);
             // The aggregator going away means the run is over; nothing left to tell it.
             let _ = self.sink.send(done);
         }
@@ -271,7 +273,6 @@ impl Shard {
     pub fn finish(mut self, at: Instant) {
         self.roll_to(at);
         self.current.last = true;
-        self.current.active_vus = 0;
         let last = std::mem::replace(&mut self.current, IntervalReport::new(self.thread, 0, 0, 0));
         let _ = self.sink.send(last);
     }
@@ -315,6 +316,13 @@ impl Shard {
 
     pub fn iteration_late(&mut self) {
         self.current.late_iterations += 1;
+    }
+
+    /// The number of busy VUs changed; the interval keeps its peak (a gauge sampled once a
+    /// second would read 0 for sub-millisecond iterations).
+    pub fn set_busy(&mut self, busy: u32) {
+        self.busy = busy;
+        self.current.active_vus = self.current.active_vus.max(busy);
     }
 
     pub fn arrival_queued(&mut self) {

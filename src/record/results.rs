@@ -151,6 +151,7 @@ pub struct TimelinePoint {
     pub errors: u64,
     pub rps: f64,
     pub latency_ms: IntervalLatency,
+    /// The most VUs busy at once during this second.
     pub active_vus: u32,
     /// Open model: planned arrivals per second; closed model: planned VUs.
     pub target_rps: f64,
