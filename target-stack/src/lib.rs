@@ -51,24 +51,8 @@ impl Stack {
     pub async fn open(config: Config) -> Result<Stack, StackError> {
         let faults = Faults::new(&config.faults)?;
         let gate = Arc::new(DbGate::new(faults.clone()));
-        let sql = match &config.backend {
-            BackendConfig::Sqlite { data_dir } => {
-                std::fs::create_dir_all(data_dir)?;
-                let mut options = SqlOptions::for_dialect(store::schema::Dialect::Sqlite);
-                if let Some(n) = config.db_max_connections {
-                    options.max_connections = n.max(1);
-                }
-                SqlStore::open_sqlite(data_dir, options, gate.clone()).await?
-            }
-            BackendConfig::MySql { url } => {
-                let mut options = SqlOptions::for_dialect(store::schema::Dialect::MySql);
-                if let Some(n) = config.db_max_connections {
-                    options.max_connections = n.max(1);
-                }
-                SqlStore::open_mysql(url, options, gate.clone()).await?
-            }
-        };
-        let stores = Stores::from_sql(Arc::new(sql));
+        let sql = open_sql(&config, gate.clone()).await?;
+        let stores = Stores::from_sql(sql);
         Self::with_stores(config, stores, faults, gate).await
     }
 
@@ -205,6 +189,30 @@ impl Stack {
         }
         Ok(())
     }
+}
+
+/// Connects to (and migrates) the SQL database of `config.backend`, every operation passing
+/// `gate`. [`Stack::open`] uses it for all stores; other backends keep what they do not cover
+/// there (see [`Stack::with_stores`]).
+pub async fn open_sql(config: &Config, gate: Arc<DbGate>) -> Result<Arc<SqlStore>, StackError> {
+    let sql = match &config.backend {
+        BackendConfig::Sqlite { data_dir } => {
+            std::fs::create_dir_all(data_dir)?;
+            let mut options = SqlOptions::for_dialect(store::schema::Dialect::Sqlite);
+            if let Some(n) = config.db_max_connections {
+                options.max_connections = n.max(1);
+            }
+            SqlStore::open_sqlite(data_dir, options, gate).await?
+        }
+        BackendConfig::MySql { url } => {
+            let mut options = SqlOptions::for_dialect(store::schema::Dialect::MySql);
+            if let Some(n) = config.db_max_connections {
+                options.max_connections = n.max(1);
+            }
+            SqlStore::open_mysql(url, options, gate).await?
+        }
+    };
+    Ok(Arc::new(sql))
 }
 
 /// Opens a stack from `config` and serves it on `listener` until `shutdown` is cancelled.

@@ -184,12 +184,19 @@ def test_sqs_dlq_redrive_and_encryption(tf):
 
 def test_dynamodb_tables(tf):
     tables = tf.of_type("aws_dynamodb_table")
-    assert set(tables) == {"carts", "sessions", "timestamps"}
+    assert set(tables) == {"carts", "sessions", "timestamps", "notifications"}
     for name, t in tables.items():
         assert t["billing_mode"] == "PAY_PER_REQUEST", name
         assert _one(t["point_in_time_recovery"])["enabled"] is True, name
         sse = _one(t["server_side_encryption"])
         assert sse["enabled"] is True and sse["kms_key_arn"], name
+    # The keys and TTL attribute the stack's DynamoDB backend uses (target-stack/aws).
+    for name in ("sessions", "notifications"):
+        ttl = _one(tables[name]["ttl"])
+        assert ttl["attribute_name"] == "expires_at" and ttl["enabled"] is True, name
+    for name, t in tables.items():
+        assert t["hash_key"] == "pk", name
+        assert t.get("range_key") == (None if name == "sessions" else "sk"), name
 
 
 def test_rds_private_encrypted_managed_password(tf):

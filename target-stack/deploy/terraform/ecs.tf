@@ -27,6 +27,7 @@ locals {
     { name = "PEAKLOAD_STACK_DYNAMODB_CARTS_TABLE", value = aws_dynamodb_table.carts.name },
     { name = "PEAKLOAD_STACK_DYNAMODB_SESSIONS_TABLE", value = aws_dynamodb_table.sessions.name },
     { name = "PEAKLOAD_STACK_DYNAMODB_TIMESTAMPS_TABLE", value = aws_dynamodb_table.timestamps.name },
+    { name = "PEAKLOAD_STACK_DYNAMODB_NOTIFICATIONS_TABLE", value = aws_dynamodb_table.notifications.name },
     { name = "PEAKLOAD_STACK_SQS_QUEUE_URL", value = aws_sqs_queue.notifications.url },
     { name = "PEAKLOAD_STACK_MULTIVAC_QUEUE_URL", value = aws_sqs_queue.multivac.url },
     { name = "PEAKLOAD_STACK_DLQ_URL", value = aws_sqs_queue.dlq.url },

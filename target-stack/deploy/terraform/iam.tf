@@ -81,6 +81,7 @@ locals {
     aws_dynamodb_table.carts.arn,
     aws_dynamodb_table.sessions.arn,
     aws_dynamodb_table.timestamps.arn,
+    aws_dynamodb_table.notifications.arn,
   ]
   table_and_index_arns = concat(local.table_arns, [for a in local.table_arns : "${a}/index/*"])
   dynamodb_rw_actions = [

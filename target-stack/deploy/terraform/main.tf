@@ -24,6 +24,8 @@ locals {
     carts      = "${var.name}-carts"
     sessions   = "${var.name}-sessions"
     timestamps = "${var.name}-timestamps"
+    # Notification status (queued/sent/failed, attempts) by id: SQS cannot answer by id.
+    notifications = "${var.name}-notifications"
   }
 }
 
@@ -257,6 +259,38 @@ resource "aws_dynamodb_table" "timestamps" {
   attribute {
     name = "sk"
     type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
+  }
+}
+
+resource "aws_dynamodb_table" "notifications" {
+  name                        = local.table_names.notifications
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.db_deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  # Status records expire with the DLQ's retention (14 days).
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
   }
 
   point_in_time_recovery {

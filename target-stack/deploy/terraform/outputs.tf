@@ -78,9 +78,10 @@ output "dlq_name" {
 output "dynamodb_table_names" {
   description = "AWS/DynamoDB dimension TableName of each table."
   value = {
-    carts      = aws_dynamodb_table.carts.name
-    sessions   = aws_dynamodb_table.sessions.name
-    timestamps = aws_dynamodb_table.timestamps.name
+    carts         = aws_dynamodb_table.carts.name
+    sessions      = aws_dynamodb_table.sessions.name
+    timestamps    = aws_dynamodb_table.timestamps.name
+    notifications = aws_dynamodb_table.notifications.name
   }
 }
 

@@ -26,6 +26,14 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A backend other than SQL (DynamoDB, SQS, …) failed; `unavailable` when it could not be
+    /// reached or throttled the call, rather than refusing it.
+    #[error("{backend} error: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+        unavailable: bool,
+    },
 }
 
 impl StoreError {
@@ -35,7 +43,10 @@ impl StoreError {
             self,
             StoreError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
+            ) | StoreError::Backend {
+                unavailable: true,
+                ..
+            }
         )
     }
 }

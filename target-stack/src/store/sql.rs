@@ -214,16 +214,38 @@ impl SqlStore {
             return Ok(CheckoutOutcome::EmptyCart);
         }
         let mut items = Vec::with_capacity(rows.len());
-        let mut total_cents = 0i64;
         for row in &rows {
-            let line = OrderLine {
+            items.push(OrderLine {
                 product_id: row.try_get(0)?,
                 qty: row.try_get(1)?,
                 price_cents: row.try_get(2)?,
-            };
-            total_cents += line.qty * line.price_cents;
-            items.push(line);
+            });
         }
+        let order = match self.place_in(&mut tx, user_id, items).await? {
+            CheckoutOutcome::Placed(order) => order,
+            other => return Ok(other),
+        };
+        sqlx::query("DELETE FROM cart_items WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(CheckoutOutcome::Placed(order))
+    }
+
+    /// Inside `tx`: conditional stock decrements for `items` (sorted by product id), then the
+    /// order. `OutOfStock` leaves the transaction to be rolled back by the caller (dropped).
+    async fn place_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        user_id: i64,
+        mut items: Vec<OrderLine>,
+    ) -> StoreResult<CheckoutOutcome> {
+        if items.is_empty() {
+            return Ok(CheckoutOutcome::EmptyCart);
+        }
+        items.sort_by_key(|l| l.product_id);
+        let total_cents = items.iter().map(|l| l.qty * l.price_cents).sum();
         // Conditional decrements in product-id order (a consistent lock order on MySQL).
         for line in &items {
             let done =
@@ -231,7 +253,7 @@ impl SqlStore {
                     .bind(line.qty)
                     .bind(line.product_id)
                     .bind(line.qty)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             if done.rows_affected() != 1 {
                 return Ok(CheckoutOutcome::OutOfStock {
@@ -245,7 +267,7 @@ impl SqlStore {
         );
         let order_id = self
             .insert_id(
-                &mut tx,
+                tx,
                 sqlx::query(&sql)
                     .bind(user_id)
                     .bind(total_cents)
@@ -258,14 +280,9 @@ impl SqlStore {
                 .bind(line.product_id)
                 .bind(line.qty)
                 .bind(line.price_cents)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM cart_items WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(CheckoutOutcome::Placed(Order {
             order_id,
             user_id,
@@ -273,6 +290,61 @@ impl SqlStore {
             created_at_ms,
             items,
         }))
+    }
+
+    async fn place_order_once(
+        &self,
+        user_id: i64,
+        lines: &[(i64, i64)],
+    ) -> StoreResult<CheckoutOutcome> {
+        if lines.is_empty() {
+            return Ok(CheckoutOutcome::EmptyCart);
+        }
+        let mut conn = self.conn(true).await?;
+        let mut tx = self.begin_write(&mut conn.conn).await?;
+        let sql = format!(
+            "SELECT id, price_cents FROM products WHERE id IN ({})",
+            placeholders(lines.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for (product_id, _) in lines {
+            query = query.bind(*product_id);
+        }
+        let prices: BTreeMap<i64, i64> = query
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<StoreResult<_>>()?;
+        let mut items = Vec::with_capacity(lines.len());
+        for &(product_id, qty) in lines {
+            let Some(&price_cents) = prices.get(&product_id) else {
+                return Ok(CheckoutOutcome::OutOfStock { product_id });
+            };
+            items.push(OrderLine {
+                product_id,
+                qty,
+                price_cents,
+            });
+        }
+        let outcome = self.place_in(&mut tx, user_id, items).await?;
+        if matches!(outcome, CheckoutOutcome::Placed(_)) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Places an order for `lines` (product id, quantity; each product once) held elsewhere
+    /// than in this database's cart table — e.g. a DynamoDB cart: the same conditional stock
+    /// decrements and order rows as [`ShopStore::checkout`], in one transaction, leaving
+    /// `cart_items` alone. `OutOfStock` changes nothing; an unknown product counts as out of
+    /// stock.
+    pub async fn place_order(
+        &self,
+        user_id: i64,
+        lines: &[(i64, i64)],
+    ) -> StoreResult<CheckoutOutcome> {
+        retrying(|| self.place_order_once(user_id, lines)).await
     }
 }
 

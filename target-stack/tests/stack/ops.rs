@@ -1,8 +1,6 @@
-//! Health, readiness, metrics, the fault admin API, graceful shutdown, and the binary's
-//! process contract (readiness line, SIGTERM → exit 0).
+//! Health, readiness, metrics, the fault admin API and graceful shutdown. The binary's
+//! process contract is tested in the `peakload-stack-cli` package, which builds it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use peakload_stack::Role;
@@ -246,67 +244,4 @@ async fn shutdown_finishes_requests_in_flight() {
         .await
         .unwrap()
         .is_some());
-}
-
-/// The real binary: one readiness line on stdout, serves, exits 0 on SIGTERM.
-#[test]
-fn binary_announces_readiness_and_exits_cleanly_on_sigterm() {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_peakload-stack"))
-        .args([
-            "all",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed-users",
-            "10",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .strip_prefix("peakload-stack listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .trim()
-        .to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
-        "{url}"
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async {
-        let http = reqwest::Client::new();
-        http.get(format!("{url}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert_eq!(status, StatusCode::OK);
-    // SAFETY: kill has no memory-safety preconditions; the pid is our live child.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("peakload-stack did not exit within 20 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "exit status {exit:?}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    assert!(rest.is_empty(), "only one line on stdout, then {rest:?}");
 }

@@ -1,0 +1,37 @@
+//! Integration tests of the AWS backends against the local AWS API emulator (`moto_server`,
+//! started by `scripts/test`; `PEAKLOAD_MOTO_URL`, default `http://127.0.0.1:5055`) — never
+//! against hand-written mocks. Each test uses its own tables and queues (random names).
+//!
+//! `invariants` is the core stack's own invariants file (`../tests/stack/invariants.rs`),
+//! compiled here against [`common::start`], which opens the stack with DynamoDB and SQS in
+//! front of the SQL store: the same load and the same checks (no oversell, exactly-once
+//! delivery across a worker kill, every accepted `/app` write stored, no 500 for bad
+//! input), on SQLite and on MariaDB for what stays in SQL.
+
+mod common;
+
+#[path = "../../../tests/stack/invariants.rs"]
+mod invariants;
+
+mod queues;
+mod secrets;
+
+/// Generates `mod $name { sqlite, mariadb }` tests calling `$name(Db)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Db::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb() {
+                    super::$name($crate::common::Db::MariaDb).await
+                }
+            }
+        )*
+    };
+}
