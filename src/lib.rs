@@ -6,8 +6,10 @@
 //! outcomes to the documented exit codes.
 
 pub mod cli;
+pub mod diagnose;
 pub mod engine;
 pub mod gate;
+pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod record;

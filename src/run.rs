@@ -458,6 +458,9 @@ pub fn build_results(
             kept_up,
             notes,
         },
+        infra: None,
+        capacity: None,
+        findings: Vec::new(),
     }
 }
 
