@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario file and write results, an HDR log and a summary.
     Run(RunCli),
+    /// Diagnose a run offline: capacity, ranked signals and findings.
+    Diagnose(DiagnoseCli),
     /// Validate a scenario file without sending any traffic.
     Check {
         /// The scenario file (TOML).
@@ -54,6 +56,25 @@ pub struct RunCli {
     /// Accept any TLS certificate (self-signed test environments only).
     #[arg(long)]
     pub insecure: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseCli {
+    /// A run's results.json (with the infrastructure signals it observed).
+    pub results: Option<PathBuf>,
+    /// Signals exported as CSV: first column time (Unix seconds or RFC 3339), one column per
+    /// signal. With results, aligned to the run's start.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// With --metrics and no results: the column holding the users' metric (higher is worse).
+    #[arg(long)]
+    pub sli: Option<String>,
+    /// Print {"findings": [...], "ranking": [...], ...} as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Store capacity and findings (and --metrics signals) back into the results file.
+    #[arg(long)]
+    pub write: bool,
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {

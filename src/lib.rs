@@ -35,6 +35,7 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
                 exit::INVALID
             }
         },
+        cli::Command::Diagnose(args) => diagnose::command::run(args),
         cli::Command::Run(args) => {
             let mut s = match scenario::load_scenario(&args.scenario) {
                 Ok(s) => s,

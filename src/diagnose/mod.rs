@@ -18,6 +18,7 @@
 //! Everything is scale-free (ranks, medians, ratios), so signals in bytes, seconds and
 //! percent compete fairly.
 
+pub mod command;
 pub mod knee;
 pub mod rank;
 pub mod rules;
@@ -55,6 +56,9 @@ pub struct Input {
     pub events: Vec<Event>,
     /// Sample error messages, for error findings.
     pub error_samples: Vec<String>,
+    /// How far above its baseline (ms) latency must rise to count as degraded, besides the
+    /// relative margin; 0 when the SLI's unit is unknown (CSV).
+    pub latency_floor_ms: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +126,7 @@ impl Input {
                 .iter()
                 .map(|s| format!("{}: {}", s.kind.as_str(), s.message))
                 .collect(),
+            latency_floor_ms: sli::LATENCY_FLOOR_MS,
         };
         if let Some(infra) = infra {
             input.add_infra(infra);
@@ -283,6 +288,14 @@ pub fn analyze(input: &Input) -> Diagnosis {
         findings,
         ranking,
     }
+}
+
+/// Diagnoses a run from its own results and stores `capacity` and `findings` in them.
+pub fn apply(results: &mut Results) -> Diagnosis {
+    let d = analyze(&Input::from_results(results, results.infra.as_ref()));
+    results.capacity = d.capacity.clone();
+    results.findings = d.findings.clone();
+    d
 }
 
 pub(crate) fn round3(x: f64) -> f64 {

@@ -4,15 +4,24 @@
 //! - **abnormality** `a = z / (z + 4)`, with `z` the shift of its median during the degraded
 //!   window from its own baseline median, in robust sigmas (1.4826 × MAD, floored at 5 % of
 //!   the baseline level and 2 % of the signal's range so flat baselines do not divide by 0);
+//!   `z` is capped at twice the *local* jump: the step across the SLI onset (medians of `w` s
+//!   before the lead window against `w` s after the onset) over the same-span steps the signal
+//!   took before the onset. A random walk drifts far from its baseline but its step at the onset is
+//!   ordinary; a cause's is not;
 //! - **alignment** `c`: the best Spearman correlation with the degraded SLI over lags
 //!   `0..=L` s, the signal leading (`L` = a tenth of the run, 2 to 30 s); with the planned load
 //!   partialled out, and reduced when the signal tracks achieved throughput better than it
 //!   tracks the SLI (a signal that merely follows the load);
 //! - **precedence** `g`: 1 when the signal's own change (4 robust sigmas, 3 s running) came
-//!   before the SLI's or within a second after it, decaying when it came later (a
-//!   consequence) or much earlier (unrelated drift); 0.05 when it never changed.
+//!   at or before the SLI's, 0.85 within one second after it (a gauge read at the next
+//!   scrape), decaying when it came later (a consequence) or much earlier (unrelated drift);
+//!   0.05 when it never changed.
 //!
-//! The score is `a × c × g`, in 0..1.
+//! - **magnitude** `m`: a signal measured in seconds (a wait, a duration) cannot explain more
+//!   of the users' p99 rise than its own rise; when latency degraded, `m` is the square root of
+//!   that share (floored at 0.05, capped at 1). Other units are not comparable and keep 1.
+//!
+//! The score is `a × c × g × m`, in 0..1.
 
 use super::rules::{classify, Kind};
 use super::sli::{Sli, MIN_RUN_S};
@@ -78,6 +87,12 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
         .iter()
         .map(|ry| planned.as_ref().map_or(0.0, |p| lagged(ry, p, 0)))
         .collect();
+    let p99_rise_ms = sli
+        .report
+        .latency_p99_ms
+        .as_ref()
+        .filter(|l| l.degraded)
+        .map(|l| l.during - l.baseline);
     let (b0, b1) = sli.baseline;
     let base_end = b1.min(sli.onset.saturating_sub(1)).max(b0 + 3).min(n);
     let mut out: Vec<Scored> = input
@@ -96,7 +111,8 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 .max(0.02 * (hi - lo))
                 .max(1e-12);
             let during = median(&xs[sli.onset.min(n - 1)..=sli.end.min(n - 1)]);
-            let z = (during - med).abs() / scale;
+            let z_local = local_jump(&xs, sli.onset, lag_max as usize);
+            let z = ((during - med).abs() / scale).min(2.0 * z_local);
             let hit: Vec<bool> = xs
                 .iter()
                 .map(|v| (v - med).abs() > CHANGE_Z * scale)
@@ -105,7 +121,10 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             let lead = changed_at.map(|t| sli.onset as f64 - t as f64);
             let g = match lead {
                 None => 0.05,
-                Some(l) if (-1.0..=lag_max as f64).contains(&l) => 1.0,
+                Some(l) if (0.0..=lag_max as f64).contains(&l) => 1.0,
+                // Within one sample of the SLI but after it: gauges are read at scrape time,
+                // so allow it, ranked below a change at or before the SLI's.
+                Some(l) if l >= -1.0 => 0.85,
                 Some(l) if l < 0.0 => ((l + 1.0) / 3.0).exp(),
                 Some(l) => (-(l - lag_max as f64) / (lag_max as f64).max(5.0)).exp(),
             };
@@ -131,11 +150,17 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             }
             let a = z / (z + 4.0);
             let direction = if during >= med { 1.0 } else { -1.0 };
+            let m = match p99_rise_ms {
+                Some(rise) if s.unit == "seconds" && rise > 0.0 && during > med => {
+                    ((during - med) * 1000.0 / rise).clamp(0.05, 1.0).sqrt()
+                }
+                _ => 1.0,
+            };
             Scored {
                 name: s.name.clone(),
                 unit: s.unit.clone(),
                 kind: classify(&s.name, direction),
-                score: a * c * g,
+                score: a * c * g * m,
                 z,
                 baseline: med,
                 during,
@@ -153,6 +178,27 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             .then_with(|| a.name.cmp(&b.name))
     });
     out
+}
+
+/// The step across `onset` (3 s medians, `lead` + 3 s apart) in units of the signal's usual
+/// steps over the same span before the onset; unbounded when there is too little before it.
+fn local_jump(xs: &[f64], onset: usize, lead: usize) -> f64 {
+    const W: usize = 3;
+    let span = lead + W;
+    let n = xs.len();
+    if onset < span || onset + W > n || n < span + W + 3 {
+        return f64::INFINITY;
+    }
+    let before = median(&xs[onset - span..onset - lead]);
+    let after = median(&xs[onset..onset + W]);
+    // Usual steps are taken before the onset, where a cause has not yet moved.
+    let until = onset - span;
+    if until < 3 {
+        return f64::INFINITY;
+    }
+    let steps: Vec<f64> = (0..until).map(|t| (xs[t + span] - xs[t]).abs()).collect();
+    let usual = median(&steps).max(1e-12 * before.abs().max(1.0));
+    (after - before).abs() / usual
 }
 
 fn non_constant(x: &[f64]) -> Option<&[f64]> {

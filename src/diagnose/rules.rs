@@ -17,6 +17,10 @@
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
 //! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
 //!
+//! A backlog accumulates: a queue signal that rose but did not keep growing through the
+//! window (rank correlation with time below 0.5) is a queue reacting to something else, and
+//! its finding's score is multiplied by 0.6.
+//!
 //! A signal that matches nothing (the server's own request latency, request counts) is still
 //! ranked, but names no cause: it is a symptom.
 
@@ -157,7 +161,15 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
             continue;
         }
         seen.push(kind);
-        out.push(signal_finding(input, sli, s, kind));
+        let mut f = signal_finding(input, sli, s, kind);
+        if kind == Kind::QueueBacklog && s.direction > 0.0 {
+            let growth = growth(input, sli, s);
+            f.evidence.insert("growth".into(), round3(growth));
+            if growth < 0.5 {
+                f.score = round3(f.score * 0.6);
+            }
+        }
+        out.push(f);
     }
     out.extend(scaling_findings(input, sli));
     if out.is_empty() {
@@ -183,6 +195,21 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
+}
+
+/// Rank correlation of a signal with time from its change to the window's end.
+fn growth(input: &Input, sli: &Sli, s: &Scored) -> f64 {
+    let Some(sig) = input.signals.iter().find(|x| x.name == s.name) else {
+        return 0.0;
+    };
+    let from = s.changed_at.unwrap_or(sli.onset).min(sli.onset);
+    let to = (sli.end + 1).min(sig.values.len());
+    if to < from + 3 {
+        return 0.0;
+    }
+    let v = &sig.values[from..to];
+    let time: Vec<f64> = (0..v.len()).map(|i| i as f64).collect();
+    super::stats::pearson(&super::stats::ranks(v), &time)
 }
 
 fn window(sli: &Sli) -> Window {
@@ -280,8 +307,12 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         kind,
         signal: name.clone(),
         score: round3(s.score),
+        // From the signal's change, unless that came earlier than any lead the ranking
+        // credits (then it was drift, and the window starts at the longest credited lead).
         window: Window {
-            start_s: changed.min(sli.onset) as f64,
+            start_s: changed
+                .max(sli.onset.saturating_sub(super::rank::max_lag(input.len())))
+                .min(sli.onset) as f64,
             end_s: sli.end as f64 + 1.0,
         },
         evidence,

@@ -13,7 +13,7 @@ use super::Input;
 pub const MIN_RUN_S: usize = 3;
 /// Latency: at least this many times the baseline p99…
 pub const LATENCY_RATIO: f64 = 1.5;
-/// …and at least this many milliseconds above it.
+/// …and at least this many milliseconds above it (for results; see `Input::latency_floor_ms`).
 pub const LATENCY_FLOOR_MS: f64 = 5.0;
 /// Errors: at least twice the baseline rate and this much above it (a fraction).
 pub const ERROR_FLOOR: f64 = 0.02;
@@ -162,7 +162,7 @@ pub fn assess(input: &Input) -> Sli {
         let d = detect(lat, base, |med, sigma| {
             (med + 4.0 * sigma.max(0.05 * med))
                 .max(med * LATENCY_RATIO)
-                .max(med + LATENCY_FLOOR_MS)
+                .max(med + input.latency_floor_ms)
         });
         if let Some(o) = d.onset {
             onset = Some(onset.map_or(o, |x: usize| x.min(o)));

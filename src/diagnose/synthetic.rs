@@ -183,6 +183,7 @@ pub fn case(seed: u64, spec: Spec) -> Case {
             generator_busy: vec![false; n],
             generator_kept_up: true,
             signals,
+            latency_floor_ms: super::sli::LATENCY_FLOOR_MS,
             ..Default::default()
         },
         cause: spec.faulty.then(|| format!("s{cause_index:03}")),

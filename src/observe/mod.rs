@@ -124,6 +124,80 @@ impl RunWindow {
     }
 }
 
+/// The observation of one run: the scrape task started with the load, and the sources read
+/// after it.
+pub struct RunObserver {
+    stop: tokio_util::sync::CancellationToken,
+    scraping: Option<tokio::task::JoinHandle<Infra>>,
+    prometheus: Option<prometheus::PrometheusSource>,
+    insecure: bool,
+}
+
+impl RunObserver {
+    /// Starts scraping (if any endpoint is configured) on the current runtime. `base_url` is
+    /// the run's target, which `"stack"` refers to.
+    pub fn start(
+        observe: &crate::scenario::Observe,
+        base_url: &str,
+        run_start: std::time::Instant,
+        insecure: bool,
+    ) -> Result<RunObserver, String> {
+        let mut endpoints = Vec::new();
+        for target in &observe.scrape {
+            let url = match target {
+                crate::scenario::ScrapeTarget::Stack => {
+                    let (origin, _) =
+                        crate::engine::http::split_url(base_url).map_err(|e| e.to_string())?;
+                    format!(
+                        "{}://{}/metrics",
+                        if origin.tls { "https" } else { "http" },
+                        origin.host_header()
+                    )
+                }
+                crate::scenario::ScrapeTarget::Url(u) => u.clone(),
+            };
+            endpoints.push(scrape::Endpoint::new(&url)?);
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let scraping = (!endpoints.is_empty()).then(|| {
+            let scraper =
+                scrape::Scraper::new(endpoints, observe.scrape_interval, run_start, insecure);
+            tokio::spawn(scraper.run(stop.clone()))
+        });
+        Ok(RunObserver {
+            stop,
+            scraping,
+            prometheus: observe.prometheus.clone(),
+            insecure,
+        })
+    }
+
+    /// Stops scraping, reads the after-run sources, and returns everything observed (`None`
+    /// when nothing was configured).
+    pub async fn finish(self, window: Option<RunWindow>) -> Option<Infra> {
+        if self.scraping.is_none() && self.prometheus.is_none() {
+            return None;
+        }
+        self.stop.cancel();
+        let mut infra = Infra::default();
+        if let Some(h) = self.scraping {
+            match h.await {
+                Ok(i) => infra.extend(i),
+                Err(e) => infra.notes.push(format!("the scrape task failed: {e}")),
+            }
+        }
+        if let Some(p) = &self.prometheus {
+            match window {
+                Some(w) => infra.extend(prometheus::fetch(p, &w, self.insecure).await),
+                None => infra
+                    .notes
+                    .push("prometheus: the run's start time is unknown".into()),
+            }
+        }
+        Some(infra)
+    }
+}
+
 /// A unit guessed from a Prometheus-style metric name.
 pub fn unit_from_name(name: &str) -> &'static str {
     let base = name

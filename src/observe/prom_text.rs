@@ -158,6 +158,7 @@ pub struct ScrapeSeries {
     prev_histograms: HashMap<String, HistState>,
     /// When the previous scrape was taken.
     last_t: Option<f64>,
+    first_t: Option<f64>,
     out: BTreeMap<String, Series>,
 }
 
@@ -177,6 +178,7 @@ impl ScrapeSeries {
             prev_counters: HashMap::new(),
             prev_histograms: HashMap::new(),
             last_t: None,
+            first_t: None,
             out: BTreeMap::new(),
         }
     }
@@ -242,21 +244,25 @@ impl ScrapeSeries {
                     let key = series_key(&s.name, &dims);
                     // A counter first seen after the first scrape started from zero since then
                     // (the reference stack prints a 5xx line only once there is one).
-                    let prev = self
-                        .prev_counters
-                        .insert(key.clone(), (t, s.value))
-                        .or(self.last_t.map(|pt| (pt, 0.0)));
+                    let mut prev = self.prev_counters.insert(key.clone(), (t, s.value));
+                    if prev.is_none() {
+                        if let (Some(first), Some(pt)) = (self.first_t, self.last_t) {
+                            let name = format!("{}:rate", s.name);
+                            let unit = counter_unit(&s.name);
+                            if first < pt {
+                                self.push(&name, unit, &dims, first, 0.0);
+                            }
+                            self.push(&name, unit, &dims, pt, 0.0);
+                            prev = Some((pt, 0.0));
+                        }
+                    }
                     if let Some((pt, pv)) = prev {
                         let dt = t - pt;
                         if dt > 1e-3 {
                             // A counter that went down was reset: count from zero.
                             let delta = if s.value >= pv { s.value - pv } else { s.value };
                             let name = format!("{}:rate", s.name);
-                            let unit = if s.name.ends_with("_seconds_total") {
-                                "seconds_per_second"
-                            } else {
-                                "per_second"
-                            };
+                            let unit = counter_unit(&s.name);
                             self.push(&name, unit, &dims, (pt + t) / 2.0, delta / dt);
                         }
                     }
@@ -306,6 +312,7 @@ impl ScrapeSeries {
             }
         }
         self.last_t = Some(t);
+        self.first_t.get_or_insert(t);
     }
 
     fn push(&mut self, name: &str, unit: &str, dims: &BTreeMap<String, String>, t: f64, v: f64) {
@@ -330,6 +337,14 @@ impl ScrapeSeries {
             .into_values()
             .filter(|s| s.points.iter().any(|(_, v)| *v != 0.0))
             .collect()
+    }
+}
+
+fn counter_unit(name: &str) -> &'static str {
+    if name.ends_with("_seconds_total") {
+        "seconds_per_second"
+    } else {
+        "per_second"
     }
 }
 
@@ -480,14 +495,13 @@ peakload_stack_fault{fault="db_latency_ms"} 50
     #[test]
     fn a_counter_that_appears_later_started_from_zero() {
         let mut acc = ScrapeSeries::new("s");
-        acc.add(0.0, &parse("# TYPE c_total counter\nc_total 1\n"));
-        acc.add(
-            1.0,
-            &parse("# TYPE c_total counter\nc_total 1\nerr_total 4\n"),
-        );
+        let scrape = |extra: &str| parse(&format!("# TYPE c_total counter\nc_total 1\n{extra}"));
+        acc.add(0.0, &scrape(""));
+        acc.add(1.0, &scrape(""));
+        acc.add(2.0, &scrape("err_total 4\n"));
         let s = acc.finish();
         let err = s.iter().find(|s| s.name == "err_total:rate").unwrap();
-        assert_eq!(err.points, vec![(0.5, 4.0)]);
+        assert_eq!(err.points, vec![(0.0, 0.0), (1.0, 0.0), (1.5, 4.0)]);
     }
 
     #[test]
