@@ -96,7 +96,8 @@ fn csv_input(path: &Path, sli: Option<&str>) -> Result<Input, String> {
     let latency =
         resample(&sli_series, n).ok_or_else(|| format!("--sli {sli:?} has fewer than 3 values"))?;
     let mut input = Input {
-        latency_p99_ms: Some(latency),
+        latency_stat: "sli",
+        latency_ms: Some(latency),
         rps: vec![0.0; n],
         generator_busy: vec![false; n],
         generator_kept_up: true,

@@ -33,14 +33,14 @@ pub fn capacity(input: &Input, sli: &Sli) -> Option<Capacity> {
             }
         });
     let lat = input
-        .latency_p99_ms
+        .latency_ms
         .as_ref()
         .map(|l| rolling_median(l, w))
         .unwrap_or_default();
     let limited_by = degraded.then(|| {
         let lat_first = sli
             .report
-            .latency_p99_ms
+            .latency_ms
             .as_ref()
             .and_then(|l| l.start_s)
             .unwrap_or(f64::INFINITY);
@@ -68,14 +68,10 @@ pub fn capacity(input: &Input, sli: &Sli) -> Option<Capacity> {
         } else {
             knee(&rs[..last], &lat[..last])
         },
-        p99_ms_before: sli
+        latency_ms_before: sli.report.latency_ms.as_ref().map_or(0.0, |l| l.baseline),
+        latency_ms_during: sli
             .report
-            .latency_p99_ms
-            .as_ref()
-            .map_or(0.0, |l| l.baseline),
-        p99_ms_during: sli
-            .report
-            .latency_p99_ms
+            .latency_ms
             .as_ref()
             .filter(|l| l.degraded)
             .map(|l| l.during),

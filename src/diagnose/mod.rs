@@ -39,8 +39,13 @@ pub use rules::Kind;
 /// What the analysis reads, all on one grid: index `i` covers second `[i, i + 1)`.
 #[derive(Debug, Clone, Default)]
 pub struct Input {
-    /// Users' latency, p99 in milliseconds; `None` when unknown (CSV without it).
-    pub latency_p99_ms: Option<Vec<f64>>,
+    /// Users' tail latency per second in milliseconds (see `latency_stat`); `None` when
+    /// unknown.
+    pub latency_ms: Option<Vec<f64>>,
+    /// Which per-second quantile `latency_ms` holds: `p99` when seconds carry at least 100
+    /// requests, `p95` from 20, else `p50` — a per-second p99 of 30 requests is just the
+    /// slowest one, and a healthy run's noise would read as degradation.
+    pub latency_stat: &'static str,
     /// Failed requests / requests.
     pub error_rate: Option<Vec<f64>>,
     /// Achieved requests per second.
@@ -81,11 +86,25 @@ impl Input {
     /// From a run's results and what was observed during it.
     pub fn from_results(r: &Results, infra: Option<&Infra>) -> Input {
         let n = r.timeline.len();
+        let mut per_second: Vec<f64> = r.timeline.iter().map(|p| p.requests as f64).collect();
+        let typical = stats::median(&per_second);
+        per_second.clear();
+        let stat = if typical >= 100.0 {
+            "p99"
+        } else if typical >= 20.0 {
+            "p95"
+        } else {
+            "p50"
+        };
         let mut latency = Vec::with_capacity(n);
         let mut last = f64::NAN;
         for p in &r.timeline {
             if p.requests > 0 {
-                last = p.latency_ms.p99;
+                last = match stat {
+                    "p99" => p.latency_ms.p99,
+                    "p95" => p.latency_ms.p95,
+                    _ => p.latency_ms.p50,
+                };
             }
             latency.push(last);
         }
@@ -97,7 +116,8 @@ impl Input {
         }
         let threads = r.generator.threads.max(1) as f64;
         let mut input = Input {
-            latency_p99_ms: Some(latency),
+            latency_ms: Some(latency),
+            latency_stat: stat,
             error_rate: Some(
                 r.timeline
                     .iter()
@@ -239,10 +259,11 @@ pub struct Capacity {
     /// Throughput at the knee of latency against throughput, when the run covered one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knee_rps: Option<f64>,
-    /// p99 latency (ms) before the turn, and during it.
-    pub p99_ms_before: f64,
+    /// Latency (ms, the quantile in `sli.latency_stat`) before the turn, and during it.
+    #[serde(default)]
+    pub latency_ms_before: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p99_ms_during: Option<f64>,
+    pub latency_ms_during: Option<f64>,
 }
 
 /// One candidate signal's place in the ranking.

@@ -89,7 +89,7 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
         .collect();
     let p99_rise_ms = sli
         .report
-        .latency_p99_ms
+        .latency_ms
         .as_ref()
         .filter(|l| l.degraded)
         .map(|l| l.during - l.baseline);

@@ -222,10 +222,10 @@ fn window(sli: &Sli) -> Window {
 /// What the users saw, for summaries: "p99 latency rose from 3 ms to 55 ms".
 fn sli_phrase(sli: &Sli) -> String {
     let mut parts = Vec::new();
-    if let Some(l) = sli.report.latency_p99_ms.as_ref().filter(|l| l.degraded) {
+    if let Some(l) = sli.report.latency_ms.as_ref().filter(|l| l.degraded) {
         parts.push(format!(
-            "p99 latency rose from {:.1} ms to {:.1} ms",
-            l.baseline, l.during
+            "{} latency rose from {:.1} ms to {:.1} ms",
+            sli.report.latency_stat, l.baseline, l.during
         ));
     }
     if let Some(e) = sli.report.error_rate.as_ref().filter(|e| e.degraded) {

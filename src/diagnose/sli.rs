@@ -37,8 +37,11 @@ pub struct SliChange {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SliReport {
     pub healthy: bool,
+    /// The per-second latency quantile judged: `p99`, `p95` or `p50` (see `Input`).
+    #[serde(default)]
+    pub latency_stat: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_p99_ms: Option<SliChange>,
+    pub latency_ms: Option<SliChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<SliChange>,
 }
@@ -46,16 +49,20 @@ pub struct SliReport {
 impl SliReport {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        if let Some(l) = &self.latency_p99_ms {
+        if let Some(l) = &self.latency_ms {
             parts.push(if l.degraded {
                 format!(
-                    "p99 latency degraded from t={:.0}s ({:.1} ms → {:.1} ms)",
+                    "{} latency degraded from t={:.0}s ({:.1} ms → {:.1} ms)",
+                    self.latency_stat,
                     l.start_s.unwrap_or(0.0),
                     l.baseline,
                     l.during
                 )
             } else {
-                format!("p99 latency stayed near {:.1} ms", l.baseline)
+                format!(
+                    "{} latency stayed near {:.1} ms",
+                    self.latency_stat, l.baseline
+                )
             });
         }
         if let Some(e) = &self.error_rate {
@@ -150,7 +157,8 @@ pub fn assess(input: &Input) -> Sli {
     let base = baseline_window(n);
     let mut report = SliReport {
         healthy: true,
-        latency_p99_ms: None,
+        latency_stat: input.latency_stat.to_string(),
+        latency_ms: None,
         error_rate: None,
     };
     let mut onset: Option<usize> = None;
@@ -158,7 +166,7 @@ pub fn assess(input: &Input) -> Sli {
     let mut targets = Vec::new();
     let mut latency_smoothed = None;
     let too_short = n < base.1 + MIN_RUN_S;
-    if let Some(lat) = input.latency_p99_ms.as_ref().filter(|_| !too_short) {
+    if let Some(lat) = input.latency_ms.as_ref().filter(|_| !too_short) {
         let d = detect(lat, base, |med, sigma| {
             (med + 4.0 * sigma.max(0.05 * med))
                 .max(med * LATENCY_RATIO)
@@ -170,7 +178,7 @@ pub fn assess(input: &Input) -> Sli {
             targets.push(d.smoothed.clone());
         }
         latency_smoothed = Some(d.smoothed);
-        report.latency_p99_ms = Some(d.change);
+        report.latency_ms = Some(d.change);
     }
     if let Some(err) = input.error_rate.as_ref().filter(|_| !too_short) {
         let d = detect(err, base, |med, sigma| {

@@ -176,7 +176,8 @@ pub fn case(seed: u64, spec: Spec) -> Case {
     }
     Case {
         input: Input {
-            latency_p99_ms: Some(latency),
+            latency_stat: "p99",
+            latency_ms: Some(latency),
             error_rate: Some(vec![0.0; n]),
             rps,
             target,

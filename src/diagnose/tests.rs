@@ -12,7 +12,8 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
     let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
     let step = |t: usize| if t >= at { 1.0 } else { 0.0 };
     Input {
-        latency_p99_ms: Some(steady(n, |t| 4.0 + jitter(t) + 40.0 * step(t))),
+        latency_stat: "p99",
+        latency_ms: Some(steady(n, |t| 4.0 + jitter(t) + 40.0 * step(t))),
         error_rate: Some(vec![0.0; n]),
         rps: steady(n, |t| 50.0 + jitter(t)),
         target: vec![50.0; n],
@@ -86,7 +87,7 @@ fn a_falling_worker_throughput_is_a_backlog() {
 fn a_healthy_run_names_no_cause() {
     let mut input = planted("db_operations_in_flight", true, 1000);
     // Noise that never amounts to a degradation: one slow second.
-    input.latency_p99_ms.as_mut().unwrap()[40] = 90.0;
+    input.latency_ms.as_mut().unwrap()[40] = 90.0;
     let d = analyze(&input);
     assert!(d.healthy, "{:?}", d.sli);
     assert!(d.findings.is_empty());
@@ -99,7 +100,8 @@ fn error_burst_carries_log_lines() {
     let n = 40;
     let step = |t: usize| if t >= 20 { 1.0 } else { 0.0 };
     let input = Input {
-        latency_p99_ms: Some(vec![5.0; n]),
+        latency_stat: "p99",
+        latency_ms: Some(vec![5.0; n]),
         error_rate: Some(steady(n, |t| 0.3 * step(t))),
         rps: vec![40.0; n],
         target: vec![40.0; n],
@@ -131,7 +133,7 @@ fn error_burst_carries_log_lines() {
 #[test]
 fn a_late_scaling_activity_is_scaling_lag() {
     let mut input = planted("unrelated_gauge", true, 1000);
-    let lat = input.latency_p99_ms.as_mut().unwrap();
+    let lat = input.latency_ms.as_mut().unwrap();
     for v in lat.iter_mut().skip(20).take(25) {
         *v += 80.0;
     }
