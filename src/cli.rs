@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario file and write results, an HDR log and a summary.
     Run(RunCli),
+    /// Diagnose a run offline: capacity, ranked signals and findings.
+    Diagnose(DiagnoseCli),
     /// Validate a scenario file without sending any traffic.
     Check {
         /// The scenario file (TOML).
@@ -80,6 +82,25 @@ pub struct RunCli {
     /// Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
     #[arg(long)]
     pub summary_md: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseCli {
+    /// A run's results.json (with the infrastructure signals it observed).
+    pub results: Option<PathBuf>,
+    /// Signals exported as CSV: first column time (Unix seconds or RFC 3339), one column per
+    /// signal. With results, aligned to the run's start.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// With --metrics and no results: the column holding the users' metric (higher is worse).
+    #[arg(long)]
+    pub sli: Option<String>,
+    /// Print {"findings": [...], "ranking": [...], ...} as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Store capacity and findings (and --metrics signals) back into the results file.
+    #[arg(long)]
+    pub write: bool,
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {

@@ -6,8 +6,10 @@
 //! outcomes to the documented exit codes.
 
 pub mod cli;
+pub mod diagnose;
 pub mod engine;
 pub mod gate;
+pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod record;
@@ -33,6 +35,7 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
                 exit::INVALID
             }
         },
+        cli::Command::Diagnose(args) => diagnose::command::run(args),
         cli::Command::Run(args) => {
             let mut s = match scenario::load_scenario(&args.scenario) {
                 Ok(s) => s,

@@ -185,6 +185,9 @@ async fn run_against(
         .name("peakload-recorder".into())
         .spawn(move || aggregator.run(rx))
         .map_err(|e| Exit::new(exit::ABORTED, format!("cannot start the recorder: {e}")))?;
+    let observer =
+        crate::observe::RunObserver::start(&scenario.observe, base_url, run_start, args.insecure)
+            .map_err(|e| Exit::new(exit::INVALID, format!("[observe]: {e}")))?;
     let workers = spawn_workers(config.clone(), tx);
     let mut joined = tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -255,6 +258,13 @@ async fn run_against(
         cpu_s,
     );
     results.thresholds = gate::evaluate(&scenario.thresholds, &results);
+    results.infra = observer
+        .finish(crate::observe::RunWindow::from_results(&results))
+        .await;
+    let diagnosis = results
+        .infra
+        .is_some()
+        .then(|| crate::diagnose::apply(&mut results));
     let path = out_dir.join("results.json");
     let json = serde_json::to_vec_pretty(&results).expect("results serialize");
     std::fs::write(&path, json).map_err(|e| {
@@ -264,6 +274,9 @@ async fn run_against(
         )
     })?;
     print!("{}", output::summary(&results));
+    if let Some(d) = &diagnosis {
+        print!("\n{}", crate::diagnose::render_text(d));
+    }
     println!("\n  results: {}", path.display());
     let files = output::artifacts::Artifacts {
         report: Some(out_dir.join("report.html")),
@@ -526,6 +539,9 @@ pub fn build_results(
             kept_up,
             notes,
         },
+        infra: None,
+        capacity: None,
+        findings: Vec::new(),
     }
 }
 

@@ -40,6 +40,15 @@ pub struct Results {
     pub errors: BTreeMap<String, u64>,
     pub error_samples: Vec<ErrorSample>,
     pub generator: GeneratorHealth,
+    /// Infrastructure signals observed during the run (`[observe]`), aligned to its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infra: Option<crate::observe::Infra>,
+    /// How much load the system took (set by the diagnosis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::diagnose::Capacity>,
+    /// Causes found by the diagnosis, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::diagnose::Finding>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -38,6 +38,17 @@
 //! #             vus = 10, duration = "30s"   (closed: one stage, start_vus = vus; implies
 //! #                                          model = "closed")
 //!
+//! [observe]                           # optional: the infrastructure's own signals
+//! scrape = ["stack", "http://127.0.0.1:9100/metrics"]  # Prometheus text endpoints read
+//!                                       # every scrape_interval during the run; "stack" is
+//!                                       # the target's /metrics (the bundled stack)
+//! scrape_interval = "1s"                # default 1s
+//!
+//! [observe.prometheus]                  # optional: query_range after the run
+//! url = "http://127.0.0.1:9090"
+//! step = "1s"                           # default 1s
+//! queries = { db_wait = "rate(db_wait_seconds_sum[30s])" }   # name = PromQL
+//!
 //! [[feeder]]
 //! name = "user"                         # templates use {{user.<column>}}
 //! file = "data/users.csv"               # relative to this file; the header row names columns

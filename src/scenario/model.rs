@@ -23,6 +23,43 @@ pub struct Scenario {
     pub journeys: Vec<Journey>,
     pub feeders: Vec<Arc<Feeder>>,
     pub thresholds: Vec<Threshold>,
+    /// Infrastructure sources read during and after the run (`[observe]`).
+    pub observe: Observe,
+}
+
+/// `[observe]`: where the infrastructure's own signals come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observe {
+    /// Prometheus-format endpoints read every `scrape_interval` during the run.
+    pub scrape: Vec<ScrapeTarget>,
+    pub scrape_interval: Duration,
+    /// `query_range` queries run against a Prometheus server after the run.
+    pub prometheus: Option<crate::observe::prometheus::PrometheusSource>,
+}
+
+impl Default for Observe {
+    fn default() -> Self {
+        Observe {
+            scrape: Vec::new(),
+            scrape_interval: Duration::from_secs(1),
+            prometheus: None,
+        }
+    }
+}
+
+impl Observe {
+    pub fn is_empty(&self) -> bool {
+        self.scrape.is_empty() && self.prometheus.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScrapeTarget {
+    /// `"stack"`: the `/metrics` of the run's target (the bundled stack, whether the run
+    /// started it or `--target` points at one).
+    Stack,
+    /// A full URL of a metrics endpoint.
+    Url(String),
 }
 
 /// Where requests with a relative path go.

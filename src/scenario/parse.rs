@@ -32,7 +32,10 @@ const TOP_KEYS: &[&str] = &[
     "load",
     "feeder",
     "journey",
+    "observe",
 ];
+const OBSERVE_KEYS: &[&str] = &["scrape", "scrape_interval", "prometheus"];
+const PROMETHEUS_KEYS: &[&str] = &["url", "step", "queries"];
 const OPEN_KEYS: &[&str] = &[
     "model",
     "start_rps",
@@ -530,6 +533,10 @@ impl<'s> Compiler<'s> {
             journeys,
             feeders,
             thresholds: Vec::new(),
+            observe: match top.get("observe") {
+                Some(v) => self.observe(v),
+                None => Observe::default(),
+            },
         };
         if let Some(v) = top.get("thresholds") {
             scenario.thresholds = self.thresholds(v, &scenario);
@@ -606,6 +613,128 @@ impl<'s> Compiler<'s> {
             }
         }
         out
+    }
+
+    fn observe(&mut self, v: &Value<'_>) -> Observe {
+        let mut out = Observe::default();
+        let Some(f) = self.fields(v, "[observe]", OBSERVE_KEYS, &[]) else {
+            return out;
+        };
+        if let Some(list) = f.get("scrape") {
+            match list.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        let Some(s) = self.string(item, "scrape") else {
+                            continue;
+                        };
+                        if s == "stack" {
+                            out.scrape.push(ScrapeTarget::Stack);
+                        } else if self.http_url(item, "scrape", s) {
+                            out.scrape.push(ScrapeTarget::Url(s.to_string()));
+                        }
+                    }
+                }
+                _ => self.type_error(
+                    list,
+                    "scrape",
+                    "an array such as [\"stack\", \"http://host:9100/metrics\"]",
+                ),
+            }
+        }
+        if let Some(d) = f
+            .get("scrape_interval")
+            .and_then(|v| self.duration(v, "scrape_interval", true))
+        {
+            out.scrape_interval = d;
+        }
+        if let Some(p) = f.get("prometheus") {
+            out.prometheus = self.prometheus(p);
+        }
+        out
+    }
+
+    fn prometheus(
+        &mut self,
+        v: &Value<'_>,
+    ) -> Option<crate::observe::prometheus::PrometheusSource> {
+        let f = self.fields(v, "[observe.prometheus]", PROMETHEUS_KEYS, &[])?;
+        let url = match f.get("url") {
+            Some(u) => self
+                .string(u, "url")
+                .filter(|s| self.http_url(u, "url", s))
+                .map(|s| s.trim_end_matches('/').to_string()),
+            None => {
+                if f.missing("url") {
+                    self.error(
+                        f.at,
+                        "[observe.prometheus] needs url = \"http://host:9090\"",
+                    );
+                }
+                None
+            }
+        };
+        let step = f
+            .get("step")
+            .and_then(|s| self.duration(s, "step", true))
+            .unwrap_or(Duration::from_secs(1));
+        let mut queries = Vec::new();
+        match f.get("queries") {
+            Some(q) => match q.get_ref() {
+                DeValue::Table(t) => {
+                    for (k, val) in entries(t) {
+                        if let Some(promql) = self.string(val, k.get_ref().as_ref()) {
+                            if promql.trim().is_empty() {
+                                self.error(
+                                    val.span().start,
+                                    format!("query \"{}\" is empty", k.get_ref().as_ref()),
+                                );
+                            } else {
+                                queries.push((k.get_ref().to_string(), promql.to_string()));
+                            }
+                        }
+                    }
+                    if t.is_empty() {
+                        self.error(
+                            q.span().start,
+                            "\"queries\" needs at least one name = \"promql\"",
+                        );
+                    }
+                }
+                _ => self.type_error(q, "queries", "a table of name = \"promql\""),
+            },
+            None => {
+                if f.missing("queries") {
+                    self.error(
+                        f.at,
+                        "[observe.prometheus] needs queries = { name = \"promql\" }",
+                    );
+                }
+            }
+        }
+        Some(crate::observe::prometheus::PrometheusSource {
+            url: url?,
+            step,
+            queries,
+        })
+    }
+
+    /// Reports `s` unless it is an absolute http(s) URL with a host.
+    fn http_url(&mut self, v: &Value<'_>, key: &str, s: &str) -> bool {
+        match crate::engine::http::split_url(s) {
+            Ok(_) => true,
+            Err(e) => {
+                let hint = if key == "scrape" {
+                    " (or \"stack\")"
+                } else {
+                    ""
+                };
+                self.error(
+                    v.span().start,
+                    format!("\"{key}\" entry \"{s}\": {e}{hint}"),
+                );
+                false
+            }
+        }
     }
 
     fn check_journey_names(&mut self, journeys: &[Journey], name_spans: &[(String, usize)]) {

@@ -732,7 +732,7 @@ fn structure_errors() {
     let base = "name = \"x\"\nbase_url = \"http://h\"\n";
     let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\n";
     let cases: Vec<(String, &str)> = vec![
-        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey (did you mean \"timeout\"?)"),
+        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe (did you mean \"timeout\"?)"),
         (base.to_string(), "s.toml:1:1: no journey: add at least one [[journey]] with a name and one [[journey.step]]"),
         (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
         (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),
@@ -1138,4 +1138,71 @@ fn integers_in_other_notations() {
         panic!()
     };
     assert_eq!(b, &Template::literal(r#"{"n":-5,"big":1000}"#));
+}
+
+#[test]
+fn observe_table_compiles() {
+    let s = parse(
+        r#"name = "x"
+base_url = "http://h"
+[observe]
+scrape = ["stack", "http://127.0.0.1:9100/metrics"]
+scrape_interval = "500ms"
+[observe.prometheus]
+url = "http://prom:9090/"
+queries = { cpu = "rate(process_cpu_seconds_total[10s])", wait = "x" }
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/"
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.observe.scrape,
+        vec![
+            ScrapeTarget::Stack,
+            ScrapeTarget::Url("http://127.0.0.1:9100/metrics".into())
+        ]
+    );
+    assert_eq!(s.observe.scrape_interval, Duration::from_millis(500));
+    let p = s.observe.prometheus.unwrap();
+    assert_eq!(p.url, "http://prom:9090");
+    assert_eq!(p.step, Duration::from_secs(1));
+    assert_eq!(
+        p.queries,
+        vec![
+            (
+                "cpu".to_string(),
+                "rate(process_cpu_seconds_total[10s])".to_string()
+            ),
+            ("wait".to_string(), "x".to_string())
+        ]
+    );
+    let plain = parse("name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n  [[journey.step]]\n  path = \"/\"\n").unwrap();
+    assert!(plain.observe.is_empty());
+}
+
+#[test]
+fn observe_mistakes_are_reported_with_positions() {
+    let base = "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n  [[journey.step]]\n  path = \"/\"\n";
+    let e = errors(&format!(
+        "{base}[observe]\nscrape = [\"stak\", 3]\nscrap_interval = \"1s\"\n[observe.prometheus]\nstep = \"0s\"\nqueries = {{}}\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "s.toml:8:11: \"scrape\" entry \"stak\": URL must start with http:// or https:// (or \"stack\")".to_string(),
+            "s.toml:8:19: \"scrape\" must be a string, found integer 3".to_string(),
+            "s.toml:9:1: unknown key \"scrap_interval\" in [observe]; expected one of: scrape, scrape_interval, prometheus (did you mean \"scrape_interval\"?)".to_string(),
+            "s.toml:10:1: [observe.prometheus] needs url = \"http://host:9090\"".to_string(),
+            "s.toml:11:8: \"step\" must be longer than zero, found \"0s\"".to_string(),
+            "s.toml:12:11: \"queries\" needs at least one name = \"promql\"".to_string(),
+        ]
+    );
+    let e = one_error(&format!("{base}[observe]\nscrape = \"stack\"\n"));
+    assert!(
+        e.starts_with("s.toml:8:10: \"scrape\" must be an array"),
+        "{e}"
+    );
 }

@@ -1,0 +1,398 @@
+//! Diagnosis: from a run's timeline and its infrastructure signals to ranked causes.
+//!
+//! Data enters as an [`Input`] — per-second users' latency (p99) and error rate, achieved and
+//! planned throughput, and every infrastructure [`Series`](crate::observe::Series) resampled
+//! onto the same one-second grid — built from `results.json` ([`Input::from_results`]) or
+//! from a CSV export. [`analyze`] then:
+//!
+//! 1. [`sli`]: decides whether the users' experience degraded (latency or errors above their
+//!    own baseline by margins both relative and absolute, for several seconds running). A
+//!    healthy run stops here: no cause is named.
+//! 2. [`knee`]: the capacity — highest sustained throughput before the turn, and the knee of
+//!    latency against throughput.
+//! 3. [`rank`]: scores every signal by how abnormal it became (robust z against its own
+//!    baseline), how well it tracks the degraded SLI (Spearman over lags, the signal leading),
+//!    whether its change came first, and discounts signals that only follow the load.
+//! 4. [`rules`]: names the cause (`kind`) from the signal, and writes the finding.
+//!
+//! Everything is scale-free (ranks, medians, ratios), so signals in bytes, seconds and
+//! percent compete fairly.
+
+pub mod command;
+pub mod knee;
+pub mod rank;
+pub mod rules;
+pub mod sli;
+pub mod stats;
+pub mod synthetic;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::observe::{Event, Infra, Series};
+use crate::record::results::Results;
+
+pub use rules::Kind;
+
+/// What the analysis reads, all on one grid: index `i` covers second `[i, i + 1)`.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// Users' tail latency per second in milliseconds (see `latency_stat`); `None` when
+    /// unknown.
+    pub latency_ms: Option<Vec<f64>>,
+    /// Which per-second quantile `latency_ms` holds: `p99` when seconds carry at least 100
+    /// requests, `p95` from 20, else `p50` — a per-second p99 of 30 requests is just the
+    /// slowest one, and a healthy run's noise would read as degradation.
+    pub latency_stat: &'static str,
+    /// Failed requests / requests.
+    pub error_rate: Option<Vec<f64>>,
+    /// Achieved requests per second.
+    pub rps: Vec<f64>,
+    /// Planned load (arrivals/s or VUs); empty when unknown.
+    pub target: Vec<f64>,
+    /// Seconds in which the load generator was CPU-bound.
+    pub generator_busy: Vec<bool>,
+    /// Whether the generator kept up over the whole run, and why not.
+    pub generator_kept_up: bool,
+    pub generator_notes: Vec<String>,
+    pub signals: Vec<Signal>,
+    pub events: Vec<Event>,
+    /// Sample error messages, for error findings.
+    pub error_samples: Vec<String>,
+    /// How far above its baseline (ms) latency must rise to count as degraded, besides the
+    /// relative margin; 0 when the SLI's unit is unknown (CSV).
+    pub latency_floor_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signal {
+    /// `name{dims}`, as in the ranking.
+    pub name: String,
+    pub unit: String,
+    pub values: Vec<f64>,
+}
+
+impl Input {
+    pub fn len(&self) -> usize {
+        self.rps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rps.is_empty()
+    }
+
+    /// From a run's results and what was observed during it.
+    pub fn from_results(r: &Results, infra: Option<&Infra>) -> Input {
+        let n = r.timeline.len();
+        let mut per_second: Vec<f64> = r.timeline.iter().map(|p| p.requests as f64).collect();
+        let typical = stats::median(&per_second);
+        per_second.clear();
+        let stat = if typical >= 100.0 {
+            "p99"
+        } else if typical >= 20.0 {
+            "p95"
+        } else {
+            "p50"
+        };
+        let mut latency = Vec::with_capacity(n);
+        let mut last = f64::NAN;
+        for p in &r.timeline {
+            if p.requests > 0 {
+                last = match stat {
+                    "p99" => p.latency_ms.p99,
+                    "p95" => p.latency_ms.p95,
+                    _ => p.latency_ms.p50,
+                };
+            }
+            latency.push(last);
+        }
+        let first_known = latency.iter().copied().find(|v| !v.is_nan()).unwrap_or(0.0);
+        for v in &mut latency {
+            if v.is_nan() {
+                *v = first_known;
+            }
+        }
+        let threads = r.generator.threads.max(1) as f64;
+        let mut input = Input {
+            latency_ms: Some(latency),
+            latency_stat: stat,
+            error_rate: Some(
+                r.timeline
+                    .iter()
+                    .map(|p| {
+                        if p.requests == 0 {
+                            0.0
+                        } else {
+                            p.errors as f64 / p.requests as f64
+                        }
+                    })
+                    .collect(),
+            ),
+            rps: r.timeline.iter().map(|p| p.requests as f64).collect(),
+            target: r.timeline.iter().map(|p| p.target_rps).collect(),
+            generator_busy: r
+                .timeline
+                .iter()
+                .map(|p| p.generator_cpu_pct >= 90.0 * threads)
+                .collect(),
+            generator_kept_up: r.generator.kept_up,
+            generator_notes: r.generator.notes.clone(),
+            signals: Vec::new(),
+            events: Vec::new(),
+            error_samples: r
+                .error_samples
+                .iter()
+                .map(|s| format!("{}: {}", s.kind.as_str(), s.message))
+                .collect(),
+            latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        };
+        if let Some(infra) = infra {
+            input.add_infra(infra);
+        }
+        input
+    }
+
+    /// Resamples every series onto the grid and keeps the events.
+    pub fn add_infra(&mut self, infra: &Infra) {
+        let n = self.len();
+        for s in &infra.series {
+            if let Some(values) = resample(s, n) {
+                self.signals.push(Signal {
+                    name: s.key(),
+                    unit: s.unit.clone(),
+                    values,
+                });
+            }
+        }
+        self.events.extend(infra.events.iter().cloned());
+    }
+}
+
+/// Per-second means of a series over `n` seconds, gaps filled linearly (edges by the nearest
+/// value). `None` when fewer than 3 seconds have data.
+pub fn resample(s: &Series, n: usize) -> Option<Vec<f64>> {
+    let mut sum = vec![0.0; n];
+    let mut count = vec![0u32; n];
+    for &(t, v) in &s.points {
+        if !v.is_finite() || t < 0.0 {
+            continue;
+        }
+        let i = t.floor() as usize;
+        if i < n {
+            sum[i] += v;
+            count[i] += 1;
+        }
+    }
+    let known: Vec<usize> = (0..n).filter(|&i| count[i] > 0).collect();
+    if known.len() < 3 {
+        return None;
+    }
+    let mut out: Vec<f64> = (0..n)
+        .map(|i| {
+            if count[i] > 0 {
+                sum[i] / f64::from(count[i])
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
+    let (first, last) = (known[0], known[known.len() - 1]);
+    for i in 0..first {
+        out[i] = out[first];
+    }
+    for i in last + 1..n {
+        out[i] = out[last];
+    }
+    for w in known.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        for i in a + 1..b {
+            let f = (i - a) as f64 / (b - a) as f64;
+            out[i] = out[a] + (out[b] - out[a]) * f;
+        }
+    }
+    Some(out)
+}
+
+/// A time window in seconds since the run's start.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// A named cause with its evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The signal that shows it (`name{dims}`), or `generator` / `scaling`.
+    pub signal: String,
+    /// 0..1: how strongly the evidence points here; findings are sorted by it.
+    pub score: f64,
+    pub window: Window,
+    /// The figures behind the score: `baseline`, `during`, `z`, `lead_s`, `correlation`…
+    pub evidence: BTreeMap<String, f64>,
+    /// Matching log lines or error samples, when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+    /// One sentence a user acts on.
+    pub summary: String,
+}
+
+/// How much load the system took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    /// Highest throughput (rolling median, requests/s) held before latency or errors turned;
+    /// with no turn, the highest held during the run (a lower bound).
+    pub max_sustained_rps: f64,
+    /// When it was reached (s since start).
+    pub at_s: f64,
+    /// Whether the system reached its limit in this run (`false`: capacity is at least this).
+    pub reached: bool,
+    /// `latency` or `errors`, when reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_by: Option<String>,
+    /// When the users' experience turned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_at_s: Option<f64>,
+    /// Throughput at the knee of latency against throughput, when the run covered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee_rps: Option<f64>,
+    /// Latency (ms, the quantile in `sli.latency_stat`) before the turn, and during it.
+    #[serde(default)]
+    pub latency_ms_before: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms_during: Option<f64>,
+}
+
+/// One candidate signal's place in the ranking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ranked {
+    pub signal: String,
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Diagnosis {
+    /// False when latency or errors degraded.
+    pub healthy: bool,
+    pub sli: sli::SliReport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    pub findings: Vec<Finding>,
+    /// Every candidate signal, best first.
+    pub ranking: Vec<Ranked>,
+}
+
+/// Runs the whole analysis.
+pub fn analyze(input: &Input) -> Diagnosis {
+    let sli = sli::assess(input);
+    let capacity = knee::capacity(input, &sli);
+    let scored = rank::rank(input, &sli);
+    let findings = rules::findings(input, &sli, &scored);
+    let ranking = scored
+        .iter()
+        .map(|s| Ranked {
+            signal: s.name.clone(),
+            score: round3(s.score),
+            kind: s.kind,
+        })
+        .collect();
+    Diagnosis {
+        healthy: sli.report.healthy,
+        sli: sli.report.clone(),
+        capacity,
+        findings,
+        ranking,
+    }
+}
+
+/// Diagnoses a run from its own results and stores `capacity` and `findings` in them.
+pub fn apply(results: &mut Results) -> Diagnosis {
+    let d = analyze(&Input::from_results(results, results.infra.as_ref()));
+    results.capacity = d.capacity.clone();
+    results.findings = d.findings.clone();
+    d
+}
+
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The text summary `peakload diagnose` prints.
+pub fn render_text(d: &Diagnosis) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "diagnosis: {}", d.sli.describe());
+    if let Some(c) = &d.capacity {
+        if c.reached {
+            let _ = write!(
+                out,
+                "capacity: {:.1} rps sustained (t={:.0}s) before {} turned",
+                c.max_sustained_rps,
+                c.at_s,
+                c.limited_by.as_deref().unwrap_or("latency")
+            );
+        } else {
+            let _ = write!(
+                out,
+                "capacity: at least {:.1} rps (t={:.0}s); no limit reached in this run",
+                c.max_sustained_rps, c.at_s
+            );
+        }
+        if let Some(k) = c.knee_rps {
+            let _ = write!(out, "; latency knee at ~{k:.1} rps");
+        }
+        out.push('\n');
+    }
+    if d.findings.is_empty() {
+        if d.healthy {
+            let _ = writeln!(out, "findings: none — the run stayed healthy");
+        } else {
+            let _ = writeln!(
+                out,
+                "findings: none — no observed signal explains the degradation (add sources in [observe])"
+            );
+        }
+    } else {
+        let _ = writeln!(out, "findings:");
+        for (i, f) in d.findings.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {}. {} (score {:.2}) — {}, t={:.0}–{:.0}s",
+                i + 1,
+                f.kind.as_str(),
+                f.score,
+                f.signal,
+                f.window.start_s,
+                f.window.end_s
+            );
+            let _ = writeln!(out, "     {}", f.summary);
+            for l in f.lines.iter().take(3) {
+                let _ = writeln!(out, "     | {l}");
+            }
+        }
+    }
+    if !d.ranking.is_empty() {
+        let shown = d.ranking.len().min(10);
+        let _ = writeln!(out, "ranking (top {shown} of {} signals):", d.ranking.len());
+        for r in &d.ranking[..shown] {
+            let _ = writeln!(
+                out,
+                "  {:>5.3}  {}{}",
+                r.score,
+                r.signal,
+                r.kind
+                    .map(|k| format!("  [{}]", k.as_str()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! Scores every signal by how well it explains the degradation.
+//!
+//! For each signal (smoothed with a rolling median of 3 s):
+//! - **abnormality** `a = z / (z + 4)`, with `z` the shift of its median during the degraded
+//!   window from its own baseline median, in robust sigmas (1.4826 × MAD, floored at 5 % of
+//!   the baseline level and 2 % of the signal's range so flat baselines do not divide by 0);
+//!   `z` is capped at twice the *local* jump: the step across the SLI onset (medians of `w` s
+//!   before the lead window against `w` s after the onset) over the same-span steps the signal
+//!   took before the onset. A random walk drifts far from its baseline but its step at the onset is
+//!   ordinary; a cause's is not;
+//! - **alignment** `c`: the best Spearman correlation with the degraded SLI over lags
+//!   `0..=L` s, the signal leading (`L` = a tenth of the run, 2 to 30 s); with the planned load
+//!   partialled out, and reduced when the signal tracks achieved throughput better than it
+//!   tracks the SLI (a signal that merely follows the load);
+//! - **precedence** `g`: 1 when the signal's own change (4 robust sigmas, 3 s running) came
+//!   at or before the SLI's, 0.85 within one second after it (a gauge read at the next
+//!   scrape), decaying when it came later (a consequence) or much earlier (unrelated drift);
+//!   0.05 when it never changed.
+//!
+//! - **magnitude** `m`: a signal measured in seconds (a wait, a duration) cannot explain more
+//!   of the users' p99 rise than its own rise; when latency degraded, `m` is the square root of
+//!   that share (floored at 0.05, capped at 1). Other units are not comparable and keep 1.
+//!
+//! The score is `a × c × g × m`, in 0..1.
+
+use super::rules::{classify, Kind};
+use super::sli::{Sli, MIN_RUN_S};
+use super::stats::{first_sustained, lagged, median, median_mad, partial, ranks, rolling_median};
+use super::Input;
+
+/// Robust sigmas a signal must move to count as changed.
+pub const CHANGE_Z: f64 = 4.0;
+
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub name: String,
+    pub unit: String,
+    pub kind: Option<Kind>,
+    pub score: f64,
+    pub z: f64,
+    pub baseline: f64,
+    pub during: f64,
+    /// +1 when the signal rose, -1 when it fell.
+    pub direction: f64,
+    /// When the signal changed (s), if it did.
+    pub changed_at: Option<usize>,
+    /// SLI onset minus the signal's change: positive when the signal led.
+    pub lead_s: Option<f64>,
+    /// Best lagged rank correlation with the SLI (after the load discount).
+    pub correlation: f64,
+    /// Rank correlation with achieved throughput.
+    pub load_correlation: f64,
+}
+
+/// How far ahead a cause may lead, in seconds, for a run of `n` seconds.
+pub fn max_lag(n: usize) -> usize {
+    (n / 10).clamp(2, 30)
+}
+
+pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
+    let n = input.len();
+    if n < 6 || sli.targets.is_empty() {
+        return input
+            .signals
+            .iter()
+            .map(|s| Scored {
+                name: s.name.clone(),
+                unit: s.unit.clone(),
+                kind: classify(&s.name, 1.0),
+                score: 0.0,
+                z: 0.0,
+                baseline: 0.0,
+                during: 0.0,
+                direction: 0.0,
+                changed_at: None,
+                lead_s: None,
+                correlation: 0.0,
+                load_correlation: 0.0,
+            })
+            .collect();
+    }
+    let lag_max = max_lag(n) as isize;
+    let target_ranks: Vec<Vec<f64>> = sli.targets.iter().map(|t| ranks(t)).collect();
+    let planned = non_constant(&input.target).map(ranks);
+    let achieved = non_constant(&input.rps).map(|r| ranks(&rolling_median(r, 3)));
+    let sli_vs_planned: Vec<f64> = target_ranks
+        .iter()
+        .map(|ry| planned.as_ref().map_or(0.0, |p| lagged(ry, p, 0)))
+        .collect();
+    let p99_rise_ms = sli
+        .report
+        .latency_ms
+        .as_ref()
+        .filter(|l| l.degraded)
+        .map(|l| l.during - l.baseline);
+    let (b0, b1) = sli.baseline;
+    let base_end = b1.min(sli.onset.saturating_sub(1)).max(b0 + 3).min(n);
+    let mut out: Vec<Scored> = input
+        .signals
+        .iter()
+        .map(|s| {
+            let xs = rolling_median(&s.values, 3);
+            let (med, mad) = median_mad(&xs[b0..base_end]);
+            let (lo, hi) = xs
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(*v), hi.max(*v))
+                });
+            let scale = (1.4826 * mad)
+                .max(0.05 * med.abs())
+                .max(0.02 * (hi - lo))
+                .max(1e-12);
+            let during = median(&xs[sli.onset.min(n - 1)..=sli.end.min(n - 1)]);
+            let z_local = local_jump(&xs, sli.onset, lag_max as usize);
+            let z = ((during - med).abs() / scale).min(2.0 * z_local);
+            let hit: Vec<bool> = xs
+                .iter()
+                .map(|v| (v - med).abs() > CHANGE_Z * scale)
+                .collect();
+            let changed_at = first_sustained(&hit, base_end, MIN_RUN_S).filter(|&t| t <= sli.end);
+            let lead = changed_at.map(|t| sli.onset as f64 - t as f64);
+            let g = match lead {
+                None => 0.05,
+                Some(l) if (0.0..=lag_max as f64).contains(&l) => 1.0,
+                // Within one sample of the SLI but after it: gauges are read at scrape time,
+                // so allow it, ranked below a change at or before the SLI's.
+                Some(l) if l >= -1.0 => 0.85,
+                Some(l) if l < 0.0 => ((l + 1.0) / 3.0).exp(),
+                Some(l) => (-(l - lag_max as f64) / (lag_max as f64).max(5.0)).exp(),
+            };
+            let rx = ranks(&xs);
+            let mut c = 0.0f64;
+            for (ry, &ry_planned) in target_ranks.iter().zip(&sli_vs_planned) {
+                let mut best = 0.0f64;
+                for lag in 0..=lag_max {
+                    let r = lagged(&rx, ry, lag);
+                    if r.abs() > best.abs() {
+                        best = r;
+                    }
+                }
+                let adjusted = match &planned {
+                    Some(p) => partial(best, lagged(&rx, p, 0), ry_planned).abs(),
+                    None => best.abs(),
+                };
+                c = c.max(adjusted);
+            }
+            let load_correlation = achieved.as_ref().map_or(0.0, |a| lagged(&rx, a, 0).abs());
+            if load_correlation > c {
+                c *= (1.0 - (load_correlation - c)).max(0.0);
+            }
+            let a = z / (z + 4.0);
+            let direction = if during >= med { 1.0 } else { -1.0 };
+            let m = match p99_rise_ms {
+                Some(rise) if s.unit == "seconds" && rise > 0.0 && during > med => {
+                    ((during - med) * 1000.0 / rise).clamp(0.05, 1.0).sqrt()
+                }
+                _ => 1.0,
+            };
+            Scored {
+                name: s.name.clone(),
+                unit: s.unit.clone(),
+                kind: classify(&s.name, direction),
+                score: a * c * g * m,
+                z,
+                baseline: med,
+                during,
+                direction,
+                changed_at,
+                lead_s: lead,
+                correlation: c,
+                load_correlation,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}
+
+/// The step across `onset` (3 s medians, `lead` + 3 s apart) in units of the signal's usual
+/// steps over the same span before the onset; unbounded when there is too little before it.
+fn local_jump(xs: &[f64], onset: usize, lead: usize) -> f64 {
+    const W: usize = 3;
+    let span = lead + W;
+    let n = xs.len();
+    if onset < span || onset + W > n || n < span + W + 3 {
+        return f64::INFINITY;
+    }
+    let before = median(&xs[onset - span..onset - lead]);
+    let after = median(&xs[onset..onset + W]);
+    // Usual steps are taken before the onset, where a cause has not yet moved.
+    let until = onset - span;
+    if until < 3 {
+        return f64::INFINITY;
+    }
+    let steps: Vec<f64> = (0..until).map(|t| (xs[t + span] - xs[t]).abs()).collect();
+    let usual = median(&steps).max(1e-12 * before.abs().max(1.0));
+    (after - before).abs() / usual
+}
+
+fn non_constant(x: &[f64]) -> Option<&[f64]> {
+    let first = *x.first()?;
+    x.iter().any(|v| (v - first).abs() > 1e-9).then_some(x)
+}

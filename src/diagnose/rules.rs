@@ -1,0 +1,401 @@
+//! Naming the cause: each signal maps to a [`Kind`] by its name (and the direction it moved),
+//! and the best-scored signal of each kind becomes a [`Finding`] with its evidence and a
+//! sentence to act on. Events (scaling activities, log lines) and the generator's own health
+//! add findings the series cannot.
+//!
+//! # The vocabulary
+//!
+//! | kind | from | signals (case-insensitive, on `name{dims}`) |
+//! |---|---|---|
+//! | `throttling` | series rising | `throttl`, `429`, `rate_limit` |
+//! | `db_pool_saturation` | series rising | `pool` with `wait`/`acquire`/`pending`/`in_use`, `DatabaseConnections` |
+//! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`time`, `ReadLatency`, `WriteLatency` |
+//! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
+//! | `cpu_saturation` | series rising | `cpu` |
+//! | `memory_pressure` | series rising | `memory`, `rss`, `resident`, `heap`, `swap`, `oom` |
+//! | `scaling_lag` | a scaling event that put capacity in service after the SLI turned; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
+//! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
+//! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
+//!
+//! A backlog accumulates: a queue signal that rose but did not keep growing through the
+//! window (rank correlation with time below 0.5) is a queue reacting to something else, and
+//! its finding's score is multiplied by 0.6.
+//!
+//! A signal that matches nothing (the server's own request latency, request counts) is still
+//! ranked, but names no cause: it is a symptom.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::rank::{Scored, CHANGE_Z};
+use super::sli::Sli;
+use super::{round3, Finding, Input, Window};
+
+/// Below this score a signal names no cause.
+pub const MIN_SCORE: f64 = 0.2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    CpuSaturation,
+    MemoryPressure,
+    DbPoolSaturation,
+    DbLatency,
+    QueueBacklog,
+    Throttling,
+    ScalingLag,
+    ErrorBurst,
+    GeneratorLimited,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::CpuSaturation,
+        Kind::MemoryPressure,
+        Kind::DbPoolSaturation,
+        Kind::DbLatency,
+        Kind::QueueBacklog,
+        Kind::Throttling,
+        Kind::ScalingLag,
+        Kind::ErrorBurst,
+        Kind::GeneratorLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CpuSaturation => "cpu_saturation",
+            Kind::MemoryPressure => "memory_pressure",
+            Kind::DbPoolSaturation => "db_pool_saturation",
+            Kind::DbLatency => "db_latency",
+            Kind::QueueBacklog => "queue_backlog",
+            Kind::Throttling => "throttling",
+            Kind::ScalingLag => "scaling_lag",
+            Kind::ErrorBurst => "error_burst",
+            Kind::GeneratorLimited => "generator_limited",
+        }
+    }
+}
+
+/// Which way a signal must move to point at its kind.
+#[derive(Clone, Copy, PartialEq)]
+enum Moves {
+    Up,
+    Down,
+}
+
+fn patterns() -> &'static [(Kind, Regex, Moves)] {
+    static P: OnceLock<Vec<(Kind, Regex, Moves)>> = OnceLock::new();
+    P.get_or_init(|| {
+        let r = |s: &str| Regex::new(&format!("(?i){s}")).expect("valid rule pattern");
+        vec![
+            (Kind::Throttling, r(r"throttl|\b429\b|rate_?limit"), Moves::Up),
+            (
+                Kind::DbPoolSaturation,
+                r(r"pool.*(wait|acquire|pending|in_use|exhaust)|databaseconnections"),
+                Moves::Up,
+            ),
+            (
+                Kind::DbLatency,
+                r(r"(db|database|sql|query|rds|dynamo).*(latency|duration|in_flight|time)|readlatency|writelatency"),
+                Moves::Up,
+            ),
+            (
+                Kind::QueueBacklog,
+                r(r"worker.*(processed|completed|consumed)|messages_deleted|numberofmessagesdeleted"),
+                Moves::Down,
+            ),
+            (
+                Kind::QueueBacklog,
+                r(r"queue|backlog|approximatenumberofmessages|ageofoldestmessage|consumer_?lag"),
+                Moves::Up,
+            ),
+            (Kind::CpuSaturation, r(r"cpu"), Moves::Up),
+            (
+                Kind::MemoryPressure,
+                r(r"memory|\brss\b|resident|heap|swap|oom"),
+                Moves::Up,
+            ),
+            (
+                Kind::ScalingLag,
+                r(r"desired|running_?count|in_?service|replicas"),
+                Moves::Up,
+            ),
+            (
+                Kind::ErrorBurst,
+                r(r"5xx|error|fail|exception|status=.?5\d\d"),
+                Moves::Up,
+            ),
+        ]
+    })
+}
+
+/// The kind a signal points at when it moved in `direction` (+1 up, -1 down).
+pub fn classify(name: &str, direction: f64) -> Option<Kind> {
+    let moved = if direction < 0.0 {
+        Moves::Down
+    } else {
+        Moves::Up
+    };
+    patterns()
+        .iter()
+        .find(|(_, re, _)| re.is_match(name))
+        .filter(|(_, _, m)| *m == moved)
+        .map(|(k, _, _)| *k)
+}
+
+pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(f) = generator_finding(input, sli) {
+        out.push(f);
+    }
+    if !sli.degraded() {
+        return out;
+    }
+    let mut seen = Vec::new();
+    for s in scored {
+        let Some(kind) = s.kind else { continue };
+        if s.score < MIN_SCORE || s.z < CHANGE_Z || s.changed_at.is_none() || seen.contains(&kind) {
+            continue;
+        }
+        seen.push(kind);
+        let mut f = signal_finding(input, sli, s, kind);
+        if kind == Kind::QueueBacklog && s.direction > 0.0 {
+            let growth = growth(input, sli, s);
+            f.evidence.insert("growth".into(), round3(growth));
+            if growth < 0.5 {
+                f.score = round3(f.score * 0.6);
+            }
+        }
+        out.push(f);
+    }
+    out.extend(scaling_findings(input, sli));
+    if out.is_empty() {
+        if let Some(e) = sli.report.error_rate.as_ref().filter(|e| e.degraded) {
+            out.push(Finding {
+                kind: Kind::ErrorBurst,
+                signal: "errors".into(),
+                score: 0.3,
+                window: window(sli),
+                evidence: BTreeMap::from([
+                    ("baseline_error_rate".into(), e.baseline),
+                    ("during_error_rate".into(), e.during),
+                ]),
+                lines: input.error_samples.iter().take(3).cloned().collect(),
+                summary: format!(
+                    "Users saw errors from t={:.0}s ({:.1}% of requests, {:.1}% before) and no observed signal explains them; read the error samples and the service's logs for that window.",
+                    sli.onset,
+                    e.during * 100.0,
+                    e.baseline * 100.0
+                ),
+            });
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// Rank correlation of a signal with time from its change to the window's end.
+fn growth(input: &Input, sli: &Sli, s: &Scored) -> f64 {
+    let Some(sig) = input.signals.iter().find(|x| x.name == s.name) else {
+        return 0.0;
+    };
+    let from = s.changed_at.unwrap_or(sli.onset).min(sli.onset);
+    let to = (sli.end + 1).min(sig.values.len());
+    if to < from + 3 {
+        return 0.0;
+    }
+    let v = &sig.values[from..to];
+    let time: Vec<f64> = (0..v.len()).map(|i| i as f64).collect();
+    super::stats::pearson(&super::stats::ranks(v), &time)
+}
+
+fn window(sli: &Sli) -> Window {
+    Window {
+        start_s: sli.onset as f64,
+        end_s: sli.end as f64 + 1.0,
+    }
+}
+
+/// What the users saw, for summaries: "p99 latency rose from 3 ms to 55 ms".
+fn sli_phrase(sli: &Sli) -> String {
+    let mut parts = Vec::new();
+    if let Some(l) = sli.report.latency_ms.as_ref().filter(|l| l.degraded) {
+        parts.push(format!(
+            "{} latency rose from {:.1} ms to {:.1} ms",
+            sli.report.latency_stat, l.baseline, l.during
+        ));
+    }
+    if let Some(e) = sli.report.error_rate.as_ref().filter(|e| e.degraded) {
+        parts.push(format!(
+            "errors rose from {:.1}% to {:.1}%",
+            e.baseline * 100.0,
+            e.during * 100.0
+        ));
+    }
+    parts.join(" and ")
+}
+
+pub fn format_value(v: f64, unit: &str) -> String {
+    match unit {
+        "seconds" if v.abs() < 1.0 => format!("{:.1} ms", v * 1000.0),
+        "seconds" => format!("{v:.2} s"),
+        "bytes" => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
+        "per_second" => format!("{v:.1}/s"),
+        "seconds_per_second" => format!("{:.0}% of a core", v * 100.0),
+        "ratio" => format!("{:.1}%", v * 100.0),
+        "percent" => format!("{v:.1}%"),
+        _ if v.abs() >= 100.0 || v == v.trunc() => format!("{v:.0}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
+fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
+    let changed = s.changed_at.unwrap_or(sli.onset);
+    let from = format_value(s.baseline, &s.unit);
+    let to = format_value(s.during, &s.unit);
+    let lead = s.lead_s.unwrap_or(0.0);
+    let when = if lead >= 1.0 {
+        format!("{lead:.0}s before")
+    } else if lead <= -1.0 {
+        format!("{:.0}s after", -lead)
+    } else {
+        "as".into()
+    };
+    let users = sli_phrase(sli);
+    let name = &s.name;
+    let moved = if s.direction >= 0.0 { "rose" } else { "fell" };
+    let what = format!("{name} {moved} from {from} to {to} at t={changed}s, {when} {users}");
+    let advice = match kind {
+        Kind::CpuSaturation => "the service is CPU-bound: profile the hot path, or give it more CPU or instances",
+        Kind::MemoryPressure => "look for leaks, GC pressure or a container memory limit, and give it headroom",
+        Kind::DbPoolSaturation => "requests are waiting for a database connection: enlarge the pool or shorten how long each request holds one",
+        Kind::DbLatency => "database operations got slower: look at slow queries, locks and the database host's I/O and CPU",
+        Kind::QueueBacklog => "the queue is backing up because consumers stopped or fell behind: check the workers and scale consumers",
+        Kind::Throttling => "requests are being throttled: raise the limit or provisioned capacity, or add backoff",
+        Kind::ScalingLag => "capacity changed late: scale earlier (lower target, step scaling, warm pool)",
+        Kind::ErrorBurst => "the service itself returned errors: read its logs for that window",
+        Kind::GeneratorLimited => "the load generator limited the run",
+    };
+    let mut evidence = BTreeMap::from([
+        ("baseline".to_string(), round3(s.baseline)),
+        ("during".to_string(), round3(s.during)),
+        ("z".to_string(), round3(s.z.min(1e6))),
+        ("correlation".to_string(), round3(s.correlation)),
+        ("load_correlation".to_string(), round3(s.load_correlation)),
+        ("changed_at_s".to_string(), changed as f64),
+    ]);
+    if let Some(l) = s.lead_s {
+        evidence.insert("lead_s".into(), l);
+    }
+    let mut lines = Vec::new();
+    if kind == Kind::ErrorBurst {
+        let (a, b) = (sli.onset as f64 - 1.0, sli.end as f64 + 1.0);
+        lines.extend(
+            input
+                .events
+                .iter()
+                .filter(|e| e.name == "log" && e.start >= a && e.start <= b)
+                .take(5)
+                .map(|e| format!("t={:.0}s {}", e.start, e.cause)),
+        );
+        lines.extend(input.error_samples.iter().take(3).cloned());
+    }
+    Finding {
+        kind,
+        signal: name.clone(),
+        score: round3(s.score),
+        // From the signal's change, unless that came earlier than any lead the ranking
+        // credits (then it was drift, and the window starts at the longest credited lead).
+        window: Window {
+            start_s: changed
+                .max(sli.onset.saturating_sub(super::rank::max_lag(input.len())))
+                .min(sli.onset) as f64,
+            end_s: sli.end as f64 + 1.0,
+        },
+        evidence,
+        lines,
+        summary: format!("{what}: {advice}."),
+    }
+}
+
+fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {
+    let busy: Vec<usize> = (0..input.generator_busy.len())
+        .filter(|&i| input.generator_busy[i])
+        .collect();
+    let in_window = busy
+        .iter()
+        .filter(|&&i| i >= sli.onset && i <= sli.end)
+        .count();
+    let window_len = (sli.end + 1).saturating_sub(sli.onset).max(1);
+    let share = in_window as f64 / window_len as f64;
+    let limited = !input.generator_kept_up || (sli.degraded() && share >= 0.5);
+    if !limited {
+        return None;
+    }
+    let total_share = busy.len() as f64 / input.generator_busy.len().max(1) as f64;
+    let note = input.generator_notes.first().cloned().unwrap_or_default();
+    Some(Finding {
+        kind: Kind::GeneratorLimited,
+        signal: "generator".into(),
+        score: round3((0.5 + 0.5 * share.max(total_share)).min(1.0)),
+        window: Window {
+            start_s: busy.first().copied().unwrap_or(0) as f64,
+            end_s: busy.last().map_or(input.len(), |b| b + 1) as f64,
+        },
+        evidence: BTreeMap::from([
+            ("busy_seconds".into(), busy.len() as f64),
+            ("busy_share_while_degraded".into(), round3(share)),
+        ]),
+        lines: input.generator_notes.clone(),
+        summary: format!(
+            "The load generator was CPU-bound for {}s of the run{}: the results understate the target; add cores or threads, or run distributed.",
+            busy.len(),
+            if note.is_empty() { String::new() } else { format!(" ({note})") }
+        ),
+    })
+}
+
+/// Scaling activities that put capacity in service only after the users' experience turned.
+fn scaling_findings(input: &Input, sli: &Sli) -> Option<Finding> {
+    let onset = sli.onset as f64;
+    let span = (sli.end as f64 + 1.0 - onset).max(1.0);
+    input
+        .events
+        .iter()
+        .filter(|e| e.name.to_ascii_lowercase().contains("scal"))
+        .filter(|e| e.start <= sli.end as f64 + 1.0)
+        .filter_map(|e| {
+            let in_service = e.end.unwrap_or(f64::INFINITY);
+            let lag = in_service - onset;
+            (lag > 0.0).then_some((e, lag))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(e, lag)| {
+            let shown_lag = if lag.is_finite() { lag } else { span };
+            Finding {
+                kind: Kind::ScalingLag,
+                signal: format!("{}:{}", e.source, e.name),
+                score: round3(0.3 + 0.6 * (shown_lag / span).min(1.0)),
+                window: Window {
+                    start_s: e.start.min(onset),
+                    end_s: e.end.unwrap_or(sli.end as f64 + 1.0),
+                },
+                evidence: BTreeMap::from([
+                    ("started_s".into(), round3(e.start)),
+                    ("in_service_after_breach_s".into(), round3(shown_lag)),
+                    ("degraded_at_s".into(), onset),
+                ]),
+                lines: vec![e.cause.clone()],
+                summary: format!(
+                    "New capacity came into service {:.0}s after {} (activity started at t={:.0}s, status {}): scale earlier — a lower target, step scaling or a warm pool.",
+                    shown_lag,
+                    sli_phrase(sli),
+                    e.start,
+                    if e.status.is_empty() { "unknown" } else { &e.status }
+                ),
+            }
+        })
+}

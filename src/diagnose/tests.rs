@@ -1,0 +1,311 @@
+use super::synthetic::{case, Spec};
+use super::*;
+use crate::observe::Event;
+
+fn steady(n: usize, f: impl Fn(usize) -> f64) -> Vec<f64> {
+    (0..n).map(f).collect()
+}
+
+/// A 60 s run at 50 rps whose latency jumps at `at` when `cause` does.
+fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
+    let n = 60;
+    let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
+    let step = |t: usize| if t >= at { 1.0 } else { 0.0 };
+    Input {
+        latency_stat: "p99",
+        latency_ms: Some(steady(n, |t| 4.0 + jitter(t) + 40.0 * step(t))),
+        error_rate: Some(vec![0.0; n]),
+        rps: steady(n, |t| 50.0 + jitter(t)),
+        target: vec![50.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        signals: vec![
+            Signal {
+                name: cause_name.into(),
+                unit: "seconds".into(),
+                values: steady(n, |t| {
+                    let base = 0.001 + 0.0002 * jitter(t + 3);
+                    if cause_up {
+                        base + 0.05 * step(t.saturating_sub(0) + 1)
+                    } else {
+                        base * (1.0 - 0.9 * step(t + 1))
+                    }
+                }),
+            },
+            Signal {
+                name: "http_requests_total:rate{status_class=\"2xx\"}".into(),
+                unit: "per_second".into(),
+                values: steady(n, |t| 50.0 + jitter(t)),
+            },
+            Signal {
+                name: "process_cpu_seconds_total:rate".into(),
+                unit: "seconds_per_second".into(),
+                values: steady(n, |t| 0.2 + 0.02 * jitter(t + 5)),
+            },
+            Signal {
+                // A consequence: rises 6 s after the users' latency.
+                name: "queue_depth{queue=\"notifications\"}".into(),
+                unit: String::new(),
+                values: steady(n, |t| {
+                    2.0 * step(t.saturating_sub(6)) * (t as f64 - at as f64)
+                }),
+            },
+        ],
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_planted_cause_ranks_first_and_names_its_kind() {
+    let d = analyze(&planted("db_pool_acquire_wait_seconds:mean", true, 30));
+    assert!(!d.healthy);
+    assert_eq!(d.ranking[0].signal, "db_pool_acquire_wait_seconds:mean");
+    let f = &d.findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation);
+    assert_eq!(f.window.start_s, 29.0);
+    assert!(f.evidence["lead_s"] >= 0.0, "{f:?}");
+    assert!(f.summary.contains("database connection"), "{}", f.summary);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::QueueBacklog),
+        "the queue only followed: {:?}",
+        d.findings
+    );
+    let c = d.capacity.unwrap();
+    assert!(c.reached);
+    assert_eq!(c.degraded_at_s, Some(30.0));
+    assert!((c.max_sustained_rps - 50.0).abs() < 1.5, "{c:?}");
+}
+
+#[test]
+fn a_falling_worker_throughput_is_a_backlog() {
+    let d = analyze(&planted("worker_messages_processed_total:rate", false, 30));
+    assert_eq!(d.findings[0].kind, Kind::QueueBacklog, "{:?}", d.findings);
+}
+
+#[test]
+fn a_healthy_run_names_no_cause() {
+    let mut input = planted("db_operations_in_flight", true, 1000);
+    // Noise that never amounts to a degradation: one slow second.
+    input.latency_ms.as_mut().unwrap()[40] = 90.0;
+    let d = analyze(&input);
+    assert!(d.healthy, "{:?}", d.sli);
+    assert!(d.findings.is_empty());
+    assert!(render_text(&d).contains("healthy"));
+    assert!(!d.capacity.unwrap().reached);
+}
+
+#[test]
+fn error_burst_carries_log_lines() {
+    let n = 40;
+    let step = |t: usize| if t >= 20 { 1.0 } else { 0.0 };
+    let input = Input {
+        latency_stat: "p99",
+        latency_ms: Some(vec![5.0; n]),
+        error_rate: Some(steady(n, |t| 0.3 * step(t))),
+        rps: vec![40.0; n],
+        target: vec![40.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        signals: vec![Signal {
+            name: "http_requests_total:rate{status_class=\"5xx\"}".into(),
+            unit: "per_second".into(),
+            values: steady(n, |t| 12.0 * step(t)),
+        }],
+        events: vec![Event {
+            source: "logs".into(),
+            name: "log".into(),
+            start: 21.0,
+            end: None,
+            cause: "ERROR payment gateway refused".into(),
+            status: "error".into(),
+        }],
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    };
+    let d = analyze(&input);
+    let f = &d.findings[0];
+    assert_eq!(f.kind, Kind::ErrorBurst);
+    assert_eq!(f.lines, vec!["t=21s ERROR payment gateway refused"]);
+    assert_eq!(d.capacity.unwrap().limited_by.as_deref(), Some("errors"));
+}
+
+#[test]
+fn a_late_scaling_activity_is_scaling_lag() {
+    let mut input = planted("unrelated_gauge", true, 1000);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for v in lat.iter_mut().skip(20).take(25) {
+        *v += 80.0;
+    }
+    input.events.push(Event {
+        source: "autoscaling".into(),
+        name: "scaling".into(),
+        start: 25.0,
+        end: Some(44.0),
+        cause: "monitor alarm CPU high in state ALARM triggered policy scale-out".into(),
+        status: "Successful".into(),
+    });
+    let d = analyze(&input);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.kind == Kind::ScalingLag)
+        .expect("scaling finding");
+    assert_eq!(f.evidence["in_service_after_breach_s"], 24.0);
+}
+
+#[test]
+fn a_busy_generator_is_reported_even_when_healthy() {
+    let mut input = planted("x", true, 1000);
+    input.generator_kept_up = false;
+    input.generator_busy = vec![true; 60];
+    let d = analyze(&input);
+    assert_eq!(d.findings.len(), 1);
+    assert_eq!(d.findings[0].kind, Kind::GeneratorLimited);
+}
+
+#[test]
+fn classify_follows_the_vocabulary() {
+    let cases = [
+        (
+            "db_pool_acquire_wait_seconds:p95",
+            1.0,
+            Some(Kind::DbPoolSaturation),
+        ),
+        (
+            "db_pool_connections{pool=\"read\",state=\"in_use\"}",
+            1.0,
+            Some(Kind::DbPoolSaturation),
+        ),
+        ("db_operations_in_flight", 1.0, Some(Kind::DbLatency)),
+        (
+            "ReadLatency{DBInstanceIdentifier=\"shop\"}",
+            1.0,
+            Some(Kind::DbLatency),
+        ),
+        (
+            "queue_oldest_message_age_seconds{queue=\"email\"}",
+            1.0,
+            Some(Kind::QueueBacklog),
+        ),
+        (
+            "worker_messages_processed_total:rate{worker=\"email\"}",
+            -1.0,
+            Some(Kind::QueueBacklog),
+        ),
+        (
+            "worker_messages_processed_total:rate{worker=\"email\"}",
+            1.0,
+            None,
+        ),
+        (
+            "process_cpu_seconds_total:rate",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        ("process_cpu_seconds_total:rate", -1.0, None),
+        (
+            "process_resident_memory_bytes",
+            1.0,
+            Some(Kind::MemoryPressure),
+        ),
+        ("ThrottledRequests", 1.0, Some(Kind::Throttling)),
+        (
+            "http_requests_total:rate{status_class=\"5xx\"}",
+            1.0,
+            Some(Kind::ErrorBurst),
+        ),
+        ("http_requests_total:rate{status_class=\"2xx\"}", 1.0, None),
+        ("http_request_duration_seconds:p95{route=\"/x\"}", 1.0, None),
+    ];
+    for (name, dir, want) in cases {
+        assert_eq!(rules::classify(name, dir), want, "{name}");
+    }
+    let json = serde_json::to_string(&Kind::DbPoolSaturation).unwrap();
+    assert_eq!(json, "\"db_pool_saturation\"");
+    for k in Kind::ALL {
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            format!("\"{}\"", k.as_str())
+        );
+    }
+}
+
+#[test]
+fn the_knee_is_where_latency_turns() {
+    let rps: Vec<f64> = (0..100).map(|t| 10.0 + t as f64).collect();
+    let lat: Vec<f64> = rps
+        .iter()
+        .map(|r| {
+            if *r < 80.0 {
+                10.0
+            } else {
+                10.0 + (r - 80.0) * 5.0
+            }
+        })
+        .collect();
+    let k = knee::knee(&rps, &lat).unwrap();
+    assert!((75.0..=90.0).contains(&k), "{k}");
+    assert_eq!(
+        knee::knee(&[50.0; 30], &[10.0; 30]),
+        None,
+        "no range of loads, no knee"
+    );
+}
+
+#[test]
+fn resampling_averages_and_fills_gaps() {
+    let s = crate::observe::Series {
+        source: "t".into(),
+        name: "x".into(),
+        unit: String::new(),
+        dimensions: Default::default(),
+        points: vec![(0.2, 1.0), (0.7, 3.0), (3.5, 8.0), (4.1, 10.0)],
+    };
+    assert_eq!(
+        resample(&s, 6).unwrap(),
+        vec![2.0, 4.0, 6.0, 8.0, 10.0, 10.0]
+    );
+    assert_eq!(resample(&s, 1), None);
+}
+
+#[test]
+fn synthetic_cases_rank_the_cause_first_most_of_the_time() {
+    let mut top1 = 0;
+    for seed in 0..20 {
+        let c = case(
+            seed,
+            Spec {
+                seconds: 300,
+                signals: 30,
+                ramp: seed % 2 == 0,
+                faulty: true,
+            },
+        );
+        let d = analyze(&c.input);
+        assert!(!d.healthy, "seed {seed}");
+        top1 += usize::from(d.ranking[0].signal == c.cause.clone().unwrap());
+    }
+    assert!(top1 >= 16, "{top1}/20");
+}
+
+#[test]
+fn an_hour_of_two_hundred_signals_finds_the_cause() {
+    let c = case(
+        7,
+        Spec {
+            seconds: 3600,
+            signals: 200,
+            ramp: false,
+            faulty: true,
+        },
+    );
+    let d = analyze(&c.input);
+    assert_eq!(d.ranking.len(), 200);
+    let at = d
+        .ranking
+        .iter()
+        .position(|r| Some(&r.signal) == c.cause.as_ref());
+    eprintln!("cause at {at:?}; top: {:?}", &d.ranking[..3]);
+    assert_eq!(at, Some(0));
+}

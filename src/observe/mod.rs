@@ -1,0 +1,246 @@
+//! Infrastructure signals for a run, in one model: [`Series`] (numbers over time) and
+//! [`Event`]s (things with a start and an end, such as a scaling activity or a log line).
+//!
+//! Every source turns what it reads into this model, with times in seconds relative to the
+//! run's start (use [`RunWindow::relative`] for Unix timestamps), and hands back an [`Infra`]
+//! that the caller merges with [`Infra::extend`]. The result is stored in `results.json`
+//! (`infra`), so `peakload diagnose results.json` can re-run the analysis offline.
+//!
+//! Sources here: [`scrape`] (a Prometheus-format `/metrics` endpoint read every second during
+//! the run), [`prometheus`] (`query_range` against a Prometheus HTTP API after the run) and
+//! [`csv_import`] (a CSV export). Cloud sources (CloudWatch metrics and logs, scaling
+//! activities) plug in the same way: produce `Series`/`Event`s, set `source`, return `Infra`.
+
+pub mod csv_import;
+pub mod prom_text;
+pub mod prometheus;
+pub mod scrape;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything observed about the infrastructure during a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Infra {
+    #[serde(default)]
+    pub series: Vec<Series>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// Problems reading sources (an endpoint that failed some scrapes, a query that errored):
+    /// the diagnosis is only as complete as what was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Infra {
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty() && self.events.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Infra) {
+        self.series.extend(other.series);
+        self.events.extend(other.events);
+        self.notes.extend(other.notes);
+    }
+}
+
+/// One signal over time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Series {
+    /// Where it came from: `scrape:<url>`, `prometheus`, `csv:<file>`, later `cloudwatch`.
+    pub source: String,
+    /// The metric name; derived series carry a suffix (`:rate` for counters, `:mean` and
+    /// `:p95` for histograms).
+    pub name: String,
+    /// `per_second`, `seconds`, `bytes`, `ratio`, `percent`, `count` or empty when unknown.
+    #[serde(default)]
+    pub unit: String,
+    /// Labels (Prometheus) or dimensions (CloudWatch) that tell same-named series apart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    /// `(t, value)`: seconds since the run's start, in time order.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// The name people see: `name{k="v",...}`.
+    pub fn key(&self) -> String {
+        if self.dimensions.is_empty() {
+            return self.name.clone();
+        }
+        let dims: Vec<String> = self
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        format!("{}{{{}}}", self.name, dims.join(","))
+    }
+}
+
+/// Something that happened over an interval: a scaling activity, a deployment, a log line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub source: String,
+    /// What kind of event: `scaling`, `log`, `deployment`…
+    pub name: String,
+    /// Seconds since the run's start (negative: before it).
+    pub start: f64,
+    /// When it finished; `None` while still in progress at collection time.
+    #[serde(default)]
+    pub end: Option<f64>,
+    /// Why it happened, or the log line itself.
+    #[serde(default)]
+    pub cause: String,
+    /// `successful`, `failed`, `in_progress`, or a log level.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// The run's wall-clock window, to align sources that speak in Unix time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunWindow {
+    /// Unix seconds at the run's start.
+    pub start_unix: f64,
+    pub duration_s: f64,
+}
+
+impl RunWindow {
+    pub fn relative(&self, unix_s: f64) -> f64 {
+        unix_s - self.start_unix
+    }
+
+    /// From `started_at` (RFC 3339) and `duration_s` in results.
+    pub fn from_results(r: &crate::record::results::Results) -> Option<RunWindow> {
+        let start = humantime::parse_rfc3339_weak(&r.started_at).ok()?;
+        let unix = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        Some(RunWindow {
+            start_unix: unix,
+            duration_s: r.duration_s,
+        })
+    }
+}
+
+/// The observation of one run: the scrape task started with the load, and the sources read
+/// after it.
+pub struct RunObserver {
+    stop: tokio_util::sync::CancellationToken,
+    scraping: Option<tokio::task::JoinHandle<Infra>>,
+    prometheus: Option<prometheus::PrometheusSource>,
+    insecure: bool,
+}
+
+impl RunObserver {
+    /// Starts scraping (if any endpoint is configured) on the current runtime. `base_url` is
+    /// the run's target, which `"stack"` refers to.
+    pub fn start(
+        observe: &crate::scenario::Observe,
+        base_url: &str,
+        run_start: std::time::Instant,
+        insecure: bool,
+    ) -> Result<RunObserver, String> {
+        let mut endpoints = Vec::new();
+        for target in &observe.scrape {
+            let url = match target {
+                crate::scenario::ScrapeTarget::Stack => {
+                    let (origin, _) =
+                        crate::engine::http::split_url(base_url).map_err(|e| e.to_string())?;
+                    format!(
+                        "{}://{}/metrics",
+                        if origin.tls { "https" } else { "http" },
+                        origin.host_header()
+                    )
+                }
+                crate::scenario::ScrapeTarget::Url(u) => u.clone(),
+            };
+            endpoints.push(scrape::Endpoint::new(&url)?);
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let scraping = (!endpoints.is_empty()).then(|| {
+            let scraper =
+                scrape::Scraper::new(endpoints, observe.scrape_interval, run_start, insecure);
+            tokio::spawn(scraper.run(stop.clone()))
+        });
+        Ok(RunObserver {
+            stop,
+            scraping,
+            prometheus: observe.prometheus.clone(),
+            insecure,
+        })
+    }
+
+    /// Stops scraping, reads the after-run sources, and returns everything observed (`None`
+    /// when nothing was configured).
+    pub async fn finish(self, window: Option<RunWindow>) -> Option<Infra> {
+        if self.scraping.is_none() && self.prometheus.is_none() {
+            return None;
+        }
+        self.stop.cancel();
+        let mut infra = Infra::default();
+        if let Some(h) = self.scraping {
+            match h.await {
+                Ok(i) => infra.extend(i),
+                Err(e) => infra.notes.push(format!("the scrape task failed: {e}")),
+            }
+        }
+        if let Some(p) = &self.prometheus {
+            match window {
+                Some(w) => infra.extend(prometheus::fetch(p, &w, self.insecure).await),
+                None => infra
+                    .notes
+                    .push("prometheus: the run's start time is unknown".into()),
+            }
+        }
+        Some(infra)
+    }
+}
+
+/// A unit guessed from a Prometheus-style metric name.
+pub fn unit_from_name(name: &str) -> &'static str {
+    let base = name
+        .trim_end_matches("_total")
+        .trim_end_matches("_count")
+        .trim_end_matches("_sum");
+    if base.ends_with("_seconds") {
+        "seconds"
+    } else if base.ends_with("_bytes") {
+        "bytes"
+    } else if base.ends_with("_ratio") {
+        "ratio"
+    } else if base.ends_with("_percent") || base.ends_with("_pct") {
+        "percent"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_shows_dimensions_in_order() {
+        let s = Series {
+            source: "x".into(),
+            name: "queue_depth".into(),
+            unit: String::new(),
+            dimensions: [("queue".to_string(), "email".to_string())].into(),
+            points: vec![],
+        };
+        assert_eq!(s.key(), "queue_depth{queue=\"email\"}");
+        assert_eq!(unit_from_name("process_cpu_seconds_total"), "seconds");
+        assert_eq!(unit_from_name("process_resident_memory_bytes"), "bytes");
+    }
+
+    #[test]
+    fn window_aligns_unix_time() {
+        let w = RunWindow {
+            start_unix: 1000.0,
+            duration_s: 20.0,
+        };
+        assert_eq!(w.relative(1012.5), 12.5);
+    }
+}

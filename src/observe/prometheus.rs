@@ -1,0 +1,166 @@
+//! The Prometheus HTTP API: after the run, `GET /api/v1/query_range` for each configured
+//! PromQL query over the run's window; every returned series becomes a [`Series`] named after
+//! the query, its labels as dimensions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Deserialize;
+
+use super::scrape::http_get;
+use super::{Infra, RunWindow, Series};
+use crate::engine::http::{split_url, Client, ClientOptions};
+
+/// `[observe.prometheus]` in a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSource {
+    /// Base URL of the server, e.g. `http://127.0.0.1:9090`.
+    pub url: String,
+    /// Resolution of the query; default 1 s.
+    pub step: Duration,
+    /// `(name, PromQL)`, in file order.
+    pub queries: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<MatrixSeries>,
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// Parses a `query_range` response body into series named `name`, times relative to `window`.
+pub fn parse_query_range(
+    name: &str,
+    body: &[u8],
+    window: &RunWindow,
+) -> Result<Vec<Series>, String> {
+    let r: Response =
+        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus API answer: {e}"))?;
+    if r.status != "success" {
+        return Err(r.error.unwrap_or(r.status));
+    }
+    let data = r.data.ok_or("answer without data")?;
+    if data.result_type != "matrix" {
+        return Err(format!("expected a matrix, got {}", data.result_type));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .map(|m| {
+            let mut dimensions = m.metric;
+            dimensions.remove("__name__");
+            Series {
+                source: "prometheus".into(),
+                name: name.to_string(),
+                unit: String::new(),
+                dimensions,
+                points: m
+                    .values
+                    .into_iter()
+                    .filter_map(|(t, v)| {
+                        let v: f64 = v.parse().ok()?;
+                        v.is_finite().then(|| (window.relative(t), v))
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+/// Runs every query over the window; failures become notes, never errors of the run.
+pub async fn fetch(source: &PrometheusSource, window: &RunWindow, insecure: bool) -> Infra {
+    let mut infra = Infra::default();
+    let base = source.url.trim_end_matches('/');
+    let (origin, prefix) = match split_url(base) {
+        Ok((o, p)) => (o, p.trim_end_matches('/').to_string()),
+        Err(e) => {
+            infra.notes.push(format!("prometheus url: {e}"));
+            return infra;
+        }
+    };
+    let mut client = Client::new(ClientOptions::new(insecure));
+    let start = window.start_unix;
+    let end = window.start_unix + window.duration_s;
+    for (name, query) in &source.queries {
+        let target = format!(
+            "{prefix}/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={}",
+            utf8_percent_encode(query, NON_ALPHANUMERIC),
+            source.step.as_secs_f64().max(0.001)
+        );
+        let got = http_get(
+            &mut client,
+            &origin,
+            &target,
+            "application/json",
+            Duration::from_secs(30),
+        )
+        .await;
+        let outcome = match got {
+            Ok((_, body)) => parse_query_range(name, &body, window),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(series) => infra.series.extend(series),
+            Err(e) => infra
+                .notes
+                .push(format!("prometheus query {name:?} failed: {e}")),
+        }
+    }
+    infra
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_matrix_relative_to_the_run() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"__name__":"up","job":"api","instance":"a:9100"},
+             "values":[[1000,"1"],[1001.5,"0.5"],[1002,"NaN"]]},
+            {"metric":{},"values":[]}]}}"#;
+        let w = RunWindow {
+            start_unix: 1000.0,
+            duration_s: 5.0,
+        };
+        let s = parse_query_range("up", body, &w).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "up");
+        assert_eq!(s[0].points, vec![(0.0, 1.0), (1.5, 0.5)]);
+        assert_eq!(s[0].key(), "up{instance=\"a:9100\",job=\"api\"}");
+        assert_eq!(s[0].source, "prometheus");
+    }
+
+    #[test]
+    fn reports_api_errors() {
+        let w = RunWindow {
+            start_unix: 0.0,
+            duration_s: 1.0,
+        };
+        let e = parse_query_range(
+            "x",
+            br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#,
+            &w,
+        )
+        .unwrap_err();
+        assert!(e.contains("parse error"), "{e}");
+        assert!(parse_query_range("x", b"<html>", &w).is_err());
+    }
+}

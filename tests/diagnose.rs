@@ -1,0 +1,290 @@
+//! Planted faults, end to end: the real `peakload` binary loads the real reference stack for
+//! 20 s at 30 arrivals/s, scraping its `/metrics`; at t≈10 s the test switches one fault on
+//! through `POST /admin/faults`, and the diagnosis must name the matching kind first. The same
+//! run without a fault must name no cause.
+//!
+//! The runs share two cores, and a CPU fault in one would slow the others, so they take turns.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const SCENARIO: &str = r#"name = "planted"
+base_url = "BASE"
+timeout = "3s"
+
+[load]
+rps = 30
+duration = "20s"
+max_vus = 200
+
+[observe]
+scrape = ["stack"]
+
+[[journey]]
+name = "browse"
+weight = 8
+
+  [[journey.step]]
+  name = "product"
+  path = "/api/products/{{random_int 1 200}}"
+  check = { status = 200 }
+
+[[journey]]
+name = "notify"
+weight = 2
+
+  [[journey.step]]
+  name = "notify"
+  method = "POST"
+  path = "/api/notifications"
+  json = { to = "a@example.com", subject = "s", body = "b" }
+  extract = { id = { json = "$.id" } }
+  check = { status = 202 }
+  think = "1500ms"
+
+  # Delivered within 1.5 s when the worker is healthy.
+  [[journey.step]]
+  name = "status"
+  path = "/api/notifications/{{id}}"
+  check = { json = { "$.status" = "sent" } }
+"#;
+
+fn stack_binary() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_peakload"));
+    let stack = exe.with_file_name("peakload-stack");
+    assert!(
+        stack.is_file(),
+        "{} is missing: build it with `cargo build --workspace`",
+        stack.display()
+    );
+    stack
+}
+
+struct Stack {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_stack(dir: &Path, extra: &[&str]) -> Stack {
+    let mut child = Command::new(stack_binary())
+        .args(["all", "--listen", "127.0.0.1:0", "--admin-token", "planted"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start peakload-stack");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the stack exited before it was ready")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("peakload-stack listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Stack { child, url }
+}
+
+fn post_fault(base_url: &str, body: &str) {
+    let addr = base_url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /admin/faults HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer planted\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Runs the scenario against `base` (a URL, or "stack" to let the run start one); `fault` is
+/// posted to `fault_url` 10 s in. Returns results.json.
+fn run(dir: &Path, base: &str, fault: Option<(&str, &str)>) -> Value {
+    let scenario = dir.join("planted.toml");
+    std::fs::write(&scenario, SCENARIO.replace("BASE", base)).unwrap();
+    let out = dir.join("out");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_peakload"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some((url, body)) = fault {
+        std::thread::sleep(Duration::from_millis(10_300).saturating_sub(started.elapsed()));
+        post_fault(url, body);
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.code().is_some_and(|c| c <= 1),
+        "peakload run failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("diagnosis:"), "{stdout}");
+    let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn planted(fault: &str, stack_flags: &[&str], want: &str) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start_stack(dir.path(), stack_flags);
+    let results = run(dir.path(), &stack.url, Some((&stack.url, fault)));
+    let findings = results["findings"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = findings
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.first().copied(),
+        Some(want),
+        "fault {fault}: findings {}",
+        serde_json::to_string_pretty(&findings).unwrap()
+    );
+    let start = findings[0]["window"]["start_s"].as_f64().unwrap();
+    assert!((8.0..=13.0).contains(&start), "window starts at {start}");
+    let series = results["infra"]["series"].as_array().unwrap();
+    assert!(
+        series.iter().all(|s| s["name"] != "peakload_stack_fault"),
+        "the injected fault itself is not evidence"
+    );
+    assert_eq!(results["capacity"]["reached"], true);
+}
+
+#[test]
+fn planted_db_latency_is_db_latency() {
+    planted(r#"{"db_latency_ms": 40}"#, &[], "db_latency");
+}
+
+#[test]
+fn planted_small_pool_is_db_pool_saturation() {
+    // Database operations take 20 ms throughout; one connection cannot serve the load.
+    planted(
+        r#"{"db_pool_size": 1}"#,
+        &["--db-latency-ms", "20"],
+        "db_pool_saturation",
+    );
+}
+
+#[test]
+fn planted_cpu_work_is_cpu_saturation() {
+    planted(r#"{"cpu_work_us": 20000}"#, &[], "cpu_saturation");
+}
+
+#[test]
+fn planted_paused_worker_is_queue_backlog() {
+    planted(r#"{"worker_paused": true}"#, &[], "queue_backlog");
+}
+
+#[test]
+fn planted_error_rate_is_error_burst() {
+    planted(r#"{"error_rate": 0.3}"#, &[], "error_burst");
+}
+
+#[test]
+fn a_healthy_run_names_no_cause_and_diagnose_reruns_offline() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    // `base_url = "stack"`: the run starts the stack itself and scrapes it.
+    let results = run(dir.path(), "stack", None);
+    assert!(
+        results["findings"].as_array().is_none_or(|f| f.is_empty()),
+        "{}",
+        results["findings"]
+    );
+    assert_eq!(results["capacity"]["reached"], false);
+    let series = results["infra"]["series"].as_array().unwrap();
+    assert!(
+        series
+            .iter()
+            .any(|s| s["name"] == "process_cpu_seconds_total:rate"),
+        "scraped the stack"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_peakload"))
+        .arg("diagnose")
+        .arg(dir.path().join("out/results.json"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["healthy"], true);
+    assert_eq!(d["findings"], Value::Array(vec![]));
+    let ranking = d["ranking"].as_array().unwrap();
+    assert_eq!(ranking.len(), series.len(), "every candidate is ranked");
+    assert!(ranking
+        .iter()
+        .all(|r| r["signal"].is_string() && r["score"].is_number()));
+}
+
+#[test]
+fn diagnose_reads_a_csv_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("time,p99_ms,db_wait_s,cpu,noise\n");
+    for t in 0..120u32 {
+        let after = t >= 60;
+        let jitter = f64::from((t * 7919) % 11) / 11.0;
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            1_700_000_000 + t,
+            if after { 250.0 } else { 40.0 } + 3.0 * jitter,
+            if t >= 58 { 0.4 } else { 0.002 } + 0.001 * jitter,
+            0.3 + 0.05 * jitter,
+            f64::from((t * 104_729) % 17)
+        ));
+    }
+    let path = dir.path().join("m.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peakload"))
+        .args(["diagnose", "--metrics"])
+        .arg(&path)
+        .args(["--sli", "p99_ms", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["ranking"][0]["signal"], "db_wait_s");
+    assert_eq!(d["ranking"].as_array().unwrap().len(), 3);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_peakload"))
+        .args(["diagnose", "--metrics"])
+        .arg(&path)
+        .args(["--sli", "p95"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("columns: p99_ms, db_wait_s, cpu, noise"));
+}
