@@ -164,6 +164,9 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
             kept_up: true,
             notes: vec![],
         },
+        infra: None,
+        capacity: None,
+        findings: Vec::new(),
     }
 }
 
