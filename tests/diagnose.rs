@@ -149,8 +149,29 @@ fn run(dir: &Path, base: &str, fault: Option<(&str, &str)>) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("diagnosis:"), "{stdout}");
+    assert_matches_schema(&out.join("results.json"));
     let text = std::fs::read_to_string(out.join("results.json")).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// Results carrying `infra`, `capacity` and `findings` still match the committed schema.
+fn assert_matches_schema(results: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema/results.schema.json");
+    let script = "import sys, json\ntry:\n    import jsonschema\nexcept ImportError:\n    sys.exit('missing Python package jsonschema: pip install jsonschema (scripts/test installs it)')\nV = jsonschema.Draft202012Validator\nerrors = list(V(json.load(open(sys.argv[1]))).iter_errors(json.load(open(sys.argv[2]))))\nfor e in errors:\n    print('/'.join(map(str, e.absolute_path)) or '(root)', e.message)\nsys.exit(1 if errors else 0)\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&schema)
+        .arg(results)
+        .output()
+        .expect("python3 runs (scripts/test installs what it needs)");
+    assert!(
+        out.status.success(),
+        "{} does not match the schema:\n{}{}",
+        results.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn planted(fault: &str, stack_flags: &[&str], want: &str) {
