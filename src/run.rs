@@ -185,9 +185,17 @@ async fn run_against(
         .name("peakload-recorder".into())
         .spawn(move || aggregator.run(rx))
         .map_err(|e| Exit::new(exit::ABORTED, format!("cannot start the recorder: {e}")))?;
-    let observer =
-        crate::observe::RunObserver::start(&scenario.observe, base_url, run_start, args.insecure)
-            .map_err(|e| Exit::new(exit::INVALID, format!("[observe]: {e}")))?;
+    // Scraped signals shown live by the dashboard, when there are any.
+    let live_signals: Option<crate::observe::scrape::LiveSignals> =
+        (!scenario.observe.scrape.is_empty()).then(Default::default);
+    let observer = crate::observe::RunObserver::start(
+        &scenario.observe,
+        base_url,
+        run_start,
+        args.insecure,
+        live_signals.clone(),
+    )
+    .map_err(|e| Exit::new(exit::INVALID, format!("[observe]: {e}")))?;
     let workers = spawn_workers(config.clone(), tx);
     let mut joined = tokio::task::spawn_blocking(move || {
         for w in workers {
@@ -212,7 +220,7 @@ async fn run_against(
             live: live.clone(),
             run_start,
             stop: stop.clone(),
-            signals: None,
+            signals: live_signals.clone(),
         };
         output::tui::Dashboard::start(feed)
             .map_err(|e| eprintln!("cannot start the dashboard ({e}); showing progress lines"))

@@ -141,6 +141,7 @@ impl RunObserver {
         base_url: &str,
         run_start: std::time::Instant,
         insecure: bool,
+        live: Option<scrape::LiveSignals>,
     ) -> Result<RunObserver, String> {
         let mut endpoints = Vec::new();
         for target in &observe.scrape {
@@ -161,7 +162,8 @@ impl RunObserver {
         let stop = tokio_util::sync::CancellationToken::new();
         let scraping = (!endpoints.is_empty()).then(|| {
             let scraper =
-                scrape::Scraper::new(endpoints, observe.scrape_interval, run_start, insecure);
+                scrape::Scraper::new(endpoints, observe.scrape_interval, run_start, insecure)
+                    .with_live(live);
             tokio::spawn(scraper.run(stop.clone()))
         });
         Ok(RunObserver {

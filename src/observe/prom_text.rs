@@ -332,6 +332,39 @@ impl ScrapeSeries {
     }
 
     /// The series, leaving out those that were zero throughout (routes never called).
+    /// The `max` series that moved most over their last `window` points (relative to their
+    /// level), newest value last: what the dashboard shows while the run goes on.
+    pub fn most_active(&self, max: usize, window: usize) -> Vec<(String, String, Vec<f64>)> {
+        let mut scored: Vec<(f64, &Series)> = self
+            .out
+            .values()
+            .filter(|s| s.points.len() >= 2)
+            .map(|s| {
+                let tail = &s.points[s.points.len().saturating_sub(window)..];
+                let (lo, hi, sum) = tail.iter().fold(
+                    (f64::INFINITY, f64::NEG_INFINITY, 0.0),
+                    |(lo, hi, sum), &(_, v)| (lo.min(v), hi.max(v), sum + v),
+                );
+                let mean = sum / tail.len() as f64;
+                ((hi - lo) / (mean.abs() + 1e-9), s)
+            })
+            .filter(|(score, _)| *score > 0.0 && score.is_finite())
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        scored
+            .into_iter()
+            .take(max)
+            .map(|(_, s)| {
+                let tail = &s.points[s.points.len().saturating_sub(window)..];
+                (
+                    s.key(),
+                    s.unit.clone(),
+                    tail.iter().map(|&(_, v)| v).collect(),
+                )
+            })
+            .collect()
+    }
+
     pub fn finish(self) -> Vec<Series> {
         self.out
             .into_values()
@@ -511,5 +544,22 @@ peakload_stack_fault{fault="db_latency_ms"} 50
         assert_eq!(bucket_quantile(0.75, &b), Some(1.5));
         assert_eq!(bucket_quantile(0.95, &[(f64::INFINITY, 3.0)]), Some(0.0));
         assert_eq!(bucket_quantile(0.95, &[(1.0, 0.0)]), None);
+    }
+
+    #[test]
+    fn most_active_picks_the_signals_that_move() {
+        let mut series = ScrapeSeries::new("scrape:test");
+        for (t, depth) in [(1.0, 1.0), (2.0, 5.0), (3.0, 40.0), (4.0, 80.0)] {
+            let text = format!(
+                "# TYPE queue_depth gauge\nqueue_depth {depth}\n# TYPE pool_size gauge\npool_size 16\n# TYPE rss gauge\nrss {}\n",
+                1000.0 + t
+            );
+            series.add(t, &parse(&text));
+        }
+        let shown = series.most_active(2, 3);
+        let names: Vec<&str> = shown.iter().map(|(n, _, _)| n.as_str()).collect();
+        // The queue grew sixteenfold; RSS barely moved; the constant pool size is left out.
+        assert_eq!(names, ["queue_depth", "rss"]);
+        assert_eq!(shown[0].2, vec![5.0, 40.0, 80.0]);
     }
 }

@@ -74,7 +74,15 @@ pub struct Scraper {
     interval: Duration,
     run_start: Instant,
     insecure: bool,
+    live: Option<LiveSignals>,
 }
+
+/// The signals that moved most lately, for the live dashboard: (name, unit, values).
+pub type LiveSignals = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<f64>)>>>;
+
+/// How many signals, and how many recent points of each, the dashboard gets.
+const LIVE_SIGNALS: usize = 6;
+const LIVE_POINTS: usize = 120;
 
 struct EndpointState {
     endpoint: Endpoint,
@@ -98,7 +106,14 @@ impl Scraper {
             interval: interval.max(Duration::from_millis(100)),
             run_start,
             insecure,
+            live: None,
         }
+    }
+
+    /// Also publish the most active signals after every scrape.
+    pub fn with_live(mut self, live: Option<LiveSignals>) -> Self {
+        self.live = live;
+        self
     }
 
     /// Scrapes until `stop` is cancelled, then once more, and returns what it read.
@@ -126,6 +141,14 @@ impl Scraper {
             };
             for s in &mut states {
                 scrape_once(s, self.run_start, timeout).await;
+            }
+            if let Some(live) = &self.live {
+                let mut shown: Vec<_> = states
+                    .iter()
+                    .flat_map(|s| s.series.most_active(LIVE_SIGNALS, LIVE_POINTS))
+                    .collect();
+                shown.truncate(LIVE_SIGNALS);
+                *live.lock().unwrap_or_else(|e| e.into_inner()) = shown;
             }
             if last {
                 break;

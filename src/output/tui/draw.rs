@@ -530,19 +530,53 @@ fn draw_signals(frame: &mut Frame, area: Rect, signals: &[SignalSeries]) {
     let rows = Layout::vertical(vec![Constraint::Length(1); signals.len()]).split(inner);
     for (signal, row) in signals.iter().zip(rows.iter()) {
         let [label, spark] =
-            Layout::horizontal([Constraint::Length(28), Constraint::Min(0)]).areas(*row);
-        let last = signal.values.last().copied().unwrap_or(0);
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Min(8)]).areas(*row);
+        let last = signal.values.last().copied().unwrap_or(0.0);
         frame.render_widget(
-            Paragraph::new(format!("{} {last}{}", signal.name, signal.unit)),
+            // The value first: long signal names are cut at the right edge.
+            Paragraph::new(format!(
+                "{:>8}{} {}",
+                compact(last),
+                signal.unit,
+                signal.name
+            )),
             label,
         );
         let start = signal.values.len().saturating_sub(spark.width as usize);
+        let shown = &signal.values[start..];
+        // Sparklines draw integers: scale the window to 0..=100 so small values still show.
+        let (lo, hi) = shown
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        let span = if hi > lo { hi - lo } else { 1.0 };
         frame.render_widget(
             Sparkline::default()
-                .data(signal.values[start..].iter().copied())
+                .data(
+                    shown
+                        .iter()
+                        .map(|&v| (((v - lo) / span) * 100.0).round() as u64 + 1),
+                )
                 .style(Style::new().fg(Color::Magenta)),
             spark,
         );
+    }
+}
+
+/// A signal's value in a few characters: 0.0123, 4.56, 789, 12.3k, 4.5M.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
     }
 }
 
@@ -847,14 +881,14 @@ mod tests {
         state.signals = Some(vec![SignalSeries {
             name: "alb.target_5xx".into(),
             unit: "/min".into(),
-            values: vec![0, 1, 5, 2, 9],
+            values: vec![0.0, 1.0, 5.0, 2.0, 9.0],
         }]);
         let text = screen(&render(&state, 160, 48));
         for expected in [
             "STOPPING",
             "q again exits at once",
             "Infrastructure",
-            "alb.target_5xx 9/min",
+            "9/min alb.target_5xx",
         ] {
             assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
         }

@@ -41,7 +41,7 @@ pub struct DashboardFeed {
     /// The run's stop token, read only: shows "stopping" once a stop was requested.
     pub stop: CancellationToken,
     /// Infrastructure signals, when a source is configured; `None` hides their panel.
-    pub signals: Option<Arc<Mutex<Vec<SignalSeries>>>>,
+    pub signals: Option<crate::observe::scrape::LiveSignals>,
 }
 
 /// A running dashboard. Dropping it (or [`Dashboard::close`]) stops drawing and restores the
@@ -105,6 +105,19 @@ impl Drop for Dashboard {
     }
 }
 
+/// Units of the observe model as a suffix after a number.
+fn short_unit(unit: &str) -> &str {
+    match unit {
+        "per_second" => "/s",
+        "seconds" => "s",
+        "seconds_per_second" => " cpu",
+        "bytes" => "B",
+        "percent" => "%",
+        "count" | "ratio" => "",
+        other => other,
+    }
+}
+
 fn ui_loop(
     mut terminal: terminal::DashboardTerminal,
     feed: DashboardFeed,
@@ -117,7 +130,17 @@ fn ui_loop(
         state.tick(feed.run_start.elapsed());
         state.stopping = feed.stop.is_cancelled();
         if let Some(signals) = &feed.signals {
-            state.signals = Some(signals.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            let shown = signals.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            state.signals = Some(
+                shown
+                    .into_iter()
+                    .map(|(name, unit, values)| SignalSeries {
+                        name,
+                        unit: short_unit(&unit).into(),
+                        values,
+                    })
+                    .collect(),
+            );
         }
         if terminal::draw(&mut terminal, |f| draw::draw(f, &state)).is_err() {
             break;

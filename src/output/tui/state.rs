@@ -156,7 +156,7 @@ pub struct LiveThreshold {
 pub struct SignalSeries {
     pub name: String,
     pub unit: String,
-    pub values: Vec<u64>,
+    pub values: Vec<f64>,
 }
 
 /// Everything one frame is drawn from.
