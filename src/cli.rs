@@ -25,6 +25,23 @@ pub enum Command {
     },
     /// Make the HTML report (and optionally JUnit XML and a Markdown summary) from results.
     Report(ReportCli),
+    /// The bundled reference stack.
+    #[command(subcommand)]
+    Stack(StackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Run the reference stack (API and workers) in the foreground until Ctrl-C.
+    ///
+    /// Every argument goes to `peakload-stack all`, e.g. `--listen 127.0.0.1:8080`,
+    /// `--mysql URL`, `--dynamodb-endpoint URL`, `--sqs-endpoint URL`, `--admin-token T`, fault
+    /// flags; `peakload stack up --help` lists them.
+    #[command(disable_help_flag = true)]
+    Up {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, clap::Args)]

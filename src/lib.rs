@@ -36,6 +36,7 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
             }
         },
         cli::Command::Diagnose(args) => diagnose::command::run(args),
+        cli::Command::Stack(cli::StackCommand::Up { args }) => stack_up(&args),
         cli::Command::Run(args) => {
             let mut s = match scenario::load_scenario(&args.scenario) {
                 Ok(s) => s,
@@ -95,6 +96,22 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
             })
         }
     }
+}
+
+/// `peakload stack up`: becomes the stack process (exec), so signals, stdio and the exit code
+/// are the stack's own.
+fn stack_up(args: &[std::ffi::OsString]) -> i32 {
+    use std::os::unix::process::CommandExt as _;
+    let Some(binary) = engine::stack::find_binary() else {
+        eprintln!("error: the reference stack binary `peakload-stack` was not found next to peakload or on PATH; build it with `cargo build --release --workspace`");
+        return run::exit::UNREACHABLE;
+    };
+    let e = std::process::Command::new(&binary)
+        .arg("all")
+        .args(args)
+        .exec();
+    eprintln!("error: cannot start {}: {e}", binary.display());
+    run::exit::UNREACHABLE
 }
 
 /// What `peakload check` prints for a valid scenario.

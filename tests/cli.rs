@@ -1465,3 +1465,40 @@ name = "j"
         );
     }
 }
+
+/// `peakload stack up` is the stack in the foreground: its ready line, its answers, and a
+/// graceful exit on SIGTERM.
+#[test]
+fn stack_up_runs_the_reference_stack_in_the_foreground() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let _cpu = shared_cpu();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peakload"))
+        .args(["stack", "up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("peakload-stack listening on http://")
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&url).unwrap();
+    write!(
+        conn,
+        "GET /healthz HTTP/1.1\r\nHost: {url}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
