@@ -73,7 +73,7 @@ pub struct RunCli {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads [default: the CPUs this process may use].
-    #[arg(long)]
+    #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,
     /// After a stop request, how long in-flight requests get to finish.
     #[arg(long, default_value = "5s", value_parser = duration_arg)]
@@ -118,6 +118,14 @@ pub struct DiagnoseCli {
     /// Store capacity and findings (and --metrics signals) back into the results file.
     #[arg(long)]
     pub write: bool,
+}
+
+fn threads_arg(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {

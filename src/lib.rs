@@ -165,13 +165,12 @@ pub fn describe_plan(s: &scenario::Scenario) -> String {
         }
     }
     for f in &s.feeders {
-        let _ = writeln!(
-            out,
-            "  feeder {}: {} rows ({:?})",
-            f.name,
-            f.rows.len(),
-            f.mode
-        );
+        let mode = match f.mode {
+            scenario::FeedMode::Sequential => "sequential",
+            scenario::FeedMode::Random => "random",
+            scenario::FeedMode::Unique => "unique",
+        };
+        let _ = writeln!(out, "  feeder {}: {} rows ({mode})", f.name, f.rows.len());
     }
     for t in &s.thresholds {
         let _ = writeln!(out, "  threshold {}", t.expr);

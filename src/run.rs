@@ -368,14 +368,18 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Scheme, host and port only: no credentials, path or query reach results or logs.
+/// Scheme, host, port and path prefix: credentials and query strings never reach results or
+/// logs.
 pub fn redact_url(url: &str) -> String {
     match split_url(url) {
-        Ok((o, _)) => format!(
-            "{}://{}",
-            if o.tls { "https" } else { "http" },
-            o.host_header()
-        ),
+        Ok((o, target)) => {
+            let path = target.split('?').next().unwrap_or("").trim_end_matches('/');
+            format!(
+                "{}://{}{path}",
+                if o.tls { "https" } else { "http" },
+                o.host_header()
+            )
+        }
         Err(_) => "(invalid URL)".into(),
     }
 }

@@ -717,10 +717,11 @@ name = "j"
             .find(|l| l.contains(expr))
             .unwrap_or_else(|| panic!("{expr} not in the summary:\n{}", outcome.stdout));
         assert!(line.contains(mark), "{line}");
-        assert!(
-            line.contains(&format!("measured {}", f(&t["value"]))),
-            "{line}"
-        );
+        // The value as measured, in the threshold's unit (ms, %, /s or a count).
+        let result: peakload::record::results::ThresholdResult =
+            serde_json::from_value(t.clone()).unwrap();
+        let shown = peakload::output::verdict::threshold_view(&result).measured;
+        assert!(line.contains(&format!("measured {shown}")), "{line}");
     }
 }
 
@@ -1501,4 +1502,82 @@ fn stack_up_runs_the_reference_stack_in_the_foreground() {
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `think` follows the last step too: it paces a closed-model VU between iterations.
+#[test]
+fn think_after_the_last_step_paces_closed_model_vus() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(
+        r#"name = "paced"
+base_url = "http://127.0.0.1:9"
+[load]
+vus = 2
+duration = "2s"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "only"
+  path = "/status/200"
+  think = "200ms"
+"#,
+    );
+    let started = Instant::now();
+    let outcome = finish(
+        spawn(case.command(&server, &[])),
+        started,
+        RUN_LIMIT,
+        case.out(),
+    );
+    outcome.expect_code(code::OK);
+    let sent = server.count("status");
+    // 2 VUs × 2 s / 200 ms = 20 iterations; without the pause it would be thousands.
+    assert!((10..=24).contains(&sent), "{sent} requests");
+}
+
+/// A failed JSON check says what kind of value it found, never the value: responses carry
+/// tokens and personal data.
+#[test]
+fn failed_json_checks_do_not_quote_the_response() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let secret = "tok-9f8e7d6c5b4a";
+    let case = Case::new(&format!(
+        r#"name = "quiet-checks"
+base_url = "http://127.0.0.1:9"
+[load]
+rps = 5
+duration = "1s"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "echo"
+  method = "POST"
+  path = "/echo"
+  json = {{ token = "{secret}" }}
+  check = {{ json = {{ "$.token" = "nope" }} }}
+"#
+    ));
+    let started = Instant::now();
+    let outcome = finish(
+        spawn(case.command(&server, &[])),
+        started,
+        RUN_LIMIT,
+        case.out(),
+    );
+    outcome.expect_code(code::OK);
+    let results = std::fs::read_to_string(outcome.results_path()).unwrap();
+    assert!(results.contains("check_failed"), "{results}");
+    assert!(results.contains("another string (16 chars)"), "{results}");
+    for (what, text) in [
+        ("results.json", results.as_str()),
+        ("stdout", outcome.stdout.as_str()),
+        ("stderr", outcome.stderr.as_str()),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the token leaked into {what}:\n{text}"
+        );
+    }
 }

@@ -336,7 +336,6 @@ fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {
         return None;
     }
     let total_share = busy.len() as f64 / input.generator_busy.len().max(1) as f64;
-    let note = input.generator_notes.first().cloned().unwrap_or_default();
     Some(Finding {
         kind: Kind::GeneratorLimited,
         signal: "generator".into(),
@@ -350,11 +349,16 @@ fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {
             ("busy_share_while_degraded".into(), round3(share)),
         ]),
         lines: input.generator_notes.clone(),
-        summary: format!(
-            "The load generator was CPU-bound for {}s of the run{}: the results understate the target; add cores or threads, or run distributed.",
-            busy.len(),
-            if note.is_empty() { String::new() } else { format!(" ({note})") }
-        ),
+        // The generator's own notes go in `lines`, not again here.
+        summary: if busy.is_empty() {
+            // Not CPU-bound itself, yet it fell behind its plan: the machine it ran on was busy.
+            "The load generator fell behind its plan without being CPU-bound itself: the machine running it was short of CPU, so arrivals started late; run it on a quieter machine or with fewer threads.".to_string()
+        } else {
+            format!(
+                "The load generator was CPU-bound for {}s of the run: the results understate the target; add cores or threads, or run distributed.",
+                busy.len()
+            )
+        },
     })
 }
 

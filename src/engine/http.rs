@@ -125,7 +125,7 @@ pub enum HttpError {
     Dns { host: String, source: io::Error },
     #[error("connect to {addr} failed: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
-    #[error("TLS: {0}")]
+    #[error("TLS: {err}{hint}", err = .0, hint = tls_hint(.0))]
     Tls(io::Error),
     #[error("{0}")]
     Io(io::Error),
@@ -133,6 +133,16 @@ pub enum HttpError {
     ClosedEarly,
     #[error("invalid response: {0}")]
     Protocol(String),
+}
+
+/// A TLS record that makes no sense is nearly always plain HTTP on the other end.
+fn tls_hint(e: &io::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("corrupt message") || text.contains("InvalidContentType") {
+        " (is that port plain HTTP? then use http://)"
+    } else {
+        ""
+    }
 }
 
 impl HttpError {

@@ -185,6 +185,14 @@ async fn run_open(
         }
         k += config.threads as u64;
     }
+    // The run lasts its planned duration even when the last arrival comes before its end.
+    let planned_end = config.run_start + config.scenario.load.duration();
+    if !stop.is_cancelled() {
+        tokio::select! {
+            _ = tokio::time::sleep_until(planned_end.into()) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
     state.done.set(true);
     state.wake.notify_waiters();
     drain(&mut vus, config).await;

@@ -395,17 +395,20 @@ impl Vu {
                     break;
                 }
             }
-            if i + 1 < journey.steps.len() {
-                if let Some((lo, hi)) = step.think {
-                    let pause = if hi > lo {
-                        lo + Duration::from_nanos(fastrand::u64(0..=(hi - lo).as_nanos() as u64))
-                    } else {
-                        lo
-                    };
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = stop.cancelled() => { end = IterationEnd::Interrupted; break; }
-                    }
+            // The pause follows every step, the last one included: that is how a closed-model VU
+            // is paced between iterations.
+            if let Some((lo, hi)) = step.think {
+                let pause = if hi > lo {
+                    lo + Duration::from_nanos(fastrand::u64(0..=(hi - lo).as_nanos() as u64))
+                } else {
+                    lo
+                };
+                let last = i + 1 == journey.steps.len();
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    // Every step was done; only the pause is cut short.
+                    _ = stop.cancelled(), if last => {}
+                    _ = stop.cancelled(), if !last => { end = IterationEnd::Interrupted; break; }
                 }
             }
         }
@@ -464,13 +467,10 @@ impl Vu {
                 ),
                 Check::JsonEquals { pointer, expected } => {
                     let got = json.as_ref().and_then(|j| j.pointer(pointer));
+                    // The value found is not quoted: responses carry tokens and personal data.
                     (
                         got.is_some_and(|g| json_equal(g, expected)),
-                        format!(
-                            "{pointer} is {}, expected {expected}",
-                            got.map(|g| g.to_string())
-                                .unwrap_or_else(|| "missing".into())
-                        ),
+                        format!("{pointer} is {}, expected {expected}", describe_json(got)),
                     )
                 }
                 Check::MaxDuration(d) => (
@@ -665,6 +665,21 @@ fn describe_source(s: &ExtractSource) -> String {
         ExtractSource::Json(p) => format!("JSON {p}"),
         ExtractSource::Header(h) => format!("header {h}"),
         ExtractSource::Regex(r) => format!("regex {}", r.as_str()),
+    }
+}
+
+/// What kind of value was found, without the value itself.
+fn describe_json(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => "missing".into(),
+        Some(serde_json::Value::Null) => "null".into(),
+        Some(serde_json::Value::Bool(_)) => "another boolean".into(),
+        Some(serde_json::Value::Number(_)) => "another number".into(),
+        Some(serde_json::Value::String(s)) => {
+            format!("another string ({} chars)", s.chars().count())
+        }
+        Some(serde_json::Value::Array(a)) => format!("an array of {}", a.len()),
+        Some(serde_json::Value::Object(_)) => "an object".into(),
     }
 }
 

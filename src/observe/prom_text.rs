@@ -338,7 +338,7 @@ impl ScrapeSeries {
         let mut scored: Vec<(f64, &Series)> = self
             .out
             .values()
-            .filter(|s| s.points.len() >= 2)
+            .filter(|s| s.points.len() >= 2 && !is_scrape_traffic(s))
             .map(|s| {
                 let tail = &s.points[s.points.len().saturating_sub(window)..];
                 let (lo, hi, sum) = tail.iter().fold(
@@ -368,9 +368,17 @@ impl ScrapeSeries {
     pub fn finish(self) -> Vec<Series> {
         self.out
             .into_values()
-            .filter(|s| s.points.iter().any(|(_, v)| *v != 0.0))
+            .filter(|s| s.points.iter().any(|(_, v)| *v != 0.0) && !is_scrape_traffic(s))
             .collect()
     }
+}
+
+/// The target's own accounting of our scrapes (`route="/metrics"`): it moves with the scrape
+/// interval, not with the load, and would only distract the ranking.
+fn is_scrape_traffic(s: &Series) -> bool {
+    ["route", "path", "handler", "endpoint"]
+        .iter()
+        .any(|k| s.dimensions.get(*k).is_some_and(|v| v == "/metrics"))
 }
 
 fn counter_unit(name: &str) -> &'static str {

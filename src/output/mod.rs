@@ -38,15 +38,20 @@ pub fn progress_line(live: &LiveView, planned: Duration, open_model: bool) -> St
             ms(p.latency_ms.p99)
         );
     }
-    let rate = if live.requests > 0 {
-        live.errors as f64 / live.requests as f64 * 100.0
+    // Errors over the last second, like the rate and latencies beside them.
+    let (errors, requests) = live
+        .last
+        .as_ref()
+        .map_or((0, 0), |p| (p.errors, p.requests));
+    let rate = if requests > 0 {
+        errors as f64 / requests as f64 * 100.0
     } else {
         0.0
     };
     let _ = write!(
         s,
-        "  requests {}  errors {:.2}%  dropped {}",
-        live.requests, rate, live.dropped_iterations
+        "  errors {:.2}%  requests {}  dropped {}",
+        rate, live.requests, live.dropped_iterations
     );
     s
 }
@@ -155,7 +160,7 @@ pub fn summary(r: &Results) -> String {
         for t in &r.thresholds {
             let mark = if t.ok { "✓ pass" } else { "✗ FAIL" };
             let measured = match t.value {
-                Some(v) => format!("measured {v}"),
+                Some(_) => format!("measured {}", verdict::threshold_view(t).measured),
                 None => "not measured (nothing recorded)".to_string(),
             };
             let _ = writeln!(s, "    {mark}  {:<40} {measured}", t.expr);

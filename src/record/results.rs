@@ -61,7 +61,7 @@ pub struct Tool {
 pub struct ScenarioInfo {
     pub name: String,
     pub file: String,
-    /// Scheme, host and port only: paths, queries and credentials are left out.
+    /// Scheme, host, port and path prefix: credentials and query strings are left out.
     pub target: String,
     /// `open` or `closed`.
     pub model: String,
