@@ -6,7 +6,7 @@
 //! start.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
@@ -77,7 +77,10 @@ pub(crate) async fn fetch(
                 };
                 let points = &mut series[index].points;
                 for (t, v) in result.timestamps().iter().zip(result.values()) {
-                    let at = t.as_secs_f64() - window.start_epoch_secs();
+                    let at = match SystemTime::try_from(*t) {
+                        Ok(t) => window.offset(t),
+                        Err(_) => t.as_secs_f64() - window.start_epoch_secs(),
+                    };
                     if v.is_finite() {
                         points.push((at, *v));
                     }

@@ -84,7 +84,7 @@ fn overlaps(start: SystemTime, end: Option<SystemTime>, from: SystemTime, to: Sy
 }
 
 fn smithy_time(t: &aws_sdk_applicationautoscaling::primitives::DateTime) -> SystemTime {
-    from_epoch_secs(t.as_secs_f64())
+    SystemTime::try_from(*t).unwrap_or_else(|_| from_epoch_secs(t.as_secs_f64()))
 }
 
 pub(crate) async fn ecs_service(
