@@ -121,6 +121,12 @@ impl Stack {
         &self.state.metrics
     }
 
+    /// The gauges `/metrics` shows besides the counters of [`Stack::metrics`]: pools, the
+    /// database gate, queue stats, faults, process CPU and memory — for other exporters.
+    pub async fn scrape(&self) -> metrics::Scrape<'_> {
+        http::ops::scrape(&self.state).await
+    }
+
     /// The router for this stack's role.
     pub fn router(&self) -> axum::Router {
         http::router(

@@ -59,6 +59,16 @@ impl Histogram {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
+    /// Per-bucket (not cumulative) counts, in the order of [`BUCKETS`], then `+Inf`.
+    pub fn bucket_counts(&self) -> [u64; BUCKETS.len() + 1] {
+        std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed))
+    }
+
+    /// Sum of the observed values, in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
@@ -117,6 +127,10 @@ impl RouteMetrics {
     pub fn requests(&self, class: usize) -> u64 {
         self.by_class[class - 1].load(Ordering::Relaxed)
     }
+
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
+    }
 }
 
 /// Counters of one worker kind, shared by all its instances in the process.
@@ -163,6 +177,15 @@ impl Metrics {
 
     pub fn unmatched(&self) -> &RouteMetrics {
         &self.unmatched
+    }
+
+    /// Every route's counters (the unmatched one last), for exporters other than `render`.
+    pub fn routes(&self) -> impl Iterator<Item = &RouteMetrics> {
+        self.routes
+            .values()
+            .flatten()
+            .map(|r| &**r)
+            .chain(std::iter::once(&*self.unmatched))
     }
 }
 

@@ -10,11 +10,14 @@
 //!   are visibility timeouts, attempts are `ApproximateReceiveCount`.
 //! - [`secrets`]: the MySQL password from the environment, Secrets Manager or SSM.
 //! - [`resources`]: creates missing tables and queues (for emulators and local runs).
+//! - [`cloudwatch`]: publishes the stack's metrics to CloudWatch and its logs to
+//!   CloudWatch Logs, for peakload's diagnosis to read back.
 //!
 //! [`open`] builds a [`peakload_stack::Stack`] from a stack config plus an [`AwsOptions`]:
 //! it opens the SQL store, replaces the stores the options cover, and hands the mix to
 //! [`peakload_stack::Stack::with_stores`].
 
+pub mod cloudwatch;
 pub mod dynamo;
 pub mod error;
 pub mod resources;

@@ -3,7 +3,8 @@
 //!
 //! Flags and environment are read in two steps: clap's raw [`RunArgs`], then a validated
 //! [`Plan`] (stack config, AWS backends, where the MySQL password comes from), which
-//! [`run`] opens — through `peakload_stack_aws::open` when an AWS backend is configured.
+//! [`run`] opens — through `peakload_stack_aws::open` when an AWS backend is configured —
+//! and, when asked, exports to CloudWatch (metrics) and CloudWatch Logs (log lines).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -14,9 +15,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use peakload_stack::{BackendConfig, Config, FaultSet, Role, Stack, WorkerConfig};
+use peakload_stack_aws::cloudwatch::{self, LogLines, LogShipper, MetricsPublisher};
 use peakload_stack_aws::secrets::{PasswordSource, Secret};
 use peakload_stack_aws::{AwsOptions, DynamoTables, Endpoints, SqsQueues};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Parser)]
 #[command(
@@ -172,9 +177,94 @@ struct AwsArgs {
     /// Endpoint of SQS (overrides --aws-endpoint).
     #[arg(long, value_name = "URL")]
     sqs_endpoint: Option<String>,
-    /// Create missing DynamoDB tables and SQS queues at start (emulators, local runs).
+    /// Create missing DynamoDB tables, SQS queues and the CloudWatch log group at start
+    /// (emulators, local runs).
     #[arg(long)]
     aws_create_resources: bool,
+    /// Publish the /metrics signals to CloudWatch in this namespace (`PeakloadStack` when
+    /// given without a value).
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "PEAKLOAD_STACK_CLOUDWATCH_NAMESPACE",
+        num_args = 0..=1,
+        default_missing_value = peakload_stack_aws::cloudwatch::DEFAULT_NAMESPACE
+    )]
+    cloudwatch_namespace: Option<String>,
+    /// Seconds between two PutMetricData (under 60: high-resolution metrics).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    cloudwatch_interval_secs: u64,
+    /// The `Service` dimension of every published metric (default `peakload-stack-<role>`,
+    /// as the Terraform ECS services are named).
+    #[arg(long, value_name = "NAME", env = "PEAKLOAD_STACK_CLOUDWATCH_SERVICE")]
+    cloudwatch_service: Option<String>,
+    /// Ship the stack's log lines to this CloudWatch Logs group.
+    #[arg(
+        long,
+        value_name = "GROUP",
+        env = "PEAKLOAD_STACK_CLOUDWATCH_LOG_GROUP"
+    )]
+    cloudwatch_log_group: Option<String>,
+    /// The log stream (default `<role>/<pid>-<random>`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "PEAKLOAD_STACK_CLOUDWATCH_LOG_STREAM"
+    )]
+    cloudwatch_log_stream: Option<String>,
+    /// Endpoint of CloudWatch and CloudWatch Logs (overrides --aws-endpoint).
+    #[arg(long, value_name = "URL")]
+    cloudwatch_endpoint: Option<String>,
+}
+
+/// What to send to CloudWatch; validated from [`AwsArgs`].
+struct CloudWatchPlan {
+    namespace: Option<String>,
+    interval: Duration,
+    service: String,
+    log_group: Option<String>,
+    log_stream: String,
+    endpoint: Option<String>,
+    create_group: bool,
+}
+
+impl AwsArgs {
+    fn cloudwatch(&self, role: Role) -> anyhow::Result<Option<CloudWatchPlan>> {
+        let namespace = given(&self.cloudwatch_namespace).map(str::to_owned);
+        let log_group = given(&self.cloudwatch_log_group).map(str::to_owned);
+        if namespace.is_none() && log_group.is_none() {
+            return Ok(None);
+        }
+        if self.cloudwatch_interval_secs == 0 {
+            anyhow::bail!("--cloudwatch-interval-secs must be at least 1");
+        }
+        let service = given(&self.cloudwatch_service).map_or_else(
+            || format!("peakload-stack-{}", role.as_str()),
+            str::to_owned,
+        );
+        let log_stream = given(&self.cloudwatch_log_stream).map_or_else(
+            || {
+                format!(
+                    "{}/{}-{:08x}",
+                    role.as_str(),
+                    std::process::id(),
+                    fastrand::u32(..)
+                )
+            },
+            str::to_owned,
+        );
+        Ok(Some(CloudWatchPlan {
+            namespace,
+            interval: Duration::from_secs(self.cloudwatch_interval_secs),
+            service,
+            log_group,
+            log_stream,
+            endpoint: given(&self.cloudwatch_endpoint)
+                .or(given(&self.aws_endpoint))
+                .map(str::to_owned),
+            create_group: self.aws_create_resources,
+        }))
+    }
 }
 
 /// `Some(value)` unless unset or empty (an empty env var means unset).
@@ -279,11 +369,13 @@ struct Plan {
     aws: AwsOptions,
     /// Where the MySQL URL's password comes from, resolved at start.
     mysql_password: Option<PasswordSource>,
+    cloudwatch: Option<CloudWatchPlan>,
 }
 
 impl RunArgs {
     fn plan(&self, role: Role, env_password: Option<String>) -> anyhow::Result<Plan> {
         let aws = self.aws.options()?;
+        let cloudwatch = self.aws.cloudwatch(role)?;
         let mysql_password = self.aws.password_source(env_password)?;
         if mysql_password.is_some() && given(&self.mysql).is_none() {
             anyhow::bail!("a MySQL password source needs --mysql URL (PEAKLOAD_STACK_MYSQL_URL)");
@@ -333,6 +425,7 @@ impl RunArgs {
             temp_dir: temp,
             aws,
             mysql_password,
+            cloudwatch,
         })
     }
 }
@@ -348,11 +441,23 @@ fn main() -> ExitCode {
         Command::Api(a) => (Role::Api, a),
         Command::Worker(a) => (Role::Worker, a),
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_max_level(args.log_level)
+    // Log lines go to stderr, and to CloudWatch Logs when a log group is given (the shipper
+    // starts with the runtime; the layer only queues lines until then).
+    let (cloudwatch_logs, log_lines) = if given(&args.aws.cloudwatch_log_group).is_some() {
+        let (layer, lines) = peakload_stack_aws::cloudwatch::log_channel(50_000);
+        (Some(layer), Some(lines))
+    } else {
+        (None, None)
+    };
+    tracing_subscriber::registry()
+        .with(LevelFilter::from_level(args.log_level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .with(cloudwatch_logs)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -364,7 +469,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(role, args)) {
+    match runtime.block_on(run(role, args, log_lines)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("peakload-stack: error: {e:#}");
@@ -373,13 +478,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(role: Role, args: RunArgs) -> anyhow::Result<()> {
+async fn run(role: Role, args: RunArgs, log_lines: Option<LogLines>) -> anyhow::Result<()> {
     let plan = args.plan(role, std::env::var("PEAKLOAD_STACK_MYSQL_PASSWORD").ok())?;
     let Plan {
         mut config,
         temp_dir: _temp_dir,
         aws,
         mysql_password,
+        cloudwatch,
     } = plan;
     let mut backend = match &config.backend {
         BackendConfig::Sqlite { data_dir } => format!("sqlite in {}", data_dir.display()),
@@ -406,6 +512,12 @@ async fn run(role: Role, args: RunArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
     }
     .with_context(|| format!("opening the stack ({backend})"))?;
+    // Stopped after the stack, so the last interval's metrics and the last lines are sent.
+    let exporters_stop = CancellationToken::new();
+    let exporters = match &cloudwatch {
+        Some(plan) => start_cloudwatch(plan, &stack, log_lines, exporters_stop.clone()).await?,
+        None => Vec::new(),
+    };
     let addr = listener.local_addr()?;
     tracing::info!(role = role.as_str(), backend, "ready");
     {
@@ -415,9 +527,64 @@ async fn run(role: Role, args: RunArgs) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    stack.serve(listener, shutdown).await?;
+    let served = stack.serve(listener, shutdown).await;
     tracing::info!("stopped");
+    exporters_stop.cancel();
+    for task in exporters {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            eprintln!("peakload-stack: CloudWatch export did not finish within 10 s");
+        }
+    }
+    served?;
     Ok(())
+}
+
+/// Starts the metrics publisher and the log shipper the plan asks for.
+async fn start_cloudwatch(
+    plan: &CloudWatchPlan,
+    stack: &Stack,
+    log_lines: Option<LogLines>,
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let (metrics_client, logs_client) = cloudwatch::clients(plan.endpoint.as_deref()).await;
+    let mut tasks = Vec::new();
+    if let (Some(group), Some(lines)) = (&plan.log_group, log_lines) {
+        let shipper = LogShipper::start(
+            logs_client,
+            group,
+            &plan.log_stream,
+            plan.create_group,
+            lines,
+        )
+        .await
+        .with_context(|| format!("opening CloudWatch Logs group {group}"))?;
+        tasks.push(tokio::spawn(shipper.run(stop.clone())));
+        tracing::info!(
+            group,
+            stream = plan.log_stream,
+            "shipping logs to CloudWatch Logs"
+        );
+    }
+    if let Some(namespace) = &plan.namespace {
+        let publisher = MetricsPublisher::new(
+            metrics_client,
+            stack.clone(),
+            namespace,
+            &plan.service,
+            plan.interval,
+        );
+        tasks.push(tokio::spawn(publisher.run(stop)));
+        tracing::info!(
+            namespace,
+            service = plan.service,
+            interval_secs = plan.interval.as_secs(),
+            "publishing metrics to CloudWatch"
+        );
+    }
+    Ok(tasks)
 }
 
 /// First SIGTERM/Ctrl-C: graceful shutdown. Second: exit at once.

@@ -7,7 +7,7 @@
 pub mod extract;
 mod multivac;
 pub(crate) mod notifications;
-mod ops;
+pub(crate) mod ops;
 mod shop;
 mod timestamps;
 
@@ -267,6 +267,13 @@ async fn track(
     let response = if route.faultable {
         state.faults.burn_cpu();
         if state.faults.should_inject_error() {
+            // One line per failed request, as a real service logs its 500s: log-based
+            // diagnosis (CloudWatch Logs pattern counts) sees the burst.
+            tracing::error!(
+                method = method.as_str(),
+                route = route.route,
+                "request failed: injected fault (error_rate)"
+            );
             AppError::injected().into_response()
         } else {
             next.run(req).await

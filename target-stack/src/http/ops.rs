@@ -35,11 +35,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let scrape = scrape(&state).await;
+    let text = render(&state.metrics, &scrape);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// The gauges read at scrape time (queue stats are fetched from the stores).
+pub async fn scrape(state: &AppState) -> Scrape<'_> {
     let mut queues = Vec::new();
     for q in Queue::ALL {
         queues.push((q, state.stores.queues.stats(q).await.ok()));
     }
-    let scrape = Scrape {
+    Scrape {
         role: state.role.as_str(),
         backend: state
             .stores
@@ -53,13 +64,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         queues,
         faults: state.faults.current(),
         process: ProcessStats::read(state.started_at_unix),
-    };
-    let text = render(&state.metrics, &scrape);
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
-        .into_response()
+    }
 }
 
 /// Proof of the admin token. Rejects with 404 when no admin token is configured (the
