@@ -74,6 +74,42 @@ impl Default for WorkerConfig {
     }
 }
 
+/// The Redis catalogue cache.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]` (no TLS).
+    pub url: String,
+    /// Prepended to every key, so several stacks (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// Longest wait for one Redis command (connecting included) before the answer comes
+    /// from the database instead.
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    pub const DEFAULT_KEY_PREFIX: &'static str = "peakload-stack:";
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// The URL may hold a password: it is not shown.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"<hidden>")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub role: Role,
@@ -87,8 +123,11 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Items MultiVAC must have learnt before it answers.
     pub multivac_threshold: u64,
-    /// How long catalogue answers are reused; zero disables the cache.
+    /// How long catalogue answers are reused; zero disables the cache. With [`Config::redis`]
+    /// it is the TTL of the answers kept in Redis.
     pub catalogue_cache: Duration,
+    /// Keep catalogue answers in Redis (shared by every API process) instead of in process.
+    pub redis: Option<RedisConfig>,
     /// Largest request body accepted (413 beyond).
     pub body_limit: usize,
     /// Pool size: readers on SQLite, all connections on MySQL. `None`: 4 / 16.
@@ -121,6 +160,7 @@ impl Config {
             worker: WorkerConfig::default(),
             multivac_threshold: 100,
             catalogue_cache: Duration::from_secs(1),
+            redis: None,
             body_limit: 64 * 1024,
             db_max_connections: None,
             shutdown_grace: Duration::from_secs(30),

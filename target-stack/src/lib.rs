@@ -12,6 +12,7 @@
 //! on a bound listener until its shutdown token is cancelled: it stops accepting, lets
 //! in-flight requests and worker batches finish (up to `shutdown_grace`), and returns.
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod faults;
@@ -29,7 +30,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{BackendConfig, Config, Role, WorkerConfig};
+pub use config::{BackendConfig, Config, RedisConfig, Role, WorkerConfig};
 pub use error::{AppError, StackError};
 pub use faults::{FaultPatch, FaultSet, Faults};
 
@@ -81,6 +82,16 @@ impl Stack {
         }
         let table = http::routes(config.role);
         let metrics = Arc::new(Metrics::new(&table.list));
+        let catalogue = if config.role.serves_api() {
+            CatalogueCache::open(
+                config.catalogue_cache,
+                config.redis.as_ref(),
+                metrics.clone(),
+            )
+            .await?
+        } else {
+            CatalogueCache::Off
+        };
         let started_at_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -92,7 +103,7 @@ impl Stack {
             gate,
             admin_token: config.admin_token.clone().filter(|t| !t.is_empty()),
             sessions: SessionCache::default(),
-            catalogue: CatalogueCache::new(config.catalogue_cache),
+            catalogue,
             multivac_threshold: config.multivac_threshold,
             body_limit: config.body_limit,
             wake_notifications: Arc::new(Notify::new()),

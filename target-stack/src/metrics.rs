@@ -142,6 +142,29 @@ pub struct WorkerMetrics {
     pub in_flight: AtomicI64,
 }
 
+/// Counters of the catalogue cache (in process or Redis).
+#[derive(Debug, Default)]
+pub struct CacheMetrics {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Lookups that could not ask the cache (Redis failed or was in its back-off).
+    pub errors: AtomicU64,
+    /// Writes and invalidations that did not reach Redis.
+    pub write_errors: AtomicU64,
+}
+
+impl CacheMetrics {
+    pub fn count(&self, lookup: crate::cache::Lookup) {
+        use crate::cache::Lookup;
+        let counter = match lookup {
+            Lookup::Hit => &self.hits,
+            Lookup::Miss => &self.misses,
+            Lookup::Error => &self.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The registry: fixed after start, so lookups need no lock.
 #[derive(Debug)]
 pub struct Metrics {
@@ -149,6 +172,7 @@ pub struct Metrics {
     unmatched: Arc<RouteMetrics>,
     pub email_worker: WorkerMetrics,
     pub multivac_worker: WorkerMetrics,
+    pub cache: CacheMetrics,
 }
 
 impl Metrics {
@@ -165,6 +189,7 @@ impl Metrics {
             unmatched: Arc::new(RouteMetrics::new("ANY", "unmatched", false)),
             email_worker: WorkerMetrics::default(),
             multivac_worker: WorkerMetrics::default(),
+            cache: CacheMetrics::default(),
         }
     }
 
@@ -296,6 +321,35 @@ pub fn render(metrics: &Metrics, scrape: &Scrape<'_>) -> String {
         r.latency
             .write(&mut out, "http_request_duration_seconds", &labels);
     }
+
+    header(
+        &mut out,
+        "cache_requests_total",
+        "counter",
+        "Catalogue cache lookups by result; error: the cache (Redis) failed and the answer came from the database.",
+    );
+    for (result, counter) in [
+        ("hit", &metrics.cache.hits),
+        ("miss", &metrics.cache.misses),
+        ("error", &metrics.cache.errors),
+    ] {
+        let _ = writeln!(
+            out,
+            "cache_requests_total{{result=\"{result}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        &mut out,
+        "cache_write_errors_total",
+        "counter",
+        "Catalogue cache writes and invalidations that did not reach Redis.",
+    );
+    let _ = writeln!(
+        out,
+        "cache_write_errors_total {}",
+        metrics.cache.write_errors.load(Ordering::Relaxed)
+    );
 
     header(
         &mut out,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use peakload_stack::{BackendConfig, Config, FaultSet, Role, Stack, WorkerConfig};
+use peakload_stack::{BackendConfig, Config, FaultSet, RedisConfig, Role, Stack, WorkerConfig};
 use peakload_stack_aws::cloudwatch::{self, LogLines, LogShipper, MetricsPublisher};
 use peakload_stack_aws::secrets::{PasswordSource, Secret};
 use peakload_stack_aws::{AwsOptions, DynamoTables, Endpoints, SqsQueues};
@@ -97,9 +97,24 @@ struct RunArgs {
     /// Items MultiVAC must learn before it answers.
     #[arg(long, default_value_t = 100)]
     multivac_threshold: u64,
-    /// How long catalogue answers are cached (0 disables).
+    /// How long catalogue answers are cached (0 disables); with --redis, their TTL in Redis.
     #[arg(long, default_value_t = 1000)]
     catalogue_cache_ms: u64,
+    /// Keep catalogue answers in Redis at this URL (redis://[user:password@]host[:port][/db])
+    /// instead of in process.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PEAKLOAD_STACK_REDIS_URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, value_name = "PREFIX", env = "PEAKLOAD_STACK_REDIS_KEY_PREFIX", default_value = peakload_stack::RedisConfig::DEFAULT_KEY_PREFIX)]
+    redis_key_prefix: String,
+    /// Longest wait for a Redis command before the answer comes from the database.
+    #[arg(long, default_value_t = 100)]
+    redis_timeout_ms: u64,
     /// Database pool size (readers on SQLite; default 4 on SQLite, 16 on MySQL).
     #[arg(long)]
     db_max_connections: Option<u32>,
@@ -418,6 +433,16 @@ impl RunArgs {
         };
         config.multivac_threshold = self.multivac_threshold;
         config.catalogue_cache = Duration::from_millis(self.catalogue_cache_ms);
+        if let Some(url) = given(&self.redis) {
+            if self.catalogue_cache_ms == 0 {
+                anyhow::bail!("--redis needs --catalogue-cache-ms > 0 (the TTL of its answers)");
+            }
+            config.redis = Some(RedisConfig {
+                url: url.to_owned(),
+                key_prefix: self.redis_key_prefix.clone(),
+                timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+            });
+        }
         config.db_max_connections = self.db_max_connections;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         Ok(Plan {
@@ -493,6 +518,9 @@ async fn run(role: Role, args: RunArgs, log_lines: Option<LogLines>) -> anyhow::
     };
     if !aws.is_empty() {
         backend = format!("{backend} + {}", aws.describe());
+    }
+    if config.redis.is_some() {
+        backend = format!("{backend} + redis catalogue cache");
     }
     if let (Some(source), BackendConfig::MySql { url }) = (&mysql_password, &mut config.backend) {
         let endpoint = aws.endpoints.all.as_deref();

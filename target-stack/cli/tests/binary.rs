@@ -241,3 +241,55 @@ fn fastrand_u32() -> u32 {
         .subsec_nanos();
     nanos ^ std::process::id().rotate_left(16)
 }
+
+/// The binary with its catalogue cache in Redis, chosen by `PEAKLOAD_STACK_REDIS_URL` (the
+/// test Redis, `PEAKLOAD_TEST_REDIS_URL`, which `scripts/test` starts): the second read of a
+/// product is a hit.
+#[test]
+fn binary_keeps_the_catalogue_in_redis_from_the_environment() {
+    let redis = std::env::var("PEAKLOAD_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
+    let prefix = format!("peakload-bin-{:08x}:", fastrand_u32());
+    let data = tempfile::tempdir().unwrap();
+    let running = start(
+        &[
+            "api",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed-users",
+            "10",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--redis-key-prefix",
+            &prefix,
+        ],
+        &[("PEAKLOAD_STACK_REDIS_URL", redis.as_str())],
+    );
+    let metrics = runtime().block_on(async {
+        for _ in 0..2 {
+            let r = reqwest::get(format!("{}/api/products/3", running.url))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        reqwest::get(format!("{}/metrics", running.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("cache_requests_total{result=\"error\"} 0\n"),
+        "Redis is unreachable at {redis}: run the tests through scripts/test, which starts \
+         redis-server, or set PEAKLOAD_TEST_REDIS_URL"
+    );
+    assert!(
+        metrics.contains("cache_requests_total{result=\"hit\"} 1\n")
+            && metrics.contains("cache_requests_total{result=\"miss\"} 1\n"),
+        "{metrics}"
+    );
+    stop(running);
+}

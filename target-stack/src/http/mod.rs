@@ -24,6 +24,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::sync::Notify;
 
+pub use crate::cache::{CatalogueCache, CatalogueKey};
 use crate::config::Role;
 use crate::error::AppError;
 use crate::faults::Faults;
@@ -89,50 +90,6 @@ impl SessionCache {
             map.clear();
         }
         map.insert(token.to_owned(), user);
-    }
-}
-
-/// Serialised catalogue answers, kept for a short time (`--catalogue-cache-ms`).
-pub struct CatalogueCache {
-    ttl: Duration,
-    map: RwLock<HashMap<CatalogueKey, (Instant, Bytes)>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CatalogueKey {
-    Page(u32, Option<String>),
-    Product(i64),
-}
-
-const CATALOGUE_CACHE_MAX: usize = 10_000;
-
-impl CatalogueCache {
-    pub fn new(ttl: Duration) -> Self {
-        CatalogueCache {
-            ttl,
-            map: RwLock::new(HashMap::new()),
-        }
-    }
-
-    pub fn get(&self, key: &CatalogueKey) -> Option<Bytes> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, b)| b.clone())
-    }
-
-    pub fn put(&self, key: CatalogueKey, body: Bytes) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= CATALOGUE_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(key, (Instant::now(), body));
     }
 }
 

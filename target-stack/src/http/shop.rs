@@ -1,5 +1,7 @@
 //! The shop: login, catalogue (cached), cart, checkout, orders.
 
+use std::time::Instant;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -77,12 +79,13 @@ pub async fn list_products(
         )));
     }
     let key = CatalogueKey::Page(page, q);
-    if let Some(body) = state.catalogue.get(&key) {
+    if let Some(body) = state.catalogue.get(&key).await {
         return Ok(json_bytes(StatusCode::OK, body));
     }
     let CatalogueKey::Page(_, q) = &key else {
         unreachable!("built above")
     };
+    let read_started = Instant::now();
     let items = state
         .stores
         .shop
@@ -95,7 +98,7 @@ pub async fn list_products(
         )
         .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
     );
-    state.catalogue.put(key, body.clone());
+    state.catalogue.put(&key, body.clone(), read_started).await;
     Ok(json_bytes(StatusCode::OK, body))
 }
 
@@ -104,9 +107,10 @@ pub async fn get_product(
     PathParam(id): PathParam<i64>,
 ) -> Result<Response, AppError> {
     let key = CatalogueKey::Product(id);
-    if let Some(body) = state.catalogue.get(&key) {
+    if let Some(body) = state.catalogue.get(&key).await {
         return Ok(json_bytes(StatusCode::OK, body));
     }
+    let read_started = Instant::now();
     let product = state
         .stores
         .shop
@@ -117,7 +121,7 @@ pub async fn get_product(
         serde_json::to_vec(&product)
             .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
     );
-    state.catalogue.put(key, body.clone());
+    state.catalogue.put(&key, body.clone(), read_started).await;
     Ok(json_bytes(StatusCode::OK, body))
 }
 
@@ -175,12 +179,17 @@ pub async fn checkout(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<Response, AppError> {
+    // The stock changed (placed) or was short of what the client saw (refused): forget the
+    // cached product answers before answering, so the client's next read is fresh.
     match state.stores.shop.checkout(user).await? {
         CheckoutOutcome::Placed(order) => {
+            let ids: Vec<i64> = order.items.iter().map(|l| l.product_id).collect();
+            state.catalogue.invalidate_products(&ids).await;
             Ok((StatusCode::CREATED, Json(order_json(&order))).into_response())
         }
         CheckoutOutcome::EmptyCart => Err(AppError::unprocessable("cart is empty")),
         CheckoutOutcome::OutOfStock { product_id } => {
+            state.catalogue.invalidate_products(&[product_id]).await;
             Err(AppError::new(StatusCode::CONFLICT, "insufficient stock")
                 .with_detail(json!({ "product_id": product_id })))
         }
