@@ -140,6 +140,7 @@ async fn stack_metrics_and_logs_in_cloudwatch_show_the_load_and_the_error_burst(
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+    let load_secs = started.elapsed().as_secs_f64();
     assert!(
         failed > 20 && sent > failed * 2,
         "sent {sent}, failed {failed}"
@@ -185,8 +186,15 @@ async fn stack_metrics_and_logs_in_cloudwatch_show_the_load_and_the_error_burst(
     // The load runs through the whole run; the errors only in the burst (a point is stamped
     // up to one interval after its requests, and periods are whole seconds).
     let (from, to) = (burst.0 - 1.0, burst.1 + 2.0);
-    assert!(sum(requests, |t| t < from) > 40.0, "{requests:?}");
-    assert!(sum(requests, |t| t > to) > 40.0, "{requests:?}");
+    // At least a second's worth of the load on each side (the client's pace varies with the
+    // machine, so the bar is the rate it actually reached, not a fixed count).
+    let per_second = f64::from(sent) / load_secs;
+    assert!(per_second > 10.0, "the client sent only {per_second:.1}/s");
+    assert!(
+        sum(requests, |t| t < from) > 0.8 * per_second,
+        "{requests:?}"
+    );
+    assert!(sum(requests, |t| t > to) > 0.8 * per_second, "{requests:?}");
     assert_eq!(
         sum(errors, |t| t < from || t > to),
         0.0,
