@@ -257,6 +257,9 @@ impl Aggregator {
                     let _ = h.interval(Some(tag), s as f64, length, &c.latency);
                 }
             }
+            // Once a second: an immediate exit (second Ctrl-C) still leaves every finished
+            // second in the log.
+            let _ = h.flush();
         }
         let now = Instant::now();
         let cpu = process_cpu_seconds();
