@@ -30,7 +30,6 @@ pub enum StackError {
 pub struct StackProcess {
     child: Child,
     pub base_url: String,
-    pub log: PathBuf,
 }
 
 /// Finds `peakload-stack`: beside this executable first (cargo puts both in one directory),
@@ -106,11 +105,7 @@ pub async fn start(
     wait_ready(&base_url, limit.saturating_sub(started.elapsed()))
         .await
         .map_err(|_| StackError::NotReady(limit, log_name))?;
-    Ok(StackProcess {
-        child,
-        base_url,
-        log,
-    })
+    Ok(StackProcess { child, base_url })
 }
 
 async fn wait_ready(base_url: &str, limit: Duration) -> Result<(), ()> {

@@ -645,19 +645,12 @@ fn build_request(
         }
     }
     if !matches!(step.body, Body::None) || matches!(&step.method[..], b"POST" | b"PUT" | b"PATCH") {
-        let mut n = itoa_buf(body.len());
-        req.extend_from_slice(b"Content-Length: ");
-        req.extend_from_slice(n.as_bytes());
-        n.clear();
-        req.extend_from_slice(b"\r\n");
+        // Formatted straight into the request buffer: no allocation per request.
+        let _ = std::io::Write::write_fmt(req, format_args!("Content-Length: {}\r\n", body.len()));
     }
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);
     Ok(origin)
-}
-
-fn itoa_buf(n: usize) -> String {
-    n.to_string()
 }
 
 fn describe_source(s: &ExtractSource) -> String {

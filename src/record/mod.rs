@@ -131,15 +131,6 @@ impl Counts {
         self.checks_failed += other.checks_failed;
     }
 
-    pub fn clear(&mut self) {
-        self.latency.reset();
-        self.requests = 0;
-        self.errors = 0;
-        self.by_kind = [0; ErrorKind::COUNT];
-        self.checks = 0;
-        self.checks_failed = 0;
-    }
-
     fn record(&mut self, micros: u64, error: Option<ErrorKind>) {
         record_micros(&mut self.latency, micros);
         self.requests += 1;
