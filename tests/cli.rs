@@ -1482,9 +1482,9 @@ fn stack_up_runs_the_reference_stack_in_the_foreground() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Kept open until the stack has exited: a closed pipe would kill it with SIGPIPE.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("peakload-stack listening on http://")
@@ -1501,6 +1501,7 @@ fn stack_up_runs_the_reference_stack_in_the_foreground() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
+    drop(stdout);
     assert_eq!(status.code(), Some(0));
 }
 

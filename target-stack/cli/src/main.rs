@@ -547,6 +547,13 @@ async fn run(role: Role, args: RunArgs, log_lines: Option<LogLines>) -> anyhow::
         None => Vec::new(),
     };
     let addr = listener.local_addr()?;
+    // Signals are watched before the ready line: a supervisor may send SIGTERM the moment it
+    // reads it, and an unwatched SIGTERM would kill the stack without draining.
+    use tokio::signal::unix::{signal, SignalKind};
+    let signals = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
     tracing::info!(role = role.as_str(), backend, "ready");
     {
         let mut out = std::io::stdout().lock();
@@ -554,7 +561,7 @@ async fn run(role: Role, args: RunArgs, log_lines: Option<LogLines>) -> anyhow::
         out.flush()?;
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(watch_signals(signals, shutdown.clone()));
     let served = stack.serve(listener, shutdown).await;
     tracing::info!("stopped");
     exporters_stop.cancel();
@@ -616,17 +623,13 @@ async fn start_cloudwatch(
 }
 
 /// First SIGTERM/Ctrl-C: graceful shutdown. Second: exit at once.
-async fn watch_signals(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
-            return;
-        }
-    };
+async fn watch_signals(
+    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    shutdown: CancellationToken,
+) {
     for first in [true, false] {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         if first {
