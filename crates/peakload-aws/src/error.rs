@@ -1,7 +1,8 @@
 //! Errors of the AWS sources. Every message built from an SDK error passes the
 //! [`Redactor`], so the credentials in use never reach an error, a log or a result.
 
-use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatch::config::http::HttpResponse;
+use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
 
 /// Why reading an AWS source failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,22 +52,54 @@ impl Redactor {
         out
     }
 
-    pub(crate) fn call_error<E, R>(
+    pub(crate) fn call_error<E>(
         &self,
         service: &'static str,
         operation: &'static str,
-        err: SdkError<E, R>,
+        err: SdkError<E, HttpResponse>,
     ) -> AwsSourceError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
     {
+        // What AWS said (code and message) when it said something; the SDK's full context
+        // (raw response, headers) only helps a developer of this crate, not the user.
+        let message = match &err {
+            SdkError::ServiceError(se) => match (se.err().code(), se.err().message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_owned(),
+                (None, Some(msg)) => msg.to_owned(),
+                (None, None) => format!(
+                    "HTTP {} without an AWS error in the body (is the endpoint an AWS API, and \
+                     does it implement this operation?)",
+                    se.raw().status().as_u16()
+                ),
+            },
+            other => causes(other),
+        };
         AwsSourceError::Call {
             service,
             operation,
-            message: self.redact(&DisplayErrorContext(&err).to_string()),
+            message: self.redact(&message),
         }
     }
+}
+
+/// An error and its causes, each once, as one line: what the SDK's own context adds beyond
+/// this (raw responses, headers, debug dumps) is for developers, not users.
+pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        if parts.len() == 4 {
+            break;
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// `url` without any `user:password@` part, for messages.

@@ -104,7 +104,7 @@ impl AwsSources {
         let credentials = provider.provide_credentials().await.map_err(|e| {
             AwsSourceError::Credentials(format!(
                 "{} (set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with a role)",
-                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+                error::causes(&e)
             ))
         })?;
         let mut secrets = vec![credentials.secret_access_key().to_owned()];

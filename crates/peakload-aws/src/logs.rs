@@ -82,6 +82,11 @@ pub(crate) async fn fetch(
                         continue;
                     };
                     read += 1;
+                    // Checked here as well: an emulator may not apply the pattern, and a
+                    // count of every line would read as a burst of everything.
+                    if !matches_filter(pattern.filter(), event.message().unwrap_or_default()) {
+                        continue;
+                    }
                     let at = window.offset(from_epoch_millis(ms));
                     if at < 0.0 {
                         continue;
@@ -112,10 +117,9 @@ pub(crate) async fn fetch(
                 source: "cloudwatch_logs".to_owned(),
                 name: format!("log:{}", pattern.name()),
                 unit: "Count".to_owned(),
-                dimensions: BTreeMap::from([
-                    ("log_group".to_owned(), group.clone()),
-                    ("pattern".to_owned(), pattern.filter().to_owned()),
-                ]),
+                // The pattern's name is in the series name; its filter text would only make
+                // the key long.
+                dimensions: BTreeMap::from([("log_group".to_owned(), group.clone())]),
                 points: counts
                     .into_iter()
                     .enumerate()
@@ -127,6 +131,46 @@ pub(crate) async fn fetch(
     Ok(out)
 }
 
+/// Whether `message` matches a CloudWatch Logs filter pattern of unstructured terms: every
+/// plain term (or `"quoted phrase"`) present, no `-term` present, and at least one `?term`
+/// when there are any. Terms are case-sensitive, as CloudWatch's are. JSON (`{ … }`),
+/// space-delimited (`[ … ]`) and regular-expression (`%…%`) patterns are left to CloudWatch.
+pub fn matches_filter(pattern: &str, message: &str) -> bool {
+    let p = pattern.trim();
+    if p.is_empty() || p.starts_with('{') || p.starts_with('[') || p.starts_with('%') {
+        return true;
+    }
+    let (mut all, mut none, mut any) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rest = p;
+    while !rest.is_empty() {
+        let (prefix, body) = match rest.as_bytes()[0] {
+            b'?' => (Some('?'), &rest[1..]),
+            b'-' => (Some('-'), &rest[1..]),
+            _ => (None, rest),
+        };
+        let (term, after) = if let Some(quoted) = body.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            let end = body.find(char::is_whitespace).unwrap_or(body.len());
+            (&body[..end], &body[end..])
+        };
+        if !term.is_empty() {
+            match prefix {
+                Some('?') => any.push(term),
+                Some(_) => none.push(term),
+                None => all.push(term),
+            }
+        }
+        rest = after.trim_start();
+    }
+    all.iter().all(|t| message.contains(t))
+        && !none.iter().any(|t| message.contains(t))
+        && (any.is_empty() || any.iter().any(|t| message.contains(t)))
+}
+
 fn cut(line: &str) -> String {
     if line.len() <= SAMPLE_MAX_BYTES {
         return line.to_owned();
@@ -136,4 +180,27 @@ fn cut(line: &str) -> String {
         end -= 1;
     }
     format!("{}…", &line[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_filter;
+
+    #[test]
+    fn filter_terms_as_cloudwatch_reads_them() {
+        let errors = "?ERROR ?Error ?error ?Exception ?panicked";
+        assert!(matches_filter(errors, "ERROR request failed"));
+        assert!(!matches_filter(errors, "INFO all good"));
+        let oom = "?OutOfMemory ?\"out of memory\" ?OOMKilled";
+        assert!(matches_filter(oom, "fatal: out of memory"));
+        assert!(!matches_filter(oom, "ERROR request failed: out of"));
+        assert!(matches_filter("ERROR timeout", "ERROR upstream timeout"));
+        assert!(!matches_filter("ERROR timeout", "ERROR refused"));
+        assert!(!matches_filter("ERROR -healthz", "ERROR on /healthz"));
+        assert!(matches_filter("", "anything"));
+        assert!(matches_filter(
+            "{ $.level = \"error\" }",
+            "anything: left to CloudWatch"
+        ));
+    }
 }
