@@ -97,7 +97,11 @@ resource "aws_ecs_task_definition" "stack" {
       appProtocol   = "http"
     }]
 
-    environment = local.stack_environment
+    # Its own metrics in CloudWatch, under the ECS service's name (peakload reads them by it).
+    environment = concat(local.stack_environment, var.cloudwatch_namespace == "" ? [] : [
+      { name = "PEAKLOAD_STACK_CLOUDWATCH_NAMESPACE", value = var.cloudwatch_namespace },
+      { name = "PEAKLOAD_STACK_CLOUDWATCH_SERVICE", value = "${var.name}-${each.key}" },
+    ])
     secrets     = local.stack_secrets
 
     user                   = "10001:10001"

@@ -125,6 +125,20 @@ data "aws_iam_policy_document" "api_task" {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [local.kms_key_arn]
   }
+  dynamic "statement" {
+    for_each = var.cloudwatch_namespace == "" ? [] : [var.cloudwatch_namespace]
+    content {
+      sid = "OwnMetrics"
+      # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = [statement.value]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "api_task" {
@@ -167,6 +181,20 @@ data "aws_iam_policy_document" "worker_task" {
     sid       = "SseKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [local.kms_key_arn]
+  }
+  dynamic "statement" {
+    for_each = var.cloudwatch_namespace == "" ? [] : [var.cloudwatch_namespace]
+    content {
+      sid = "OwnMetrics"
+      # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = [statement.value]
+      }
+    }
   }
 }
 

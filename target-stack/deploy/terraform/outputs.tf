@@ -154,3 +154,41 @@ output "peakload_observe" {
     log_groups               = [aws_cloudwatch_log_group.api.name, aws_cloudwatch_log_group.worker.name]
   }
 }
+
+output "peakload_scenario_observe" {
+  description = "The [observe] sections of a peakload scenario for this deployment: terraform output -raw peakload_scenario_observe >> scenario.toml"
+  value       = <<-EOT
+    [observe]
+    settle = "2m" # CloudWatch publishes standard metrics with about a minute's delay
+
+    [observe.cloudwatch]
+    region = "${local.region}"
+    period = "1m"
+    presets = [
+      { kind = "ecs_service", cluster = "${aws_ecs_cluster.this.name}", service = "${aws_ecs_service.api.name}" },
+      { kind = "ecs_service", cluster = "${aws_ecs_cluster.this.name}", service = "${aws_ecs_service.worker.name}" },
+      { kind = "alb_target_group", load_balancer = "${aws_lb.this.arn_suffix}", target_group = "${aws_lb_target_group.api.arn_suffix}" },
+      { kind = "sqs_queue", queue = "${aws_sqs_queue.notifications.name}" },
+      { kind = "sqs_queue", queue = "${aws_sqs_queue.multivac.name}" },
+      { kind = "rds_instance", instance = "${aws_db_instance.mysql.identifier}" },
+    %{~for t in values(local.table_names)}
+      { kind = "dynamodb_table", table = "${t}" },
+    %{~endfor}
+    ]
+    %{~if var.cloudwatch_namespace != ""}
+    metrics = [
+      { namespace = "${var.cloudwatch_namespace}", metric = "DbPoolWaitTime", stat = "p99", dimensions = { Service = "${local.api_service}" }, unit = "Seconds" },
+      { namespace = "${var.cloudwatch_namespace}", metric = "DbOperationsInFlight", stat = "Maximum", dimensions = { Service = "${local.api_service}" }, unit = "Count" },
+    ]
+    %{~endif}
+
+    [observe.logs]
+    log_groups = ["${aws_cloudwatch_log_group.api.name}", "${aws_cloudwatch_log_group.worker.name}"]
+
+    [observe.scaling]
+    ecs = [
+      { cluster = "${aws_ecs_cluster.this.name}", service = "${aws_ecs_service.api.name}" },
+      { cluster = "${aws_ecs_cluster.this.name}", service = "${aws_ecs_service.worker.name}" },
+    ]
+  EOT
+}

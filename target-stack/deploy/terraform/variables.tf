@@ -15,6 +15,17 @@ variable "name" {
   }
 }
 
+variable "cloudwatch_namespace" {
+  description = "CloudWatch namespace the stack publishes its own metrics to (pool, queue, worker, latency), every 10 s; empty: do not publish."
+  type        = string
+  default     = "PeakloadStack"
+
+  validation {
+    condition     = var.cloudwatch_namespace == "" || (can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.cloudwatch_namespace)) && !startswith(var.cloudwatch_namespace, "AWS/"))
+    error_message = "cloudwatch_namespace must be 1-255 letters, digits or . _ / # : - and must not start with AWS/."
+  }
+}
+
 variable "environment" {
   description = "Environment label (tag only)."
   type        = string
