@@ -22,6 +22,10 @@ use crate::record::results::{
 };
 use crate::scenario::{BaseUrl, Load, Scenario};
 
+/// How long the after-run sources may take, beyond `[observe] settle`, before the run writes
+/// its results without them.
+const AFTER_RUN_LIMIT: Duration = Duration::from_secs(180);
+
 /// Documented exit codes (README, "Exit codes").
 pub mod exit {
     pub const OK: i32 = 0;
@@ -266,8 +270,30 @@ async fn run_against(
         cpu_s,
     );
     results.thresholds = gate::evaluate(&scenario.thresholds, &results);
+    if observer.reads_after_run() && !args.quiet {
+        eprintln!(
+            "reading the after-run sources (Prometheus, AWS){}; interrupt to skip them",
+            if scenario.observe.settle.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    " after waiting {} for them to settle",
+                    humantime::format_duration(scenario.observe.settle)
+                )
+            }
+        );
+    }
+    // A signal or a time limit skips the after-run sources; results are written either way.
+    let limit = scenario.observe.settle + AFTER_RUN_LIMIT;
+    let interrupt = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+            () = tokio::time::sleep(limit) => {}
+        }
+    };
     results.infra = observer
-        .finish(crate::observe::RunWindow::from_results(&results))
+        .finish(crate::observe::RunWindow::from_results(&results), interrupt)
         .await;
     let diagnosis = results
         .infra
@@ -284,6 +310,13 @@ async fn run_against(
     print!("{}", output::summary(&results));
     if let Some(d) = &diagnosis {
         print!("\n{}", crate::diagnose::render_text(d));
+    }
+    if let Some(infra) = results.infra.as_ref().filter(|i| !i.notes.is_empty()) {
+        // A source that failed leaves the diagnosis blind to it: say so where it is read.
+        println!("\n  observed-source notes:");
+        for n in &infra.notes {
+            println!("    {n}");
+        }
     }
     println!("\n  results: {}", path.display());
     let files = output::artifacts::Artifacts {

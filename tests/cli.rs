@@ -576,10 +576,13 @@ name = "signup"
 "#,
     )
     .file("users.csv", &users);
-    let outcome = case.run(&server, &[]);
-    outcome.expect_code(code::OK);
+    let outcome = case.run(&server, &["--threshold", "feeder_exhausted == 0"]);
+    // Running out is not an error by itself; a threshold makes it fail the run.
+    outcome.expect_code(code::THRESHOLDS);
     let r = outcome.results();
     assert_valid_results(&outcome.results_path());
+    assert_eq!(r["thresholds"][0]["expr"], "feeder_exhausted == 0");
+    assert_eq!(r["thresholds"][0]["ok"], false);
 
     let mut logins = server.logins();
     logins.sort();

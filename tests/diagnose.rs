@@ -122,8 +122,13 @@ fn post_fault(base_url: &str, body: &str) {
 /// Runs the scenario against `base` (a URL, or "stack" to let the run start one); `fault` is
 /// posted to `fault_url` 10 s in. Returns results.json.
 fn run(dir: &Path, base: &str, fault: Option<(&str, &str)>) -> Value {
+    run_scenario(dir, &SCENARIO.replace("BASE", base), fault)
+}
+
+/// As [`run`], for a scenario given in full.
+fn run_scenario(dir: &Path, text: &str, fault: Option<(&str, &str)>) -> Value {
     let scenario = dir.join("planted.toml");
-    std::fs::write(&scenario, SCENARIO.replace("BASE", base)).unwrap();
+    std::fs::write(&scenario, text).unwrap();
     let out = dir.join("out");
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_peakload"))
@@ -308,4 +313,154 @@ fn diagnose_reads_a_csv_export() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("columns: p99_ms, db_wait_s, cpu, noise"));
+}
+
+fn moto_url() -> String {
+    let url =
+        std::env::var("PEAKLOAD_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned());
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    assert!(
+        TcpStream::connect(addr).is_ok(),
+        "moto_server is not reachable at {url}: run the tests through scripts/test, which starts \
+         it (or start `moto_server -H 127.0.0.1 -p 5055` and set PEAKLOAD_MOTO_URL)"
+    );
+    url
+}
+
+/// The stack publishes its metrics to CloudWatch and its log lines to CloudWatch Logs (the
+/// AWS API emulator); the run reads them back through the AWS SDK — no scrape — and the
+/// diagnosis names the planted error burst from those signals, with the logged lines.
+#[test]
+fn cloudwatch_signals_diagnose_a_planted_error_burst() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = moto_url();
+    // Emulator credentials (any are accepted), with a secret that would be recognised in the
+    // outputs; the stack and the run inherit them.
+    const SECRET: &str = "peakload-test-secret-b6f2c";
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
+    if std::env::var_os("AWS_REGION").is_none() {
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unique = format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let namespace = format!("PeakloadDiagnose{unique}");
+    let service = format!("diagnose-{unique}");
+    let group = format!("/peakload/{service}/api");
+    let stack = start_stack(
+        dir.path(),
+        &[
+            "--cloudwatch-namespace",
+            &namespace,
+            "--cloudwatch-interval-secs",
+            "1",
+            "--cloudwatch-service",
+            &service,
+            "--cloudwatch-log-group",
+            &group,
+            "--aws-endpoint",
+            &moto,
+            "--aws-create-resources",
+        ],
+    );
+    let metric = |name: &str, stat: &str| {
+        format!(
+            "  {{ namespace = \"{namespace}\", metric = \"{name}\", stat = \"{stat}\", \
+             dimensions = {{ Service = \"{service}\" }} }},\n"
+        )
+    };
+    let mut observe = format!(
+        "[observe]\nsettle = \"3s\"\n\n[observe.cloudwatch]\nendpoint_url = \"{moto}\"\n\
+         period = \"1s\"\nmetrics = [\n"
+    );
+    for (name, stat) in [
+        ("RequestCount", "Sum"),
+        ("HTTPCode_5XX_Count", "Sum"),
+        ("Latency", "Average"),
+        ("ProcessCPUUtilization", "Average"),
+        ("ProcessResidentMemory", "Maximum"),
+        ("DbOperationsInFlight", "Maximum"),
+    ] {
+        observe.push_str(&metric(name, stat));
+    }
+    observe.push_str(&format!(
+        "]\n\n[observe.logs]\nlog_groups = [\"{group}\"]\ninterval = \"1s\"\n"
+    ));
+    let scenario = SCENARIO
+        .replace("BASE", &stack.url)
+        .replace("[observe]\nscrape = [\"stack\"]\n", &observe);
+    assert!(scenario.contains("[observe.cloudwatch]"), "{scenario}");
+
+    let results = run_scenario(
+        dir.path(),
+        &scenario,
+        Some((&stack.url, r#"{"error_rate": 0.3}"#)),
+    );
+    let infra = &results["infra"];
+    let series = infra["series"].as_array().unwrap();
+    assert!(
+        series
+            .iter()
+            .all(|s| s["source"].as_str().unwrap().starts_with("cloudwatch")),
+        "only AWS sources were configured"
+    );
+    let errors = series
+        .iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("/HTTPCode_5XX_Count:Sum")
+        })
+        .unwrap_or_else(|| panic!("no 5XX series in {infra}"));
+    let errors_after: f64 = errors["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_f64().unwrap() >= 10.0)
+        .map(|p| p[1].as_f64().unwrap())
+        .sum();
+    assert!(errors_after > 10.0, "{errors}");
+    assert!(
+        series.iter().any(|s| s["name"] == "log:errors"),
+        "log pattern counts read back: {infra}"
+    );
+
+    let findings = results["findings"].as_array().cloned().unwrap_or_default();
+    let first = findings
+        .first()
+        .unwrap_or_else(|| panic!("no finding; infra notes {}", infra["notes"]));
+    assert_eq!(first["kind"], "error_burst", "{findings:#?}");
+    let signal = first["signal"].as_str().unwrap();
+    assert!(
+        signal.contains("5XX") || signal.starts_with("log:errors"),
+        "named from a CloudWatch signal, not from the users' own errors: {signal}"
+    );
+    let start = first["window"]["start_s"].as_f64().unwrap();
+    assert!((8.0..=13.0).contains(&start), "window starts at {start}");
+    let lines: Vec<&str> = first["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("injected fault (error_rate)")),
+        "the matching log lines from CloudWatch Logs: {lines:?}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap()
+        + &std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert!(
+        !text.contains(SECRET),
+        "the secret key never lands in outputs"
+    );
 }

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `throttling` | series rising | `throttl`, `429`, `rate_limit` |
 //! | `db_pool_saturation` | series rising | `pool` with `wait`/`acquire`/`pending`/`in_use`, `DatabaseConnections` |
-//! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`time`, `ReadLatency`, `WriteLatency` |
+//! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`InFlight`/`time`, `ReadLatency`, `WriteLatency` |
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
 //! | `cpu_saturation` | series rising | `cpu` |
 //! | `memory_pressure` | series rising | `memory`, `rss`, `resident`, `heap`, `swap`, `oom` |
@@ -99,7 +99,7 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
             ),
             (
                 Kind::DbLatency,
-                r(r"(db|database|sql|query|rds|dynamo).*(latency|duration|in_flight|time)|readlatency|writelatency"),
+                r(r"(db|database|sql|query|rds|dynamo).*(latency|duration|in_?flight|time)|readlatency|writelatency"),
                 Moves::Up,
             ),
             (

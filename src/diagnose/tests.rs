@@ -119,6 +119,7 @@ fn error_burst_carries_log_lines() {
             end: None,
             cause: "ERROR payment gateway refused".into(),
             status: "error".into(),
+            dimensions: Default::default(),
         }],
         latency_floor_ms: sli::LATENCY_FLOOR_MS,
         ..Default::default()
@@ -144,6 +145,7 @@ fn a_late_scaling_activity_is_scaling_lag() {
         end: Some(44.0),
         cause: "monitor alarm CPU high in state ALARM triggered policy scale-out".into(),
         status: "Successful".into(),
+        dimensions: Default::default(),
     });
     let d = analyze(&input);
     let f = d

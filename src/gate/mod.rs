@@ -56,6 +56,7 @@ fn metric_value(t: &Threshold, r: &Results) -> Option<f64> {
             return match t.metric.stat {
                 Stat::DroppedIterations => Some(r.dropped_iterations as f64),
                 Stat::Iterations => Some(r.summary.iterations as f64),
+                Stat::FeederExhausted => Some(r.feeder_exhausted as f64),
                 Stat::ChecksFailed => Some(r.summary.checks_failed as f64),
                 Stat::ChecksPassRate => (r.summary.checks > 0).then(|| {
                     (r.summary.checks - r.summary.checks_failed) as f64 / r.summary.checks as f64

@@ -8,9 +8,10 @@
 //!
 //! Sources here: [`scrape`] (a Prometheus-format `/metrics` endpoint read every second during
 //! the run), [`prometheus`] (`query_range` against a Prometheus HTTP API after the run) and
-//! [`csv_import`] (a CSV export). Cloud sources (CloudWatch metrics and logs, scaling
-//! activities) plug in the same way: produce `Series`/`Event`s, set `source`, return `Infra`.
+//! [`csv_import`] (a CSV export), and [`aws`] (CloudWatch metrics, CloudWatch Logs pattern
+//! counts and scaling activities, after the run).
 
+pub mod aws;
 pub mod csv_import;
 pub mod prom_text;
 pub mod prometheus;
@@ -95,6 +96,10 @@ pub struct Event {
     /// `successful`, `failed`, `in_progress`, or a log level.
     #[serde(default)]
     pub status: String,
+    /// What tells it apart: a scaling activity's `resource`, `activity_id` and
+    /// `desired_capacity`; a log line's `log_stream`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
 }
 
 /// The run's wall-clock window, to align sources that speak in Unix time.
@@ -130,6 +135,8 @@ pub struct RunObserver {
     stop: tokio_util::sync::CancellationToken,
     scraping: Option<tokio::task::JoinHandle<Infra>>,
     prometheus: Option<prometheus::PrometheusSource>,
+    aws: Option<aws::AwsObserve>,
+    settle: std::time::Duration,
     insecure: bool,
 }
 
@@ -170,14 +177,27 @@ impl RunObserver {
             stop,
             scraping,
             prometheus: observe.prometheus.clone(),
+            aws: aws::AwsObserve::from_scenario(observe),
+            settle: observe.settle,
             insecure,
         })
     }
 
-    /// Stops scraping, reads the after-run sources, and returns everything observed (`None`
-    /// when nothing was configured).
-    pub async fn finish(self, window: Option<RunWindow>) -> Option<Infra> {
-        if self.scraping.is_none() && self.prometheus.is_none() {
+    /// Whether sources are read after the run (and `finish` may take a while).
+    pub fn reads_after_run(&self) -> bool {
+        self.prometheus.is_some() || self.aws.is_some()
+    }
+
+    /// Stops scraping, waits `settle`, reads the after-run sources, and returns everything
+    /// observed (`None` when nothing was configured). When `interrupt` completes first (a
+    /// signal, a time limit), the after-run sources are skipped and a note says so: what
+    /// was scraped is kept either way.
+    pub async fn finish(
+        self,
+        window: Option<RunWindow>,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> Option<Infra> {
+        if self.scraping.is_none() && !self.reads_after_run() {
             return None;
         }
         self.stop.cancel();
@@ -188,13 +208,31 @@ impl RunObserver {
                 Err(e) => infra.notes.push(format!("the scrape task failed: {e}")),
             }
         }
-        if let Some(p) = &self.prometheus {
-            match window {
-                Some(w) => infra.extend(prometheus::fetch(p, &w, self.insecure).await),
-                None => infra
-                    .notes
-                    .push("prometheus: the run's start time is unknown".into()),
+        if !(self.prometheus.is_some() || self.aws.is_some()) {
+            return Some(infra);
+        }
+        let Some(w) = window else {
+            infra
+                .notes
+                .push("after-run sources: the run's start time is unknown".into());
+            return Some(infra);
+        };
+        let after_run = async {
+            tokio::time::sleep(self.settle).await;
+            let mut read = Infra::default();
+            if let Some(p) = &self.prometheus {
+                read.extend(prometheus::fetch(p, &w, self.insecure).await);
             }
+            if let Some(a) = &self.aws {
+                read.extend(a.collect(&w).await);
+            }
+            read
+        };
+        tokio::select! {
+            read = after_run => infra.extend(read),
+            () = interrupt => infra.notes.push(
+                "after-run sources (Prometheus, AWS) were not read: interrupted".into(),
+            ),
         }
         Some(infra)
     }

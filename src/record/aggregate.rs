@@ -64,6 +64,8 @@ pub struct LiveView {
     pub requests: u64,
     pub errors: u64,
     pub dropped_iterations: u64,
+    /// Iterations skipped because a `unique` feeder ran out.
+    pub feeder_exhausted: u64,
     /// Per step: requests, errors, p50/p95/p99/max over the whole run so far (ms).
     pub steps: Vec<StepLive>,
     pub overall_p99_ms: f64,
@@ -326,6 +328,7 @@ impl Aggregator {
         live.requests = t.overall.requests;
         live.errors = t.overall.errors;
         live.dropped_iterations = t.dropped_iterations;
+        live.feeder_exhausted = t.feeder_exhausted;
         live.overall_p99_ms = ms(t.overall.latency.value_at_quantile(0.99));
         live.recent.push_back(point.clone());
         if live.recent.len() > LIVE_WINDOW {

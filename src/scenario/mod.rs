@@ -17,7 +17,9 @@
 //!                                       # may use {{env.NAME}}
 //! timeout = "10s"                       # per request, unless a step sets its own; default 10s
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
-//!               "dropped_iterations == 0"]
+//!               "dropped_iterations == 0", "feeder_exhausted == 0"]
+//!                                       # run-wide: dropped_iterations, iterations,
+//!                                       # feeder_exhausted, checks.failed, checks.rate
 //!
 //! [headers]                             # sent with every request; values are templates
 //! "User-Agent" = "peakload"             # (feeders, env and built-ins; no journey variables)
@@ -48,6 +50,29 @@
 //! url = "http://127.0.0.1:9090"
 //! step = "1s"                           # default 1s
 //! queries = { db_wait = "rate(db_wait_seconds_sum[30s])" }   # name = PromQL
+//!
+//! # AWS, read after the run through the standard credential chain (AWS_PROFILE, env, role).
+//! # settle = "2m" in [observe] waits before reading: CloudWatch publishes with a delay.
+//! [observe.cloudwatch]                  # optional: GetMetricData
+//! region = "eu-west-1"                  # default: the standard chain
+//! endpoint_url = "http://127.0.0.1:5055"   # optional (an emulator); logs and scaling use it too
+//! period = "1m"                         # 1s, 5s, 10s, 30s or whole minutes; default 1m
+//! metrics = [{ namespace = "PeakloadStack", metric = "DbPoolWaitTime", stat = "p99",
+//!              dimensions = { Service = "peakload-stack-api" }, unit = "Seconds" }]
+//! presets = [{ kind = "ecs_service", cluster = "shop", service = "api" },
+//!            { kind = "sqs_queue", queue = "emails" }]  # also alb_target_group, rds_instance,
+//!                                       # dynamodb_table, lambda_function
+//!
+//! [observe.logs]                        # optional: FilterLogEvents counts per interval
+//! log_groups = ["/ecs/shop-api"]
+//! patterns = ["ERROR", { name = "timeouts", filter = "?timeout ?\"timed out\"" }]
+//!                                       # default: errors, timeouts, oom
+//! interval = "10s"                      # default: the CloudWatch period, else 1m
+//!
+//! [observe.scaling]                     # optional: scaling activities as events
+//! ecs = [{ cluster = "shop", service = "api" }]   # Application Auto Scaling
+//! asg = ["shop-nodes"]                  # EC2 Auto Scaling groups
+//! lookback = "15m"                      # include activities that began before the run
 //!
 //! [[feeder]]
 //! name = "user"                         # templates use {{user.<column>}}

@@ -35,6 +35,16 @@ pub struct Observe {
     pub scrape_interval: Duration,
     /// `query_range` queries run against a Prometheus server after the run.
     pub prometheus: Option<crate::observe::prometheus::PrometheusSource>,
+    /// `[observe.cloudwatch]`: CloudWatch metrics read after the run (its region and
+    /// endpoint serve the logs and scaling sources too).
+    pub cloudwatch: Option<peakload_aws::CloudWatchConfig>,
+    /// `[observe.logs]`: CloudWatch Logs pattern counts read after the run.
+    pub logs: Option<peakload_aws::LogsConfig>,
+    /// `[observe.scaling]`: ECS and EC2 Auto Scaling activities read after the run.
+    pub scaling: Option<peakload_aws::ScalingConfig>,
+    /// How long to wait after the load stops before reading the after-run sources: CloudWatch
+    /// publishes data points with a delay.
+    pub settle: Duration,
 }
 
 impl Default for Observe {
@@ -43,13 +53,22 @@ impl Default for Observe {
             scrape: Vec::new(),
             scrape_interval: Duration::from_secs(1),
             prometheus: None,
+            cloudwatch: None,
+            logs: None,
+            scaling: None,
+            settle: Duration::ZERO,
         }
     }
 }
 
 impl Observe {
     pub fn is_empty(&self) -> bool {
-        self.scrape.is_empty() && self.prometheus.is_none()
+        self.scrape.is_empty() && self.prometheus.is_none() && !self.reads_aws()
+    }
+
+    /// Whether any AWS source is configured.
+    pub fn reads_aws(&self) -> bool {
+        self.cloudwatch.is_some() || self.logs.is_some() || self.scaling.is_some()
     }
 }
 
@@ -351,6 +370,8 @@ pub enum Stat {
     DroppedIterations,
     /// `iterations` (scope Run): completed iterations.
     Iterations,
+    /// `feeder_exhausted` (scope Run): iterations skipped because a `unique` feeder ran out.
+    FeederExhausted,
     /// `checks.failed` (scope Run) — count of failed checks.
     ChecksFailed,
     /// `checks.rate` (scope Run) — passed checks / checks.

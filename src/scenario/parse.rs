@@ -34,7 +34,18 @@ const TOP_KEYS: &[&str] = &[
     "journey",
     "observe",
 ];
-const OBSERVE_KEYS: &[&str] = &["scrape", "scrape_interval", "prometheus"];
+const OBSERVE_KEYS: &[&str] = &[
+    "scrape",
+    "scrape_interval",
+    "settle",
+    "prometheus",
+    "cloudwatch",
+    "logs",
+    "scaling",
+];
+const CLOUDWATCH_KEYS: &[&str] = &["region", "endpoint_url", "period", "metrics", "presets"];
+const LOGS_KEYS: &[&str] = &["log_groups", "patterns", "interval", "samples"];
+const SCALING_KEYS: &[&str] = &["ecs", "asg", "lookback"];
 const PROMETHEUS_KEYS: &[&str] = &["url", "step", "queries"];
 const OPEN_KEYS: &[&str] = &[
     "model",
@@ -149,6 +160,34 @@ fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Key<'i>, &'t Value<'i>)> 
     let mut e: Vec<_> = table.iter().collect();
     e.sort_by_key(|(k, _)| k.span().start);
     e
+}
+
+/// Where the value at a serde path stands: as deep as the path can be followed; a path that
+/// ends in a key (an unknown field) points at the key.
+fn locate(v: &Value<'_>, path: &serde_path_to_error::Path) -> usize {
+    use serde_path_to_error::Segment;
+    let mut at = v.span().start;
+    let mut node = v;
+    for seg in path.iter() {
+        let next = match (seg, node.get_ref()) {
+            (Segment::Map { key }, DeValue::Table(t)) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(k, v)| (k.span().start, v)),
+            (Segment::Seq { index }, DeValue::Array(a)) => {
+                a.get(*index).map(|v| (v.span().start, v))
+            }
+            _ => None,
+        };
+        match next {
+            Some((start, n)) => {
+                at = start;
+                node = n;
+            }
+            None => break,
+        }
+    }
+    at
 }
 
 /// A short description of a value for type errors: `integer 5`, `string "x"`, `table`.
@@ -647,10 +686,105 @@ impl<'s> Compiler<'s> {
         {
             out.scrape_interval = d;
         }
+        if let Some(d) = f
+            .get("settle")
+            .and_then(|v| self.duration(v, "settle", false))
+        {
+            out.settle = d;
+        }
         if let Some(p) = f.get("prometheus") {
             out.prometheus = self.prometheus(p);
         }
+        if let Some(v) = f.get("cloudwatch") {
+            out.cloudwatch = self.aws_section(
+                v,
+                "[observe.cloudwatch]",
+                CLOUDWATCH_KEYS,
+                peakload_aws::CloudWatchConfig::validate,
+            );
+        }
+        if let Some(v) = f.get("logs") {
+            out.logs = self.aws_section(
+                v,
+                "[observe.logs]",
+                LOGS_KEYS,
+                peakload_aws::LogsConfig::validate,
+            );
+        }
+        if let Some(v) = f.get("scaling") {
+            out.scaling = self.aws_section(v, "[observe.scaling]", SCALING_KEYS, |_| Ok(()));
+        }
         out
+    }
+
+    /// An AWS section, read by its serde type (the AWS crate owns its shape) and checked by
+    /// `validate` (what AWS would refuse). Keys are checked here first, for "did you mean";
+    /// a value serde refuses is reported where it stands. Durations may be written as the
+    /// rest of the file writes them (`"1m"`) or as seconds.
+    fn aws_section<T: serde::de::DeserializeOwned>(
+        &mut self,
+        v: &Value<'_>,
+        what: &str,
+        allowed: &[&str],
+        validate: impl Fn(&T) -> Result<(), peakload_aws::AwsSourceError>,
+    ) -> Option<T> {
+        let f = self.fields(v, what, allowed, &[])?;
+        let mut json = self.toml_to_json(v)?;
+        // Unknown keys are reported already; the rest is still worth checking.
+        let mut clean = true;
+        if let Some(map) = json.as_object_mut() {
+            let before = map.len();
+            map.retain(|k, _| allowed.contains(&k.as_str()));
+            clean = map.len() == before;
+        }
+        for key in ["period", "interval", "lookback"] {
+            let Some(field) = json.get_mut(key) else {
+                continue;
+            };
+            let Some(text) = field.as_str().map(str::to_owned) else {
+                continue;
+            };
+            let at = f.get(key).map_or(f.at, |v| v.span().start);
+            match parse_duration(&text) {
+                Ok(d) if d.subsec_nanos() == 0 => *field = serde_json::Value::from(d.as_secs()),
+                Ok(_) => {
+                    self.error(
+                        at,
+                        format!("{what} \"{key}\" must be whole seconds, found \"{text}\""),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    self.error(at, format!("bad duration for \"{key}\": {e}"));
+                    return None;
+                }
+            }
+        }
+        let parsed = match serde_path_to_error::deserialize::<_, T>(json) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = locate(v, e.path());
+                let path = e.path().to_string();
+                let place = if path == "." {
+                    String::new()
+                } else {
+                    format!(" {path}")
+                };
+                self.error(at, format!("{what}{place}: {}", e.into_inner()));
+                return None;
+            }
+        };
+        match validate(&parsed) {
+            Ok(()) => clean.then_some(parsed),
+            Err(peakload_aws::AwsSourceError::Config(msg)) => {
+                self.error(f.at, format!("{what}: {msg}"));
+                None
+            }
+            Err(e) => {
+                self.error(f.at, format!("{what}: {e}"));
+                None
+            }
+        }
     }
 
     fn prometheus(

@@ -10,6 +10,7 @@ use super::model::{CmpOp, MetricRef, Scenario, Scope, Stat, Threshold};
 const RUN_METRICS: &[(&str, Stat)] = &[
     ("dropped_iterations", Stat::DroppedIterations),
     ("iterations", Stat::Iterations),
+    ("feeder_exhausted", Stat::FeederExhausted),
     ("checks.failed", Stat::ChecksFailed),
     ("checks.rate", Stat::ChecksPassRate),
 ];
@@ -24,7 +25,7 @@ const FORM_HELP: &str = "a threshold reads <metric> <op> <value>, e.g. \"checkou
 ///
 /// Metrics: `http.<stat>`, `<journey>.<stat>`, `<step>.<stat>` (a step name unique across
 /// journeys), `<journey>.<step>.<stat>`, and the run-wide `dropped_iterations`, `iterations`,
-/// `checks.failed`, `checks.rate`. Latency limits take a duration unit (a bare number is
+/// `feeder_exhausted`, `checks.failed`, `checks.rate`. Latency limits take a duration unit (a bare number is
 /// milliseconds); rates take `1%` or a fraction `0.01`; everything else is a plain number.
 pub fn parse_threshold(expr: &str, scenario: &Scenario) -> Result<Threshold, String> {
     let (metric_text, op, value_text) = split_expr(expr)?;

@@ -394,51 +394,75 @@ fn draw_step_table(frame: &mut Frame, area: Rect, state: &DashboardState, detail
                 .map(|(i, h)| if i == 0 { Cell::from(h) } else { right(h) }),
         )
         .style(Style::new().fg(Color::Gray).add_modifier(Modifier::BOLD));
-    let rows = state.spec.steps.iter().enumerate().map(|(i, label)| {
-        let s = state.live.steps.get(i).cloned().unwrap_or_default();
-        let err = if s.requests > 0 {
-            s.errors as f64 / s.requests as f64 * 100.0
-        } else {
-            0.0
-        };
-        let mut cells = vec![Cell::from(label.label())];
-        if detailed {
-            cells.push(right(label.method.clone()));
-            cells.push(right(format!(
-                "{:.1}",
-                state.step_rps_now.get(i).copied().unwrap_or(0.0)
-            )));
-        }
-        cells.extend([
-            right(s.requests.to_string()),
-            right(format!("{:.1}", s.requests as f64 / seconds)),
-            right(ms(s.p50)),
-            right(ms(s.p95)),
-            right(ms(s.p99)),
-            right(ms(s.max)),
-        ]);
-        if detailed {
-            cells.push(right(s.errors.to_string()));
-        }
-        let err_cell = right(format!("{err:.2}%"));
-        cells.push(if s.errors > 0 {
-            err_cell.style(Style::new().fg(Color::Red))
-        } else {
-            err_cell
+    // Rows that fit inside the borders and under the header; the rest are counted, not cut
+    // silently.
+    let fits = usize::from(area.height.saturating_sub(3));
+    let total = state.spec.steps.len();
+    let shown = if total > fits {
+        fits.saturating_sub(1)
+    } else {
+        total
+    };
+    let rows = state
+        .spec
+        .steps
+        .iter()
+        .take(shown)
+        .enumerate()
+        .map(|(i, label)| {
+            let s = state.live.steps.get(i).cloned().unwrap_or_default();
+            let err = if s.requests > 0 {
+                s.errors as f64 / s.requests as f64 * 100.0
+            } else {
+                0.0
+            };
+            let mut cells = vec![Cell::from(label.label())];
+            if detailed {
+                cells.push(right(label.method.clone()));
+                cells.push(right(format!(
+                    "{:.1}",
+                    state.step_rps_now.get(i).copied().unwrap_or(0.0)
+                )));
+            }
+            cells.extend([
+                right(s.requests.to_string()),
+                right(format!("{:.1}", s.requests as f64 / seconds)),
+                right(ms(s.p50)),
+                right(ms(s.p95)),
+                right(ms(s.p99)),
+                right(ms(s.max)),
+            ]);
+            if detailed {
+                cells.push(right(s.errors.to_string()));
+            }
+            let err_cell = right(format!("{err:.2}%"));
+            cells.push(if s.errors > 0 {
+                err_cell.style(Style::new().fg(Color::Red))
+            } else {
+                err_cell
+            });
+            let checks = right(s.checks_failed.to_string());
+            cells.push(if s.checks_failed > 0 {
+                checks.style(Style::new().fg(Color::Red))
+            } else {
+                checks
+            });
+            Row::new(cells)
         });
-        let checks = right(s.checks_failed.to_string());
-        cells.push(if s.checks_failed > 0 {
-            checks.style(Style::new().fg(Color::Red))
-        } else {
-            checks
-        });
-        Row::new(cells)
+    let more_text = (shown < total).then(|| {
+        let hint = if detailed { "" } else { " (Tab: all)" };
+        format!("+{} more{hint}", total - shown)
     });
+    let more = more_text
+        .clone()
+        .map(|t| Row::new([Cell::from(t)]).style(Style::new().fg(Color::Gray)));
+    let rows = rows.chain(more);
     let label_width = state
         .spec
         .steps
         .iter()
         .map(|s| s.label().chars().count() as u16)
+        .chain(more_text.map(|t| t.chars().count() as u16))
         .max()
         .unwrap_or(4)
         .clamp(4, 40);
@@ -723,6 +747,7 @@ mod tests {
             requests: 9_000,
             errors: 50,
             dropped_iterations: 3,
+            feeder_exhausted: 0,
             steps: vec![
                 StepLive {
                     requests: 8_000,
@@ -833,6 +858,29 @@ mod tests {
         assert!(
             find(&buffer, "Infrastructure").is_none(),
             "no source, no panel"
+        );
+    }
+
+    #[test]
+    fn steps_that_do_not_fit_the_overview_are_counted() {
+        let mut spec = spec();
+        for i in 0..14 {
+            spec.steps.push(StepLabel {
+                journey: "browse".into(),
+                name: format!("extra{i}"),
+                method: "GET".into(),
+            });
+        }
+        spec.journey_offsets = vec![0, 1];
+        let mut state = DashboardState::new(spec);
+        state.update(live());
+        state.tick(Duration::from_secs(45));
+        let text = screen(&render(&state, 160, 48));
+        // 16 steps; the overview's pane holds 9 rows: 8 steps and the count of the rest.
+        assert!(text.contains("+8 more (Tab: all)"), "{text}");
+        assert!(
+            text.contains("browse/extra5") && !text.contains("browse/extra6"),
+            "{text}"
         );
     }
 

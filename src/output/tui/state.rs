@@ -301,6 +301,7 @@ fn live_value(t: &Threshold, spec: &DashboardSpec, live: &LiveView) -> (Option<f
             return match t.metric.stat {
                 Stat::DroppedIterations => (Some(live.dropped_iterations as f64), ValueKind::Count),
                 Stat::Iterations => (Some(live.iterations as f64), ValueKind::Count),
+                Stat::FeederExhausted => (Some(live.feeder_exhausted as f64), ValueKind::Count),
                 Stat::ChecksFailed => (Some(live.checks_failed as f64), ValueKind::Count),
                 Stat::ChecksPassRate => (
                     fraction(
