@@ -217,7 +217,9 @@ fn planted_small_pool_is_db_pool_saturation() {
 
 #[test]
 fn planted_cpu_work_is_cpu_saturation() {
-    planted(r#"{"cpu_work_us": 20000}"#, &[], "cpu_saturation");
+    // 30 ms of CPU per request: with 20 ms, the latency it adds alone would sit right at the
+    // diagnosis's 20 ms floor, and only queueing would carry it over.
+    planted(r#"{"cpu_work_us": 30000}"#, &[], "cpu_saturation");
 }
 
 #[test]

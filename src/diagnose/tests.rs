@@ -309,3 +309,68 @@ fn an_hour_of_two_hundred_signals_finds_the_cause() {
     eprintln!("cause at {at:?}; top: {:?}", &d.ranking[..3]);
     assert_eq!(at, Some(0));
 }
+
+/// A 60 s run at 50 rps whose latency goes from `before` to `after` ms at t=30, with a cause
+/// that moves at the same time.
+fn latency_change(before: f64, after: f64) -> Input {
+    let mut input = planted("db_pool_acquire_wait_seconds:mean", true, 30);
+    let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
+    input.latency_ms = Some(steady(60, |t| {
+        (if t >= 30 { after } else { before }) * (1.0 + 0.02 * jitter(t))
+    }));
+    input
+}
+
+#[test]
+fn a_loopback_p99_doubling_by_ten_ms_is_not_a_degradation() {
+    // 9.6 ms → 19 ms on loopback, every threshold held: noise, not a cause to chase.
+    let d = analyze(&latency_change(9.6, 19.0));
+    assert!(d.healthy, "{}", d.sli.describe());
+    assert!(d.findings.is_empty(), "{:?}", d.findings);
+    let text = d.sli.describe();
+    assert!(text.contains("rose from 9."), "{text}");
+    assert!(text.contains("below the 29."), "{text}");
+}
+
+#[test]
+fn latency_rising_past_the_absolute_floor_is_a_degradation() {
+    for (before, after) in [(20.0, 400.0), (5.0, 30.0)] {
+        let d = analyze(&latency_change(before, after));
+        assert!(!d.healthy, "{before} → {after}: {}", d.sli.describe());
+        assert_eq!(d.findings[0].kind, Kind::DbPoolSaturation);
+    }
+    // 300 ms → 420 ms is 120 ms more, but only 1.4×.
+    assert!(analyze(&latency_change(300.0, 420.0)).healthy);
+}
+
+#[test]
+fn a_degradation_within_the_thresholds_says_so() {
+    let mut input = latency_change(20.0, 400.0);
+    input.thresholds_passed = Some(true);
+    let text = analyze(&input).sli.describe();
+    assert!(text.starts_with("degraded"), "{text}");
+    assert!(
+        text.contains("every threshold of the scenario passed"),
+        "{text}"
+    );
+    input.thresholds_passed = Some(false);
+    let text = analyze(&input).sli.describe();
+    assert!(!text.contains("threshold"), "{text}");
+}
+
+#[test]
+fn noisy_seconds_just_before_a_change_do_not_date_it_early() {
+    // A fast service: 2.8 ms, three seconds at 4.5 ms (1.6×, noise), then 45 ms from t=30.
+    let mut input = latency_change(2.8, 45.0);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for v in &mut lat[27..30] {
+        *v = 4.5;
+    }
+    let d = analyze(&input);
+    assert_eq!(
+        d.sli.latency_ms.as_ref().unwrap().start_s,
+        Some(30.0),
+        "{}",
+        d.sli.describe()
+    );
+}
