@@ -374,3 +374,112 @@ fn noisy_seconds_just_before_a_change_do_not_date_it_early() {
         d.sli.describe()
     );
 }
+
+fn gauge(name: &str, f: impl Fn(usize) -> f64) -> Signal {
+    Signal {
+        name: name.into(),
+        unit: String::new(),
+        values: steady(60, f),
+    }
+}
+
+#[test]
+fn pool_evidence_says_how_many_connections_of_how_many_were_in_use() {
+    // The stack's pool-size fault: at most one database operation at once from t=29.
+    let mut input = planted("db_pool_acquire_wait_seconds:p95", true, 30);
+    input.signals[0].unit = "seconds".into();
+    let limited = |t: usize| t >= 29;
+    input.signals.extend([
+        gauge("db_operations_in_flight", |t| {
+            if limited(t) {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        gauge(
+            "db_operations_limit",
+            |t| if limited(t) { 1.0 } else { -1.0 },
+        ),
+        // The connection pool behind the limit, far from full.
+        gauge("db_pool_connections{pool=\"shop\",state=\"in_use\"}", |t| {
+            if limited(t) {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        gauge("db_pool_max_connections{pool=\"shop\"}", |_| 8.0),
+    ]);
+    let d = analyze(&input);
+    let f = &d.findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation, "{:?}", d.findings);
+    assert_eq!(f.signal, "db_pool_acquire_wait_seconds:p95");
+    assert!(f.summary.starts_with("Pool wait ("), "{}", f.summary);
+    assert!(
+        f.summary.contains(
+            "1 of 1 connections in use (from db_operations_in_flight and db_operations_limit)"
+        ),
+        "{}",
+        f.summary
+    );
+    assert_eq!(f.evidence["pool_in_use"], 1.0);
+    assert_eq!(f.evidence["pool_size"], 1.0);
+}
+
+#[test]
+fn a_pool_gauge_finding_reads_as_n_of_m() {
+    let mut input = planted("x", true, 30);
+    input.signals[0] = gauge("db_pool_connections_in_use{pool=\"orders\"}", |t| {
+        if t >= 29 {
+            10.0
+        } else {
+            2.0 + f64::from(u8::from(t % 5 == 0))
+        }
+    });
+    input.signals.extend([
+        gauge("db_pool_connections_max{pool=\"orders\"}", |_| 10.0),
+        // Another pool's size: never paired with the orders pool.
+        gauge("db_pool_connections_max{pool=\"reports\"}", |_| 40.0),
+    ]);
+    let f = &analyze(&input).findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation);
+    assert!(
+        f.summary
+            .contains("from 2 of 10 to 10 of 10 connections in use"),
+        "{}",
+        f.summary
+    );
+    assert_eq!(f.evidence["pool_size"], 10.0);
+}
+
+#[test]
+fn pool_gauges_pair_by_stem_and_dimensions() {
+    let mut input = planted("x", true, 30);
+    input.signals = vec![
+        gauge("hikaricp_connections_active{pool=\"a\"}", |_| 1.0),
+        gauge("hikaricp_connections_max{pool=\"a\"}", |_| 10.0),
+        gauge("go_sql_in_use_connections{db=\"a\"}", |_| 3.0),
+        gauge("go_sql_max_open_connections{db=\"a\"}", |_| 4.0),
+        gauge("go_sql_max_open_connections{db=\"b\"}", |_| 100.0),
+        gauge("db_pool_connections{pool=\"p\",state=\"in_use\"}", |_| 5.0),
+        gauge("db_pool_connections{pool=\"p\",state=\"idle\"}", |_| 5.0),
+        gauge("db_pool_max_connections{pool=\"p\"}", |_| 10.0),
+    ];
+    let p = rules::pool_use(&input, 30, 59).unwrap();
+    assert_eq!(p.in_use_signal, "go_sql_in_use_connections{db=\"a\"}");
+    assert_eq!(p.size_signal, "go_sql_max_open_connections{db=\"a\"}");
+    assert_eq!(p.of(p.in_use), "3 of 4", "the fullest pool");
+    input.signals.drain(..2);
+    input.signals.remove(1);
+    let p = rules::pool_use(&input, 30, 59).unwrap();
+    assert_eq!(p.size_signal, "db_pool_max_connections{pool=\"p\"}");
+    assert_eq!(p.of(2.5), "2.5 of 10");
+    input.signals.truncate(2);
+    assert_eq!(
+        rules::pool_use(&input, 30, 59),
+        None,
+        "no size for this pool"
+    );
+    assert_eq!(rules::pool_use(&input, 70, 90), None, "window past the end");
+}
