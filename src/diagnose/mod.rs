@@ -247,10 +247,11 @@ pub struct Finding {
 /// How much load the system took.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Capacity {
-    /// Highest throughput (rolling median, requests/s) held before latency or errors turned;
-    /// with no turn, the highest held during the run (a lower bound).
+    /// Highest throughput (rolling median, requests/s) held for several seconds within a
+    /// tolerance, with latency and errors fine, before they turned; with no turn, the highest
+    /// held during the run (a lower bound). See [`knee`] for what "held" means.
     pub max_sustained_rps: f64,
-    /// When it was reached (s since start).
+    /// When the stretch that held it began (s since start).
     pub at_s: f64,
     /// Whether the system reached its limit in this run (`false`: capacity is at least this).
     pub reached: bool,
@@ -335,7 +336,7 @@ pub fn render_text(d: &Diagnosis) -> String {
         if c.reached {
             let _ = write!(
                 out,
-                "capacity: {:.1} rps sustained (t={:.0}s) before {} turned",
+                "capacity: {:.1} rps sustained (held from t={:.0}s) before {} turned",
                 c.max_sustained_rps,
                 c.at_s,
                 c.limited_by.as_deref().unwrap_or("latency")

@@ -483,3 +483,66 @@ fn pool_gauges_pair_by_stem_and_dimensions() {
     );
     assert_eq!(rules::pool_use(&input, 70, 90), None, "window past the end");
 }
+
+/// Load rising through `(seconds, rps)` stages; latency turns at `turn_at`.
+fn staged(stages: &[(usize, f64)], turn_at: usize) -> Input {
+    let n: usize = stages.iter().map(|s| s.0).sum();
+    let mut rps = Vec::with_capacity(n);
+    for &(secs, level) in stages {
+        rps.extend((0..secs).map(|t| level * (1.0 + 0.03 * (((t * 7919) % 7) as f64 / 7.0 - 0.5))));
+    }
+    let mut input = planted("x", true, 1000);
+    input.latency_ms = Some(steady(n, |t| if t >= turn_at { 200.0 } else { 10.0 }));
+    input.error_rate = Some(vec![0.0; n]);
+    input.target = rps.iter().map(|r| r.round()).collect();
+    input.rps = rps;
+    input.generator_busy = vec![false; n];
+    input.signals.clear();
+    input
+}
+
+#[test]
+fn capacity_is_a_level_held_not_one_passed_through_on_a_ramp() {
+    // Stages of 20 s at 20, 40, 60, then 80 rps; latency turns 3 s into the 80 stage, so 80
+    // was never sustained with users served well: 60 was.
+    let input = staged(&[(20, 20.0), (20, 40.0), (20, 60.0), (20, 80.0)], 63);
+    let d = analyze(&input);
+    let c = d.capacity.unwrap();
+    assert_eq!(c.degraded_at_s, Some(63.0), "{:?}", d.sli);
+    assert!((c.max_sustained_rps - 60.0).abs() < 2.0, "{c:?}");
+    assert!((40.0..=53.0).contains(&c.at_s), "{c:?}");
+
+    // A steady ramp of 1 rps/s from 10 rps; latency turns at t=70 (80 rps). The level held for
+    // 10 s is where that window started (within the tolerance), not the last second's 79.
+    let n = 100;
+    let mut input = staged(&[(n, 0.0)], 70);
+    input.rps = steady(n, |t| 10.0 + t as f64);
+    input.target = input.rps.clone();
+    let c = analyze(&input).capacity.unwrap();
+    assert_eq!(c.degraded_at_s, Some(70.0));
+    assert!(
+        (68.0..=76.0).contains(&c.max_sustained_rps),
+        "{c:?} (the old rolling maximum said 79)"
+    );
+    assert!(c.at_s + 10.0 <= 70.0, "{c:?}");
+}
+
+#[test]
+fn sustained_levels_need_the_whole_window() {
+    // Held 50 for 10 s, then 90 for 4 s: 50 is what was sustained.
+    let mut rps = vec![50.0; 10];
+    rps.extend([90.0; 4]);
+    assert_eq!(knee::sustained(&rps, &[true; 14], 10), Some((0, 50.0)));
+    assert_eq!(knee::sustained(&rps, &[true; 14], 4), Some((10, 90.0)));
+    // Seconds with latency over the threshold do not count; with no stretch as long as asked,
+    // the longest there is decides.
+    let mut ok = [true; 14];
+    ok[5] = false;
+    let (at, level) = knee::sustained(&rps, &ok, 10).unwrap();
+    // Seconds 6..14: every one at least 90% of 55.6 rps.
+    assert_eq!(at, 6);
+    assert!((level - 50.0 / 0.9).abs() < 1e-9, "{level}");
+    assert_eq!(knee::sustained(&[], &[], 10), None);
+    assert_eq!(knee::sustained(&rps, &[false; 14], 10), None);
+    assert_eq!(knee::sustained(&[f64::NAN; 5], &[true; 5], 3), None);
+}
