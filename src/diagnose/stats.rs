@@ -103,15 +103,6 @@ pub fn lagged(rx: &[f64], ry: &[f64], lag: isize) -> f64 {
     }
 }
 
-/// The correlation of `x` and `y` with `z` held fixed.
-pub fn partial(rxy: f64, rxz: f64, ryz: f64) -> f64 {
-    let d = ((1.0 - rxz * rxz) * (1.0 - ryz * ryz)).sqrt();
-    if d < 1e-6 {
-        return 0.0;
-    }
-    ((rxy - rxz * ryz) / d).clamp(-1.0, 1.0)
-}
-
 /// The first index from `from` where `hit` holds for `run` consecutive points (or up to the
 /// end, when fewer remain).
 pub fn first_sustained(hit: &[bool], from: usize, run: usize) -> Option<usize> {
