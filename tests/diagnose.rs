@@ -179,7 +179,8 @@ fn assert_matches_schema(results: &Path) {
     );
 }
 
-fn planted(fault: &str, stack_flags: &[&str], want: &str) {
+/// Returns the first finding.
+fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let stack = start_stack(dir.path(), stack_flags);
@@ -203,6 +204,7 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) {
         "the injected fault itself is not evidence"
     );
     assert_eq!(results["capacity"]["reached"], true);
+    findings[0].clone()
 }
 
 #[test]
@@ -213,16 +215,27 @@ fn planted_db_latency_is_db_latency() {
 #[test]
 fn planted_small_pool_is_db_pool_saturation() {
     // Database operations take 20 ms throughout; one connection cannot serve the load.
-    planted(
+    let f = planted(
         r#"{"db_pool_size": 1}"#,
         &["--db-latency-ms", "20"],
         "db_pool_saturation",
+    );
+    // The limit, not the 4-connection read pool behind it, is what filled up.
+    assert_eq!(f["evidence"]["pool_size"], 1.0, "{f}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(
+            " of 1 connections in use (from db_operations_in_flight and db_operations_limit)"
+        ),
+        "{summary}"
     );
 }
 
 #[test]
 fn planted_cpu_work_is_cpu_saturation() {
-    planted(r#"{"cpu_work_us": 20000}"#, &[], "cpu_saturation");
+    // 30 ms of CPU per request: with 20 ms, the latency it adds alone would sit right at the
+    // diagnosis's 20 ms floor, and only queueing would carry it over.
+    planted(r#"{"cpu_work_us": 30000}"#, &[], "cpu_saturation");
 }
 
 #[test]

@@ -1,8 +1,16 @@
 //! Capacity: the highest throughput the system held before the users' experience turned,
 //! and the knee of latency against throughput.
 //!
-//! Throughput is the rolling median of achieved requests/s (5 s; 3 s in short runs), so one
-//! lucky second does not count as "sustained". The knee is found on latency (rolling median)
+//! Throughput is the rolling median of achieved requests/s (5 s; 3 s in short runs). A level
+//! counts as **sustained** when it was held for [`SUSTAIN_S`] seconds in a row (fewer in short
+//! runs, see [`sustain_s`]) with every one of those seconds within [`SUSTAIN_TOLERANCE`] below
+//! it, and with latency and errors at or under the thresholds that define a degraded second
+//! (and, when the run degraded, before the turn). A window's level is its median, lowered to
+//! `min / (1 - tolerance)` when it dipped further than that: on a ramp, the level held is the
+//! one the window started from, not the one it passed on its way up; a stage held for only
+//! two seconds before latency turned is not sustained. `at_s` is where the window starts.
+//!
+//! The knee is found on latency (rolling median)
 //! binned by throughput: with both axes normalised to 0..1, the bin furthest below the chord
 //! from the lowest to the highest throughput (the Kneedle method); reported only when latency
 //! at the top is at least 1.5× that at the bottom and the run covered a range of loads.
@@ -10,6 +18,51 @@
 use super::sli::Sli;
 use super::stats::{median, rolling_median};
 use super::{round3, Capacity, Input};
+
+/// Seconds a throughput must be held to count as sustained.
+pub const SUSTAIN_S: usize = 10;
+/// How far below a level (a fraction) a second may dip and still count as holding it: a 5 s
+/// median of Poisson arrivals at 30/s wanders about this much.
+pub const SUSTAIN_TOLERANCE: f64 = 0.10;
+
+/// Seconds a level must be held in a run of `n` seconds: [`SUSTAIN_S`], or a sixth of a
+/// short run (at least 3).
+pub fn sustain_s(n: usize) -> usize {
+    (n / 6).clamp(3, SUSTAIN_S)
+}
+
+/// The highest level held for `hold` seconds in a row among seconds where `ok`, and where
+/// its window starts; with no such stretch, over the longest one there is.
+pub fn sustained(rps: &[f64], ok: &[bool], hold: usize) -> Option<(usize, f64)> {
+    let n = rps.len().min(ok.len());
+    let mut longest = 0;
+    let mut run = 0;
+    for &o in &ok[..n] {
+        run = if o { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let hold = hold.min(longest);
+    if hold == 0 {
+        return None;
+    }
+    let mut best: Option<(usize, f64)> = None;
+    let mut buf = Vec::with_capacity(hold);
+    for i in 0..=n - hold {
+        let window = &rps[i..i + hold];
+        if !ok[i..i + hold].iter().all(|o| *o) || window.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        buf.clear();
+        buf.extend_from_slice(window);
+        let med = median(&buf);
+        let lo = window.iter().copied().fold(f64::INFINITY, f64::min);
+        let level = (lo / (1.0 - SUSTAIN_TOLERANCE)).min(med);
+        if best.is_none_or(|(_, b)| level > b) {
+            best = Some((i, level));
+        }
+    }
+    best
+}
 
 pub fn capacity(input: &Input, sli: &Sli) -> Option<Capacity> {
     let n = input.len();
@@ -22,21 +75,13 @@ pub fn capacity(input: &Input, sli: &Sli) -> Option<Capacity> {
     // The last second is usually partial (the drain); leave it out when there is a choice.
     let last = if n > 4 { n - 1 } else { n };
     let until = if degraded { sli.onset.max(1) } else { last };
-    let (at, max) = rs[..until]
-        .iter()
-        .enumerate()
-        .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        });
     let lat = input
         .latency_ms
         .as_ref()
         .map(|l| rolling_median(l, w))
         .unwrap_or_default();
+    let ok: Vec<bool> = (0..n).map(|i| i < until && !sli.over[i]).collect();
+    let (at, max) = sustained(&rs, &ok, sustain_s(n)).unwrap_or((0, 0.0));
     let limited_by = degraded.then(|| {
         let lat_first = sli
             .report

@@ -6,8 +6,8 @@
 //! from a CSV export. [`analyze`] then:
 //!
 //! 1. [`sli`]: decides whether the users' experience degraded (latency or errors above their
-//!    own baseline by margins both relative and absolute, for several seconds running). A
-//!    healthy run stops here: no cause is named.
+//!    own baseline by margins both relative and absolute — latency at least 1.5× and 20 ms
+//!    above it — for several seconds running). A healthy run stops here: no cause is named.
 //! 2. [`knee`]: the capacity — highest sustained throughput before the turn, and the knee of
 //!    latency against throughput.
 //! 3. [`rank`]: scores every signal by how abnormal it became (robust z against its own
@@ -61,9 +61,11 @@ pub struct Input {
     pub events: Vec<Event>,
     /// Sample error messages, for error findings.
     pub error_samples: Vec<String>,
-    /// How far above its baseline (ms) latency must rise to count as degraded, besides the
-    /// relative margin; 0 when the SLI's unit is unknown (CSV).
+    /// How far above its baseline (ms) a stretch of high latency must be (its median) to
+    /// count as degraded, besides the relative margin; 0 when the SLI's unit is unknown (CSV).
     pub latency_floor_ms: f64,
+    /// Whether every threshold of the scenario passed; `None` when it had none (or for CSV).
+    pub thresholds_passed: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +149,8 @@ impl Input {
                 .map(|s| format!("{}: {}", s.kind.as_str(), s.message))
                 .collect(),
             latency_floor_ms: sli::LATENCY_FLOOR_MS,
+            thresholds_passed: (!r.thresholds.is_empty())
+                .then(|| r.thresholds.iter().all(|t| t.ok)),
         };
         if let Some(infra) = infra {
             input.add_infra(infra);
@@ -243,10 +247,11 @@ pub struct Finding {
 /// How much load the system took.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Capacity {
-    /// Highest throughput (rolling median, requests/s) held before latency or errors turned;
-    /// with no turn, the highest held during the run (a lower bound).
+    /// Highest throughput (rolling median, requests/s) held for several seconds within a
+    /// tolerance, with latency and errors fine, before they turned; with no turn, the highest
+    /// held during the run (a lower bound). See [`knee`] for what "held" means.
     pub max_sustained_rps: f64,
-    /// When it was reached (s since start).
+    /// When the stretch that held it began (s since start).
     pub at_s: f64,
     /// Whether the system reached its limit in this run (`false`: capacity is at least this).
     pub reached: bool,
@@ -331,7 +336,7 @@ pub fn render_text(d: &Diagnosis) -> String {
         if c.reached {
             let _ = write!(
                 out,
-                "capacity: {:.1} rps sustained (t={:.0}s) before {} turned",
+                "capacity: {:.1} rps sustained (held from t={:.0}s) before {} turned",
                 c.max_sustained_rps,
                 c.at_s,
                 c.limited_by.as_deref().unwrap_or("latency")

@@ -9,9 +9,14 @@
 //!   took before the onset. A random walk drifts far from its baseline but its step at the onset is
 //!   ordinary; a cause's is not;
 //! - **alignment** `c`: the best Spearman correlation with the degraded SLI over lags
-//!   `0..=L` s, the signal leading (`L` = a tenth of the run, 2 to 30 s); with the planned load
-//!   partialled out, and reduced when the signal tracks achieved throughput better than it
-//!   tracks the SLI (a signal that merely follows the load);
+//!   `0..=L` s, the signal leading (`L` = a tenth of the run, 2 to 30 s), both taken without
+//!   the planned load's part: each is replaced by its residual from a least-squares line on
+//!   the planned load, fitted before the SLI's onset less `L` (where no cause has moved yet).
+//!   On a ramp a mid-run step in the cause and in the SLI both rank-correlate with the rising
+//!   load, so partialling the load out over the whole run took the step away with it; a line
+//!   fitted before the change removes only what the load explains, and a signal that merely
+//!   follows the load is left with noise. `c` is then reduced when the signal tracks achieved
+//!   throughput better than it tracks the SLI;
 //! - **precedence** `g`: 1 when the signal's own change (4 robust sigmas, 3 s running) came
 //!   at or before the SLI's, 0.85 within one second after it (a gauge read at the next
 //!   scrape), decaying when it came later (a consequence) or much earlier (unrelated drift);
@@ -25,7 +30,7 @@
 
 use super::rules::{classify, Kind};
 use super::sli::{Sli, MIN_RUN_S};
-use super::stats::{first_sustained, lagged, median, median_mad, partial, ranks, rolling_median};
+use super::stats::{first_sustained, lagged, median, median_mad, ranks, rolling_median};
 use super::Input;
 
 /// Robust sigmas a signal must move to count as changed.
@@ -80,20 +85,27 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             .collect();
     }
     let lag_max = max_lag(n) as isize;
-    let target_ranks: Vec<Vec<f64>> = sli.targets.iter().map(|t| ranks(t)).collect();
-    let planned = non_constant(&input.target).map(ranks);
-    let achieved = non_constant(&input.rps).map(|r| ranks(&rolling_median(r, 3)));
-    let sli_vs_planned: Vec<f64> = target_ranks
+    let (b0, b1) = sli.baseline;
+    // The load's own effect is fitted where no cause has moved yet: before the longest lead
+    // the ranking credits, and at least over the baseline.
+    let fit = b0..sli.onset.saturating_sub(lag_max as usize).max(b1).min(n);
+    let planned = non_constant(&input.target);
+    let without_load = |x: &[f64]| match planned {
+        Some(load) => without_load(x, load, fit.clone()),
+        None => x.to_vec(),
+    };
+    let target_ranks: Vec<Vec<f64>> = sli
+        .targets
         .iter()
-        .map(|ry| planned.as_ref().map_or(0.0, |p| lagged(ry, p, 0)))
+        .map(|t| ranks(&without_load(t)))
         .collect();
+    let achieved = non_constant(&input.rps).map(|r| ranks(&rolling_median(r, 3)));
     let p99_rise_ms = sli
         .report
         .latency_ms
         .as_ref()
         .filter(|l| l.degraded)
         .map(|l| l.during - l.baseline);
-    let (b0, b1) = sli.baseline;
     let base_end = b1.min(sli.onset.saturating_sub(1)).max(b0 + 3).min(n);
     let mut out: Vec<Scored> = input
         .signals
@@ -128,23 +140,16 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 Some(l) if l < 0.0 => ((l + 1.0) / 3.0).exp(),
                 Some(l) => (-(l - lag_max as f64) / (lag_max as f64).max(5.0)).exp(),
             };
-            let rx = ranks(&xs);
+            let rx = ranks(&without_load(&xs));
             let mut c = 0.0f64;
-            for (ry, &ry_planned) in target_ranks.iter().zip(&sli_vs_planned) {
-                let mut best = 0.0f64;
+            for ry in &target_ranks {
                 for lag in 0..=lag_max {
-                    let r = lagged(&rx, ry, lag);
-                    if r.abs() > best.abs() {
-                        best = r;
-                    }
+                    c = c.max(lagged(&rx, ry, lag).abs());
                 }
-                let adjusted = match &planned {
-                    Some(p) => partial(best, lagged(&rx, p, 0), ry_planned).abs(),
-                    None => best.abs(),
-                };
-                c = c.max(adjusted);
             }
-            let load_correlation = achieved.as_ref().map_or(0.0, |a| lagged(&rx, a, 0).abs());
+            let load_correlation = achieved
+                .as_ref()
+                .map_or(0.0, |a| lagged(&ranks(&xs), a, 0).abs());
             if load_correlation > c {
                 c *= (1.0 - (load_correlation - c)).max(0.0);
             }
@@ -199,6 +204,28 @@ fn local_jump(xs: &[f64], onset: usize, lead: usize) -> f64 {
     let steps: Vec<f64> = (0..until).map(|t| (xs[t + span] - xs[t]).abs()).collect();
     let usual = median(&steps).max(1e-12 * before.abs().max(1.0));
     (after - before).abs() / usual
+}
+
+/// `x` minus its least-squares line on `load`, fitted over the seconds `fit`: what is left
+/// once the part of `x` that moves with the load is taken out.
+pub fn without_load(x: &[f64], load: &[f64], fit: std::ops::Range<usize>) -> Vec<f64> {
+    let n = x.len().min(load.len());
+    let fit = fit.start.min(n)..fit.end.min(n);
+    let m = fit.len() as f64;
+    if m < 3.0 {
+        return x.to_vec();
+    }
+    let mx = x[fit.clone()].iter().sum::<f64>() / m;
+    let ml = load[fit.clone()].iter().sum::<f64>() / m;
+    let (mut sxl, mut sll) = (0.0, 0.0);
+    for i in fit {
+        sxl += (x[i] - mx) * (load[i] - ml);
+        sll += (load[i] - ml) * (load[i] - ml);
+    }
+    let beta = if sll > 1e-12 { sxl / sll } else { 0.0 };
+    (0..x.len())
+        .map(|i| x[i] - mx - beta * (load.get(i).copied().unwrap_or(ml) - ml))
+        .collect()
 }
 
 fn non_constant(x: &[f64]) -> Option<&[f64]> {

@@ -21,10 +21,15 @@
 //! window (rank correlation with time below 0.5) is a queue reacting to something else, and
 //! its finding's score is multiplied by 0.6.
 //!
+//! A `db_pool_saturation` finding says how full the pool was — "1 of 1 connections in use" —
+//! when a gauge of connections in use and one of the pool's size are both observed (see
+//! [`pool_use`]); when the finding's signal is a wait, it reads as the pool wait.
+//!
 //! A signal that matches nothing (the server's own request latency, request counts) is still
 //! ranked, but names no cause: it is a symptom.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -267,7 +272,30 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     let users = sli_phrase(sli);
     let name = &s.name;
     let moved = if s.direction >= 0.0 { "rose" } else { "fell" };
-    let what = format!("{name} {moved} from {from} to {to} at t={changed}s, {when} {users}");
+    let pool = (kind == Kind::DbPoolSaturation)
+        .then(|| pool_use(input, sli.onset, sli.end))
+        .flatten();
+    let mut what = match &pool {
+        // The gauge itself: "0 of 1" → "1 of 1" says more than "0" → "1".
+        Some(p) if p.in_use_signal == *name => format!(
+            "{name} {moved} from {} to {} connections in use at t={changed}s, {when} {users}",
+            p.of(s.baseline),
+            p.of(s.during)
+        ),
+        _ if kind == Kind::DbPoolSaturation && s.unit == "seconds" => format!(
+            "Pool wait ({name}) {moved} from {from} to {to} at t={changed}s, {when} {users}"
+        ),
+        _ => format!("{name} {moved} from {from} to {to} at t={changed}s, {when} {users}"),
+    };
+    if let Some(p) = pool.as_ref().filter(|p| p.in_use_signal != *name) {
+        let _ = write!(
+            what,
+            "; {} connections in use (from {} and {})",
+            p.of(p.in_use),
+            p.in_use_signal,
+            p.size_signal
+        );
+    }
     let advice = match kind {
         Kind::CpuSaturation => "the service is CPU-bound: profile the hot path, or give it more CPU or instances",
         Kind::MemoryPressure => "look for leaks, GC pressure or a container memory limit, and give it headroom",
@@ -289,6 +317,10 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     ]);
     if let Some(l) = s.lead_s {
         evidence.insert("lead_s".into(), l);
+    }
+    if let Some(p) = &pool {
+        evidence.insert("pool_in_use".into(), round3(p.in_use));
+        evidence.insert("pool_size".into(), round3(p.size));
     }
     let mut lines = Vec::new();
     if kind == Kind::ErrorBurst {
@@ -319,6 +351,107 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         lines,
         summary: format!("{what}: {advice}."),
     }
+}
+
+/// How full a connection pool was during the degradation, from a gauge of connections in use
+/// and one of the pool's size that share a stem and dimensions (`state` aside):
+/// `db_pool_connections{state="in_use"}` and `db_pool_max_connections`,
+/// `hikaricp_connections_active` and `hikaricp_connections_max`,
+/// `go_sql_in_use_connections` and `go_sql_max_open_connections`, or a limit on database
+/// operations at once (`db_operations_in_flight` and `db_operations_limit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolUse {
+    /// Medians over the degraded window.
+    pub in_use: f64,
+    pub size: f64,
+    pub in_use_signal: String,
+    pub size_signal: String,
+}
+
+impl PoolUse {
+    /// "1 of 4".
+    pub fn of(&self, in_use: f64) -> String {
+        let n = |v: f64| {
+            if (v - v.round()).abs() < 0.05 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        };
+        format!("{} of {}", n(in_use), n(self.size))
+    }
+}
+
+/// A signal key split into its metric name's words and its dimensions (`state` and `status`
+/// left out: they tell the members of one pool apart).
+fn stem(key: &str) -> (Vec<String>, Vec<(String, String)>) {
+    const USAGE: [&str; 17] = [
+        "in", "use", "inuse", "active", "busy", "flight", "inflight", "used", "checked", "out",
+        "max", "maximum", "size", "limit", "capacity", "open", "current",
+    ];
+    let (name, dims) = key.split_once('{').unwrap_or((key, ""));
+    let words = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(str::to_ascii_lowercase)
+        .filter(|w| !w.is_empty() && !USAGE.contains(&w.as_str()))
+        .collect();
+    static DIM: OnceLock<Regex> = OnceLock::new();
+    let dim =
+        DIM.get_or_init(|| Regex::new(r#"(\w+)="([^"]*)""#).expect("valid dimension pattern"));
+    let dims = dim
+        .captures_iter(dims)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .filter(|(k, _)| k != "state" && k != "status")
+        .collect();
+    (words, dims)
+}
+
+pub fn pool_use(input: &Input, from: usize, to: usize) -> Option<PoolUse> {
+    static IN_USE: OnceLock<Regex> = OnceLock::new();
+    static SIZE: OnceLock<Regex> = OnceLock::new();
+    let in_use_re = IN_USE.get_or_init(|| {
+        Regex::new(r#"(?i)(pool|connection|db|database|sql).*(in_?use|active|busy|in_?flight|checked_?out)"#)
+            .expect("valid pool pattern")
+    });
+    let size_re = SIZE.get_or_init(|| {
+        Regex::new(r"(?i)(pool|connection|db|database|sql).*(max|size|limit|capacity)")
+            .expect("valid pool pattern")
+    });
+    let window = |v: &[f64]| {
+        let end = (to + 1).min(v.len());
+        (from < end).then(|| super::stats::median(&v[from..end]))
+    };
+    let mut best: Option<PoolUse> = None;
+    for used in input.signals.iter().filter(|x| in_use_re.is_match(&x.name)) {
+        let Some(in_use) = window(&used.values).filter(|v| v.is_finite() && *v >= 0.0) else {
+            continue;
+        };
+        let key = stem(&used.name);
+        for size in input.signals.iter().filter(|x| {
+            x.name != used.name && size_re.is_match(&x.name) && !in_use_re.is_match(&x.name)
+        }) {
+            let Some(cap) = window(&size.values).filter(|v| v.is_finite() && *v > 0.0) else {
+                continue;
+            };
+            if stem(&size.name) != key {
+                continue;
+            }
+            let candidate = PoolUse {
+                in_use,
+                size: cap,
+                in_use_signal: used.name.clone(),
+                size_signal: size.name.clone(),
+            };
+            // Several pools: the fullest is the one that limits.
+            if best
+                .as_ref()
+                .is_none_or(|b| in_use / cap > b.in_use / b.size)
+            {
+                best = Some(candidate);
+            }
+        }
+    }
+    best
 }
 
 fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {

@@ -103,15 +103,6 @@ pub fn lagged(rx: &[f64], ry: &[f64], lag: isize) -> f64 {
     }
 }
 
-/// The correlation of `x` and `y` with `z` held fixed.
-pub fn partial(rxy: f64, rxz: f64, ryz: f64) -> f64 {
-    let d = ((1.0 - rxz * rxz) * (1.0 - ryz * ryz)).sqrt();
-    if d < 1e-6 {
-        return 0.0;
-    }
-    ((rxy - rxz * ryz) / d).clamp(-1.0, 1.0)
-}
-
 /// The first index from `from` where `hit` holds for `run` consecutive points (or up to the
 /// end, when fewer remain).
 pub fn first_sustained(hit: &[bool], from: usize, run: usize) -> Option<usize> {
@@ -127,6 +118,31 @@ pub fn first_sustained(hit: &[bool], from: usize, run: usize) -> Option<usize> {
         }
     }
     start.filter(|s| hit.len() - s >= run.min(2))
+}
+
+/// Every stretch `(first, last)` from `from` where `hit` holds for `run` consecutive points
+/// or more (or, at the end, for what remains, if at least 2).
+pub fn sustained_runs(hit: &[bool], from: usize, run: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, &h) in hit.iter().enumerate().skip(from) {
+        match (h, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= run {
+                    out.push((s, i - 1));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        if hit.len() - s >= run.min(2) {
+            out.push((s, hit.len() - 1));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -162,16 +178,16 @@ mod tests {
     }
 
     #[test]
-    fn partial_correlation_removes_a_shared_driver() {
-        assert!(partial(0.8, 0.9, 0.9).abs() < 0.1);
-        assert!((partial(0.8, 0.0, 0.0) - 0.8).abs() < 1e-12);
-    }
-
-    #[test]
-    fn sustained_runs() {
+    fn first_and_every_sustained_run() {
         let h = [false, true, false, true, true, true, false];
         assert_eq!(first_sustained(&h, 0, 3), Some(3));
         assert_eq!(first_sustained(&h, 0, 4), None);
         assert_eq!(first_sustained(&[false, false, true, true], 0, 3), Some(2));
+        assert_eq!(sustained_runs(&h, 0, 3), vec![(3, 5)]);
+        assert_eq!(sustained_runs(&h, 0, 1), vec![(1, 1), (3, 5)]);
+        assert_eq!(sustained_runs(&h, 4, 3), vec![]);
+        let tail = [true, true, true, false, false, true, true];
+        assert_eq!(sustained_runs(&tail, 0, 3), vec![(0, 2), (5, 6)]);
+        assert_eq!(sustained_runs(&[], 0, 3), vec![]);
     }
 }

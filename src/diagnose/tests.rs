@@ -311,3 +311,277 @@ fn an_hour_of_two_hundred_signals_finds_the_cause() {
     eprintln!("cause at {at:?}; top: {:?}", &d.ranking[..3]);
     assert_eq!(at, Some(0));
 }
+
+/// A 60 s run at 50 rps whose latency goes from `before` to `after` ms at t=30, with a cause
+/// that moves at the same time.
+fn latency_change(before: f64, after: f64) -> Input {
+    let mut input = planted("db_pool_acquire_wait_seconds:mean", true, 30);
+    let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
+    input.latency_ms = Some(steady(60, |t| {
+        (if t >= 30 { after } else { before }) * (1.0 + 0.02 * jitter(t))
+    }));
+    input
+}
+
+#[test]
+fn a_loopback_p99_doubling_by_ten_ms_is_not_a_degradation() {
+    // 9.6 ms → 19 ms on loopback, every threshold held: noise, not a cause to chase.
+    let d = analyze(&latency_change(9.6, 19.0));
+    assert!(d.healthy, "{}", d.sli.describe());
+    assert!(d.findings.is_empty(), "{:?}", d.findings);
+    let text = d.sli.describe();
+    assert!(text.contains("rose from 9."), "{text}");
+    assert!(text.contains("below the 29."), "{text}");
+}
+
+#[test]
+fn latency_rising_past_the_absolute_floor_is_a_degradation() {
+    for (before, after) in [(20.0, 400.0), (5.0, 30.0)] {
+        let d = analyze(&latency_change(before, after));
+        assert!(!d.healthy, "{before} → {after}: {}", d.sli.describe());
+        assert_eq!(d.findings[0].kind, Kind::DbPoolSaturation);
+    }
+    // 300 ms → 420 ms is 120 ms more, but only 1.4×.
+    assert!(analyze(&latency_change(300.0, 420.0)).healthy);
+}
+
+#[test]
+fn a_degradation_within_the_thresholds_says_so() {
+    let mut input = latency_change(20.0, 400.0);
+    input.thresholds_passed = Some(true);
+    let text = analyze(&input).sli.describe();
+    assert!(text.starts_with("degraded"), "{text}");
+    assert!(
+        text.contains("every threshold of the scenario passed"),
+        "{text}"
+    );
+    input.thresholds_passed = Some(false);
+    let text = analyze(&input).sli.describe();
+    assert!(!text.contains("threshold"), "{text}");
+}
+
+#[test]
+fn noisy_seconds_just_before_a_change_do_not_date_it_early() {
+    // A fast service: 2.8 ms, three seconds at 4.5 ms (1.6×, noise), then 45 ms from t=30.
+    let mut input = latency_change(2.8, 45.0);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for v in &mut lat[27..30] {
+        *v = 4.5;
+    }
+    let d = analyze(&input);
+    assert_eq!(
+        d.sli.latency_ms.as_ref().unwrap().start_s,
+        Some(30.0),
+        "{}",
+        d.sli.describe()
+    );
+}
+
+fn gauge(name: &str, f: impl Fn(usize) -> f64) -> Signal {
+    Signal {
+        name: name.into(),
+        unit: String::new(),
+        values: steady(60, f),
+    }
+}
+
+#[test]
+fn pool_evidence_says_how_many_connections_of_how_many_were_in_use() {
+    // The stack's pool-size fault: at most one database operation at once from t=29.
+    let mut input = planted("db_pool_acquire_wait_seconds:p95", true, 30);
+    input.signals[0].unit = "seconds".into();
+    let limited = |t: usize| t >= 29;
+    input.signals.extend([
+        gauge("db_operations_in_flight", |t| {
+            if limited(t) {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        gauge(
+            "db_operations_limit",
+            |t| if limited(t) { 1.0 } else { -1.0 },
+        ),
+        // The connection pool behind the limit, far from full.
+        gauge("db_pool_connections{pool=\"shop\",state=\"in_use\"}", |t| {
+            if limited(t) {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+        gauge("db_pool_max_connections{pool=\"shop\"}", |_| 8.0),
+    ]);
+    let d = analyze(&input);
+    let f = &d.findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation, "{:?}", d.findings);
+    assert_eq!(f.signal, "db_pool_acquire_wait_seconds:p95");
+    assert!(f.summary.starts_with("Pool wait ("), "{}", f.summary);
+    assert!(
+        f.summary.contains(
+            "1 of 1 connections in use (from db_operations_in_flight and db_operations_limit)"
+        ),
+        "{}",
+        f.summary
+    );
+    assert_eq!(f.evidence["pool_in_use"], 1.0);
+    assert_eq!(f.evidence["pool_size"], 1.0);
+}
+
+#[test]
+fn a_pool_gauge_finding_reads_as_n_of_m() {
+    let mut input = planted("x", true, 30);
+    input.signals[0] = gauge("db_pool_connections_in_use{pool=\"orders\"}", |t| {
+        if t >= 29 {
+            10.0
+        } else {
+            2.0 + f64::from(u8::from(t % 5 == 0))
+        }
+    });
+    input.signals.extend([
+        gauge("db_pool_connections_max{pool=\"orders\"}", |_| 10.0),
+        // Another pool's size: never paired with the orders pool.
+        gauge("db_pool_connections_max{pool=\"reports\"}", |_| 40.0),
+    ]);
+    let f = &analyze(&input).findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation);
+    assert!(
+        f.summary
+            .contains("from 2 of 10 to 10 of 10 connections in use"),
+        "{}",
+        f.summary
+    );
+    assert_eq!(f.evidence["pool_size"], 10.0);
+}
+
+#[test]
+fn pool_gauges_pair_by_stem_and_dimensions() {
+    let mut input = planted("x", true, 30);
+    input.signals = vec![
+        gauge("hikaricp_connections_active{pool=\"a\"}", |_| 1.0),
+        gauge("hikaricp_connections_max{pool=\"a\"}", |_| 10.0),
+        gauge("go_sql_in_use_connections{db=\"a\"}", |_| 3.0),
+        gauge("go_sql_max_open_connections{db=\"a\"}", |_| 4.0),
+        gauge("go_sql_max_open_connections{db=\"b\"}", |_| 100.0),
+        gauge("db_pool_connections{pool=\"p\",state=\"in_use\"}", |_| 5.0),
+        gauge("db_pool_connections{pool=\"p\",state=\"idle\"}", |_| 5.0),
+        gauge("db_pool_max_connections{pool=\"p\"}", |_| 10.0),
+    ];
+    let p = rules::pool_use(&input, 30, 59).unwrap();
+    assert_eq!(p.in_use_signal, "go_sql_in_use_connections{db=\"a\"}");
+    assert_eq!(p.size_signal, "go_sql_max_open_connections{db=\"a\"}");
+    assert_eq!(p.of(p.in_use), "3 of 4", "the fullest pool");
+    input.signals.drain(..2);
+    input.signals.remove(1);
+    let p = rules::pool_use(&input, 30, 59).unwrap();
+    assert_eq!(p.size_signal, "db_pool_max_connections{pool=\"p\"}");
+    assert_eq!(p.of(2.5), "2.5 of 10");
+    input.signals.truncate(2);
+    assert_eq!(
+        rules::pool_use(&input, 30, 59),
+        None,
+        "no size for this pool"
+    );
+    assert_eq!(rules::pool_use(&input, 70, 90), None, "window past the end");
+}
+
+/// Load rising through `(seconds, rps)` stages; latency turns at `turn_at`.
+fn staged(stages: &[(usize, f64)], turn_at: usize) -> Input {
+    let n: usize = stages.iter().map(|s| s.0).sum();
+    let mut rps = Vec::with_capacity(n);
+    for &(secs, level) in stages {
+        rps.extend((0..secs).map(|t| level * (1.0 + 0.03 * (((t * 7919) % 7) as f64 / 7.0 - 0.5))));
+    }
+    let mut input = planted("x", true, 1000);
+    input.latency_ms = Some(steady(n, |t| if t >= turn_at { 200.0 } else { 10.0 }));
+    input.error_rate = Some(vec![0.0; n]);
+    input.target = rps.iter().map(|r| r.round()).collect();
+    input.rps = rps;
+    input.generator_busy = vec![false; n];
+    input.signals.clear();
+    input
+}
+
+#[test]
+fn capacity_is_a_level_held_not_one_passed_through_on_a_ramp() {
+    // Stages of 20 s at 20, 40, 60, then 80 rps; latency turns 3 s into the 80 stage, so 80
+    // was never sustained with users served well: 60 was.
+    let input = staged(&[(20, 20.0), (20, 40.0), (20, 60.0), (20, 80.0)], 63);
+    let d = analyze(&input);
+    let c = d.capacity.unwrap();
+    assert_eq!(c.degraded_at_s, Some(63.0), "{:?}", d.sli);
+    assert!((c.max_sustained_rps - 60.0).abs() < 2.0, "{c:?}");
+    assert!((40.0..=53.0).contains(&c.at_s), "{c:?}");
+
+    // A steady ramp of 1 rps/s from 10 rps; latency turns at t=70 (80 rps). The level held for
+    // 10 s is where that window started (within the tolerance), not the last second's 79.
+    let n = 100;
+    let mut input = staged(&[(n, 0.0)], 70);
+    input.rps = steady(n, |t| 10.0 + t as f64);
+    input.target = input.rps.clone();
+    let c = analyze(&input).capacity.unwrap();
+    assert_eq!(c.degraded_at_s, Some(70.0));
+    assert!(
+        (68.0..=76.0).contains(&c.max_sustained_rps),
+        "{c:?} (the old rolling maximum said 79)"
+    );
+    assert!(c.at_s + 10.0 <= 70.0, "{c:?}");
+}
+
+#[test]
+fn sustained_levels_need_the_whole_window() {
+    // Held 50 for 10 s, then 90 for 4 s: 50 is what was sustained.
+    let mut rps = vec![50.0; 10];
+    rps.extend([90.0; 4]);
+    assert_eq!(knee::sustained(&rps, &[true; 14], 10), Some((0, 50.0)));
+    assert_eq!(knee::sustained(&rps, &[true; 14], 4), Some((10, 90.0)));
+    // Seconds with latency over the threshold do not count; with no stretch as long as asked,
+    // the longest there is decides.
+    let mut ok = [true; 14];
+    ok[5] = false;
+    let (at, level) = knee::sustained(&rps, &ok, 10).unwrap();
+    // Seconds 6..14: every one at least 90% of 55.6 rps.
+    assert_eq!(at, 6);
+    assert!((level - 50.0 / 0.9).abs() < 1e-9, "{level}");
+    assert_eq!(knee::sustained(&[], &[], 10), None);
+    assert_eq!(knee::sustained(&rps, &[false; 14], 10), None);
+    assert_eq!(knee::sustained(&[f64::NAN; 5], &[true; 5], 3), None);
+}
+
+#[test]
+fn on_a_ramp_the_cause_outranks_what_follows_the_load() {
+    // On a ramp, a step in the cause and in the latency both rank-correlate with the rising
+    // load; taking the load out over the whole run took the step with it.
+    let mut top1 = 0;
+    for seed in 100..130 {
+        let c = case(
+            seed,
+            Spec {
+                seconds: 300,
+                signals: 30,
+                ramp: true,
+                faulty: true,
+            },
+        );
+        let d = analyze(&c.input);
+        top1 += usize::from(d.ranking[0].signal == c.cause.clone().unwrap());
+    }
+    eprintln!("ramp top-1: {top1}/30");
+    assert!(top1 >= 27, "{top1}/30");
+}
+
+#[test]
+fn taking_the_load_out_keeps_a_step_and_drops_a_follower() {
+    let load: Vec<f64> = (0..100).map(|t| 50.0 + t as f64).collect();
+    let follower: Vec<f64> = load.iter().map(|l| 3.0 * l + 7.0).collect();
+    let r = rank::without_load(&follower, &load, 0..40);
+    assert!(r.iter().all(|v| v.abs() < 1e-9), "{r:?}");
+    let step: Vec<f64> = (0..100).map(|t| if t >= 60 { 5.0 } else { 1.0 }).collect();
+    let r = rank::without_load(&step, &load, 0..40);
+    assert!((r[80] - r[20] - 4.0).abs() < 1e-9, "{r:?}");
+    // Too few seconds to fit a line, or a fit past the end: nothing to take out.
+    assert_eq!(rank::without_load(&step, &load, 0..2), step);
+    assert_eq!(rank::without_load(&step, &load[..10], 50..90), step);
+    assert!(rank::without_load(&[], &[], 0..10).is_empty());
+}

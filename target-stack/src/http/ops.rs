@@ -46,6 +46,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The gauges read at scrape time (queue stats are fetched from the stores).
 pub async fn scrape(state: &AppState) -> Scrape<'_> {
+    // Read before the queue stats, which pass the database gate themselves: read after, the
+    // gate shows the permit this scrape just released, not the load.
+    let db_gate_in_use = state.gate.in_use();
+    let db_gate_limit = state.gate.limit();
     let mut queues = Vec::new();
     for q in Queue::ALL {
         queues.push((q, state.stores.queues.stats(q).await.ok()));
@@ -58,8 +62,8 @@ pub async fn scrape(state: &AppState) -> Scrape<'_> {
             .first()
             .map_or("none", |h| h.backend_name()),
         pools: state.stores.health.iter().flat_map(|h| h.pools()).collect(),
-        db_gate_in_use: state.gate.in_use(),
-        db_gate_limit: state.gate.limit(),
+        db_gate_in_use,
+        db_gate_limit,
         db_acquire_wait: state.gate.acquire_wait(),
         queues,
         faults: state.faults.current(),
