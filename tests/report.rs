@@ -84,6 +84,44 @@ name = "browse"
     path
 }
 
+/// A run of several short stages (their names must not collide on the charts), long enough
+/// for a diagnosis chart to have a shape.
+fn staged_scenario(dir: &Path, port: u16) -> PathBuf {
+    let path = dir.join("staged.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "report-diagnosis"
+base_url = "http://127.0.0.1:{port}"
+timeout = "2s"
+
+[load]
+start_rps = 10
+max_vus = 50
+stages = [
+  {{ duration = "1s", target_rps = 20, name = "warm-up" }},
+  {{ duration = "1s", target_rps = 40, name = "ramp to the peak" }},
+  {{ duration = "1s", target_rps = 40, name = "doorbuster spike" }},
+  {{ duration = "5s", target_rps = 40, name = "steady" }},
+]
+
+[[journey]]
+name = "browse"
+
+  [[journey.step]]
+  name = "home"
+  path = "/"
+
+  [[journey.step]]
+  name = "item"
+  path = "/item/{{{{random_int 1 50}}}}"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// Runs a command to completion within `limit`, killing it past that.
 fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let child = cmd
@@ -483,4 +521,122 @@ fn reports_from_real_runs_render_in_chromium() {
         text(&o.stderr)
     );
     eprintln!("end to end in {:?}", started.elapsed());
+}
+
+/// Adds what a diagnosis of `results` would hold: a database pool wait that rose at `turn`, a
+/// dozen quiet signals, two scaling activities (one still going at the end), a log line, the
+/// findings naming the pool and the late scaling, and the capacity reached.
+fn add_diagnosis(results: &mut serde_json::Value, turn: f64) {
+    use serde_json::json;
+    let seconds = results["timeline"].as_array().unwrap().len().max(2) as f64;
+    let points = |f: &dyn Fn(f64) -> f64| -> Vec<serde_json::Value> {
+        (0..(seconds * 4.0) as u32)
+            .map(|i| {
+                let t = f64::from(i) / 4.0;
+                json!([t, f(t)])
+            })
+            .collect()
+    };
+    let mut series = vec![json!({
+        "source": "scrape:stack", "name": "db_pool_acquire_wait_seconds:mean", "unit": "seconds",
+        "dimensions": {"pool": "main"},
+        "points": points(&|t| if t >= turn { 0.25 } else { 0.002 + (t * 7.0).sin().abs() * 0.001 })
+    })];
+    for i in 0..12 {
+        series.push(json!({
+            "source": "scrape:stack", "name": format!("quiet_gauge_{i}"), "unit": "count",
+            "points": points(&|t| 10.0 + i as f64 + ((t * 3.0 + i as f64).sin() * 0.2))
+        }));
+    }
+    results["infra"] = json!({
+        "series": series,
+        "events": [
+            {"source": "application-autoscaling", "name": "Setting desired count to 4.",
+             "start": turn + 1.0, "end": turn + 3.0, "cause": "alarm CPU high", "status": "Successful"},
+            {"source": "application-autoscaling", "name": "Setting desired count to 6.",
+             "start": seconds - 1.0, "cause": "alarm CPU high", "status": "InProgress"},
+            {"source": "logs", "name": "log", "start": turn + 0.5, "cause": "ERROR pool timeout",
+             "status": "error"}
+        ]
+    });
+    results["findings"] = json!([
+        {"kind": "db_pool_saturation", "signal": "db_pool_acquire_wait_seconds:mean{pool=\"main\"}",
+         "score": 0.82, "window": {"start_s": turn, "end_s": seconds},
+         "evidence": {"baseline": 0.002, "during": 0.25, "z": 30.0, "lead_s": 1.0},
+         "summary": "The pool wait rose from 2 ms to 250 ms: requests are waiting for a database connection."},
+        {"kind": "scaling_lag", "signal": "application-autoscaling:Setting desired count to 4.",
+         "score": 0.4, "window": {"start_s": turn, "end_s": turn + 3.0},
+         "evidence": {"in_service_after_breach_s": 3.0},
+         "summary": "New capacity came into service 3s after latency rose: scale earlier."}
+    ]);
+    results["capacity"] = json!({"max_sustained_rps": 40.0, "at_s": turn - 1.0, "reached": true,
+        "limited_by": "latency", "degraded_at_s": turn, "latency_ms_before": 9.0});
+}
+
+#[test]
+fn a_diagnosed_report_renders_its_diagnosis_chart_in_chromium() {
+    require_chromium();
+    let port = start_target();
+    let work = tempfile::tempdir().unwrap();
+    let run = peakload_run(
+        &staged_scenario(work.path(), port),
+        &work.path().join("staged"),
+        &[],
+    );
+    let results_path = run.dir.join("results.json");
+    let mut results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
+    assert!(
+        results["timeline"].as_array().unwrap().len() >= 6,
+        "an 8 s run: {}",
+        results["timeline"]
+    );
+    add_diagnosis(&mut results, 4.0);
+    let diagnosed = work.path().join("diagnosed.json");
+    std::fs::write(&diagnosed, results.to_string()).unwrap();
+    let page = work.path().join("diagnosed.html");
+    let o = run_bounded(
+        Command::new(BIN)
+            .arg("report")
+            .arg(&diagnosed)
+            .arg("-o")
+            .arg(&page),
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    let r = render_in_chromium(&page);
+    assert!(r.console_errors.is_empty(), "{:#?}", r.console_errors);
+    let at = r.dom.find("id=\"diagnosis\"").expect("a diagnosis section");
+    assert!(
+        at < r.dom.find("id=\"time\"").unwrap(),
+        "before the time charts"
+    );
+    let fig_at = r.dom[at..].find("<figure").unwrap() + at;
+    let fig = &r.dom[fig_at..fig_at + r.dom[fig_at..].find("</figure>").unwrap()];
+    assert_eq!(fig.matches("<svg").count(), 1, "one stacked chart");
+    let series = data_polylines(fig);
+    assert_eq!(series.len(), 2, "latency and the pool wait: {series:?}");
+    assert!(series.iter().all(|&n| n >= 6), "{series:?}");
+    for label in [
+        "p99 latency per second",
+        "#1 db_pool_saturation · db_pool_acquire_wait_seconds:mean{pool=",
+        "desired 4 · Successful",
+        "desired 6 · InProgress",
+        "degraded window",
+        "doorbuster spike",
+    ] {
+        assert!(
+            fig.contains(label),
+            "{label} missing from the diagnosis chart"
+        );
+    }
+    assert!(r.dom.contains("Database connection pool saturated"));
+    assert!(r.dom.contains("13 signal(s), the most moved first"));
+
+    let shots = std::env::var_os("PEAKLOAD_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| work.path().to_owned());
+    std::fs::create_dir_all(&shots).unwrap();
+    check_rendered_report(&page, &shots.join("report-diagnosis.png"), "NO THRESHOLDS");
 }

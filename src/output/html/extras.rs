@@ -2,10 +2,15 @@
 //! scaling events (`infra`), root-cause findings (`findings`) and `capacity`, which the
 //! diagnosis adds. They are read from the raw JSON, tolerantly: a missing field means no
 //! section, an unexpected shape is shown as data rather than failing the report.
+//!
+//! The findings and the leading signals are drawn by [`super::diagnosis`]; here the signals
+//! and events are read, and everything observed is listed compactly (a table with a sparkline
+//! per signal, most moved first) rather than charted one by one.
 
+use plotters::style::RGBColor;
 use serde_json::Value;
 
-use super::chart::{self, Line, Marker, TimeAxis};
+use super::chart::{self, Marker};
 use super::{escape, series};
 use crate::record::results::Results;
 
@@ -38,9 +43,84 @@ impl Extras {
 
 /// One infrastructure time series: points in seconds since the run's start.
 pub struct Signal {
+    /// `source: name (k=v, …)`, for people.
     pub title: String,
+    /// `name{k="v",…}`: how findings name the signal.
+    pub key: String,
     pub unit: String,
+    /// Thinned for a chart.
     pub points: Vec<(f64, f64)>,
+    /// From every point, before thinning.
+    pub spread: Spread,
+}
+
+/// What a signal did over the run, in its own unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    /// The largest shift of its 3-point rolling median from the median of its first quarter,
+    /// in robust standard deviations (1.4826 × MAD, floored at 5% of that median): how much
+    /// it moved, comparable across units. 0 for fewer than 4 points.
+    pub moved: f64,
+}
+
+impl Spread {
+    fn of(points: &[(f64, f64)]) -> Spread {
+        let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+        if values.is_empty() {
+            return Spread {
+                min: f64::NAN,
+                median: f64::NAN,
+                max: f64::NAN,
+                moved: 0.0,
+            };
+        }
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mid = median(&values);
+        let mut moved = 0.0;
+        if values.len() >= 4 {
+            let rolled: Vec<f64> = (0..values.len())
+                .map(|i| median(&values[i.saturating_sub(1)..(i + 2).min(values.len())]))
+                .collect();
+            let (t0, t1) = (points[0].0, points[points.len() - 1].0);
+            let quarter = t0 + (t1 - t0) / 4.0;
+            let base_n = points.iter().filter(|p| p.0 <= quarter).count().max(3);
+            let base = &rolled[..base_n.min(rolled.len())];
+            let center = median(base);
+            let deviations: Vec<f64> = base.iter().map(|v| (v - center).abs()).collect();
+            let scale: f64 = (1.4826 * median(&deviations))
+                .max(0.05 * center.abs())
+                .max(1e-12);
+            moved = rolled
+                .iter()
+                .map(|v| (v - center).abs() / scale)
+                .fold(0.0, f64::max)
+                .min(1e6);
+        }
+        Spread {
+            min,
+            median: mid,
+            max,
+            moved,
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// One dated event (a scaling activity, say), in seconds since the run's start.
@@ -49,10 +129,53 @@ pub struct Event {
     pub end: Option<f64>,
     pub title: String,
     pub detail: String,
+    /// A scaling activity (its source or name says so).
+    pub scaling: bool,
+    /// A log line: listed, but not marked on charts (there can be hundreds).
+    pub log: bool,
+    /// Short enough to write on a chart: `desired 6 · Successful`.
+    pub label: String,
+}
+
+impl Event {
+    /// Whether any of it falls within the run's first `x_max` seconds.
+    pub fn within(&self, x_max: f64) -> bool {
+        let end = self.end.unwrap_or(f64::INFINITY);
+        self.start.is_finite() && self.start <= x_max && end >= 0.0
+    }
+}
+
+/// The capacity a scaling activity moves to: a `desired_capacity` dimension, or the first
+/// number after "desired" in its text ("Setting desired count to 6.").
+fn desired_capacity(e: &Value, texts: &[&str]) -> Option<String> {
+    if let Some(d) = e
+        .get("dimensions")
+        .and_then(|d| first(d, &["desired_capacity", "desired"]))
+    {
+        return Some(text(Some(d)));
+    }
+    texts.iter().find_map(|t| {
+        let lower = t.to_ascii_lowercase();
+        let at = lower.find("desired")?;
+        let digits: String = t[at..]
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(char::is_ascii_digit)
+            .collect();
+        (!digits.is_empty() && digits.len() < 7).then_some(digits)
+    })
+}
+
+fn clip_chars(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
 }
 
 /// Seconds since the run's start from a number (already relative) or an RFC 3339 time.
-fn seconds(v: &Value, run_start: Option<std::time::SystemTime>) -> Option<f64> {
+pub(super) fn seconds(v: &Value, run_start: Option<std::time::SystemTime>) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => {
@@ -69,11 +192,11 @@ fn seconds(v: &Value, run_start: Option<std::time::SystemTime>) -> Option<f64> {
     }
 }
 
-fn first<'a>(o: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+pub(super) fn first<'a>(o: &'a Value, keys: &[&str]) -> Option<&'a Value> {
     keys.iter().find_map(|k| o.get(*k).filter(|v| !v.is_null()))
 }
 
-fn text(v: Option<&Value>) -> String {
+pub(super) fn text(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -82,7 +205,7 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-fn number(x: f64) -> String {
+pub(super) fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{x:.0}")
     } else if x.abs() >= 100.0 {
@@ -126,15 +249,24 @@ pub fn signals(infra: &Value, start: Option<std::time::SystemTime>) -> Vec<Signa
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             let name = text(first(s, &["name", "metric", "signal"]));
             let source = text(s.get("source"));
-            let dims = match s.get("dimensions") {
-                Some(Value::Object(m)) if !m.is_empty() => format!(
-                    " ({})",
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", text(Some(v))))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            let (dims, key) = match s.get("dimensions") {
+                Some(Value::Object(m)) if !m.is_empty() => (
+                    format!(
+                        " ({})",
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", text(Some(v))))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!(
+                        "{name}{{{}}}",
+                        m.iter()
+                            .map(|(k, v)| format!("{k}=\"{}\"", text(Some(v))))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
                 ),
-                _ => String::new(),
+                _ => (String::new(), name.clone()),
             };
             let title = if source.is_empty() {
                 format!("{name}{dims}")
@@ -143,7 +275,9 @@ pub fn signals(infra: &Value, start: Option<std::time::SystemTime>) -> Vec<Signa
             };
             Some(Signal {
                 title,
+                key,
                 unit: text(s.get("unit")),
+                spread: Spread::of(&points),
                 points: series::min_max_decimate(&points, series::MAX_POINTS),
             })
         })
@@ -163,35 +297,53 @@ pub fn events(infra: &Value, start: Option<std::time::SystemTime>) -> Vec<Event>
                 start,
             )?;
             let end = first(e, &["end_s", "end"]).and_then(|v| seconds(v, start));
-            let title = [text(e.get("source")), text(first(e, &["name", "kind"]))]
+            let source = text(e.get("source"));
+            let name = text(first(e, &["name", "kind"]));
+            let cause = text(first(e, &["cause", "description", "message"]));
+            let status = text(e.get("status"));
+            let title = [source.clone(), name.clone()]
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(": ");
-            let detail = [
-                text(first(e, &["cause", "description", "message"])),
-                text(e.get("status")),
-            ]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" — ");
+            let detail = [cause.clone(), status.clone()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" — ");
+            let scaling = [&source, &name]
+                .iter()
+                .any(|s| s.to_ascii_lowercase().contains("scal"));
+            // "Successful", "Failed: not enough capacity" → the status word only.
+            let status_word = status.split(':').next().unwrap_or("").trim().to_string();
+            let label = match desired_capacity(e, &[&name, &cause]) {
+                Some(n) if status_word.is_empty() => format!("desired {n}"),
+                Some(n) => format!("desired {n} · {status_word}"),
+                None if status_word.is_empty() => clip_chars(&name, 24),
+                None => format!("{} · {status_word}", clip_chars(&name, 18)),
+            };
             Some(Event {
                 start: at,
-                end,
+                end: end.filter(|e| e.is_finite()),
+                log: name.eq_ignore_ascii_case("log"),
                 title,
                 detail,
+                scaling,
+                label,
             })
         })
+        .filter(|e| e.start.is_finite())
         .collect();
     out.sort_by(|a, b| a.start.total_cmp(&b.start));
     out
 }
 
-/// Event starts as chart markers, so every time chart shows them.
+/// Event starts as chart markers, so every time chart shows them; log lines are left out
+/// (they are listed, and there can be hundreds).
 pub fn markers(events: &[Event]) -> Vec<Marker> {
     events
         .iter()
+        .filter(|e| !e.log)
         .map(|e| Marker {
             t: e.start,
             label: e.title.clone(),
@@ -199,124 +351,229 @@ pub fn markers(events: &[Event]) -> Vec<Marker> {
         .collect()
 }
 
-/// Most signals drawn as charts; the rest are listed by name.
-const MAX_SIGNAL_CHARTS: usize = 24;
+/// How a value in `unit` is shown: multiplied by `factor`, followed by `suffix`. Chosen once
+/// per signal from its largest value, so its axis and its row read in one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale {
+    pub factor: f64,
+    pub suffix: &'static str,
+}
 
-pub fn infra_section(out: &mut String, infra: &Value, axis: &TimeAxis, r: &Results) {
+impl Scale {
+    pub fn for_unit(unit: &str, max_abs: f64) -> Scale {
+        let s = |factor, suffix| Scale { factor, suffix };
+        let max_abs = if max_abs.is_finite() { max_abs } else { 0.0 };
+        match unit {
+            "seconds" if max_abs < 1.0 => s(1000.0, "ms"),
+            "seconds" => s(1.0, "s"),
+            "bytes" if max_abs >= 1024.0 * 1024.0 * 1024.0 => s(1.0 / 1024f64.powi(3), "GiB"),
+            "bytes" if max_abs >= 1024.0 * 1024.0 => s(1.0 / 1024f64.powi(2), "MiB"),
+            "bytes" if max_abs >= 1024.0 => s(1.0 / 1024.0, "KiB"),
+            "bytes" => s(1.0, "B"),
+            "ratio" => s(100.0, "%"),
+            "percent" => s(1.0, "%"),
+            "per_second" => s(1.0, "/s"),
+            // CPU seconds per second: the share of one core.
+            "seconds_per_second" => s(100.0, "% of a core"),
+            "count" => s(1.0, "count"),
+            _ => s(1.0, ""),
+        }
+    }
+
+    /// A value with its unit: `350 ms`, `12.5 MiB`.
+    pub fn show(&self, v: f64) -> String {
+        if !v.is_finite() {
+            return "–".into();
+        }
+        let n = chart::short(v * self.factor);
+        match self.suffix {
+            "" => n,
+            s if s.starts_with('%') || s.starts_with('/') => format!("{n}{s}"),
+            s => format!("{n} {s}"),
+        }
+    }
+
+    /// The unit as an axis title: `ms`, `% of a core`, `value` when unknown.
+    pub fn axis(&self, unit: &str) -> String {
+        match (self.suffix, unit) {
+            ("", "") => "value".into(),
+            ("", u) => u.to_string(),
+            (s, _) => s.to_string(),
+        }
+    }
+}
+
+/// A signal's points scaled for showing, and the scale.
+pub fn scaled(sig: &Signal) -> (Vec<(f64, f64)>, Scale) {
+    let max_abs = sig.spread.max.abs().max(sig.spread.min.abs());
+    let scale = Scale::for_unit(&sig.unit, max_abs);
+    let points = sig
+        .points
+        .iter()
+        .map(|&(t, v)| (t, v * scale.factor))
+        .collect();
+    (points, scale)
+}
+
+/// A signal over the run as a tiny inline SVG (no axes): enough to see that it moved, and
+/// when. `shade` is a window to tint (the degraded one), in seconds.
+pub fn sparkline(
+    points: &[(f64, f64)],
+    x_max: f64,
+    color: RGBColor,
+    shade: Option<(f64, f64)>,
+) -> String {
+    const W: f64 = 160.0;
+    const H: f64 = 26.0;
+    let x_max = x_max.max(1.0);
+    let inside: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(t, v)| *t >= 0.0 && *t <= x_max && v.is_finite())
+        .collect();
+    let thin = series::min_max_decimate(&inside, 80);
+    let (lo, hi) = thin
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut s = format!(
+        "<svg class=\"spark\" viewBox=\"0 0 {W} {H}\" preserveAspectRatio=\"none\" role=\"img\">"
+    );
+    if let Some((a, b)) = shade {
+        let (a, b) = (a.clamp(0.0, x_max), b.clamp(0.0, x_max));
+        if b > a {
+            s.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"0\" width=\"{:.1}\" height=\"{H}\" fill=\"#fbe3e3\"/>",
+                a / x_max * W,
+                (b - a) / x_max * W
+            ));
+        }
+    }
+    let pts: Vec<String> = thin
+        .iter()
+        .map(|(t, v)| {
+            let y = if hi > lo {
+                H - 2.0 - (v - lo) / span * (H - 4.0)
+            } else {
+                H / 2.0
+            };
+            format!("{:.1},{:.1}", t / x_max * W, y)
+        })
+        .collect();
+    let RGBColor(r, g, b) = color;
+    s.push_str(&format!(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"1.5\" vector-effect=\"non-scaling-stroke\"/></svg>",
+        pts.join(" ")
+    ));
+    s
+}
+
+/// Signals listed in the open; the rest fold away under a `<details>`.
+const SIGNALS_SHOWN: usize = 12;
+/// Events listed at most (log lines can run to thousands).
+const EVENTS_SHOWN: usize = 100;
+
+/// Every signal and event observed, compactly: the leading signals are charted under
+/// Diagnosis; here each signal is one row (unit, min, median, max, how much it moved, a
+/// sparkline), most moved first. `degraded` is shaded in the sparklines.
+pub fn infra_section(
+    out: &mut String,
+    infra: &Value,
+    x_max: f64,
+    r: &Results,
+    degraded: Option<(f64, f64)>,
+) {
     let start = run_start(r);
-    let sigs = signals(infra, start);
+    let mut sigs = signals(infra, start);
     let evs = events(infra, start);
     out.push_str("<section id=\"infra\"><h2>Infrastructure signals</h2>");
     if sigs.is_empty() && evs.is_empty() {
         out.push_str("<p class=\"note\">The run carries infrastructure data in a form this report does not chart:</p>");
         raw(out, infra);
     }
-    for (i, s) in sigs.iter().take(MAX_SIGNAL_CHARTS).enumerate() {
-        let line = Line::new(s.title.clone(), chart::color(i), s.points.clone());
-        let unit = s.unit.clone();
+    if !sigs.is_empty() {
+        sigs.sort_by(|a, b| {
+            b.spread
+                .moved
+                .total_cmp(&a.spread.moved)
+                .then_with(|| a.title.cmp(&b.title))
+        });
         out.push_str(&format!(
-            "<figure><figcaption>{}</figcaption>",
-            escape(&s.title)
+            "<p class=\"note\">{} signal(s), the most moved first. <i>Moved</i>: the largest \
+             shift from the signal's level in its first quarter, in robust standard \
+             deviations; the shaded part of each line is the degraded window.</p>",
+            sigs.len()
         ));
-        match chart::time_chart(axis, &unit, &|v| short(*v), std::slice::from_ref(&line)) {
-            Ok(svg) => out.push_str(&svg),
-            Err(e) => out.push_str(&format!("<p class=\"note\">{}</p>", escape(&e.to_string()))),
+        signal_table(out, &sigs[..sigs.len().min(SIGNALS_SHOWN)], x_max, degraded);
+        if sigs.len() > SIGNALS_SHOWN {
+            out.push_str(&format!(
+                "<details><summary>{} more signal(s)</summary>",
+                sigs.len() - SIGNALS_SHOWN
+            ));
+            signal_table(out, &sigs[SIGNALS_SHOWN..], x_max, degraded);
+            out.push_str("</details>");
         }
-        out.push_str("</figure>");
     }
-    if sigs.len() > MAX_SIGNAL_CHARTS {
-        out.push_str(&format!(
-            "<p class=\"note\">{} more signals not drawn: {}</p>",
-            sigs.len() - MAX_SIGNAL_CHARTS,
-            escape(
-                &sigs[MAX_SIGNAL_CHARTS..]
-                    .iter()
-                    .map(|s| s.title.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        ));
+    if let Some(notes) = infra.get("notes").and_then(Value::as_array) {
+        if !notes.is_empty() {
+            out.push_str("<p class=\"note\">Reading the sources:</p><ul class=\"note\">");
+            for n in notes {
+                out.push_str(&format!("<li>{}</li>", escape(&text(Some(n)))));
+            }
+            out.push_str("</ul>");
+        }
     }
     if !evs.is_empty() {
         out.push_str("<h3>Scaling and other events</h3><table><thead><tr><th>at</th><th>until</th><th>event</th><th>detail</th></tr></thead><tbody>");
-        for e in &evs {
+        for e in evs.iter().take(EVENTS_SHOWN) {
+            let at = |t: f64| {
+                if t < 0.0 {
+                    format!("−{} (before the run)", chart::clock(-t))
+                } else {
+                    chart::clock(t)
+                }
+            };
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                chart::clock(e.start),
-                e.end.map(chart::clock).unwrap_or_default(),
+                at(e.start),
+                e.end.map(at).unwrap_or_else(|| "still going".into()),
                 escape(&e.title),
                 escape(&e.detail)
             ));
         }
         out.push_str("</tbody></table>");
+        if evs.len() > EVENTS_SHOWN {
+            out.push_str(&format!(
+                "<p class=\"note\">{} more event(s) not listed.</p>",
+                evs.len() - EVENTS_SHOWN
+            ));
+        }
     }
     out.push_str("</section>");
 }
 
-fn short(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.1}G", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else if a >= 10.0 || v == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
+fn signal_table(out: &mut String, sigs: &[Signal], x_max: f64, degraded: Option<(f64, f64)>) {
+    out.push_str(
+        "<table class=\"signals\"><thead><tr><th>signal</th><th>min</th><th>median</th>\
+         <th>max</th><th>moved</th><th>over the run</th></tr></thead><tbody>",
+    );
+    for s in sigs {
+        let (points, scale) = scaled(s);
+        let show = |v: f64| escape(&scale.show(v));
+        out.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{:.1}σ</td><td>{}</td></tr>",
+            escape(&s.title),
+            show(s.spread.min),
+            show(s.spread.median),
+            show(s.spread.max),
+            s.spread.moved.min(999.0),
+            sparkline(&points, x_max, chart::color(0), degraded)
+        ));
     }
-}
-
-pub fn findings_section(out: &mut String, findings: &Value, r: &Results) {
-    let start = run_start(r);
-    out.push_str("<section id=\"findings\"><h2>Findings</h2>");
-    let Some(list) = findings.as_array() else {
-        raw(out, findings);
-        out.push_str("</section>");
-        return;
-    };
-    if list.is_empty() {
-        out.push_str("<p>No cause found: the run looks healthy.</p></section>");
-        return;
-    }
-    out.push_str("<ol class=\"findings\">");
-    for f in list {
-        let kind = text(f.get("kind"));
-        let signal = text(f.get("signal"));
-        let score = f.get("score").and_then(Value::as_f64);
-        let summary = text(first(f, &["summary", "title", "message", "description"]));
-        let window = f.get("window");
-        let from = first(f, &["start_s", "start"])
-            .or_else(|| window.and_then(|w| first(w, &["start_s", "start"])))
-            .and_then(|v| seconds(v, start));
-        let to = first(f, &["end_s", "end"])
-            .or_else(|| window.and_then(|w| first(w, &["end_s", "end"])))
-            .and_then(|v| seconds(v, start));
-        out.push_str("<li>");
-        out.push_str(&format!("<b>{}</b>", escape(&kind)));
-        if !signal.is_empty() {
-            out.push_str(&format!(" — <code>{}</code>", escape(&signal)));
-        }
-        if let Some(s) = score {
-            out.push_str(&format!(" <span class=\"muted\">score {s:.2}</span>"));
-        }
-        if let (Some(a), Some(b)) = (from, to) {
-            out.push_str(&format!(
-                " <span class=\"muted\">{} – {}</span>",
-                chart::clock(a),
-                chart::clock(b)
-            ));
-        }
-        if !summary.is_empty() {
-            out.push_str(&format!("<p>{}</p>", escape(&summary)));
-        }
-        if let Some(ev) = f.get("evidence") {
-            key_values(out, ev);
-        }
-        out.push_str("</li>");
-    }
-    out.push_str("</ol></section>");
+    out.push_str("</tbody></table>");
 }
 
 pub fn capacity_section(out: &mut String, capacity: &Value) {
@@ -326,7 +583,7 @@ pub fn capacity_section(out: &mut String, capacity: &Value) {
 }
 
 /// An object as a two-column table; anything else as JSON.
-fn key_values(out: &mut String, v: &Value) {
+pub(super) fn key_values(out: &mut String, v: &Value) {
     match v {
         Value::Object(m) => {
             out.push_str("<table class=\"kv\"><tbody>");
@@ -346,7 +603,7 @@ fn key_values(out: &mut String, v: &Value) {
     }
 }
 
-fn raw(out: &mut String, v: &Value) {
+pub(super) fn raw(out: &mut String, v: &Value) {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     if s.len() > 20_000 {
         let mut cut = 20_000;
@@ -398,25 +655,83 @@ mod tests {
     }
 
     #[test]
-    fn unknown_shapes_are_shown_not_fatal() {
-        let mut out = String::new();
-        findings_section(
-            &mut out,
-            &json!({"unexpected": "<shape>"}),
-            &super::super::tests::tiny(),
+    fn events_get_short_labels_and_logs_are_not_marked() {
+        let infra = json!({"events": [
+            {"source": "application-autoscaling", "name": "Setting desired count to 6.",
+             "start": 12, "end": 30, "status": "Successful"},
+            {"source": "autoscaling", "name": "scaling", "start": 40,
+             "dimensions": {"desired_capacity": "9"}, "status": "Failed: no capacity"},
+            {"source": "deploy", "name": "rollout of a very long release name indeed", "start": 5},
+            {"source": "logs", "name": "log", "start": 7, "cause": "ERROR boom"},
+            {"source": "odd", "name": "no start"}
+        ]});
+        let e = events(&infra, None);
+        let labels: Vec<&str> = e.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "rollout of a very long …",
+                "log",
+                "desired 6 · Successful",
+                "desired 9 · Failed"
+            ]
         );
-        assert!(out.contains("&lt;shape&gt;"));
-        let mut out = String::new();
-        findings_section(
-            &mut out,
-            &json!([{"kind": "db_pool_saturation", "signal": "db_pool_in_use", "score": 0.91,
-                      "summary": "the pool ran out", "window": {"start_s": 20, "end_s": 35},
-                      "evidence": {"pool_max": 10, "wait_p99_ms": 840.5}}]),
-            &super::super::tests::tiny(),
+        assert!(e[2].scaling && e[3].scaling && !e[0].scaling);
+        assert_eq!(e[3].end, None);
+        assert_eq!(markers(&e).len(), 3, "the log line is not a marker");
+    }
+
+    #[test]
+    fn spread_says_how_much_a_signal_moved() {
+        let flat: Vec<(f64, f64)> = (0..100)
+            .map(|t| (t as f64, 5.0 + (t % 3) as f64 * 0.01))
+            .collect();
+        let mut step = flat.clone();
+        for p in step.iter_mut().skip(60) {
+            p.1 = 50.0;
+        }
+        let (f, s) = (Spread::of(&flat), Spread::of(&step));
+        assert!(f.moved < 1.0, "{f:?}");
+        assert!(s.moved > 100.0, "{s:?}");
+        assert_eq!((s.min, s.max), (5.0, 50.0));
+        let empty = Spread::of(&[]);
+        assert_eq!(empty.moved, 0.0);
+        assert!(empty.min.is_nan());
+        // A lone spike is not a move (the rolling median takes it out).
+        let mut spike = flat.clone();
+        spike[50].1 = 500.0;
+        assert!(Spread::of(&spike).moved < 1.0);
+    }
+
+    #[test]
+    fn scales_read_in_the_signals_unit() {
+        let ms = Scale::for_unit("seconds", 0.35);
+        assert_eq!(
+            (ms.show(0.35), ms.axis("seconds")),
+            ("350 ms".into(), "ms".into())
         );
-        assert!(out.contains("<b>db_pool_saturation</b>"));
-        assert!(out.contains("score 0.91"));
-        assert!(out.contains("20s – 35s"));
-        assert!(out.contains("wait_p99_ms"));
+        assert_eq!(Scale::for_unit("bytes", 3e8).show(3e8), "286 MiB");
+        assert_eq!(Scale::for_unit("ratio", 0.5).show(0.25), "25%");
+        assert_eq!(
+            Scale::for_unit("seconds_per_second", 0.8).show(0.8),
+            "80% of a core"
+        );
+        assert_eq!(Scale::for_unit("", 1.0).axis(""), "value");
+        assert_eq!(Scale::for_unit("widgets", 1.0).axis("widgets"), "widgets");
+        assert_eq!(Scale::for_unit("seconds", f64::NAN).show(f64::NAN), "–");
+    }
+
+    #[test]
+    fn sparklines_survive_odd_input() {
+        for pts in [
+            vec![],
+            vec![(3.0, 1.0)],
+            vec![(-5.0, 1.0), (500.0, 2.0)],
+            vec![(1.0, 2.0), (2.0, 2.0)],
+        ] {
+            let s = sparkline(&pts, 10.0, chart::color(0), Some((f64::NAN, 4.0)));
+            assert!(s.starts_with("<svg") && s.ends_with("</svg>"), "{s}");
+            assert!(!s.contains("NaN") && !s.contains("inf"), "{s}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! The report shows only what the results hold: no headers, bodies or credentials.
 
 pub mod chart;
+pub mod diagnosis;
 pub mod extras;
 pub mod series;
 
@@ -130,6 +131,7 @@ pub fn render(report: &Report) -> String {
         stages: &r.stages,
         markers: &markers,
     };
+    diagnosis::section(&mut out, r, report.extras, &axis);
     time_charts(&mut out, r, report.baseline, &axis);
     distribution(&mut out, r, report.baseline);
     steps_table(&mut out, r);
@@ -141,11 +143,15 @@ pub fn render(report: &Report) -> String {
     if let Some(c) = &report.extras.capacity {
         extras::capacity_section(&mut out, c);
     }
-    if let Some(f) = &report.extras.findings {
-        extras::findings_section(&mut out, f, r);
-    }
     if let Some(i) = &report.extras.infra {
-        extras::infra_section(&mut out, i, &axis, r);
+        let found = report
+            .extras
+            .findings
+            .as_ref()
+            .and_then(|f| diagnosis::findings(f, start))
+            .unwrap_or_default();
+        let degraded = diagnosis::degraded_window(report.extras, &found);
+        extras::infra_section(&mut out, i, axis.x_max, r, degraded);
     }
     let _ = write!(
         out,
@@ -317,11 +323,15 @@ fn generator(out: &mut String, r: &Results) {
 }
 
 fn nav(out: &mut String, report: &Report) {
-    let mut links = vec![
+    let mut links = Vec::new();
+    if diagnosis::present(report.extras) {
+        links.push(("diagnosis", "Diagnosis"));
+    }
+    links.extend([
         ("time", "Over time"),
         ("distribution", "Latency distribution"),
         ("steps", "Steps"),
-    ];
+    ]);
     if report.baseline.is_some() {
         links.push(("deltas", "Compared with baseline"));
     }
@@ -329,9 +339,6 @@ fn nav(out: &mut String, report: &Report) {
     links.push(("errors", "Errors"));
     if report.extras.capacity.is_some() {
         links.push(("capacity", "Capacity"));
-    }
-    if report.extras.findings.is_some() {
-        links.push(("findings", "Findings"));
     }
     if report.extras.infra.is_some() {
         links.push(("infra", "Infrastructure"));

@@ -174,6 +174,86 @@ pub(crate) fn tiny() -> Results {
     synthetic(20, 2, vec![])
 }
 
+/// What a diagnosed run adds to its results, as `results.json` holds it: `signals` scraped
+/// series over `seconds` (one of them, the pool wait, rising at a third of the run, the CPU
+/// following a little later), two scaling activities (one starting before the run, one still in
+/// progress at its end), a log line, and — when `degraded` — findings naming the pool and the
+/// late scaling, with the capacity reached.
+pub(crate) fn diagnosed_doc(seconds: u32, signals: usize, degraded: bool) -> serde_json::Value {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let turn = seconds as f64 / 3.0;
+    let names = [
+        ("http_requests_total:rate", "per_second"),
+        ("process_cpu_seconds_total:rate", "seconds_per_second"),
+        ("process_resident_memory_bytes", "bytes"),
+        ("cache_requests_total:rate", "per_second"),
+        ("http_request_duration_seconds:p95", "seconds"),
+        ("worker_messages_processed_total:rate", "per_second"),
+        ("queue_oldest_message_age_seconds", "seconds"),
+        ("cache_hit_ratio", "ratio"),
+    ];
+    let mut series = vec![json!({
+        "source": "scrape:stack", "name": "db_pool_acquire_wait_seconds:mean", "unit": "seconds",
+        "dimensions": {"pool": "main"},
+        "points": (0..seconds).map(|t| {
+            let up = degraded && t as f64 >= turn;
+            json!([t, if up { 0.35 } else { 0.002 } + rng.f64() * 0.001])
+        }).collect::<Vec<_>>()
+    })];
+    for i in 1..signals {
+        let (name, unit) = names[i % names.len()];
+        let level = 1.0 + (i * 37 % 100) as f64;
+        let follows = i == 1 && degraded;
+        series.push(json!({
+            "source": "scrape:stack", "name": name, "unit": unit,
+            "dimensions": {"instance": format!("app-{i}")},
+            "points": (0..seconds).map(|t| {
+                let lift = if follows && t as f64 >= turn + 2.0 { 3.0 } else { 1.0 };
+                json!([t, level * lift * (0.9 + rng.f64() * 0.2)])
+            }).collect::<Vec<_>>()
+        }));
+    }
+    let mut doc = json!({
+        "infra": {
+            "series": series,
+            "events": [
+                {"source": "application-autoscaling", "name": "Setting desired count to 3.",
+                 "start": -40.0, "end": 5.0, "cause": "scheduled", "status": "Successful"},
+                {"source": "application-autoscaling", "name": "Setting desired count to 6.",
+                 "start": turn + 4.0, "end": turn + seconds as f64 / 6.0,
+                 "cause": "monitor alarm CPU high in state ALARM triggered policy scale-out",
+                 "status": "Successful"},
+                {"source": "application-autoscaling", "name": "Setting desired count to 8.",
+                 "start": seconds as f64 - 3.0, "end": null, "cause": "alarm",
+                 "status": "InProgress"},
+                {"source": "logs", "name": "log", "start": turn + 1.0,
+                 "cause": "ERROR pool timeout", "status": "error"}
+            ]
+        },
+        "capacity": {"max_sustained_rps": 198.0, "at_s": turn - 5.0, "reached": false,
+                     "latency_ms_before": 80.0}
+    });
+    if degraded {
+        let end = seconds as f64 * 0.75;
+        doc["capacity"] = json!({"max_sustained_rps": 198.0, "at_s": turn - 5.0, "reached": true,
+            "limited_by": "latency", "degraded_at_s": turn + 1.0, "latency_ms_before": 80.0,
+            "latency_ms_during": 400.0});
+        doc["findings"] = json!([
+            {"kind": "db_pool_saturation", "signal": "db_pool_acquire_wait_seconds:mean{pool=\"main\"}",
+             "score": 0.87, "window": {"start_s": turn, "end_s": end},
+             "evidence": {"baseline": 0.002, "during": 0.35, "z": 41.2, "lead_s": 1.0,
+                          "correlation": 0.93, "load_correlation": 0.2, "changed_at_s": turn},
+             "summary": "db_pool_acquire_wait_seconds:mean{pool=\"main\"} rose from 2.0 ms to 350.0 ms: requests are waiting for a database connection."},
+            {"kind": "scaling_lag", "signal": "application-autoscaling:Setting desired count to 6.",
+             "score": 0.41, "window": {"start_s": turn + 1.0, "end_s": turn + seconds as f64 / 6.0},
+             "evidence": {"started_s": turn + 4.0, "in_service_after_breach_s": seconds as f64 / 6.0 - 1.0},
+             "lines": ["monitor alarm CPU high in state ALARM triggered policy scale-out"],
+             "summary": "New capacity came into service late: scale earlier."}
+        ]);
+    }
+    doc
+}
+
 fn page(r: &Results, extras: &Extras, baseline: Option<&Results>) -> String {
     render(&Report {
         results: r,
@@ -200,11 +280,18 @@ fn one_hour_report_stays_under_two_megabytes() {
     let started = std::time::Instant::now();
     let html = page(&run, &Extras::default(), None);
     let with_baseline = page(&run, &Extras::default(), Some(&base));
+    let diagnosed = page(
+        &run,
+        &Extras::from_document(&diagnosed_doc(3600, 48, true)),
+        None,
+    );
     let rendered = started.elapsed();
     eprintln!(
-        "one-hour report: {} bytes, {} with a baseline (fixtures {built:?}, both renders {rendered:?})",
+        "one-hour report: {} bytes, {} with a baseline, {} diagnosed with 48 signals \
+         (fixtures {built:?}, renders {rendered:?})",
         html.len(),
-        with_baseline.len()
+        with_baseline.len(),
+        diagnosed.len()
     );
     if let Some(dir) = std::env::var_os("PEAKLOAD_REPORT_SAMPLES") {
         // For looking at: PEAKLOAD_REPORT_SAMPLES=/tmp/x cargo test one_hour
@@ -212,8 +299,11 @@ fn one_hour_report_stays_under_two_megabytes() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("one-hour.html"), &html).unwrap();
         std::fs::write(dir.join("one-hour-baseline.html"), &with_baseline).unwrap();
+        std::fs::write(dir.join("one-hour-diagnosed.html"), &diagnosed).unwrap();
     }
     assert!(html.len() < 2_000_000, "{} bytes", html.len());
+    // 48 signals as a chart each came to ~455 KB; as table rows with sparklines, ~225 KB.
+    assert!(diagnosed.len() < 300_000, "{} bytes", diagnosed.len());
     assert!(
         with_baseline.len() < 2_000_000,
         "{} bytes",
@@ -329,6 +419,172 @@ fn baseline_is_overlaid_and_compared() {
     assert!(html.contains("opacity=\"0.55\""));
 }
 
+/// The diagnosis figure of a page: from its `<figure>` to its end.
+fn diagnosis_figure(html: &str) -> &str {
+    let at = html
+        .find("<figure class=\"diagnosis\">")
+        .expect("a diagnosis figure");
+    let len = html[at..].find("</figure>").expect("figure closed");
+    &html[at..at + len]
+}
+
+/// Point counts of the polylines with more than two points (the data series).
+fn data_polylines(svg: &str) -> Vec<usize> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter_map(|p| {
+            let points = p.split("points=\"").nth(1)?.split('"').next()?;
+            let n = points.split(' ').filter(|p| !p.is_empty()).count();
+            (n > 2).then_some(n)
+        })
+        .collect()
+}
+
+#[test]
+fn diagnosis_charts_latency_against_the_findings_signal_with_scaling_marked() {
+    let r = synthetic(120, 2, vec![]);
+    let extras = Extras::from_document(&diagnosed_doc(120, 48, true));
+    let html = page(&r, &extras, None);
+    let diagnosis = html.find("id=\"diagnosis\"").expect("diagnosis section");
+    assert!(
+        diagnosis < html.find("id=\"time\"").unwrap(),
+        "near the top"
+    );
+    assert!(html.contains("<a href=\"#diagnosis\">Diagnosis</a>"));
+    assert!(html.contains("The users' latency degraded at 41s; 2 likely cause(s)"));
+    let pool = html
+        .find("<b>Database connection pool saturated</b>")
+        .unwrap();
+    let scaling = html.find("<b>Scaling came late</b>").unwrap();
+    assert!(pool < scaling, "best first");
+    assert!(html.contains("score 0.87") && html.contains("40s – 1:30"));
+    assert!(html.contains("<i>lead s</i> 1"), "evidence shown");
+
+    let fig = diagnosis_figure(&html);
+    assert_eq!(fig.matches("<svg").count(), 1, "one stacked chart");
+    // Latency, the pool wait the finding names, and the CPU that moved most after it.
+    let lines = data_polylines(fig);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines.iter().all(|&n| n >= 100), "{lines:?}");
+    for text in [
+        "users&#39; p99 latency per second (ms)",
+        "scrape:stack: db_pool_acquire_wait_seconds:mean (pool=main) (ms)",
+        "#1 db_pool_saturation · db_pool_acquire_wait_seconds:mean{pool=",
+        "moved most · process_cpu_seconds_total:rate{instance=",
+        "% of a core",
+        "desired 6 · Successful",
+        "desired 3 · Successful",
+        "desired 8 · InProgress",
+        "degraded window",
+    ] {
+        assert!(
+            fig.contains(text),
+            "{text} missing from the diagnosis figure"
+        );
+    }
+    // Scaling activities are drawn as spans: the one still in progress runs to the edge.
+    assert!(fig.contains("fill=\"#C83CA0\""), "span shading");
+    assert!(
+        !fig.contains("ERROR pool timeout"),
+        "log lines are not marked"
+    );
+
+    // The 48 signals are a table with sparklines, not 48 charts.
+    let charts = html.matches("<svg").count() - html.matches("<svg class=\"spark\"").count();
+    assert_eq!(charts, 7, "6 time charts and spectra + the diagnosis");
+    assert_eq!(html.matches("<svg class=\"spark\"").count(), 48);
+    assert!(html.contains("36 more signal(s)"));
+    let infra = html.find("id=\"infra\"").unwrap();
+    let first_row = &html[infra..];
+    let pool_row = first_row.find("db_pool_acquire_wait_seconds").unwrap();
+    assert!(
+        pool_row < first_row.find("cache_requests_total").unwrap(),
+        "most moved first"
+    );
+    assert!(html.contains("350 ms"), "in the signal's unit");
+}
+
+#[test]
+fn a_healthy_run_says_no_cause_and_still_charts_what_moved() {
+    let r = synthetic(120, 2, vec![]);
+    let extras = Extras::from_document(&diagnosed_doc(120, 10, false));
+    let html = page(&r, &extras, None);
+    assert!(
+        html.contains("<b>No cause found</b>: the users&#39; latency and errors stayed")
+            || html.contains("<b>No cause found</b>: the users' latency and errors stayed")
+    );
+    assert!(!html.contains("id=\"findings\""));
+    let fig = diagnosis_figure(&html);
+    assert_eq!(
+        data_polylines(fig).len(),
+        4,
+        "latency and the 3 that moved most"
+    );
+    assert!(fig.contains("moved most"));
+    assert!(!fig.contains("degraded window"));
+
+    // Degraded with nothing to blame: said as plainly.
+    let mut doc = diagnosed_doc(120, 10, false);
+    doc["capacity"]["reached"] = json!(true);
+    doc["capacity"]["limited_by"] = json!("errors");
+    doc["capacity"]["degraded_at_s"] = json!(50);
+    let html = page(&r, &Extras::from_document(&doc), None);
+    assert!(html.contains("<b>No cause found</b>: the users' errors degraded at 50s, but no observed signal explains it"));
+}
+
+#[test]
+fn odd_diagnosis_input_is_drawn_or_shown_not_fatal() {
+    let r = synthetic(30, 2, vec![]);
+    let doc = json!({
+        "infra": {
+            "series": [
+                {"name": "empty", "points": []},
+                {"name": "one", "points": [[3, 1.0]]},
+                {"name": "flat", "unit": "bytes", "points": [[0, 5], [10, 5], [20, 5]]},
+                {"name": "outside", "points": [[-100, 1], [-50, 2], [500, 3]]},
+                {"name": "bad points", "points": [["x", 1], [1, "y"], null, [2]]}
+            ],
+            "events": [
+                {"source": "asg", "name": "scaling", "start": -500, "end": -400},
+                {"source": "asg", "name": "scaling", "start": 900, "end": null},
+                {"source": "asg", "name": "scaling", "start": 10, "end": 5},
+                {"source": "asg", "name": "scaling", "start": "not a time"}
+            ]
+        },
+        "findings": [
+            {"kind": "cpu_saturation", "signal": "not observed", "score": 0.5,
+             "window": {"start_s": 25, "end_s": 10}},
+            {"kind": "error_burst", "signal": "errors"},
+            {"kind": "generator_limited", "signal": "generator", "score": "high"},
+            {"kind": "something_new", "signal": "one", "window": {"start_s": 0, "end_s": 1e300}}
+        ]
+    });
+    let html = page(&r, &Extras::from_document(&doc), None);
+    let fig = diagnosis_figure(&html);
+    assert!(fig.contains("<svg"), "{fig}");
+    assert!(!fig.contains("NaN") && !fig.contains("inf\""));
+    assert!(html.contains("something new"), "an unknown kind in words");
+    assert!(fig.contains("users' error rate") || fig.contains("users&#39; error rate"));
+    assert!(fig.contains("load generator CPU"));
+    assert!(html.contains("2 event(s) fell outside the run"));
+
+    // Findings that are not a list are shown as data.
+    let doc = json!({"findings": {"unexpected": "<shape>"}});
+    let html = page(&r, &Extras::from_document(&doc), None);
+    assert!(html.contains("&lt;shape&gt;"));
+    assert!(html.contains("users' p99 latency") || html.contains("users&#39; p99 latency"));
+
+    // A run with no timeline at all.
+    let mut empty = synthetic(30, 2, vec![]);
+    empty.timeline.clear();
+    let html = page(
+        &empty,
+        &Extras::from_document(&diagnosed_doc(30, 3, true)),
+        None,
+    );
+    assert!(html.contains("id=\"diagnosis\""));
+}
+
 #[test]
 fn diagnosis_sections_appear_when_present() {
     let r = tiny();
@@ -345,13 +601,16 @@ fn diagnosis_sections_appear_when_present() {
     });
     let extras = Extras::from_document(&doc);
     let html = page(&r, &extras, None);
-    for id in ["infra", "findings", "capacity"] {
+    for id in ["diagnosis", "infra", "findings", "capacity"] {
         assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
     }
     assert!(html.contains("scrape: db_pool_in_use"));
     assert!(html.contains("scale out 2→4"));
     assert!(html.contains("max_sustained_rps"));
-    assert_eq!(html.matches("<svg").count(), 7);
+    assert!(html.contains("<b>Database connection pool saturated</b>"));
+    assert!(html.contains("pool exhausted"));
+    // 6 charts, the diagnosis, one sparkline.
+    assert_eq!(html.matches("<svg").count(), 8);
 }
 
 #[test]

@@ -1,0 +1,526 @@
+//! The Diagnosis section, near the top of the report: what the diagnosis found (findings,
+//! best first, in plain words) and one stacked chart of the users' latency with the leading
+//! signals on the run's clock — the signals the findings name, then those that moved most —
+//! each in its own panel and unit, the degraded window and the findings' windows shaded,
+//! scaling activities and stages marked across all panels.
+//!
+//! It reads the same [`Extras`] as the rest of the report and the run's timeline; it never
+//! re-runs the analysis, so the report shows what `results.json` holds.
+
+use std::fmt::Write as _;
+
+use plotters::style::RGBColor;
+use serde_json::Value;
+
+use super::chart::{self, Band, Line, Panel, Span, TimeAxis};
+use super::extras::{self, first, key_values, number, raw, seconds, text, Event, Signal};
+use super::{escape, series, Extras};
+use crate::record::results::Results;
+
+/// Signal panels under the latency panel, at most.
+pub const MAX_LEADING: usize = 4;
+/// With findings, signals that only moved fill the chart up to this many panels; without,
+/// this many of the most moved are shown.
+const MOVERS: usize = 3;
+/// Robust standard deviations a signal must move by to be charted beside the findings'.
+const CLEARLY_MOVED: f64 = 4.0;
+/// Scaling and other events marked on the chart, at most.
+const MAX_SPANS: usize = 24;
+
+const LATENCY: RGBColor = RGBColor(29, 41, 81);
+const DEGRADED: RGBColor = RGBColor(214, 39, 40);
+
+/// One finding as the report shows it, read tolerantly from `findings`.
+pub struct FindingView {
+    pub kind: String,
+    pub signal: String,
+    pub score: Option<f64>,
+    pub summary: String,
+    pub window: Option<(f64, f64)>,
+    pub evidence: Option<Value>,
+    pub lines: Vec<String>,
+}
+
+/// The findings, best first; `None` when `findings` is not a list.
+pub fn findings(v: &Value, start: Option<std::time::SystemTime>) -> Option<Vec<FindingView>> {
+    let list = v.as_array()?;
+    let mut out: Vec<FindingView> = list
+        .iter()
+        .map(|f| {
+            let window = f.get("window");
+            let at = |keys: &[&str]| {
+                first(f, keys)
+                    .or_else(|| window.and_then(|w| first(w, keys)))
+                    .and_then(|v| seconds(v, start))
+                    .filter(|t| t.is_finite())
+            };
+            let window = match (at(&["start_s", "start"]), at(&["end_s", "end"])) {
+                (Some(a), Some(b)) if b >= a => Some((a, b)),
+                (Some(a), Some(b)) => Some((b, a)),
+                _ => None,
+            };
+            FindingView {
+                kind: text(f.get("kind")),
+                signal: text(f.get("signal")),
+                score: f
+                    .get("score")
+                    .and_then(Value::as_f64)
+                    .filter(|s| s.is_finite()),
+                summary: text(first(f, &["summary", "title", "message", "description"])),
+                window,
+                evidence: f.get("evidence").filter(|e| !e.is_null()).cloned(),
+                lines: f
+                    .get("lines")
+                    .and_then(Value::as_array)
+                    .map(|l| l.iter().map(|x| text(Some(x))).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    // Stored best first; sorted again in case a hand-edited file is not.
+    out.sort_by(|a, b| {
+        b.score
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&a.score.unwrap_or(f64::NEG_INFINITY))
+    });
+    Some(out)
+}
+
+/// A finding's kind in words.
+pub fn kind_words(kind: &str) -> String {
+    match kind {
+        "cpu_saturation" => "CPU saturation".into(),
+        "memory_pressure" => "Memory pressure".into(),
+        "db_pool_saturation" => "Database connection pool saturated".into(),
+        "db_latency" => "Database got slower".into(),
+        "queue_backlog" => "Queue backing up".into(),
+        "throttling" => "Throttling".into(),
+        "scaling_lag" => "Scaling came late".into(),
+        "error_burst" => "Burst of errors".into(),
+        "generator_limited" => "The load generator limited the run".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// Where the users' experience was degraded: from `capacity.degraded_at_s` (or the earliest
+/// finding) to the latest end of the findings that describe the degradation.
+pub fn degraded_window(extras: &Extras, found: &[FindingView]) -> Option<(f64, f64)> {
+    let about_users = || {
+        found
+            .iter()
+            .filter(|f| f.kind != "generator_limited")
+            .filter_map(|f| f.window)
+    };
+    let end = about_users().map(|w| w.1).reduce(f64::max)?;
+    let start = extras
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("degraded_at_s"))
+        .and_then(Value::as_f64)
+        .filter(|t| t.is_finite())
+        .or_else(|| about_users().map(|w| w.0).reduce(f64::min))?;
+    (end > start).then_some((start, end))
+}
+
+/// Whether the diagnosis has anything to show.
+pub fn present(extras: &Extras) -> bool {
+    extras.infra.is_some() || extras.findings.is_some()
+}
+
+/// What a panel of the chart shows.
+enum Source<'a> {
+    Signal(&'a Signal),
+    ErrorRate,
+    GeneratorCpu,
+}
+
+struct Leading<'a> {
+    source: Source<'a>,
+    /// The finding (index, best first) that names it; `None` for a signal that only moved.
+    finding: Option<usize>,
+}
+
+/// The signals worth a panel: those the findings name (in the findings' order), then the
+/// most moved of the rest — up to [`MOVERS`] panels in all — and never more than
+/// [`MAX_LEADING`].
+fn leading<'a>(found: &[FindingView], sigs: &'a [Signal]) -> Vec<Leading<'a>> {
+    let mut out: Vec<Leading> = Vec::new();
+    let mut used: Vec<usize> = Vec::new();
+    for (i, f) in found.iter().enumerate() {
+        if out.len() >= MAX_LEADING {
+            break;
+        }
+        let source = match f.signal.as_str() {
+            "errors" => Some(Source::ErrorRate),
+            "generator" => Some(Source::GeneratorCpu),
+            name => sigs
+                .iter()
+                .position(|s| s.key == name || s.title == name)
+                .filter(|at| !used.contains(at))
+                .map(|at| {
+                    used.push(at);
+                    Source::Signal(&sigs[at])
+                }),
+        };
+        let duplicate = |s: &Source| {
+            out.iter().any(|l| {
+                matches!(
+                    (&l.source, s),
+                    (Source::ErrorRate, Source::ErrorRate)
+                        | (Source::GeneratorCpu, Source::GeneratorCpu)
+                )
+            })
+        };
+        if let Some(source) = source.filter(|s| !duplicate(s)) {
+            out.push(Leading {
+                source,
+                finding: Some(i),
+            });
+        }
+    }
+    // Beside findings, only a signal that clearly moved earns a panel; in a healthy run the
+    // most moved are shown whatever they did, to show that nothing stood out.
+    let min_moved = if found.is_empty() { 0.0 } else { CLEARLY_MOVED };
+    let mut movers: Vec<usize> = (0..sigs.len())
+        .filter(|i| !used.contains(i) && sigs[*i].points.len() >= 2)
+        .filter(|i| sigs[*i].spread.moved >= min_moved)
+        .collect();
+    movers.sort_by(|&a, &b| {
+        sigs[b]
+            .spread
+            .moved
+            .total_cmp(&sigs[a].spread.moved)
+            .then_with(|| sigs[a].title.cmp(&sigs[b].title))
+    });
+    for i in movers {
+        if out.len() >= MOVERS {
+            break;
+        }
+        out.push(Leading {
+            source: Source::Signal(&sigs[i]),
+            finding: None,
+        });
+    }
+    out
+}
+
+/// The section; nothing when there is neither `infra` nor `findings`.
+pub fn section(out: &mut String, r: &Results, extras: &Extras, axis: &TimeAxis) {
+    if !present(extras) {
+        return;
+    }
+    let start = extras::run_start(r);
+    let sigs = extras
+        .infra
+        .as_ref()
+        .map(|i| extras::signals(i, start))
+        .unwrap_or_default();
+    let events = extras
+        .infra
+        .as_ref()
+        .map(|i| extras::events(i, start))
+        .unwrap_or_default();
+    out.push_str("<section id=\"diagnosis\"><h2>Diagnosis</h2>");
+    let parsed = extras.findings.as_ref().map(|f| findings(f, start));
+    let found = match parsed {
+        Some(None) => {
+            out.push_str(
+                "<p class=\"note\">The findings are in a form this report does not read:</p>",
+            );
+            raw(out, extras.findings.as_ref().expect("parsed from it"));
+            Vec::new()
+        }
+        Some(Some(f)) => f,
+        None => Vec::new(),
+    };
+    let degraded = degraded_window(extras, &found);
+    verdict_line(out, extras, &found);
+    findings_list(out, &found);
+
+    let lead = leading(&found, &sigs);
+    let (panels, legend_lines) = panels(r, &found, &lead, degraded);
+    let spans = spans(&events, axis.x_max);
+    let caption = if lead.is_empty() {
+        "Users' latency (no infrastructure signal to compare)".to_string()
+    } else {
+        "Users' latency and the leading signals, on the run's clock".to_string()
+    };
+    let _ = write!(
+        out,
+        "<figure class=\"diagnosis\"><figcaption>{}</figcaption>",
+        escape(&caption)
+    );
+    match chart::stacked_time_chart(axis, &panels, &spans) {
+        Ok(svg) => out.push_str(&svg),
+        Err(e) => {
+            let _ = write!(out, "<p class=\"note\">{}</p>", escape(&e.to_string()));
+        }
+    }
+    out.push_str(&chart::legend(
+        &legend_lines,
+        &legend_extras(r, degraded, &found, &spans),
+    ));
+    let off_chart = events
+        .iter()
+        .filter(|e| !e.log && !e.within(axis.x_max))
+        .count();
+    if off_chart > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"note\">{off_chart} event(s) fell outside the run and are not marked; \
+             they are listed under <a href=\"#infra\">Infrastructure signals</a>.</p>"
+        );
+    }
+    out.push_str("</figure></section>\n");
+}
+
+/// One sentence: what was found, or plainly that nothing was.
+fn verdict_line(out: &mut String, extras: &Extras, found: &[FindingView]) {
+    let capacity = extras.capacity.as_ref();
+    let turned = capacity
+        .and_then(|c| c.get("degraded_at_s"))
+        .and_then(Value::as_f64)
+        .filter(|t| t.is_finite());
+    let reached = capacity
+        .and_then(|c| c.get("reached"))
+        .and_then(Value::as_bool)
+        .unwrap_or(turned.is_some());
+    let by = capacity
+        .and_then(|c| c.get("limited_by"))
+        .and_then(Value::as_str)
+        .unwrap_or("latency or errors");
+    let when = turned
+        .map(|t| format!(" at {}", chart::clock(t)))
+        .unwrap_or_default();
+    let line = match (found.len(), reached) {
+        (0, false) => "<b>No cause found</b>: the users' latency and errors stayed near their \
+             baseline, so the run looks healthy. The chart shows latency against the signals \
+             that moved most."
+            .to_string(),
+        (0, true) => format!(
+            "<b>No cause found</b>: the users' {} degraded{when}, but no observed signal \
+             explains it; add the service's metrics or logs as sources in <code>[observe]</code>.",
+            escape(by)
+        ),
+        (n, true) => format!(
+            "The users' {} degraded{when}; {n} likely cause(s), best first:",
+            escape(by)
+        ),
+        (n, false) => format!("{n} finding(s), best first:"),
+    };
+    let class = if found.is_empty() && !reached {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let _ = write!(out, "<p class=\"diag {class}\">{line}</p>");
+}
+
+fn findings_list(out: &mut String, found: &[FindingView]) {
+    if found.is_empty() {
+        return;
+    }
+    out.push_str("<ol class=\"findings\" id=\"findings\">");
+    for f in found {
+        let _ = write!(
+            out,
+            "<li><b>{}</b> <code class=\"kind\">{}</code>",
+            escape(&kind_words(&f.kind)),
+            escape(&f.kind)
+        );
+        if let Some(s) = f.score {
+            let _ = write!(out, " <span class=\"muted\">score {s:.2}</span>");
+        }
+        if let Some((a, b)) = f.window {
+            let _ = write!(
+                out,
+                " <span class=\"muted\">{} – {}</span>",
+                chart::clock(a),
+                chart::clock(b)
+            );
+        }
+        if !f.summary.is_empty() {
+            let _ = write!(out, "<p>{}</p>", escape(&f.summary));
+        }
+        if !f.signal.is_empty() {
+            let _ = write!(
+                out,
+                "<div class=\"muted\">signal <code>{}</code></div>",
+                escape(&f.signal)
+            );
+        }
+        match &f.evidence {
+            Some(Value::Object(m)) if !m.is_empty() => {
+                out.push_str("<div class=\"evidence\">");
+                for (k, v) in m {
+                    let shown = match v {
+                        Value::Number(n) => number(n.as_f64().unwrap_or(f64::NAN)),
+                        other => text(Some(other)),
+                    };
+                    let _ = write!(
+                        out,
+                        "<span><i>{}</i> {}</span>",
+                        escape(&k.replace('_', " ")),
+                        escape(&shown)
+                    );
+                }
+                out.push_str("</div>");
+            }
+            Some(other) => key_values(out, other),
+            None => {}
+        }
+        if !f.lines.is_empty() {
+            let shown: Vec<String> = f.lines.iter().take(5).map(|l| escape(l)).collect();
+            let _ = write!(out, "<pre class=\"lines\">{}</pre>", shown.join("\n"));
+        }
+        out.push_str("</li>");
+    }
+    out.push_str("</ol>");
+}
+
+/// The chart's panels (latency first) and, for the legend, one line per panel with its unit.
+fn panels(
+    r: &Results,
+    found: &[FindingView],
+    lead: &[Leading],
+    degraded: Option<(f64, f64)>,
+) -> (Vec<Panel>, Vec<Line>) {
+    let mut panels = Vec::new();
+    let mut legend = Vec::new();
+    let p99 = series::timeline_series(&r.timeline, |p| {
+        if p.requests > 0 {
+            p.latency_ms.p99
+        } else {
+            f64::NAN
+        }
+    });
+    let label = "users' p99 latency per second";
+    legend.push(Line::new(format!("{label} (ms)"), LATENCY, Vec::new()));
+    panels.push(Panel {
+        title: label.into(),
+        color: LATENCY,
+        unit: "ms".into(),
+        lines: vec![Line::new(label, LATENCY, p99)],
+        bands: degraded
+            .map(|(a, b)| Band {
+                from: a,
+                to: b,
+                color: DEGRADED,
+                opacity: 0.12,
+            })
+            .into_iter()
+            .collect(),
+    });
+    for (i, l) in lead.iter().enumerate() {
+        let color = chart::color(i + 1);
+        let (name, full, points, unit) = match &l.source {
+            Source::Signal(s) => {
+                let (points, scale) = extras::scaled(s);
+                (s.key.clone(), s.title.clone(), points, scale.axis(&s.unit))
+            }
+            Source::ErrorRate => (
+                "users' error rate".to_string(),
+                "users' error rate (failed requests / requests)".to_string(),
+                series::timeline_series(&r.timeline, |p| {
+                    if p.requests > 0 {
+                        p.errors as f64 / p.requests as f64 * 100.0
+                    } else {
+                        f64::NAN
+                    }
+                }),
+                "%".to_string(),
+            ),
+            Source::GeneratorCpu => (
+                "load generator CPU".to_string(),
+                "the load generator's own CPU use".to_string(),
+                series::timeline_series(&r.timeline, |p| p.generator_cpu_pct),
+                "% of a core".to_string(),
+            ),
+        };
+        let (title, band) = match l.finding {
+            Some(at) => {
+                let f = &found[at];
+                (
+                    format!("#{} {} · {name}", at + 1, f.kind),
+                    f.window.map(|(a, b)| Band {
+                        from: a,
+                        to: b,
+                        color,
+                        opacity: 0.13,
+                    }),
+                )
+            }
+            None => (format!("moved most · {name}"), None),
+        };
+        legend.push(Line::new(format!("{full} ({unit})"), color, Vec::new()));
+        panels.push(Panel {
+            title,
+            color,
+            unit,
+            lines: vec![Line::new(name, color, points)],
+            bands: band.into_iter().collect(),
+        });
+    }
+    (panels, legend)
+}
+
+/// Events marked on the chart: scaling activities and the like, not log lines; those that
+/// touch the run, at most [`MAX_SPANS`].
+fn spans(events: &[Event], x_max: f64) -> Vec<Span> {
+    let mut chosen: Vec<&Event> = events
+        .iter()
+        .filter(|e| !e.log && e.within(x_max))
+        .collect();
+    // Scaling first: it is what the chart is asked to show.
+    chosen.sort_by(|a, b| b.scaling.cmp(&a.scaling).then(a.start.total_cmp(&b.start)));
+    chosen.truncate(MAX_SPANS);
+    chosen.sort_by(|a, b| a.start.total_cmp(&b.start));
+    chosen
+        .into_iter()
+        .map(|e| Span {
+            start: e.start,
+            end: e.end,
+            label: e.label.clone(),
+        })
+        .collect()
+}
+
+/// A colour as it looks at `opacity` over white, for legend swatches of shaded areas.
+fn over_white(c: RGBColor, opacity: f64) -> RGBColor {
+    let mix = |v: u8| (f64::from(v) * opacity + 255.0 * (1.0 - opacity)).round() as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
+}
+
+fn legend_extras(
+    r: &Results,
+    degraded: Option<(f64, f64)>,
+    found: &[FindingView],
+    spans: &[Span],
+) -> Vec<(&'static str, RGBColor)> {
+    let mut out = Vec::new();
+    if degraded.is_some() {
+        out.push((
+            "degraded window (latency panel)",
+            over_white(DEGRADED, 0.12),
+        ));
+    }
+    if found.iter().any(|f| f.window.is_some()) {
+        out.push((
+            "a finding's window (its signal's panel, in its colour)",
+            over_white(chart::color(1), 0.13),
+        ));
+    }
+    if !spans.is_empty() {
+        out.push((
+            "scaling or other event: a line at its start, shaded until it ended",
+            over_white(chart::SPAN, 0.25),
+        ));
+    }
+    if r.stages.len() > 1 {
+        out.push((
+            "stages (shaded alternately, named at the top)",
+            RGBColor(225, 232, 244),
+        ));
+    }
+    out
+}
