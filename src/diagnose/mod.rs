@@ -357,10 +357,18 @@ pub fn render_text(d: &Diagnosis) -> String {
         if d.healthy {
             let _ = writeln!(out, "findings: none — the run stayed healthy");
         } else {
-            let _ = writeln!(
-                out,
-                "findings: none — no observed signal explains the degradation (add sources in [observe])"
-            );
+            if d.ranking.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "findings: none — no infrastructure signals were observed; add sources in [observe] (scrape, prometheus, cloudwatch) to learn why"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "findings: none — none of the {} observed signals changed with the degradation; observe the component that limits (database, queue, load balancer) in [observe]",
+                    d.ranking.len()
+                );
+            }
         }
     } else {
         let _ = writeln!(out, "findings:");

@@ -17,6 +17,9 @@
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
 //! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
 //!
+//! Workers handling fewer messages name a backlog unless every observed queue depth and age
+//! stayed flat meanwhile (see [`backlog_grew`]): with the queues empty, they were handed fewer.
+//!
 //! A backlog accumulates: a queue signal that rose but did not keep growing through the
 //! window (rank correlation with time below 0.5) is a queue reacting to something else, and
 //! its finding's score is multiplied by 0.6.
@@ -24,6 +27,11 @@
 //! A `db_pool_saturation` finding says how full the pool was — "1 of 1 connections in use" —
 //! when a gauge of connections in use and one of the pool's size are both observed (see
 //! [`pool_use`]); when the finding's signal is a wait, it reads as the pool wait.
+//!
+//! CPU and memory name a cause only at a level that can limit a service: CPU at 20% of a core
+//! or of the host (`seconds_per_second`, `ratio`, `percent`); memory at 80% of a memory limit
+//! observed among the signals, or at 80% (`ratio`, `percent`), or — in bytes with no limit
+//! known — after growing by 64 MiB and 20%. Below that they stay in the ranking as symptoms.
 //!
 //! A signal that matches nothing (the server's own request latency, request counts) is still
 //! ranked, but names no cause: it is a symptom.
@@ -162,7 +170,20 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
     let mut seen = Vec::new();
     for s in scored {
         let Some(kind) = s.kind else { continue };
-        if s.score < MIN_SCORE || s.z < CHANGE_Z || s.changed_at.is_none() || seen.contains(&kind) {
+        if s.score < MIN_SCORE
+            || s.z < CHANGE_Z
+            || s.changed_at.is_none()
+            || seen.contains(&kind)
+            || !high_enough(input, s, kind)
+        {
+            continue;
+        }
+        // Workers that handle fewer messages while no queue grows were handed fewer (the
+        // producer failed or slowed): a consequence, not a backlog.
+        if kind == Kind::QueueBacklog
+            && s.direction < 0.0
+            && backlog_grew(input, sli) == Some(false)
+        {
             continue;
         }
         seen.push(kind);
@@ -200,6 +221,80 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
+}
+
+/// Whether a CPU or memory signal reached a level that can limit a service. A robust z-score
+/// calls 2% → 6% of a core a large change; it is not saturation, and naming it would send the
+/// user after the wrong cause. Levels are read in the signal's unit; an unknown unit passes.
+fn high_enough(input: &Input, s: &Scored, kind: Kind) -> bool {
+    match kind {
+        // Cores (seconds per second), or a share of the host or the limit.
+        Kind::CpuSaturation => match s.unit.as_str() {
+            "seconds_per_second" | "ratio" => s.during >= 0.2,
+            "percent" => s.during >= 20.0,
+            _ => true,
+        },
+        Kind::MemoryPressure => match s.unit.as_str() {
+            "ratio" => s.during >= 0.8,
+            "percent" => s.during >= 80.0,
+            "bytes" => match memory_limit(input) {
+                Some(limit) => s.during >= 0.8 * limit,
+                None => {
+                    s.during - s.baseline >= 64.0 * 1024.0 * 1024.0 && s.during >= 1.2 * s.baseline
+                }
+            },
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
+/// A memory limit in bytes among the signals (`container_spec_memory_limit_bytes`,
+/// `memory_limit_bytes`), the smallest when there are several.
+fn memory_limit(input: &Input) -> Option<f64> {
+    static LIMIT: OnceLock<Regex> = OnceLock::new();
+    let re = LIMIT.get_or_init(|| {
+        Regex::new(r"(?i)mem.*(limit|max)|(limit|max).*mem").expect("valid limit pattern")
+    });
+    input
+        .signals
+        .iter()
+        .filter(|x| x.unit == "bytes" && re.is_match(&x.name))
+        .map(|x| super::stats::median(&x.values))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .min_by(f64::total_cmp)
+}
+
+/// Whether any observed queue depth or age grew while the users were degraded (its median
+/// then at least 1 above its median before, and 1.5× it); `None` when none is observed.
+fn backlog_grew(input: &Input, sli: &Sli) -> Option<bool> {
+    static DEPTH: OnceLock<Regex> = OnceLock::new();
+    let re = DEPTH.get_or_init(|| {
+        Regex::new(r"(?i)queue_?(depth|size|length|messages|oldest|age)|backlog|approximatenumberofmessages|ageofoldestmessage|consumer_?lag")
+            .expect("valid queue pattern")
+    });
+    let mut seen = false;
+    for sig in input.signals.iter().filter(|x| re.is_match(&x.name)) {
+        let end = (sli.end + 1).min(sig.values.len());
+        if sli.onset == 0 || sli.onset >= end {
+            continue;
+        }
+        let clean =
+            |v: &[f64]| -> Vec<f64> { v.iter().copied().filter(|x| x.is_finite()).collect() };
+        let (before, during) = (
+            clean(&sig.values[..sli.onset]),
+            clean(&sig.values[sli.onset..end]),
+        );
+        if before.is_empty() || during.is_empty() {
+            continue;
+        }
+        seen = true;
+        let (b, d) = (super::stats::median(&before), super::stats::median(&during));
+        if d - b >= 1.0 && d >= 1.5 * b {
+            return Some(true);
+        }
+    }
+    seen.then_some(false)
 }
 
 /// Rank correlation of a signal with time from its change to the window's end.

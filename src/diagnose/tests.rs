@@ -585,3 +585,70 @@ fn taking_the_load_out_keeps_a_step_and_drops_a_follower() {
     assert_eq!(rank::without_load(&step, &load[..10], 50..90), step);
     assert!(rank::without_load(&[], &[], 0..10).is_empty());
 }
+
+/// The planted case with its cause signal replaced by `values` in `unit`, plus `extra`.
+fn with_cause(name: &str, unit: &str, values: Vec<f64>, extra: Vec<Signal>) -> Input {
+    let mut input = planted(name, true, 30);
+    input.signals[0].unit = unit.into();
+    input.signals[0].values = values;
+    input.signals.extend(extra);
+    input
+}
+
+fn kinds(input: &Input) -> Vec<Kind> {
+    analyze(input).findings.iter().map(|f| f.kind).collect()
+}
+
+#[test]
+fn cpu_and_memory_name_a_cause_only_at_a_limiting_level() {
+    let step = |lo: f64, hi: f64| -> Vec<f64> {
+        (0..60)
+            .map(|t| if t >= 29 { hi } else { lo } + ((t * 31) % 7) as f64 * lo * 0.001)
+            .collect()
+    };
+    let cpu = "container_cpu_usage_seconds_total:rate";
+    // 2% → 6% of a core: a big change, no saturation.
+    let idle = with_cause(cpu, "seconds_per_second", step(0.02, 0.06), vec![]);
+    assert!(
+        !kinds(&idle).contains(&Kind::CpuSaturation),
+        "{:?}",
+        kinds(&idle)
+    );
+    let busy = with_cause(cpu, "seconds_per_second", step(0.3, 0.98), vec![]);
+    assert_eq!(kinds(&busy)[0], Kind::CpuSaturation);
+    let pct = with_cause("CPUUtilization", "percent", step(3.0, 9.0), vec![]);
+    assert!(!kinds(&pct).contains(&Kind::CpuSaturation));
+
+    let mib = 1024.0 * 1024.0;
+    let mem = "process_resident_memory_bytes";
+    // +50 MiB with no limit known: not pressure.
+    let small = with_cause(mem, "bytes", step(60.0 * mib, 110.0 * mib), vec![]);
+    assert!(!kinds(&small).contains(&Kind::MemoryPressure));
+    // The same growth against a 128 MiB limit is.
+    let limit = Signal {
+        name: "container_spec_memory_limit_bytes".into(),
+        unit: "bytes".into(),
+        values: vec![128.0 * mib; 60],
+    };
+    let near = with_cause(mem, "bytes", step(60.0 * mib, 110.0 * mib), vec![limit]);
+    assert_eq!(kinds(&near)[0], Kind::MemoryPressure);
+    // Large growth with no limit known is.
+    let grown = with_cause(mem, "bytes", step(100.0 * mib, 400.0 * mib), vec![]);
+    assert_eq!(kinds(&grown)[0], Kind::MemoryPressure);
+}
+
+#[test]
+fn workers_handed_fewer_messages_are_no_backlog() {
+    let worker = "worker_messages_processed_total:rate{worker=\"email\"}";
+    // The planted run's queue depth grows after the onset: the workers fell behind.
+    let behind = planted(worker, false, 30);
+    assert_eq!(kinds(&behind)[0], Kind::QueueBacklog);
+    // The same drop with the queue staying empty: the producer sent fewer.
+    let mut starved = planted(worker, false, 30);
+    starved.signals[3].values = vec![0.0; 60];
+    assert!(
+        !kinds(&starved).contains(&Kind::QueueBacklog),
+        "{:?}",
+        kinds(&starved)
+    );
+}
