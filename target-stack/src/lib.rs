@@ -109,6 +109,7 @@ impl Stack {
             wake_notifications: Arc::new(Notify::new()),
             wake_multivac: Arc::new(Notify::new()),
             started_at_unix,
+            queue_stats: Default::default(),
         });
         Ok(Stack {
             state,

@@ -223,6 +223,8 @@ pub struct Scrape<'a> {
     pub db_gate_limit: Option<usize>,
     pub db_acquire_wait: &'a Histogram,
     pub queues: Vec<(Queue, Option<QueueStats>)>,
+    /// Whether `queues` was read for this scrape rather than kept from an earlier one.
+    pub queue_stats_fresh: bool,
     pub faults: FaultSet,
     pub process: ProcessStats,
 }
@@ -465,6 +467,18 @@ pub fn render(metrics: &Metrics, scrape: &Scrape<'_>) -> String {
             u8::from(stats.is_some())
         );
     }
+
+    header(
+        &mut out,
+        "queue_stats_fresh",
+        "gauge",
+        "1 if the queue gauges were read for this scrape, 0 if the database was slow and they are the last values read.",
+    );
+    let _ = writeln!(
+        out,
+        "queue_stats_fresh {}",
+        u8::from(scrape.queue_stats_fresh)
+    );
 
     let workers = [
         ("email", &metrics.email_worker),

@@ -8,6 +8,7 @@ pub mod extract;
 mod multivac;
 pub(crate) mod notifications;
 pub(crate) mod ops;
+pub mod queue_stats;
 mod shop;
 mod timestamps;
 
@@ -52,6 +53,8 @@ pub struct AppShared {
     pub wake_notifications: Arc<Notify>,
     pub wake_multivac: Arc<Notify>,
     pub started_at_unix: f64,
+    /// Queue stats for `/metrics`, read off the request path.
+    pub queue_stats: Arc<queue_stats::QueueStatsCache>,
 }
 
 impl std::ops::Deref for AppState {

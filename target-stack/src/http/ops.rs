@@ -14,7 +14,6 @@ use crate::error::AppError;
 use crate::faults::FaultPatch;
 use crate::metrics::{render, ProcessStats, Scrape};
 use crate::seed::hashes_equal;
-use crate::store::Queue;
 
 pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
@@ -44,16 +43,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The gauges read at scrape time (queue stats are fetched from the stores).
+/// The gauges read at scrape time (queue stats from the stores, unless they are slow: see
+/// [`super::queue_stats`]).
 pub async fn scrape(state: &AppState) -> Scrape<'_> {
     // Read before the queue stats, which pass the database gate themselves: read after, the
     // gate shows the permit this scrape just released, not the load.
     let db_gate_in_use = state.gate.in_use();
     let db_gate_limit = state.gate.limit();
-    let mut queues = Vec::new();
-    for q in Queue::ALL {
-        queues.push((q, state.stores.queues.stats(q).await.ok()));
-    }
+    let (queues, queue_stats_fresh) = state.queue_stats.read(&state.stores).await;
     Scrape {
         role: state.role.as_str(),
         backend: state
@@ -66,6 +63,7 @@ pub async fn scrape(state: &AppState) -> Scrape<'_> {
         db_gate_limit,
         db_acquire_wait: state.gate.acquire_wait(),
         queues,
+        queue_stats_fresh,
         faults: state.faults.current(),
         process: ProcessStats::read(state.started_at_unix),
     }

@@ -125,15 +125,7 @@ async fn execute_sql(s: &TestStack, sql: &str) {
 
 /// The value of one sample line of `/metrics`, e.g. `cache_requests_total{result="hit"}`.
 async fn metric(s: &TestStack, series: &str) -> u64 {
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))

@@ -195,6 +195,12 @@ impl TestStack {
         self.call(Method::GET, path, token, None).await
     }
 
+    /// `GET /metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self.http.get(self.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, json: Value) -> Answer {
         self.call(Method::POST, path, token, Some(json)).await
     }

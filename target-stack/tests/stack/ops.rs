@@ -95,6 +95,7 @@ async fn faults_change_behaviour_at_run_time(db: Db) {
     assert_eq!(s.get("/api/products/1", None).await.status, StatusCode::OK);
 
     // db_latency_ms and db_pool_size: concurrent reads queue behind one slow connection.
+    assert!(s.metrics_text().await.contains("queue_stats_fresh 1\n"));
     let set = s
         .post(
             "/admin/faults",
@@ -105,22 +106,28 @@ async fn faults_change_behaviour_at_run_time(db: Db) {
     assert_eq!(set.body["db_pool_size"], 1);
     let started = Instant::now();
     let reads: Vec<_> = (0..4).map(|_| s.get("/api/products/2", None)).collect();
-    for a in futures_join(reads).await {
+    // A scrape while the slot is taken answers at once, with the queue gauges it had: a
+    // scraper that waited behind the fault would lose the seconds that show it.
+    let scrape = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let asked = Instant::now();
+        let text = s.metrics_text().await;
+        (asked.elapsed(), text)
+    };
+    let (answers, (scrape_took, scraped)) = tokio::join!(futures_join(reads), scrape);
+    for a in answers {
         assert_eq!(a.status, StatusCode::OK);
     }
     assert!(
         started.elapsed() >= Duration::from_millis(400),
         "4 reads × 100 ms through one slot"
     );
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert!(
+        scrape_took < Duration::from_millis(300),
+        "/metrics waited {scrape_took:?} behind the database"
+    );
+    assert!(scraped.contains("queue_stats_fresh 0\n"), "{scraped}");
+    let metrics = s.metrics_text().await;
     assert!(metrics.contains("db_operations_limit 1\n"), "{metrics}");
     s.post(
         "/admin/faults",
@@ -132,6 +139,10 @@ async fn faults_change_behaviour_at_run_time(db: Db) {
         s.get("/admin/faults", admin).await.body["db_pool_size"],
         serde_json::Value::Null
     );
+    s.eventually(Duration::from_secs(10), "fresh queue stats", || async {
+        s.metrics_text().await.contains("queue_stats_fresh 1\n")
+    })
+    .await;
 
     // cpu_work_us: each request burns the CPU time.
     s.post("/admin/faults", admin, json!({ "cpu_work_us": 30_000 }))
