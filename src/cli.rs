@@ -87,7 +87,8 @@ pub struct RunCli {
     /// Plain progress lines instead of the live dashboard.
     #[arg(long)]
     pub no_tui: bool,
-    /// Seconds between progress lines.
+    /// How often a progress line is printed when there is no dashboard (--no-tui, or stdout
+    /// not a terminal), as a duration: 5s, 500ms, 1m.
     #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub progress_every: std::time::Duration,
     /// Accept any TLS certificate (self-signed test environments only).

@@ -101,7 +101,7 @@ async fn run_async(scenario: Scenario, args: RunArgs) -> Result<i32, Exit> {
                     out_dir.join("stack.log").display()
                 );
             }
-            let p = stack::start(&data, out_dir.join("stack.log"), &[])
+            let p = stack::start(&data, out_dir.join("stack.log"), &scenario.stack_args)
                 .await
                 .map_err(|e| Exit::new(exit::UNREACHABLE, e.to_string()))?;
             let url = p.base_url.clone();

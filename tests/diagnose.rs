@@ -477,3 +477,49 @@ fn cloudwatch_signals_diagnose_a_planted_error_burst() {
         "the secret key never lands in outputs"
     );
 }
+
+/// `[stack] args` reach the stack `peakload run` starts; a flag it refuses stops the run
+/// before any load, with the stack's own words.
+#[test]
+fn stack_args_configure_the_bundled_stack() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    stack_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |args: &str| {
+        format!(
+            "name = \"args\"\nbase_url = \"stack\"\n[stack]\nargs = {args}\n[load]\nrps = 20\nduration = \"2s\"\n[[journey]]\nname = \"j\"\n  [[journey.step]]\n  name = \"product\"\n  path = \"/api/products/1\"\n"
+        )
+    };
+    let run = |text: String, out: &str| {
+        let file = dir.path().join(format!("{out}.toml"));
+        std::fs::write(&file, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_peakload"))
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .arg("--quiet")
+            .output()
+            .unwrap()
+    };
+
+    let o = run(scenario(r#"["--error-rate", "1"]"#), "failing");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("failing/results.json")).unwrap();
+    let results: Value = serde_json::from_str(&text).unwrap();
+    assert!(results["summary"]["requests"].as_u64().unwrap() >= 20);
+    assert_eq!(results["summary"]["error_rate"], 1.0, "every answer a 500");
+
+    let o = run(scenario(r#"["--no-such-flag"]"#), "refused");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("exited during start-up") && stderr.contains("--no-such-flag"),
+        "{stderr}"
+    );
+}

@@ -23,8 +23,8 @@ pub enum StackError {
     },
     #[error("the reference stack did not become ready within {0:?}; see {1}")]
     NotReady(Duration, String),
-    #[error("the reference stack exited during start-up; see {0}")]
-    Exited(String),
+    #[error("the reference stack exited during start-up ({log}):\n{tail}")]
+    Exited { log: String, tail: String },
 }
 
 pub struct StackProcess {
@@ -97,7 +97,13 @@ pub async fn start(
                     break url.trim().to_string();
                 }
             }
-            _ => return Err(StackError::Exited(log_name)),
+            _ => {
+                let _ = child.wait().await;
+                return Err(StackError::Exited {
+                    tail: log_tail(&log, 6),
+                    log: log_name,
+                });
+            }
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
@@ -106,6 +112,18 @@ pub async fn start(
         .await
         .map_err(|_| StackError::NotReady(limit, log_name))?;
     Ok(StackProcess { child, base_url })
+}
+
+/// The last `n` non-empty lines of a log, indented, for an error message.
+fn log_tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let from = lines.len().saturating_sub(n);
+    lines[from..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn wait_ready(base_url: &str, limit: Duration) -> Result<(), ()> {

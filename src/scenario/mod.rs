@@ -40,6 +40,10 @@
 //! #             vus = 10, duration = "30s"   (closed: one stage, start_vus = vus; implies
 //! #                                          model = "closed")
 //!
+//! [stack]                             # optional, with base_url = "stack" only: flags for the
+//! args = ["--db-pool-size", "2"]        # bundled stack (`peakload stack up --help`); peakload
+//!                                       # sets --listen and --data-dir itself
+//!
 //! [observe]                           # optional: the infrastructure's own signals
 //! scrape = ["stack", "http://127.0.0.1:9100/metrics"]  # Prometheus text endpoints read
 //!                                       # every scrape_interval during the run; "stack" is

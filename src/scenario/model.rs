@@ -25,6 +25,8 @@ pub struct Scenario {
     pub thresholds: Vec<Threshold>,
     /// Infrastructure sources read during and after the run (`[observe]`).
     pub observe: Observe,
+    /// `[stack] args`: flags for the bundled stack when `base_url = "stack"`.
+    pub stack_args: Vec<String>,
 }
 
 /// `[observe]`: where the infrastructure's own signals come from.
@@ -265,7 +267,7 @@ pub struct Extraction {
 
 #[derive(Debug, Clone)]
 pub enum ExtractSource {
-    /// An RFC 6901 JSON pointer ("$.a.b[0]" is accepted in the file and converted).
+    /// An RFC 6901 JSON pointer (`$.a.b[0]` is accepted in the file and converted).
     Json(String),
     /// A response header, lower-cased.
     Header(String),

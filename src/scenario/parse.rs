@@ -33,7 +33,11 @@ const TOP_KEYS: &[&str] = &[
     "feeder",
     "journey",
     "observe",
+    "stack",
 ];
+const STACK_KEYS: &[&str] = &["args"];
+/// Flags `peakload run` sets itself when it starts the stack.
+const STACK_OWN_FLAGS: &[&str] = &["--listen", "--data-dir"];
 const OBSERVE_KEYS: &[&str] = &[
     "scrape",
     "scrape_interval",
@@ -160,6 +164,31 @@ fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Key<'i>, &'t Value<'i>)> 
     let mut e: Vec<_> = table.iter().collect();
     e.sort_by_key(|(k, _)| k.span().start);
     e
+}
+
+/// Where a validation problem that starts with its place (`period = 45: …`,
+/// `metrics[1].stat: …`) stands in the section: the value named, or the array item.
+fn problem_at(f: &Fields<'_, '_>, problem: &str) -> Option<usize> {
+    let place = problem.split([':', ' ']).next()?;
+    let (key, rest) = place.split_once('[').unwrap_or((place, ""));
+    let v = f.get(key)?;
+    let Some((index, field)) = rest.split_once(']') else {
+        return Some(v.span().start);
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        return Some(v.span().start);
+    };
+    let item = items.get(index.parse::<usize>().ok()?)?;
+    let field = field.trim_start_matches('.');
+    if let (false, DeValue::Table(t)) = (field.is_empty(), item.get_ref()) {
+        if let Some((_, value)) = entries(t)
+            .into_iter()
+            .find(|(k, _)| k.get_ref().as_ref() == field)
+        {
+            return Some(value.span().start);
+        }
+    }
+    Some(item.span().start)
 }
 
 /// Where the value at a serde path stands: as deep as the path can be followed; a path that
@@ -576,6 +605,10 @@ impl<'s> Compiler<'s> {
                 Some(v) => self.observe(v),
                 None => Observe::default(),
             },
+            stack_args: match top.get("stack") {
+                Some(v) => self.stack(v, top.get("base_url")),
+                None => Vec::new(),
+            },
         };
         if let Some(v) = top.get("thresholds") {
             scenario.thresholds = self.thresholds(v, &scenario);
@@ -630,6 +663,52 @@ impl<'s> Compiler<'s> {
                 None
             }
         }
+    }
+
+    /// `[stack]`: flags for the bundled stack (`peakload stack up --help` lists them).
+    fn stack(&mut self, v: &Value<'_>, base_url: Option<&Value<'_>>) -> Vec<String> {
+        let Some(f) = self.fields(v, "[stack]", STACK_KEYS, &[]) else {
+            return Vec::new();
+        };
+        if let Some(b) =
+            base_url.filter(|b| !matches!(b.get_ref(), DeValue::String(s) if s == "stack"))
+        {
+            self.error(
+                v.span().start,
+                format!(
+                    "[stack] configures the bundled stack, but base_url (line {}) names another target; \
+                     set base_url = \"stack\" or remove [stack]",
+                    super::diag::line_col(self.src, b.span().start).0
+                ),
+            );
+        }
+        let mut out = Vec::new();
+        let Some(list) = f.get("args") else {
+            return out;
+        };
+        let DeValue::Array(items) = list.get_ref() else {
+            self.type_error(
+                list,
+                "args",
+                "an array of flags such as [\"--db-pool-size\", \"4\", \"--db-latency-ms\", \"3\"]",
+            );
+            return out;
+        };
+        for item in items.iter() {
+            let Some(s) = self.string(item, "args") else {
+                continue;
+            };
+            let flag = s.split('=').next().unwrap_or(s);
+            if STACK_OWN_FLAGS.contains(&flag) {
+                self.error(
+                    item.span().start,
+                    format!("{flag} is set by peakload when it starts the stack; remove it"),
+                );
+                continue;
+            }
+            out.push(s.to_string());
+        }
+        out
     }
 
     fn thresholds(&mut self, v: &Value<'_>, scenario: &Scenario) -> Vec<Threshold> {
@@ -777,7 +856,11 @@ impl<'s> Compiler<'s> {
         match validate(&parsed) {
             Ok(()) => clean.then_some(parsed),
             Err(peakload_aws::AwsSourceError::Config(msg)) => {
-                self.error(f.at, format!("{what}: {msg}"));
+                // Each problem names its place ("period = 45: …", "metrics[1].stat: …").
+                for problem in msg.split("; ") {
+                    let at = problem_at(&f, problem).unwrap_or(f.at);
+                    self.error(at, format!("{what} {problem}"));
+                }
                 None
             }
             Err(e) => {

@@ -518,7 +518,7 @@ name = "j"
     let abs = dir.dir.path().join("data/users.csv");
     let expected = vec![
         format!("{p}:3:11: \"timeout\" must be a duration string such as \"10s\" or \"250ms\", found integer 10"),
-        format!("{p}:4:15: unknown metric \"chekout.p99\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, checks.failed or checks.rate; journeys: j; steps: checkout (did you mean \"checkout.p99\"?)"),
+        format!("{p}:4:15: unknown metric \"chekout.p99\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, feeder_exhausted, checks.failed or checks.rate; journeys: j; steps: checkout (did you mean \"checkout.p99\"?)"),
         format!("{p}:7:25: bad duration for \"duration\": unknown unit \"parsecs\" in duration \"10 parsecs\"; write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)"),
         format!("{p}:7:39: unknown key \"taget_rps\" in load stage; expected one of: duration, target_rps, name (did you mean \"target_rps\"?)"),
         format!("{p}:11:8: feeder file \"data/users.csv\" not found (looked in {}); relative paths start from the scenario file's directory", abs.display()),
@@ -732,7 +732,7 @@ fn structure_errors() {
     let base = "name = \"x\"\nbase_url = \"http://h\"\n";
     let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\n";
     let cases: Vec<(String, &str)> = vec![
-        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe (did you mean \"timeout\"?)"),
+        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack (did you mean \"timeout\"?)"),
         (base.to_string(), "s.toml:1:1: no journey: add at least one [[journey]] with a name and one [[journey.step]]"),
         (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
         (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),
@@ -1071,7 +1071,7 @@ fn threshold_errors() {
     );
     assert_eq!(
         e("dropped < 1"),
-        "unknown metric \"dropped\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, checks.failed or checks.rate; journeys: shop, admin; steps: login, checkout, v1.2"
+        "unknown metric \"dropped\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, feeder_exhausted, checks.failed or checks.rate; journeys: shop, admin; steps: login, checkout, v1.2"
     );
     assert!(e("htp.p99 < 1s").ends_with("(did you mean \"http.p99\"?)"));
     assert!(e("iteration > 1").ends_with("(did you mean \"iterations\"?)"));
@@ -1263,7 +1263,7 @@ fn aws_section_mistakes_say_where() {
         vec![
             "s.toml:9:1: unknown key \"regoin\" in [observe.cloudwatch]; expected one of: region, endpoint_url, period, metrics, presets (did you mean \"region\"?)",
             "s.toml:12:22: [observe.cloudwatch] metrics[1].metrc: unknown field `metrc`, expected one of `namespace`, `metric`, `dimensions`, `stat`, `unit`",
-            "s.toml:14:1: [observe.logs]: log_groups must name at least one log group",
+            "s.toml:15:14: [observe.logs] log_groups must name at least one log group",
             "s.toml:17:8: [observe.scaling] ecs[0]: missing field `service`",
         ]
     );
@@ -1272,8 +1272,19 @@ fn aws_section_mistakes_say_where() {
         "{OBSERVE_BASE}[observe.cloudwatch]\nperiod = \"45s\"\n"
     ));
     assert!(
-        e.starts_with("s.toml:") && e.contains("CloudWatch accepts 1, 5, 10, 30"),
-        "{e}"
+        e.starts_with(
+            "s.toml:8:10: [observe.cloudwatch] period = 45: CloudWatch accepts 1, 5, 10, 30"
+        ),
+        "at the value: {e}"
+    );
+    let e = one_error(&format!(
+        "{OBSERVE_BASE}[observe.cloudwatch]\nmetrics = [{{ namespace = \"N\", metric = \"M\", stat = \"p999x\" }}]\n"
+    ));
+    assert!(
+        e.starts_with(
+            "s.toml:8:52: [observe.cloudwatch] metrics[0].stat: unknown statistic \"p999x\""
+        ),
+        "at the value: {e}"
     );
 
     let e = one_error(&format!(
@@ -1351,4 +1362,30 @@ fn the_terraform_observe_output_compiles() {
     assert_eq!(cw.metrics.len(), 2);
     assert_eq!(o.logs.unwrap().log_groups.len(), 2);
     assert_eq!(o.scaling.unwrap().ecs.len(), 2);
+}
+
+#[test]
+fn stack_args_go_to_the_bundled_stack_only() {
+    let base = "name = \"x\"\nbase_url = \"stack\"\n[[journey]]\nname = \"j\"\n  [[journey.step]]\n  name = \"s\"\n  path = \"/\"\n";
+    let s = parse(&format!(
+        "{base}[stack]\nargs = [\"--db-pool-size\", \"4\", \"--db-latency-ms=3\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(s.stack_args, ["--db-pool-size", "4", "--db-latency-ms=3"]);
+    assert!(parse(base).unwrap().stack_args.is_empty());
+
+    let e = one_error(&format!(
+        "{base}[stack]\nargs = [\"--listen=0.0.0.0:80\"]\n"
+    ));
+    assert!(
+        e.contains("9:9") && e.contains("--listen is set by peakload"),
+        "{e}"
+    );
+    let e = one_error(&format!("{base}[stack]\nargs = \"--db-pool-size 4\"\n"));
+    assert!(e.contains("9:8") && e.contains("an array of flags"), "{e}");
+    let e = one_error(&format!("{base}[stack]\narg = []\n"));
+    assert!(e.contains("did you mean \"args\""), "{e}");
+    let other = base.replace("\"stack\"", "\"http://127.0.0.1:9\"");
+    let e = one_error(&format!("{other}[stack]\nargs = []\n"));
+    assert!(e.contains("base_url (line 2)"), "{e}");
 }

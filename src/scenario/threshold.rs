@@ -208,7 +208,7 @@ fn unknown_metric(metric: &str, prefix: Option<&str>, scenario: &Scenario) -> St
     }
     let mut msg = format!(
         "unknown metric \"{metric}\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, \
-         <journey>.<step>.<stat>, dropped_iterations, iterations, checks.failed or checks.rate"
+         <journey>.<step>.<stat>, dropped_iterations, iterations, feeder_exhausted, checks.failed or checks.rate"
     );
     if !journeys.is_empty() {
         msg.push_str(&format!("; journeys: {}", journeys.join(", ")));

@@ -92,8 +92,8 @@ impl CloudWatchConfig {
             if m.namespace.trim().is_empty() || m.metric.trim().is_empty() {
                 problems.push(format!("metrics[{i}]: namespace and metric must be set"));
             }
-            if m.stat.trim().is_empty() {
-                problems.push(format!("metrics[{i}]: stat must not be empty"));
+            if let Err(e) = check_stat(&m.stat) {
+                problems.push(format!("metrics[{i}].stat: {e}"));
             }
             if m.dimensions.len() > 30 {
                 problems.push(format!("metrics[{i}]: at most 30 dimensions"));
@@ -127,6 +127,43 @@ pub(crate) fn check_period(period: u32) -> Result<(), String> {
     } else {
         Err(format!(
             "period = {period}: CloudWatch accepts 1, 5, 10, 30 or a multiple of 60 seconds"
+        ))
+    }
+}
+
+/// The statistics GetMetricData accepts: the five standard ones, a percentile `p0`..`p100`
+/// (decimals allowed), or an extended statistic with its arguments (`tm(10%:90%)`, `PR(:300)`),
+/// or `tm99`, `wm99`, `tc99`, `ts99`, `IQM`.
+pub(crate) fn check_stat(stat: &str) -> Result<(), String> {
+    const STANDARD: [&str; 6] = ["Average", "Sum", "Minimum", "Maximum", "SampleCount", "IQM"];
+    let percent = |s: &str| {
+        !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && s.parse::<f64>().is_ok_and(|v| (0.0..=100.0).contains(&v))
+    };
+    let ok = STANDARD.contains(&stat)
+        || stat.strip_prefix('p').is_some_and(percent)
+        || ["tm", "wm", "tc", "ts", "TM", "WM", "TC", "TS", "PR"]
+            .iter()
+            .any(|prefix| {
+                stat.strip_prefix(prefix).is_some_and(|rest| {
+                    (*prefix != "PR" && percent(rest))
+                        || (rest.starts_with('(') && rest.ends_with(')') && rest.len() > 2)
+                })
+            });
+    if ok {
+        Ok(())
+    } else {
+        let hint = match stat.to_ascii_lowercase().as_str() {
+            "average" | "avg" | "mean" => " (did you mean \"Average\"?)",
+            "sum" => " (did you mean \"Sum\"?)",
+            "min" | "minimum" => " (did you mean \"Minimum\"?)",
+            "max" | "maximum" => " (did you mean \"Maximum\"?)",
+            "count" | "samplecount" => " (did you mean \"SampleCount\"?)",
+            _ => "",
+        };
+        Err(format!(
+            "unknown statistic \"{stat}\"{hint}. Use Average, Sum, Minimum, Maximum, SampleCount, a percentile such as p99 or p99.9, or an extended statistic such as tm99 or tm(10%:90%)"
         ))
     }
 }
@@ -352,5 +389,31 @@ mod tests {
         for bad in [0, 2, 45, 90] {
             assert!(check_period(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn statistics_cloudwatch_accepts() {
+        for ok in [
+            "Average",
+            "Sum",
+            "SampleCount",
+            "p99",
+            "p99.9",
+            "p0",
+            "p100",
+            "tm99",
+            "tm(10%:90%)",
+            "PR(:300)",
+            "IQM",
+            "wm95",
+        ] {
+            assert!(check_stat(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "p999x", "p101", "avg", "average", "PR", "tm()", "P99"] {
+            assert!(check_stat(bad).is_err(), "{bad}");
+        }
+        assert!(check_stat("avg")
+            .unwrap_err()
+            .contains("did you mean \"Average\""));
     }
 }
