@@ -1,5 +1,5 @@
 //! The files made from results after a run or by `peakload report`: the HTML report, JUnit XML
-//! and the Markdown summary. `peakload run` and `peakload report` both come through [`write`],
+//! and the Markdown summary. `peakload run` and `peakload report` both come through [`write()`],
 //! so the two make the same files from the same results.
 
 use std::io::Write as _;
@@ -108,6 +108,12 @@ pub fn report_command(args: ReportArgs) -> i32 {
             return exit::INVALID;
         }
     };
+    if let Some(w) = baseline
+        .as_ref()
+        .and_then(|b| html::baseline_mismatch(&loaded.results, &b.results))
+    {
+        eprintln!("warning: {w}");
+    }
     let files = Artifacts {
         report: Some(
             args.output

@@ -353,14 +353,15 @@ fn findings_list(out: &mut String, found: &[FindingView]) {
             Some(Value::Object(m)) if !m.is_empty() => {
                 out.push_str("<div class=\"evidence\">");
                 for (k, v) in m {
-                    let shown = match v {
-                        Value::Number(n) => number(n.as_f64().unwrap_or(f64::NAN)),
-                        other => text(Some(other)),
+                    let (label, shown) = match v {
+                        Value::Number(n) => evidence_item(k, n.as_f64().unwrap_or(f64::NAN)),
+                        other => (k.replace('_', " "), text(Some(other))),
                     };
                     let _ = write!(
                         out,
-                        "<span><i>{}</i> {}</span>",
-                        escape(&k.replace('_', " ")),
+                        "<span title=\"{}\"><i>{}</i> {}</span>",
+                        escape(k),
+                        escape(&label),
                         escape(&shown)
                     );
                 }
@@ -376,6 +377,35 @@ fn findings_list(out: &mut String, found: &[FindingView]) {
         out.push_str("</li>");
     }
     out.push_str("</ol>");
+}
+
+/// An evidence figure in words: `lead_s = 3` → ("led the users by", "3 s"). Unknown keys
+/// keep their name; the raw key stays in the tooltip.
+fn evidence_item(key: &str, v: f64) -> (String, String) {
+    let secs = |v: f64| format!("{v:.0} s");
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    let (label, shown) = match key {
+        "lead_s" if v < 0.0 => ("followed the users by", secs(-v)),
+        "lead_s" => ("led the users by", secs(v)),
+        "changed_at_s" => ("changed at", chart::clock(v)),
+        "started_s" => ("activity started at", chart::clock(v)),
+        "degraded_at_s" => ("users degraded at", chart::clock(v)),
+        "in_service_after_breach_s" => ("in service after the breach", secs(v)),
+        "z" => ("size of the change (robust z)", number(v)),
+        "correlation" => ("correlation with the users' experience", number(v)),
+        "load_correlation" => ("correlation with the load", number(v)),
+        "baseline" => ("before", number(v)),
+        "during" => ("during", number(v)),
+        "growth" => ("kept growing (rank correlation with time)", number(v)),
+        "pool_in_use" => ("connections in use", number(v)),
+        "pool_size" => ("pool size", number(v)),
+        "busy_seconds" => ("generator CPU-bound", secs(v)),
+        "busy_share_while_degraded" => ("of the degraded seconds CPU-bound", pct(v)),
+        "baseline_error_rate" => ("errors before", pct(v)),
+        "during_error_rate" => ("errors during", pct(v)),
+        _ => return (key.replace('_', " "), number(v)),
+    };
+    (label.to_string(), shown)
 }
 
 /// The chart's panels (latency first) and, for the legend, one line per panel with its unit.

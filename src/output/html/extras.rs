@@ -578,8 +578,40 @@ fn signal_table(out: &mut String, sigs: &[Signal], x_max: f64, degraded: Option<
 
 pub fn capacity_section(out: &mut String, capacity: &Value) {
     out.push_str("<section id=\"capacity\"><h2>Capacity</h2>");
+    if let Some(line) = capacity_sentence(capacity) {
+        out.push_str(&format!("<p class=\"capacity\">{}</p>", escape(&line)));
+    }
     key_values(out, capacity);
     out.push_str("</section>");
+}
+
+/// "Sustained 82.4 requests/s (from 0:41) before latency turned at 0:52: p99 4.1 ms → 310 ms."
+fn capacity_sentence(c: &Value) -> Option<String> {
+    let num = |k: &str| c.get(k).and_then(Value::as_f64);
+    let rps = num("max_sustained_rps")?;
+    let from = chart::clock(num("at_s").unwrap_or(0.0));
+    let mut line = if c.get("reached").and_then(Value::as_bool) == Some(true) {
+        let by = c
+            .get("limited_by")
+            .and_then(Value::as_str)
+            .unwrap_or("latency");
+        let at = num("degraded_at_s")
+            .map(|t| format!(" at {}", chart::clock(t)))
+            .unwrap_or_default();
+        format!("Sustained {rps:.1} requests/s (from {from}) before {by} turned{at}")
+    } else {
+        format!(
+            "Sustained at least {rps:.1} requests/s (from {from}); the system did not reach its limit in this run"
+        )
+    };
+    if let (Some(before), Some(during)) = (num("latency_ms_before"), num("latency_ms_during")) {
+        line.push_str(&format!(": latency {before:.1} ms → {during:.1} ms"));
+    }
+    if let Some(k) = num("knee_rps") {
+        line.push_str(&format!("; latency bends at about {k:.0} requests/s"));
+    }
+    line.push('.');
+    Some(line)
 }
 
 /// An object as a two-column table; anything else as JSON.

@@ -701,6 +701,23 @@ fn rate_note(now: f64, base: f64) -> String {
     format!("<span class=\"{class}\">{text}</span> vs baseline")
 }
 
+/// Why a baseline may not be comparable: another scenario, or another load model.
+pub fn baseline_mismatch(r: &Results, b: &Results) -> Option<String> {
+    if r.scenario.name != b.scenario.name {
+        Some(format!(
+            "The baseline ran scenario \"{}\", this run \"{}\": the deltas compare different workloads.",
+            b.scenario.name, r.scenario.name
+        ))
+    } else if r.scenario.model != b.scenario.model {
+        Some(format!(
+            "The baseline used the {} model, this run the {} model: their latencies measure different things.",
+            b.scenario.model, r.scenario.model
+        ))
+    } else {
+        None
+    }
+}
+
 fn deltas_table(out: &mut String, r: &Results, b: &Results) {
     out.push_str(
         "<section id=\"deltas\"><h2>Compared with baseline</h2>\
@@ -708,6 +725,11 @@ fn deltas_table(out: &mut String, r: &Results, b: &Results) {
          (error rate: ±0.1 percentage points).</p><table><thead><tr><th>step</th><th>p50</th>\
          <th>p95</th><th>p99</th><th>req/s</th><th>error rate</th></tr></thead><tbody>",
     );
+    if let Some(w) = baseline_mismatch(r, b) {
+        // Before the table: the deltas compare different workloads.
+        let at = out.rfind("<table>").unwrap_or(out.len());
+        out.insert_str(at, &format!("<p class=\"note warn\">{}</p>", escape(&w)));
+    }
     let cell = |base: String, now: String, (d, class): (String, &str)| {
         format!(
             "<td class=\"num\">{} → {} <span class=\"{class}\">{d}</span></td>",

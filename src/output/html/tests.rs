@@ -458,7 +458,14 @@ fn diagnosis_charts_latency_against_the_findings_signal_with_scaling_marked() {
     let scaling = html.find("<b>Scaling came late</b>").unwrap();
     assert!(pool < scaling, "best first");
     assert!(html.contains("score 0.87") && html.contains("40s – 1:30"));
-    assert!(html.contains("<i>lead s</i> 1"), "evidence shown");
+    assert!(
+        html.contains("<i>led the users by</i> 1 s"),
+        "evidence in words"
+    );
+    assert!(
+        html.contains("Sustained 198.0 requests/s (from 35s) before latency turned at 41s: latency 80.0 ms → 400.0 ms."),
+        "capacity in a sentence"
+    );
 
     let fig = diagnosis_figure(&html);
     assert_eq!(fig.matches("<svg").count(), 1, "one stacked chart");
@@ -640,4 +647,21 @@ fn load_rejects_missing_bad_and_newer_files() {
     assert_eq!(loaded.results.steps.len(), 2);
     assert_eq!(loaded.results.timeline.len(), 20);
     assert_eq!(loaded.extras.findings, Some(json!([])));
+}
+
+#[test]
+fn a_baseline_of_another_scenario_is_called_out() {
+    let r = tiny();
+    let mut b = tiny();
+    assert_eq!(baseline_mismatch(&r, &b), None);
+    assert!(!page(&r, &Extras::default(), Some(&b)).contains("note warn"));
+    b.scenario.name = "smoke".into();
+    let w = baseline_mismatch(&r, &b).unwrap();
+    assert!(
+        w.contains("\"smoke\"") && w.contains("different workloads"),
+        "{w}"
+    );
+    let html = page(&r, &Extras::default(), Some(&b));
+    let warn = html.find("note warn").expect("warning shown");
+    assert!(warn > html.find("id=\"deltas\"").unwrap());
 }

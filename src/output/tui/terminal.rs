@@ -5,7 +5,7 @@
 //! interrupt calls `std::process::exit`).
 //!
 //! The terminal is process-wide state, so whether it is taken is a process-wide flag; restoring
-//! is idempotent and may happen on any thread. Drawing holds [`DRAWING`] so a restore from
+//! is idempotent and may happen on any thread. Drawing holds `DRAWING` so a restore from
 //! another thread never lands in the middle of a frame.
 
 use std::io::{self, Stdout};
