@@ -125,9 +125,16 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             let during = median(&xs[sli.onset.min(n - 1)..=sli.end.min(n - 1)]);
             let z_local = local_jump(&xs, sli.onset, lag_max as usize);
             let z = ((during - med).abs() / scale).min(2.0 * z_local);
+            // When it changed: against its own noise, with a smaller share of its range than
+            // the size of the change uses — a signal that grows a thousandfold (a pool wait
+            // under overload) would otherwise be seen to change only once 8% of its peak.
+            let onset_scale = (1.4826 * mad)
+                .max(0.05 * med.abs())
+                .max(0.002 * (hi - lo))
+                .max(1e-12);
             let hit: Vec<bool> = xs
                 .iter()
-                .map(|v| (v - med).abs() > CHANGE_Z * scale)
+                .map(|v| (v - med).abs() > CHANGE_Z * onset_scale)
                 .collect();
             let changed_at = first_sustained(&hit, base_end, MIN_RUN_S).filter(|&t| t <= sli.end);
             let lead = changed_at.map(|t| sli.onset as f64 - t as f64);

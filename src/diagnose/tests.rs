@@ -652,3 +652,27 @@ fn workers_handed_fewer_messages_are_no_backlog() {
         kinds(&starved)
     );
 }
+
+#[test]
+fn a_signal_that_grows_a_thousandfold_changed_when_it_left_its_noise() {
+    // A pool wait under overload, as scraped: 0.5 ms, then doubling to seconds.
+    let grown = [
+        0.012, 0.024, 0.049, 0.135, 0.24, 0.42, 0.56, 0.84, 0.94, 1.16, 2.07, 2.1, 2.05, 3.4, 2.5,
+    ];
+    let values: Vec<f64> = (0..60usize)
+        .map(|t| match t.checked_sub(30) {
+            None => 0.0005 + 0.00002 * ((t * 7) % 5) as f64,
+            Some(i) => grown.get(i).copied().unwrap_or(4.2),
+        })
+        .collect();
+    let input = with_cause(
+        "db_pool_acquire_wait_seconds:p95",
+        "seconds",
+        values,
+        vec![],
+    );
+    let d = analyze(&input);
+    let f = &d.findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation);
+    assert!(f.evidence["changed_at_s"] <= 32.0, "{:?}", f.evidence);
+}
