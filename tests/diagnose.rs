@@ -190,12 +190,19 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
         .iter()
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        kinds.first().copied(),
-        Some(want),
-        "fault {fault}: findings {}",
-        serde_json::to_string_pretty(&findings).unwrap()
-    );
+    if kinds.first().copied() != Some(want) {
+        // What the diagnosis saw: its text summary has the SLI, capacity and ranking.
+        let text = Command::new(env!("CARGO_BIN_EXE_peakload"))
+            .arg("diagnose")
+            .arg(dir.path().join("out/results.json"))
+            .output()
+            .unwrap();
+        panic!(
+            "fault {fault}: wanted {want} first, found {kinds:?}\n{}\nfindings {}",
+            String::from_utf8_lossy(&text.stdout),
+            serde_json::to_string_pretty(&findings).unwrap()
+        );
+    }
     let start = findings[0]["window"]["start_s"].as_f64().unwrap();
     assert!((8.0..=13.0).contains(&start), "window starts at {start}");
     let series = results["infra"]["series"].as_array().unwrap();
@@ -209,7 +216,15 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
 
 #[test]
 fn planted_db_latency_is_db_latency() {
-    planted(r#"{"db_latency_ms": 40}"#, &[], "db_latency");
+    let f = planted(r#"{"db_latency_ms": 40}"#, &[], "db_latency");
+    // The operations' own duration, not only how many were in flight.
+    assert!(
+        f["signal"]
+            .as_str()
+            .unwrap()
+            .starts_with("db_operation_duration_seconds"),
+        "{f}"
+    );
 }
 
 #[test]

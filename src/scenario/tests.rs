@@ -1389,3 +1389,19 @@ fn stack_args_go_to_the_bundled_stack_only() {
     let e = one_error(&format!("{other}[stack]\nargs = []\n"));
     assert!(e.contains("base_url (line 2)"), "{e}");
 }
+
+#[test]
+fn the_bundled_scenarios_compile() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let s = load_scenario(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.base_url, BaseUrl::Stack, "{}", path.display());
+            seen.push(s.name);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["black-friday", "breaking-point", "smoke"]);
+}

@@ -222,6 +222,7 @@ pub struct Scrape<'a> {
     pub db_gate_in_use: usize,
     pub db_gate_limit: Option<usize>,
     pub db_acquire_wait: &'a Histogram,
+    pub db_operation: &'a Histogram,
     pub queues: Vec<(Queue, Option<QueueStats>)>,
     /// Whether `queues` was read for this scrape rather than kept from an earlier one.
     pub queue_stats_fresh: bool,
@@ -409,6 +410,15 @@ pub fn render(metrics: &Metrics, scrape: &Scrape<'_>) -> String {
     scrape
         .db_acquire_wait
         .write(&mut out, "db_pool_acquire_wait_seconds", "");
+    header(
+        &mut out,
+        "db_operation_duration_seconds",
+        "histogram",
+        "Time a database operation held its connection, injected latency included (the wait for the gate not).",
+    );
+    scrape
+        .db_operation
+        .write(&mut out, "db_operation_duration_seconds", "");
 
     header(
         &mut out,

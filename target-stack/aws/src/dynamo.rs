@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use peakload_stack::store::gate::{DbGate, LimiterPermit};
+use peakload_stack::store::gate::{DbGate, Held};
 use peakload_stack::store::sql::SqlStore;
 use peakload_stack::store::{
     now_ms, AddToCart, BackendHealth, CartLine, CheckoutOutcome, MessageState, MessageStatus,
@@ -187,10 +187,10 @@ impl Dynamo {
     }
 
     /// Passes the gate (injected latency and concurrency limit) for one call.
-    async fn pass(&self) -> LimiterPermit {
-        let (permit, waited) = self.gate.enter().await;
+    async fn pass(&self) -> Held {
+        let (held, waited) = self.gate.enter().await;
         self.gate.record_wait(waited);
-        permit
+        held
     }
 
     fn cart_key(user_id: i64) -> [(String, AttributeValue); 2] {

@@ -62,6 +62,7 @@ pub async fn scrape(state: &AppState) -> Scrape<'_> {
         db_gate_in_use,
         db_gate_limit,
         db_acquire_wait: state.gate.acquire_wait(),
+        db_operation: state.gate.operation(),
         queues,
         queue_stats_fresh,
         faults: state.faults.current(),

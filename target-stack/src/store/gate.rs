@@ -82,11 +82,26 @@ impl Limiter {
     }
 }
 
+/// A place at the database: the limit's permit, recorded as one operation when dropped.
+#[derive(Debug)]
+pub struct Held {
+    _permit: LimiterPermit,
+    gate: Arc<DbGate>,
+    entered: Instant,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gate.record_operation(self.entered.elapsed());
+    }
+}
+
 /// Applies the database faults and measures acquisition waits.
 #[derive(Debug)]
 pub struct DbGate {
     faults: Arc<Faults>,
     acquire_wait: Histogram,
+    operation: Histogram,
 }
 
 impl DbGate {
@@ -94,20 +109,27 @@ impl DbGate {
         DbGate {
             faults,
             acquire_wait: Histogram::new(),
+            operation: Histogram::new(),
         }
     }
 
     /// Waits for the concurrency limit, then sleeps the injected latency. The caller then
     /// acquires a pooled connection and reports that wait with [`DbGate::record_wait`].
-    pub async fn enter(&self) -> (LimiterPermit, Duration) {
+    pub async fn enter(self: &Arc<Self>) -> (Held, Duration) {
         let started = Instant::now();
         let permit = self.faults.db_limiter().acquire().await;
         let waited = started.elapsed();
+        let entered = Instant::now();
         let latency = self.faults.db_latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        (permit, waited)
+        let held = Held {
+            _permit: permit,
+            gate: self.clone(),
+            entered,
+        };
+        (held, waited)
     }
 
     pub fn record_wait(&self, wait: Duration) {
@@ -116,6 +138,16 @@ impl DbGate {
 
     pub fn acquire_wait(&self) -> &Histogram {
         &self.acquire_wait
+    }
+
+    /// How long an operation held its place at the database: from passing the limit to
+    /// giving the connection back (injected latency included, the wait for the limit not).
+    pub fn record_operation(&self, held: Duration) {
+        self.operation.observe(held);
+    }
+
+    pub fn operation(&self) -> &Histogram {
+        &self.operation
     }
 
     pub fn in_use(&self) -> usize {

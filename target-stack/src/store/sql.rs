@@ -17,7 +17,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 
-use super::gate::{DbGate, LimiterPermit};
+use super::gate::{DbGate, Held};
 use super::schema::Dialect;
 use super::*;
 
@@ -54,7 +54,7 @@ pub struct SqlStore {
 /// A pooled connection that also holds the gate's permit.
 struct GatedConn {
     conn: PoolConnection<Any>,
-    _permit: LimiterPermit,
+    _held: Held,
 }
 
 const SEED_BATCH: usize = 200;
@@ -147,15 +147,12 @@ impl SqlStore {
 
     /// Passes the gate, then takes a connection from the read or write pool.
     async fn conn(&self, write: bool) -> StoreResult<GatedConn> {
-        let (permit, gate_wait) = self.gate.enter().await;
+        let (held, gate_wait) = self.gate.enter().await;
         let started = Instant::now();
         let pool = if write { &self.write } else { &self.read };
         let conn = pool.acquire().await?;
         self.gate.record_wait(gate_wait + started.elapsed());
-        Ok(GatedConn {
-            conn,
-            _permit: permit,
-        })
+        Ok(GatedConn { conn, _held: held })
     }
 
     /// Begins a write transaction that holds the write lock from its first statement.

@@ -41,6 +41,7 @@ async fn health_and_metrics(db: Db) {
         "state=\"in_use\"}",
         "state=\"idle\"}",
         "db_pool_acquire_wait_seconds_count ",
+        "db_operation_duration_seconds_count ",
         "queue_depth{queue=\"notifications\"}",
         "queue_oldest_message_age_seconds{queue=\"multivac\"} 0\n",
         "worker_messages_processed_total{worker=\"email\"}",
