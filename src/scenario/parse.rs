@@ -191,9 +191,9 @@ fn problem_at(f: &Fields<'_, '_>, problem: &str) -> Option<usize> {
     Some(item.span().start)
 }
 
-/// Where the value at a serde path stands: as deep as the path can be followed; a path that
-/// ends in a key (an unknown field) points at the key.
-fn locate(v: &Value<'_>, path: &serde_path_to_error::Path) -> usize {
+/// Where the value at a serde path stands, as deep as the path can be followed; with `at_key`,
+/// a path that ends in a key points at the key (an unknown field), else at its value.
+fn locate(v: &Value<'_>, path: &serde_path_to_error::Path, at_key: bool) -> usize {
     use serde_path_to_error::Segment;
     let mut at = v.span().start;
     let mut node = v;
@@ -202,7 +202,16 @@ fn locate(v: &Value<'_>, path: &serde_path_to_error::Path) -> usize {
             (Segment::Map { key }, DeValue::Table(t)) => t
                 .iter()
                 .find(|(k, _)| k.get_ref().as_ref() == key)
-                .map(|(k, v)| (k.span().start, v)),
+                .map(|(k, v)| {
+                    (
+                        if at_key {
+                            k.span().start
+                        } else {
+                            v.span().start
+                        },
+                        v,
+                    )
+                }),
             (Segment::Seq { index }, DeValue::Array(a)) => {
                 a.get(*index).map(|v| (v.span().start, v))
             }
@@ -217,6 +226,28 @@ fn locate(v: &Value<'_>, path: &serde_path_to_error::Path) -> usize {
         }
     }
     at
+}
+
+/// serde's words in the file's terms: "expected a sequence" is an array to a TOML writer, and an
+/// unknown variant gets a "did you mean".
+fn friendlier(message: &str) -> String {
+    let mut out = message
+        .replace(
+            "expected a sequence",
+            "expected an array such as [\"a\", \"b\"]",
+        )
+        .replace(
+            "expected a map",
+            "expected a table such as { key = \"value\" }",
+        )
+        .replace("invalid type: ", "");
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((word, expected)) = rest.split_once("`, expected one of ") {
+            let candidates: Vec<&str> = expected.split(", ").map(|c| c.trim_matches('`')).collect();
+            out.push_str(&did_you_mean(word, candidates.iter().copied()));
+        }
+    }
+    out
 }
 
 /// A short description of a value for type errors: `integer 5`, `string "x"`, `table`.
@@ -842,14 +873,15 @@ impl<'s> Compiler<'s> {
         let parsed = match serde_path_to_error::deserialize::<_, T>(json) {
             Ok(t) => t,
             Err(e) => {
-                let at = locate(v, e.path());
+                let message = friendlier(&e.inner().to_string());
+                let at = locate(v, e.path(), message.starts_with("unknown field"));
                 let path = e.path().to_string();
                 let place = if path == "." {
                     String::new()
                 } else {
                     format!(" {path}")
                 };
-                self.error(at, format!("{what}{place}: {}", e.into_inner()));
+                self.error(at, format!("{what}{place}: {message}"));
                 return None;
             }
         };

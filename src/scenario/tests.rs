@@ -1302,6 +1302,21 @@ fn aws_section_mistakes_say_where() {
         "names the kinds it knows: {e}"
     );
     let e = one_error(&format!(
+        "{OBSERVE_BASE}[observe.cloudwatch]\npresets = [{{ kind = \"ecs_servic\", cluster = \"c\", service = \"s\" }}]\n"
+    ));
+    assert!(
+        e.starts_with("s.toml:8:21: [observe.cloudwatch] presets[0].kind: unknown variant")
+            && e.ends_with("(did you mean \"ecs_service\"?)"),
+        "at the value, with a suggestion: {e}"
+    );
+    let e = one_error(&format!(
+        "{OBSERVE_BASE}[observe.logs]\nlog_groups = \"/x\"\n"
+    ));
+    assert_eq!(
+        e,
+        "s.toml:8:14: [observe.logs] log_groups: string \"/x\", expected an array such as [\"a\", \"b\"]"
+    );
+    let e = one_error(&format!(
         "{OBSERVE_BASE}[observe.cloudwatch]\nperiod = \"1500ms\"\n"
     ));
     assert!(
