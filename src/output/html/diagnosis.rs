@@ -235,7 +235,7 @@ pub fn section(out: &mut String, r: &Results, extras: &Extras, axis: &TimeAxis) 
     };
     let degraded = degraded_window(extras, &found);
     verdict_line(out, extras, &found);
-    findings_list(out, &found);
+    findings_list(out, &found, &sigs);
 
     let lead = leading(&found, &sigs);
     let (panels, legend_lines) = panels(r, &found, &lead, degraded);
@@ -316,7 +316,7 @@ fn verdict_line(out: &mut String, extras: &Extras, found: &[FindingView]) {
     let _ = write!(out, "<p class=\"diag {class}\">{line}</p>");
 }
 
-fn findings_list(out: &mut String, found: &[FindingView]) {
+fn findings_list(out: &mut String, found: &[FindingView], sigs: &[extras::Signal]) {
     if found.is_empty() {
         return;
     }
@@ -349,12 +349,16 @@ fn findings_list(out: &mut String, found: &[FindingView]) {
                 escape(&f.signal)
             );
         }
+        let unit = sigs
+            .iter()
+            .find(|s| s.key == f.signal)
+            .map_or("", |s| s.unit.as_str());
         match &f.evidence {
             Some(Value::Object(m)) if !m.is_empty() => {
                 out.push_str("<div class=\"evidence\">");
                 for (k, v) in m {
                     let (label, shown) = match v {
-                        Value::Number(n) => evidence_item(k, n.as_f64().unwrap_or(f64::NAN)),
+                        Value::Number(n) => evidence_item(k, n.as_f64().unwrap_or(f64::NAN), unit),
                         other => (k.replace('_', " "), text(Some(other))),
                     };
                     let _ = write!(
@@ -379,9 +383,17 @@ fn findings_list(out: &mut String, found: &[FindingView]) {
     out.push_str("</ol>");
 }
 
-/// An evidence figure in words: `lead_s = 3` → ("led the users by", "3 s"). Unknown keys
-/// keep their name; the raw key stays in the tooltip.
-fn evidence_item(key: &str, v: f64) -> (String, String) {
+/// An evidence figure in words: `lead_s = 3` → ("led the users by", "3 s"); `baseline` and
+/// `during` in the signal's `unit`. Unknown keys keep their name; the raw key stays in the
+/// tooltip.
+fn evidence_item(key: &str, v: f64, unit: &str) -> (String, String) {
+    let in_unit = |v: f64| {
+        if unit.is_empty() {
+            number(v)
+        } else {
+            crate::diagnose::rules::format_value(v, unit)
+        }
+    };
     let secs = |v: f64| format!("{v:.0} s");
     let pct = |v: f64| format!("{:.1}%", v * 100.0);
     let (label, shown) = match key {
@@ -394,8 +406,8 @@ fn evidence_item(key: &str, v: f64) -> (String, String) {
         "z" => ("size of the change (robust z)", number(v)),
         "correlation" => ("correlation with the users' experience", number(v)),
         "load_correlation" => ("correlation with the load", number(v)),
-        "baseline" => ("before", number(v)),
-        "during" => ("during", number(v)),
+        "baseline" => ("before", in_unit(v)),
+        "during" => ("during", in_unit(v)),
         "growth" => ("kept growing (rank correlation with time)", number(v)),
         "pool_in_use" => ("connections in use", number(v)),
         "pool_size" => ("pool size", number(v)),
