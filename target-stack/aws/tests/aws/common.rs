@@ -5,13 +5,12 @@
 use std::sync::Once;
 use std::time::Duration;
 
-use peakload_stack::{BackendConfig, Config, Stack, StackError};
+use peakload_stack::{BackendConfig, Config, Stack};
 use peakload_stack_aws::{AwsOptions, DynamoTables, Endpoints, SqsQueues};
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+#[path = "../../../tests/support/client.rs"]
+mod client;
+#[allow(unused_imports)]
+pub use client::{Answer, Served};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -165,13 +164,10 @@ pub async fn sql_backend(db: Db) -> (BackendConfig, DbGuard) {
 
 /// A stack serving on a loopback port.
 pub struct TestStack {
-    pub base: String,
-    pub http: reqwest::Client,
+    pub served: Served,
     pub stack: Stack,
-    pub shutdown: CancellationToken,
     #[allow(dead_code)]
     pub aws: AwsOptions,
-    server: Option<JoinHandle<Result<(), StackError>>>,
     _db: DbGuard,
 }
 
@@ -200,106 +196,25 @@ pub async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> TestStack {
 }
 
 pub async fn serve(stack: Stack, aws: AwsOptions, guard: DbGuard) -> TestStack {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(stack.clone().serve(listener, shutdown.clone()));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
     TestStack {
-        base,
-        http,
+        served: Served::start(&stack).await,
         stack,
-        shutdown,
         aws,
-        server: Some(server),
         _db: guard,
     }
 }
 
-/// A response: status and body (JSON if it parses, else a JSON string).
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
+impl std::ops::Deref for TestStack {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.served
+    }
 }
 
 #[allow(dead_code)]
 impl TestStack {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        json: Option<Value>,
-    ) -> Answer {
-        let mut req = self.http.request(method, self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(j) = json {
-            req = req.json(&j);
-        }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        let text = resp.text().await.expect("body read");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, body }
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        self.call(Method::GET, path, token, None).await
-    }
-
-    pub async fn post(&self, path: &str, token: Option<&str>, json: Value) -> Answer {
-        self.call(Method::POST, path, token, Some(json)).await
-    }
-
-    pub async fn login(&self, user: u32) -> String {
-        let a = self
-            .post(
-                "/api/login",
-                None,
-                serde_json::json!({ "email": format!("user{user}@example.com"), "password": format!("pw-{user}") }),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "{a:?}");
-        a.body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Waits until `check` is true, polling; panics after `limit`.
-    pub async fn eventually<F, Fut>(&self, limit: Duration, what: &str, mut check: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let until = tokio::time::Instant::now() + limit;
-        loop {
-            if check().await {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < until,
-                "timed out waiting for: {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// Graceful stop; asserts the server returned cleanly.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        let server = self.server.take().unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(15), server)
-            .await
-            .expect("server stopped in time")
-            .expect("server task did not panic");
-        result.expect("server returned Ok");
+        self.served.stop().await;
     }
 }
