@@ -556,14 +556,10 @@ fn draw_signals(frame: &mut Frame, area: Rect, signals: &[SignalSeries]) {
         let [label, spark] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Min(8)]).areas(*row);
         let last = signal.values.last().copied().unwrap_or(0.0);
+        let value = format!("{:>8}{} ", compact(last), signal.unit);
+        let room = (label.width as usize).saturating_sub(value.chars().count());
         frame.render_widget(
-            // The value first: long signal names are cut at the right edge.
-            Paragraph::new(format!(
-                "{:>8}{} {}",
-                compact(last),
-                signal.unit,
-                signal.name
-            )),
+            Paragraph::new(format!("{value}{}", elide_middle(&signal.name, room))),
             label,
         );
         let start = signal.values.len().saturating_sub(spark.width as usize);
@@ -586,6 +582,23 @@ fn draw_signals(frame: &mut Frame, area: Rect, signals: &[SignalSeries]) {
             spark,
         );
     }
+}
+
+/// `name` in at most `width` characters: a long one keeps its start and its end (where the
+/// labels that tell same-named signals apart are) around an ellipsis.
+fn elide_middle(name: &str, width: usize) -> String {
+    let n = name.chars().count();
+    if n <= width {
+        return name.to_string();
+    }
+    if width < 5 {
+        return name.chars().take(width).collect();
+    }
+    let head = (width - 1) * 2 / 5;
+    let tail = width - 1 - head;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
 }
 
 /// A signal's value in a few characters: 0.0123, 4.56, 789, 12.3k, 4.5M.
@@ -650,7 +663,7 @@ mod tests {
     use ratatui::style::Color;
     use ratatui::Terminal;
 
-    use super::draw;
+    use super::{draw, elide_middle};
     use crate::output::tui::state::{
         DashboardSpec, DashboardState, Model, SignalSeries, StageSpan, StepLabel, View,
     };
@@ -940,6 +953,28 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
         }
+    }
+
+    #[test]
+    fn long_signal_names_keep_their_labels() {
+        assert_eq!(elide_middle("short", 10), "short");
+        let name = "http_request_duration_seconds:p95{method=\"POST\",route=\"/api/checkout\"}";
+        let cut = elide_middle(name, 40);
+        assert_eq!(cut.chars().count(), 40);
+        assert!(cut.starts_with("http_request_du") && cut.ends_with("route=\"/api/checkout\"}"));
+        assert_eq!(elide_middle(name, 3), "htt");
+
+        let mut state = state();
+        state.signals = Some(vec![SignalSeries {
+            name: name.into(),
+            unit: "s".into(),
+            values: vec![0.1, 0.2],
+        }]);
+        let text = screen(&render(&state, 160, 48));
+        assert!(
+            text.contains("…/api/checkout\"}") || text.contains("…route=\"/api/checkout\"}"),
+            "{text}"
+        );
     }
 
     #[test]
