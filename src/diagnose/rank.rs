@@ -118,20 +118,15 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
                     (lo.min(*v), hi.max(*v))
                 });
-            let scale = (1.4826 * mad)
-                .max(0.05 * med.abs())
-                .max(0.02 * (hi - lo))
-                .max(1e-12);
+            let noise = (1.4826 * mad).max(0.05 * med.abs());
+            let scale = noise.max(0.02 * (hi - lo)).max(1e-12);
             let during = median(&xs[sli.onset.min(n - 1)..=sli.end.min(n - 1)]);
             let z_local = local_jump(&xs, sli.onset, lag_max as usize);
             let z = ((during - med).abs() / scale).min(2.0 * z_local);
             // When it changed: against its own noise, with a smaller share of its range than
             // the size of the change uses — a signal that grows a thousandfold (a pool wait
             // under overload) would otherwise be seen to change only once 8% of its peak.
-            let onset_scale = (1.4826 * mad)
-                .max(0.05 * med.abs())
-                .max(0.002 * (hi - lo))
-                .max(1e-12);
+            let onset_scale = noise.max(0.002 * (hi - lo)).max(1e-12);
             let hit: Vec<bool> = xs
                 .iter()
                 .map(|v| (v - med).abs() > CHANGE_Z * onset_scale)

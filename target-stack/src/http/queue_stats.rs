@@ -6,6 +6,7 @@
 //! show the fault. So a scrape starts a read (one at a time), waits for it briefly, and
 //! otherwise shows the last values read, with `queue_stats_fresh 0`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ pub type Snapshot = Vec<(Queue, Option<QueueStats>)>;
 
 pub struct QueueStatsCache {
     last: Mutex<Option<Snapshot>>,
-    reading: Mutex<bool>,
+    reading: AtomicBool,
     /// Counts completed reads; scrapes wait for it to move.
     done: watch::Sender<u64>,
 }
@@ -31,7 +32,7 @@ impl Default for QueueStatsCache {
     fn default() -> Self {
         Self {
             last: Mutex::new(None),
-            reading: Mutex::new(false),
+            reading: AtomicBool::new(false),
             done: watch::channel(0).0,
         }
     }
@@ -43,11 +44,7 @@ impl QueueStatsCache {
     /// [`FIRST_WAIT`] for the first read).
     pub async fn read(self: &Arc<Self>, stores: &Stores) -> (Snapshot, bool) {
         let mut done = self.done.subscribe();
-        let start = {
-            let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
-            !std::mem::replace(&mut *reading, true)
-        };
-        if start {
+        if !self.reading.swap(true, Ordering::AcqRel) {
             let me = self.clone();
             let stores = stores.clone();
             tokio::spawn(async move {
@@ -56,7 +53,7 @@ impl QueueStatsCache {
                     snapshot.push((q, stores.queues.stats(q).await.ok()));
                 }
                 *me.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
-                *me.reading.lock().unwrap_or_else(|e| e.into_inner()) = false;
+                me.reading.store(false, Ordering::Release);
                 me.done.send_modify(|n| *n += 1);
             });
         }
