@@ -190,21 +190,50 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
         .iter()
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
-    if kinds.first().copied() != Some(want) {
-        // What the diagnosis saw: its text summary has the SLI, capacity and ranking.
+    // What the diagnosis saw, for a failure: its text summary has the SLI, capacity and
+    // ranking, and the per-second figures show what the users saw when.
+    let explain = || {
         let text = Command::new(env!("CARGO_BIN_EXE_peakload"))
             .arg("diagnose")
             .arg(dir.path().join("out/results.json"))
             .output()
             .unwrap();
-        panic!(
-            "fault {fault}: wanted {want} first, found {kinds:?}\n{}\nfindings {}",
+        let seconds: Vec<String> = results["timeline"]
+            .as_array()
+            .map(|v| v.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                format!(
+                    "t={} rps={} errors={} {} p95={} p99={} ms",
+                    p["t"],
+                    p["rps"],
+                    p["errors"],
+                    p["errors_by_kind"],
+                    p["latency_ms"]["p95"],
+                    p["latency_ms"]["p99"]
+                )
+            })
+            .collect();
+        format!(
+            "{}\nper second:\n{}\nfindings {}",
             String::from_utf8_lossy(&text.stdout),
+            seconds.join("\n"),
             serde_json::to_string_pretty(&findings).unwrap()
+        )
+    };
+    if kinds.first().copied() != Some(want) {
+        panic!(
+            "fault {fault}: wanted {want} first, found {kinds:?}\n{}",
+            explain()
         );
     }
     let start = findings[0]["window"]["start_s"].as_f64().unwrap();
-    assert!((8.0..=13.0).contains(&start), "window starts at {start}");
+    assert!(
+        (8.0..=13.0).contains(&start),
+        "fault {fault}: the window starts at {start}\n{}",
+        explain()
+    );
     let series = results["infra"]["series"].as_array().unwrap();
     assert!(
         series.iter().all(|s| s["name"] != "peakload_stack_fault"),

@@ -2,9 +2,12 @@
 //! their own baseline (the first quarter of the run, skipping the first second): a second is
 //! above the baseline when its rolling median exceeds both a robust margin (4 robust sigmas)
 //! and a relative one; a stretch of [`MIN_RUN_S`] such seconds or more is a degradation when
-//! its median is also an absolute floor above the baseline. The degradation runs from the
-//! first such stretch to the end of the last. Without one, the run is healthy and no cause is
-//! named.
+//! its median is also an absolute floor above the baseline. Stretches with no calm between
+//! them (latency and errors both back within their margins for [`RECOVERED_S`] seconds) form
+//! one episode; when a run has several, the findings explain the heaviest (how long and how far
+//! above the baseline), and the others are listed: a 3 s stall early in a run does not date a
+//! fault that began later, nor does a later fault hide an earlier one. Without a stretch, the
+//! run is healthy and no cause is named.
 //!
 //! # The margins
 //!
@@ -59,6 +62,25 @@ pub const LATENCY_NOISE_MS: f64 = 5.0;
 /// Errors: at least twice the baseline rate and this much above it (a fraction).
 pub const ERROR_FLOOR: f64 = 0.02;
 
+/// Seconds in a row with latency and errors both back within their margins after which a
+/// later degradation is a separate episode. A second within the margins between two
+/// stretches is the noise of a saturated service (a burst of fast answers), not a recovery.
+pub const RECOVERED_S: usize = 2;
+
+/// A second's excess above the baseline counts at most this many times the threshold's
+/// distance when episodes are weighed.
+const EXCESS_CAP: f64 = 4.0;
+
+/// One stretch of degradation, when a run had more than one.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Episode {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The episode the findings explain: the heaviest (how long and how far above the
+    /// baseline).
+    pub diagnosed: bool,
+}
+
 /// Where an SLI stood before and during the degradation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SliChange {
@@ -89,6 +111,10 @@ pub struct SliReport {
     /// Whether every threshold of the scenario passed; absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds_passed: Option<bool>,
+    /// The separate stretches of degradation, when there was more than one; the findings
+    /// explain the one marked `diagnosed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub episodes: Vec<Episode>,
 }
 
 impl SliReport {
@@ -139,6 +165,25 @@ impl SliReport {
                 " — against the run's own baseline; every threshold of the scenario passed",
             );
         }
+        if !self.episodes.is_empty() {
+            let spans: Vec<String> = self
+                .episodes
+                .iter()
+                .map(|e| {
+                    format!(
+                        "t={:.0}–{:.0}s{}",
+                        e.start_s,
+                        e.end_s,
+                        if e.diagnosed { " (diagnosed)" } else { "" }
+                    )
+                })
+                .collect();
+            text.push_str(&format!(
+                "; {} separate stretches: {}",
+                spans.len(),
+                spans.join(", ")
+            ));
+        }
         text
     }
 }
@@ -176,11 +221,16 @@ pub fn baseline_window(n: usize) -> (usize, usize) {
 
 struct Detected {
     change: SliChange,
-    onset: Option<usize>,
-    end: usize,
+    /// The degraded stretches `(first, last)`, in time order.
+    material: Vec<(usize, usize)>,
     smoothed: Vec<f64>,
+    /// Seconds above the per-second margin: not back to normal.
+    hit: Vec<bool>,
     /// Seconds above both the margin and the floor.
     over: Vec<bool>,
+    /// Per second, how far above the baseline in units of the threshold's distance from it
+    /// (0 at or below the baseline, 1 at the threshold), so latency and errors compare.
+    excess: Vec<f64>,
 }
 
 /// `margin(median, sigma)`: the value a second must exceed to count; `floor`: how far above
@@ -205,11 +255,12 @@ fn detect(
         .collect();
     let onset = material.first().map(|r| r.0);
     let end = material.last().map_or(0, |r| r.1);
+    let threshold = per_second.max(med + floor);
+    let reach = (threshold - med).max(1e-12);
     let during = match onset {
         Some(o) => median(&ys[o..=end]),
         None => median(&ys[base.1.min(ys.len())..]),
     };
-    let threshold = per_second.max(med + floor);
     Detected {
         change: SliChange {
             degraded: onset.is_some(),
@@ -219,9 +270,10 @@ fn detect(
             start_s: onset.map(|o| o as f64),
             end_s: onset.map(|_| end as f64 + 1.0),
         },
-        onset,
-        end,
+        material,
         over: ys.iter().map(|v| *v > threshold).collect(),
+        excess: ys.iter().map(|v| ((v - med) / reach).max(0.0)).collect(),
+        hit,
         smoothed: ys,
     }
 }
@@ -239,15 +291,11 @@ pub fn assess(input: &Input) -> Sli {
         latency_ms: None,
         error_rate: None,
         thresholds_passed: input.thresholds_passed,
+        episodes: Vec::new(),
     };
-    let mut onset: Option<usize> = None;
-    let mut end = 0;
-    let mut targets = Vec::new();
-    let mut latency_smoothed = None;
-    let mut over = vec![false; n];
     let too_short = n < base.1 + MIN_RUN_S;
-    if let Some(lat) = input.latency_ms.as_ref().filter(|_| !too_short) {
-        let d = detect(
+    let latency = input.latency_ms.as_ref().filter(|_| !too_short).map(|lat| {
+        detect(
             lat,
             base,
             |med, sigma| {
@@ -256,47 +304,62 @@ pub fn assess(input: &Input) -> Sli {
                     .max(med + LATENCY_NOISE_MS.min(input.latency_floor_ms))
             },
             input.latency_floor_ms,
-        );
-        for (o, h) in over.iter_mut().zip(&d.over) {
-            *o |= *h;
-        }
-        if let Some(o) = d.onset {
-            onset = Some(onset.map_or(o, |x: usize| x.min(o)));
-            end = end.max(d.end);
-            targets.push(d.smoothed.clone());
-        }
-        latency_smoothed = Some(d.smoothed);
-        report.latency_ms = Some(d.change);
-    }
-    if let Some(err) = input.error_rate.as_ref().filter(|_| !too_short) {
-        let d = detect(
+        )
+    });
+    let errors = input.error_rate.as_ref().filter(|_| !too_short).map(|err| {
+        detect(
             err,
             base,
             |med, sigma| (med + 4.0 * sigma).max(med * 2.0).max(med + ERROR_FLOOR),
             ERROR_FLOOR,
-        );
+        )
+    });
+    let detected: Vec<&Detected> = latency.iter().chain(&errors).collect();
+    let mut over = vec![false; n];
+    for d in &detected {
         for (o, h) in over.iter_mut().zip(&d.over) {
             *o |= *h;
         }
-        if let Some(o) = d.onset {
-            onset = Some(onset.map_or(o, |x: usize| x.min(o)));
-            end = end.max(d.end);
-            targets.push(d.smoothed);
-        }
-        report.error_rate = Some(d.change);
     }
-    report.healthy = onset.is_none();
-    let onset = match onset {
-        Some(o) => o,
+    let found = episodes(&detected, n);
+    let main = found
+        .iter()
+        .copied()
+        .max_by(|a, b| a.2.total_cmp(&b.2).then_with(|| b.0.cmp(&a.0)));
+    let mut targets: Vec<Vec<f64>> = detected
+        .iter()
+        .filter(|d| !d.material.is_empty())
+        .map(|d| d.smoothed.clone())
+        .collect();
+    let (onset, end) = match main {
+        Some((first, last, _)) => {
+            report.healthy = false;
+            if found.len() > 1 {
+                report.episodes = found
+                    .iter()
+                    .map(|&(a, b, _)| Episode {
+                        start_s: a as f64,
+                        end_s: b as f64 + 1.0,
+                        diagnosed: a == first,
+                    })
+                    .collect();
+            }
+            (first, last)
+        }
         None => {
-            let reference = latency_smoothed.unwrap_or_default();
-            end = n.saturating_sub(1);
+            let reference = latency
+                .as_ref()
+                .map(|d| d.smoothed.clone())
+                .unwrap_or_default();
             if !reference.is_empty() {
                 targets.push(reference.clone());
             }
-            shift_point(&reference, base.1).unwrap_or(base.1.min(n.saturating_sub(1)))
+            let at = shift_point(&reference, base.1).unwrap_or(base.1.min(n.saturating_sub(1)));
+            (at, n.saturating_sub(1))
         }
     };
+    report.latency_ms = latency.map(|d| d.change);
+    report.error_rate = errors.map(|d| d.change);
     Sli {
         report,
         baseline: base,
@@ -305,6 +368,51 @@ pub fn assess(input: &Input) -> Sli {
         targets,
         over,
     }
+}
+
+/// The degraded stretches of latency and errors together, as episodes `(first, last,
+/// weight)`: stretches join when the users were never back to normal (neither SLI within its
+/// margin for [`RECOVERED_S`] seconds) between them. The weight sums each second's excess
+/// (capped, so one absurd second does not outweigh a long degradation).
+fn episodes(detected: &[&Detected], n: usize) -> Vec<(usize, usize, f64)> {
+    let mut runs: Vec<(usize, usize)> = detected
+        .iter()
+        .flat_map(|d| d.material.iter().copied())
+        .collect();
+    runs.sort_unstable();
+    let normal = |i: usize| {
+        detected
+            .iter()
+            .all(|d| !d.hit.get(i).copied().unwrap_or(false))
+    };
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (a, b) in runs {
+        if let Some(last) = out.last_mut() {
+            let recovered = (last.1 + 1..a)
+                .collect::<Vec<_>>()
+                .split(|&i| !normal(i))
+                .any(|calm| calm.len() >= RECOVERED_S);
+            if !recovered {
+                last.1 = last.1.max(b);
+                continue;
+            }
+        }
+        out.push((a, b));
+    }
+    out.into_iter()
+        .map(|(a, b)| {
+            let weight = (a..=b.min(n.saturating_sub(1)))
+                .map(|i| {
+                    detected
+                        .iter()
+                        .map(|d| d.excess.get(i).copied().unwrap_or(0.0))
+                        .fold(0.0, f64::max)
+                        .min(EXCESS_CAP)
+                })
+                .sum();
+            (a, b, weight)
+        })
+        .collect()
 }
 
 /// Where the mean shifts most (CUSUM-style split), searching from `from`.

@@ -676,3 +676,47 @@ fn a_signal_that_grows_a_thousandfold_changed_when_it_left_its_noise() {
     assert_eq!(f.kind, Kind::DbPoolSaturation);
     assert!(f.evidence["changed_at_s"] <= 32.0, "{:?}", f.evidence);
 }
+
+#[test]
+fn a_brief_stall_before_the_fault_does_not_date_it() {
+    // Pool wait rises at t=30; the users also saw a 3 s stall at t=20–22 (a pause of the
+    // machine) that recovered well before.
+    let mut input = planted("db_pool_acquire_wait_seconds:p95", true, 30);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for v in &mut lat[20..23] {
+        *v = 60.0;
+    }
+    let d = analyze(&input);
+    let f = &d.findings[0];
+    assert_eq!(f.kind, Kind::DbPoolSaturation, "{:?}", d.findings);
+    assert_eq!(f.window.start_s, 29.0, "{}", d.sli.describe());
+    let spans: Vec<(f64, f64, bool)> = d
+        .sli
+        .episodes
+        .iter()
+        .map(|e| (e.start_s, e.end_s, e.diagnosed))
+        .collect();
+    assert_eq!(spans, [(20.0, 23.0, false), (30.0, 60.0, true)]);
+    let text = d.sli.describe();
+    assert!(
+        text.contains("2 separate stretches: t=20–23s, t=30–60s (diagnosed)"),
+        "{text}"
+    );
+    assert_eq!(d.capacity.unwrap().degraded_at_s, Some(30.0));
+}
+
+#[test]
+fn a_climb_that_never_recovers_is_one_episode() {
+    // 4 ms, then 40 ms from t=20 and 300 ms from t=26, with calm seconds at t=25 and 27 (one
+    // calm second once smoothed): one degradation that began at t=20, however much heavier
+    // its second part is.
+    let mut input = planted("db_pool_acquire_wait_seconds:p95", true, 20);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for (t, v) in lat.iter_mut().enumerate().skip(25) {
+        *v = if t == 25 || t == 27 { 8.0 } else { 300.0 };
+    }
+    let d = analyze(&input);
+    assert!(d.sli.episodes.is_empty(), "{}", d.sli.describe());
+    assert_eq!(d.sli.latency_ms.as_ref().unwrap().start_s, Some(20.0));
+    assert_eq!(d.findings[0].window.start_s, 19.0, "{:?}", d.findings);
+}
