@@ -567,6 +567,7 @@ pub fn build_results(
         late_iterations: totals.late_iterations,
         arrivals_queued: totals.arrivals_queued,
         feeder_exhausted: totals.feeder_exhausted,
+        interrupted_iterations: totals.interrupted_iterations,
         schedule_lag_ms,
         thresholds: Vec::new(),
         errors: kind_totals(o),

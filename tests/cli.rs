@@ -1015,6 +1015,12 @@ name = "j"
     assert!(cancelled >= 3, "cancelled {cancelled}: {r:#}");
     let hang = step(&r, "hang");
     assert_eq!(u(&hang["requests"]), cancelled);
+    // Their iterations were cut, not done and not failed: they are counted apart.
+    assert_eq!(u(&r["interrupted_iterations"]), cancelled, "{r:#}");
+    assert_eq!(u(&r["journeys"][0]["iterations"]), 0, "{r:#}");
+    assert!(outcome.stdout.contains(&format!(
+        "{cancelled} iterations cut part-way by the end of the run"
+    )));
     // The oldest had waited at least the half second before the signal plus the drain.
     assert!(f(&hang["latency_ms"]["max"]) >= 1400.0, "{hang:#}");
 }

@@ -237,6 +237,24 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// An iteration under way. If it is dropped armed — cut part-way by the end of the run, a
+/// stop, or the drain running out — it is counted as interrupted, so the iterations the run
+/// started all show up somewhere in the results.
+struct Underway<'a> {
+    shard: &'a Rc<RefCell<Shard>>,
+    armed: bool,
+}
+
+impl Drop for Underway<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut sh) = self.shard.try_borrow_mut() {
+                sh.iteration_interrupted(Instant::now());
+            }
+        }
+    }
+}
+
 /// How one iteration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IterationEnd {
@@ -294,6 +312,7 @@ impl Vu {
                 }
             }
         }
+        let mut underway = Underway { shard, armed: true };
         let began = Instant::now();
         let measured_from = match intended {
             Some(t) if t < began => t,
@@ -413,6 +432,7 @@ impl Vu {
             }
         }
         if end != IterationEnd::Interrupted {
+            underway.armed = false;
             let error = match end {
                 IterationEnd::Failed(k) => Some(k),
                 _ => None,

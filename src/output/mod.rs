@@ -113,6 +113,13 @@ pub fn summary(r: &Results) -> String {
             r.feeder_exhausted
         );
     }
+    if r.interrupted_iterations > 0 {
+        let _ = writeln!(
+            s,
+            "  {} iterations cut part-way by the end of the run (counted as neither done nor failed)",
+            r.interrupted_iterations
+        );
+    }
     let _ = writeln!(s);
     let width = r
         .steps

@@ -28,6 +28,7 @@ pub struct RunTotals {
     pub late_iterations: u64,
     pub arrivals_queued: u64,
     pub feeder_exhausted: u64,
+    pub interrupted_iterations: u64,
     pub schedule_lag: Histogram<u64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -46,6 +47,7 @@ impl RunTotals {
             late_iterations: 0,
             arrivals_queued: 0,
             feeder_exhausted: 0,
+            interrupted_iterations: 0,
             schedule_lag: new_histogram(),
             bytes_in: 0,
             bytes_out: 0,
@@ -309,6 +311,7 @@ impl Aggregator {
         t.late_iterations += report.late_iterations;
         t.arrivals_queued += report.arrivals_queued;
         t.feeder_exhausted += report.feeder_exhausted;
+        t.interrupted_iterations += report.interrupted_iterations;
         t.schedule_lag
             .add(&report.schedule_lag)
             .expect("auto-resizing histogram");
@@ -372,6 +375,7 @@ fn merge_report(into: &mut IntervalReport, from: &IntervalReport) {
     into.late_iterations += from.late_iterations;
     into.arrivals_queued += from.arrivals_queued;
     into.feeder_exhausted += from.feeder_exhausted;
+    into.interrupted_iterations += from.interrupted_iterations;
     into.schedule_lag
         .add(&from.schedule_lag)
         .expect("auto-resizing histogram");

@@ -168,6 +168,8 @@ pub struct IntervalReport {
     /// Open-model arrivals that found every VU busy at `max_vus` and waited for one.
     pub arrivals_queued: u64,
     pub feeder_exhausted: u64,
+    /// Iterations the end of the run (or a stop) cut part-way.
+    pub interrupted_iterations: u64,
     /// Schedule lag of open-model arrivals (µs): actual start minus intended start.
     pub schedule_lag: Histogram<u64>,
     /// The most VUs busy at once during the interval.
@@ -190,6 +192,7 @@ impl IntervalReport {
             late_iterations: 0,
             arrivals_queued: 0,
             feeder_exhausted: 0,
+            interrupted_iterations: 0,
             schedule_lag: new_histogram(),
             active_vus: 0,
             bytes_in: 0,
@@ -328,6 +331,11 @@ impl Shard {
     pub fn feeder_exhausted(&mut self, now: Instant) {
         self.roll_to(now);
         self.current.feeder_exhausted += 1;
+    }
+
+    pub fn iteration_interrupted(&mut self, now: Instant) {
+        self.roll_to(now);
+        self.current.interrupted_iterations += 1;
     }
 
     pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64) {

@@ -33,6 +33,11 @@ pub struct Results {
     /// Arrivals that found every VU busy at `max_vus` and waited (their wait counts in latency).
     pub arrivals_queued: u64,
     pub feeder_exhausted: u64,
+    /// Iterations cut part-way by the end of the run or a stop: in neither the journeys'
+    /// iterations nor their failures (their request on the wire, if any, is a `cancelled`
+    /// error).
+    #[serde(default)]
+    pub interrupted_iterations: u64,
     /// Open model: how late iterations started relative to their schedule.
     pub schedule_lag_ms: LagStats,
     pub thresholds: Vec<ThresholdResult>,

@@ -312,6 +312,13 @@ fn generator(out: &mut String, r: &Results) {
             count(r.feeder_exhausted)
         );
     }
+    if r.interrupted_iterations > 0 {
+        let _ = write!(
+            out,
+            " · {} iterations cut part-way by the end of the run",
+            count(r.interrupted_iterations)
+        );
+    }
     if !g.notes.is_empty() {
         out.push_str("<ul>");
         for n in &g.notes {

@@ -141,6 +141,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         late_iterations: 4,
         arrivals_queued: 0,
         feeder_exhausted: 0,
+        interrupted_iterations: 0,
         schedule_lag_ms: LagStats {
             p50: 0.1,
             p99: 0.8,
