@@ -26,7 +26,10 @@
 //!
 //! A `db_pool_saturation` finding says how full the pool was — "1 of 1 connections in use" —
 //! when a gauge of connections in use and one of the pool's size are both observed (see
-//! [`pool_use`]); when the finding's signal is a wait, it reads as the pool wait.
+//! [`pool_use`]); when the finding's signal is a wait, it reads as the pool wait. An in-use
+//! gauge names it only when the fullest observed pool was at least [`POOL_FULL`] full: with a
+//! planted error rate, a read pool going from 0 to 1 of 4 connections had outranked the
+//! errors themselves.
 //!
 //! CPU and memory name a cause only at a level that can limit a service: CPU at 20% of a core
 //! or of the host (`seconds_per_second`, `ratio`, `percent`); memory at 80% of a memory limit
@@ -145,6 +148,10 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
     })
 }
 
+/// The share of a pool in use (median over the degradation) from which its in-use gauge can
+/// name `db_pool_saturation`.
+pub const POOL_FULL: f64 = 0.75;
+
 /// The kind a signal points at when it moved in `direction` (+1 up, -1 down).
 pub fn classify(name: &str, direction: f64) -> Option<Kind> {
     let moved = if direction < 0.0 {
@@ -174,7 +181,7 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
             || s.z < CHANGE_Z
             || s.changed_at.is_none()
             || seen.contains(&kind)
-            || !high_enough(input, s, kind)
+            || !high_enough(input, sli, s, kind)
         {
             continue;
         }
@@ -226,8 +233,15 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
 /// Whether a CPU or memory signal reached a level that can limit a service. A robust z-score
 /// calls 2% → 6% of a core a large change; it is not saturation, and naming it would send the
 /// user after the wrong cause. Levels are read in the signal's unit; an unknown unit passes.
-fn high_enough(input: &Input, s: &Scored, kind: Kind) -> bool {
+/// Likewise a pool's in-use gauge names saturation only when the pool was nearly full (1 of 4
+/// connections in use is a pool doing its job); a pool wait that rose is evidence by itself.
+fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
     match kind {
+        // The fullest pool observed: if it was not nearly full, no pool's gauge names it.
+        Kind::DbPoolSaturation => match pool_use(input, sli.onset, sli.end) {
+            Some(p) if in_use_pattern().is_match(&s.name) => p.in_use >= POOL_FULL * p.size,
+            _ => true,
+        },
         // Cores (seconds per second), or a share of the host or the limit.
         Kind::CpuSaturation => match s.unit.as_str() {
             "seconds_per_second" | "ratio" => s.during >= 0.2,
@@ -501,13 +515,18 @@ fn stem(key: &str) -> (Vec<String>, Vec<(String, String)>) {
     (words, dims)
 }
 
-pub fn pool_use(input: &Input, from: usize, to: usize) -> Option<PoolUse> {
+/// A gauge of connections (or database operations) in use.
+fn in_use_pattern() -> &'static Regex {
     static IN_USE: OnceLock<Regex> = OnceLock::new();
-    static SIZE: OnceLock<Regex> = OnceLock::new();
-    let in_use_re = IN_USE.get_or_init(|| {
+    IN_USE.get_or_init(|| {
         Regex::new(r#"(?i)(pool|connection|db|database|sql).*(in_?use|active|busy|in_?flight|checked_?out)"#)
             .expect("valid pool pattern")
-    });
+    })
+}
+
+pub fn pool_use(input: &Input, from: usize, to: usize) -> Option<PoolUse> {
+    static SIZE: OnceLock<Regex> = OnceLock::new();
+    let in_use_re = in_use_pattern();
     let size_re = SIZE.get_or_init(|| {
         Regex::new(r"(?i)(pool|connection|db|database|sql).*(max|size|limit|capacity)")
             .expect("valid pool pattern")

@@ -720,3 +720,22 @@ fn a_climb_that_never_recovers_is_one_episode() {
     assert_eq!(d.sli.latency_ms.as_ref().unwrap().start_s, Some(20.0));
     assert_eq!(d.findings[0].window.start_s, 19.0, "{:?}", d.findings);
 }
+
+#[test]
+fn a_pool_in_use_gauge_names_saturation_only_when_the_pool_was_nearly_full() {
+    let in_use = "db_pool_connections{pool=\"read\",state=\"in_use\"}";
+    let with_size = |size: f64| {
+        let mut input = planted(in_use, true, 30);
+        input.signals[0].unit = String::new();
+        input
+            .signals
+            .push(gauge("db_pool_max_connections{pool=\"read\"}", move |_| {
+                size
+            }));
+        input
+    };
+    // About 0.05 in use: of a pool of 4, nothing is waiting for a connection.
+    assert!(!kinds(&with_size(4.0)).contains(&Kind::DbPoolSaturation));
+    // Of a pool of 0.06 (a share, as some exporters give it), it is full.
+    assert_eq!(kinds(&with_size(0.06))[0], Kind::DbPoolSaturation);
+}
