@@ -278,6 +278,38 @@ fn detect(
     }
 }
 
+impl Detected {
+    fn degraded_within(&self, first: usize, last: usize) -> bool {
+        self.material.iter().any(|&(a, b)| a <= last && b >= first)
+    }
+
+    /// The change over the episode `first..=last` only: its stretches, its median.
+    fn change_within(self, first: usize, last: usize) -> SliChange {
+        let runs: Vec<(usize, usize)> = self
+            .material
+            .iter()
+            .copied()
+            .filter(|&(a, b)| a <= last && b >= first)
+            .collect();
+        let (from, to) = match (runs.first(), runs.last()) {
+            (Some(f), Some(l)) => (f.0, l.1),
+            _ => (first, last),
+        };
+        let to = to.min(self.smoothed.len().saturating_sub(1));
+        SliChange {
+            degraded: !runs.is_empty(),
+            during: if from <= to {
+                round(median(&self.smoothed[from..=to]))
+            } else {
+                self.change.during
+            },
+            start_s: (!runs.is_empty()).then_some(from as f64),
+            end_s: (!runs.is_empty()).then_some(to as f64 + 1.0),
+            ..self.change
+        }
+    }
+}
+
 fn round(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
@@ -328,7 +360,7 @@ pub fn assess(input: &Input) -> Sli {
         .max_by(|a, b| a.2.total_cmp(&b.2).then_with(|| b.0.cmp(&a.0)));
     let mut targets: Vec<Vec<f64>> = detected
         .iter()
-        .filter(|d| !d.material.is_empty())
+        .filter(|d| main.is_some_and(|(a, b, _)| d.degraded_within(a, b)))
         .map(|d| d.smoothed.clone())
         .collect();
     let (onset, end) = match main {
@@ -358,8 +390,13 @@ pub fn assess(input: &Input) -> Sli {
             (at, n.saturating_sub(1))
         }
     };
-    report.latency_ms = latency.map(|d| d.change);
-    report.error_rate = errors.map(|d| d.change);
+    // What the users saw, told of the episode the findings explain.
+    let told = |d: Detected| match main {
+        Some((a, b, _)) => d.change_within(a, b),
+        None => d.change,
+    };
+    report.latency_ms = latency.map(told);
+    report.error_rate = errors.map(told);
     Sli {
         report,
         baseline: base,

@@ -697,6 +697,10 @@ fn a_brief_stall_before_the_fault_does_not_date_it() {
         .map(|e| (e.start_s, e.end_s, e.diagnosed))
         .collect();
     assert_eq!(spans, [(20.0, 23.0, false), (30.0, 60.0, true)]);
+    // What the users saw is told of the diagnosed episode: from t=30, at its level.
+    let latency = d.sli.latency_ms.as_ref().unwrap();
+    assert_eq!(latency.start_s, Some(30.0));
+    assert!(latency.during > 44.0, "{latency:?}");
     let text = d.sli.describe();
     assert!(
         text.contains("2 separate stretches: t=20–23s, t=30–60s (diagnosed)"),
