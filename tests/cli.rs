@@ -939,6 +939,66 @@ fn sigterm_mid_run_writes_interrupted_results_and_exits_3() {
     interrupted_run_writes_valid_results(libc::SIGTERM);
 }
 
+/// A terminal's Ctrl-C goes to its whole foreground process group. The bundled stack sits in a
+/// group of its own, so it keeps serving through peakload's drain and last scrape and is stopped
+/// once the results are written; and when peakload is killed outright, the stack ends with it.
+#[test]
+fn the_bundled_stack_outlives_a_terminal_ctrl_c_but_not_peakload() {
+    use std::os::unix::process::CommandExt;
+    let _cpu = shared_cpu();
+    let scenario = r#"name = "stacked"
+base_url = "stack"
+[load]
+rps = 20
+duration = "60s"
+[observe]
+scrape = ["stack"]
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "products"
+  path = "/api/products"
+"#;
+    for killed in [false, true] {
+        let case = Case::new(scenario);
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg(case.scenario())
+            .arg("--out")
+            .arg(case.out())
+            .arg("-q")
+            .process_group(0);
+        let started = Instant::now();
+        let child = spawn(cmd);
+        let log = case.out().join("stack.log");
+        let stack_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        wait_until("the stack ready", Duration::from_secs(30), || {
+            stack_log().contains("ready")
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        if killed {
+            signal(&child, libc::SIGKILL);
+            let outcome = finish(child, started, RUN_LIMIT, case.out());
+            assert_eq!(outcome.code, -1, "killed");
+            wait_until("the stack to stop", Duration::from_secs(15), || {
+                stack_log().contains("stopped")
+            });
+            continue;
+        }
+        // What a terminal does on Ctrl-C.
+        // SAFETY: kill has no memory-safety preconditions; the group is our child's own.
+        let rc = unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
+        assert_eq!(rc, 0);
+        let outcome = finish(child, started, RUN_LIMIT, case.out());
+        outcome.expect_code(code::INTERRUPTED);
+        let r = outcome.results();
+        let notes = r["infra"]["notes"].as_array().cloned().unwrap_or_default();
+        assert!(notes.is_empty(), "the scrape lost the stack: {notes:?}");
+        assert_eq!(u(&r["summary"]["errors"]), 0, "{:#}", r["errors"]);
+        assert!(stack_log().contains("stopped"), "{}", stack_log());
+    }
+}
+
 /// A second signal does not wait for the drain.
 #[test]
 fn second_sigint_exits_at_once() {

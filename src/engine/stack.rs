@@ -65,7 +65,20 @@ pub async fn start(
         binary: log.display().to_string(),
         source,
     })?;
-    let mut child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    // SAFETY: prctl is async-signal-safe, and the closure allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            // Out of the terminal's process group (below), the stack must still end with
+            // peakload, however peakload ends (SIGKILL, a closed terminal). Spawned from the
+            // thread that runs the whole run, which lives as long as the process.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .arg("all")
         .arg("--listen")
         .arg("127.0.0.1:0")
@@ -75,6 +88,9 @@ pub async fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
+        // Its own process group: a terminal's Ctrl-C reaches peakload alone, which drains its
+        // requests against a stack still serving, scrapes the last second, then stops it.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| StackError::Spawn {
