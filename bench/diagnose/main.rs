@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use peakload::diagnose::synthetic::{case, Spec};
 use peakload::diagnose::{analyze, Input};
-use peakload::observe::{Infra, Series};
+use peakload::record::infra::{Infra, Series};
 
 /// The seed the published figures use; run another (`--seed`) to check they do not depend on it.
 const DEFAULT_SEED: u64 = 20_241_129;

@@ -1,7 +1,7 @@
 //! Diagnosis: from a run's timeline and its infrastructure signals to ranked causes.
 //!
 //! Data enters as an [`Input`] — per-second users' latency (p99) and error rate, achieved and
-//! planned throughput, and every infrastructure [`Series`](crate::observe::Series) resampled
+//! planned throughput, and every infrastructure [`Series`](crate::record::infra::Series) resampled
 //! onto the same one-second grid — built from `results.json` ([`Input::from_results`]) or
 //! from a CSV export. [`analyze`] then:
 //!
@@ -26,15 +26,13 @@ pub mod sli;
 pub mod stats;
 pub mod synthetic;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{Event, Infra, Series};
+use crate::record::findings::{Capacity, Finding, Kind};
+use crate::record::infra::{Event, Infra, Series};
 use crate::record::results::Results;
-
-pub use rules::Kind;
 
 /// What the analysis reads, all on one grid: index `i` covers second `[i, i + 1)`.
 #[derive(Debug, Clone, Default)]
@@ -217,58 +215,6 @@ pub fn resample(s: &Series, n: usize) -> Option<Vec<f64>> {
         }
     }
     Some(out)
-}
-
-/// A time window in seconds since the run's start.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Window {
-    pub start_s: f64,
-    pub end_s: f64,
-}
-
-/// A named cause with its evidence.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Finding {
-    pub kind: Kind,
-    /// The signal that shows it (`name{dims}`), or `generator` / `scaling`.
-    pub signal: String,
-    /// 0..1: how strongly the evidence points here; findings are sorted by it.
-    pub score: f64,
-    pub window: Window,
-    /// The figures behind the score: `baseline`, `during`, `z`, `lead_s`, `correlation`…
-    pub evidence: BTreeMap<String, f64>,
-    /// Matching log lines or error samples, when there are any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lines: Vec<String>,
-    /// One sentence a user acts on.
-    pub summary: String,
-}
-
-/// How much load the system took.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Capacity {
-    /// Highest throughput (rolling median, requests/s) held for several seconds within a
-    /// tolerance, with latency and errors fine, before they turned; with no turn, the highest
-    /// held during the run (a lower bound). See [`knee`] for what "held" means.
-    pub max_sustained_rps: f64,
-    /// When the stretch that held it began (s since start).
-    pub at_s: f64,
-    /// Whether the system reached its limit in this run (`false`: capacity is at least this).
-    pub reached: bool,
-    /// `latency` or `errors`, when reached.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limited_by: Option<String>,
-    /// When the users' experience turned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub degraded_at_s: Option<f64>,
-    /// Throughput at the knee of latency against throughput, when the run covered one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub knee_rps: Option<f64>,
-    /// Latency (ms, the quantile in `sli.latency_stat`) before the turn, and during it.
-    #[serde(default)]
-    pub latency_ms_before: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms_during: Option<f64>,
 }
 
 /// One candidate signal's place in the ranking.

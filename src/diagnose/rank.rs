@@ -28,10 +28,11 @@
 //!
 //! The score is `a × c × g × m`, in 0..1.
 
-use super::rules::{classify, Kind};
+use super::rules::classify;
 use super::sli::{Sli, MIN_RUN_S};
 use super::stats::{first_sustained, lagged, median, median_mad, ranks, rolling_median};
 use super::Input;
+use crate::record::findings::Kind;
 
 /// Robust sigmas a signal must move to count as changed.
 pub const CHANGE_Z: f64 = 4.0;

@@ -44,56 +44,14 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 
 use super::rank::{Scored, CHANGE_Z};
 use super::sli::Sli;
-use super::{round3, Finding, Input, Window};
+use super::{round3, Input};
+use crate::record::findings::{Finding, Kind, Window};
 
 /// Below this score a signal names no cause.
 pub const MIN_SCORE: f64 = 0.2;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    CpuSaturation,
-    MemoryPressure,
-    DbPoolSaturation,
-    DbLatency,
-    QueueBacklog,
-    Throttling,
-    ScalingLag,
-    ErrorBurst,
-    GeneratorLimited,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 9] = [
-        Kind::CpuSaturation,
-        Kind::MemoryPressure,
-        Kind::DbPoolSaturation,
-        Kind::DbLatency,
-        Kind::QueueBacklog,
-        Kind::Throttling,
-        Kind::ScalingLag,
-        Kind::ErrorBurst,
-        Kind::GeneratorLimited,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::CpuSaturation => "cpu_saturation",
-            Kind::MemoryPressure => "memory_pressure",
-            Kind::DbPoolSaturation => "db_pool_saturation",
-            Kind::DbLatency => "db_latency",
-            Kind::QueueBacklog => "queue_backlog",
-            Kind::Throttling => "throttling",
-            Kind::ScalingLag => "scaling_lag",
-            Kind::ErrorBurst => "error_burst",
-            Kind::GeneratorLimited => "generator_limited",
-        }
-    }
-}
 
 /// Which way a signal must move to point at its kind.
 #[derive(Clone, Copy, PartialEq)]

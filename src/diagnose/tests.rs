@@ -1,6 +1,6 @@
 use super::synthetic::{case, Spec};
 use super::*;
-use crate::observe::Event;
+use crate::record::infra::Event;
 
 fn steady(n: usize, f: impl Fn(usize) -> f64) -> Vec<f64> {
     (0..n).map(f).collect()
@@ -257,7 +257,7 @@ fn the_knee_is_where_latency_turns() {
 
 #[test]
 fn resampling_averages_and_fills_gaps() {
-    let s = crate::observe::Series {
+    let s = crate::record::infra::Series {
         source: "t".into(),
         name: "x".into(),
         unit: String::new(),

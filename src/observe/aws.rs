@@ -9,7 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use peakload_aws::{AwsSources, Connect};
 
-use super::{Event, Infra, RunWindow, Series};
+use super::RunWindow;
+use crate::record::infra::{Event, Infra, Series};
 
 /// The AWS sections of `[observe]`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Infra, Series};
+use crate::record::infra::{Infra, Series};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {

@@ -1,5 +1,6 @@
-//! Infrastructure signals for a run, in one model: [`Series`] (numbers over time) and
-//! [`Event`]s (things with a start and an end, such as a scaling activity or a log line).
+//! Infrastructure signals for a run, read from their sources into the one model `results.json`
+//! carries ([`crate::record::infra`]): [`Series`] (numbers over time) and [`Event`]s (things
+//! with a start and an end, such as a scaling activity or a log line).
 //!
 //! Every source turns what it reads into this model, with times in seconds relative to the
 //! run's start (use [`RunWindow::relative`] for Unix timestamps), and hands back an [`Infra`]
@@ -17,90 +18,9 @@ pub mod prom_text;
 pub mod prometheus;
 pub mod scrape;
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
-/// Everything observed about the infrastructure during a run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Infra {
-    #[serde(default)]
-    pub series: Vec<Series>,
-    #[serde(default)]
-    pub events: Vec<Event>,
-    /// Problems reading sources (an endpoint that failed some scrapes, a query that errored):
-    /// the diagnosis is only as complete as what was read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-impl Infra {
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty() && self.events.is_empty()
-    }
-
-    pub fn extend(&mut self, other: Infra) {
-        self.series.extend(other.series);
-        self.events.extend(other.events);
-        self.notes.extend(other.notes);
-    }
-}
-
-/// One signal over time.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Series {
-    /// Where it came from: `scrape:<url>`, `prometheus`, `csv:<file>`, later `cloudwatch`.
-    pub source: String,
-    /// The metric name; derived series carry a suffix (`:rate` for counters, `:mean` and
-    /// `:p95` for histograms).
-    pub name: String,
-    /// `per_second`, `seconds`, `bytes`, `ratio`, `percent`, `count` or empty when unknown.
-    #[serde(default)]
-    pub unit: String,
-    /// Labels (Prometheus) or dimensions (CloudWatch) that tell same-named series apart.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub dimensions: BTreeMap<String, String>,
-    /// `(t, value)`: seconds since the run's start, in time order.
-    pub points: Vec<(f64, f64)>,
-}
-
-impl Series {
-    /// The name people see: `name{k="v",...}`.
-    pub fn key(&self) -> String {
-        if self.dimensions.is_empty() {
-            return self.name.clone();
-        }
-        let dims: Vec<String> = self
-            .dimensions
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect();
-        format!("{}{{{}}}", self.name, dims.join(","))
-    }
-}
-
-/// Something that happened over an interval: a scaling activity, a deployment, a log line.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    pub source: String,
-    /// What kind of event: `scaling`, `log`, `deployment`…
-    pub name: String,
-    /// Seconds since the run's start (negative: before it).
-    pub start: f64,
-    /// When it finished; `None` while still in progress at collection time.
-    #[serde(default)]
-    pub end: Option<f64>,
-    /// Why it happened, or the log line itself.
-    #[serde(default)]
-    pub cause: String,
-    /// `successful`, `failed`, `in_progress`, or a log level.
-    #[serde(default)]
-    pub status: String,
-    /// What tells it apart: a scaling activity's `resource`, `activity_id` and
-    /// `desired_capacity`; a log line's `log_stream`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub dimensions: BTreeMap<String, String>,
-}
+use crate::record::infra::Infra;
+#[cfg(doc)]
+use crate::record::infra::{Event, Series};
 
 /// The run's wall-clock window, to align sources that speak in Unix time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -262,15 +182,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_shows_dimensions_in_order() {
-        let s = Series {
-            source: "x".into(),
-            name: "queue_depth".into(),
-            unit: String::new(),
-            dimensions: [("queue".to_string(), "email".to_string())].into(),
-            points: vec![],
-        };
-        assert_eq!(s.key(), "queue_depth{queue=\"email\"}");
+    fn units_from_prometheus_names() {
         assert_eq!(unit_from_name("process_cpu_seconds_total"), "seconds");
         assert_eq!(unit_from_name("process_resident_memory_bytes"), "bytes");
     }

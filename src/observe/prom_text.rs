@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{unit_from_name, Series};
+use super::unit_from_name;
+use crate::record::infra::Series;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {

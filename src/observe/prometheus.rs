@@ -9,8 +9,9 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 use super::scrape::http_get;
-use super::{Infra, RunWindow, Series};
+use super::RunWindow;
 use crate::engine::http::{split_url, Client, ClientOptions};
+use crate::record::infra::{Infra, Series};
 
 /// `[observe.prometheus]` in a scenario.
 #[derive(Debug, Clone, PartialEq)]

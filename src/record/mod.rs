@@ -6,7 +6,9 @@
 //! on the hot path; views (progress line, dashboard) read the aggregator's snapshots.
 
 pub mod aggregate;
+pub mod findings;
 pub mod hlog;
+pub mod infra;
 pub mod results;
 
 use std::time::{Duration, Instant};

@@ -8,6 +8,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::findings::{Capacity, Finding};
+use super::infra::Infra;
 use super::{ErrorKind, ErrorSample};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -47,13 +49,13 @@ pub struct Results {
     pub generator: GeneratorHealth,
     /// Infrastructure signals observed during the run (`[observe]`), aligned to its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub infra: Option<crate::observe::Infra>,
+    pub infra: Option<Infra>,
     /// How much load the system took (set by the diagnosis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<crate::diagnose::Capacity>,
+    pub capacity: Option<Capacity>,
     /// Causes found by the diagnosis, best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<crate::diagnose::Finding>,
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,119 @@
+//! What the diagnosis concluded, as `results.json` carries it: [`Finding`]s (a named cause,
+//! [`Kind`], with its evidence) and the [`Capacity`]. The diagnosis writes them; the report,
+//! the summaries and later runs' comparisons read them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of cause a finding names. Adding one: a variant here (with its name and words),
+/// and the rule that names it in `diagnose::rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    CpuSaturation,
+    MemoryPressure,
+    DbPoolSaturation,
+    DbLatency,
+    QueueBacklog,
+    Throttling,
+    ScalingLag,
+    ErrorBurst,
+    GeneratorLimited,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::CpuSaturation,
+        Kind::MemoryPressure,
+        Kind::DbPoolSaturation,
+        Kind::DbLatency,
+        Kind::QueueBacklog,
+        Kind::Throttling,
+        Kind::ScalingLag,
+        Kind::ErrorBurst,
+        Kind::GeneratorLimited,
+    ];
+
+    /// The name `results.json` and the text summary use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CpuSaturation => "cpu_saturation",
+            Kind::MemoryPressure => "memory_pressure",
+            Kind::DbPoolSaturation => "db_pool_saturation",
+            Kind::DbLatency => "db_latency",
+            Kind::QueueBacklog => "queue_backlog",
+            Kind::Throttling => "throttling",
+            Kind::ScalingLag => "scaling_lag",
+            Kind::ErrorBurst => "error_burst",
+            Kind::GeneratorLimited => "generator_limited",
+        }
+    }
+
+    /// The kind in words, for people (the report's headings).
+    pub fn words(self) -> &'static str {
+        match self {
+            Kind::CpuSaturation => "CPU saturation",
+            Kind::MemoryPressure => "Memory pressure",
+            Kind::DbPoolSaturation => "Database connection pool saturated",
+            Kind::DbLatency => "Database got slower",
+            Kind::QueueBacklog => "Queue backing up",
+            Kind::Throttling => "Throttling",
+            Kind::ScalingLag => "Scaling came late",
+            Kind::ErrorBurst => "Burst of errors",
+            Kind::GeneratorLimited => "The load generator limited the run",
+        }
+    }
+}
+
+/// A time window in seconds since the run's start.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// A named cause with its evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The signal that shows it (`name{dims}`), or `generator` / `scaling`.
+    pub signal: String,
+    /// 0..1: how strongly the evidence points here; findings are sorted by it.
+    pub score: f64,
+    pub window: Window,
+    /// The figures behind the score: `baseline`, `during`, `z`, `lead_s`, `correlation`…
+    pub evidence: BTreeMap<String, f64>,
+    /// Matching log lines or error samples, when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
+    /// One sentence a user acts on.
+    pub summary: String,
+}
+
+/// How much load the system took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    /// Highest throughput (rolling median, requests/s) held for several seconds within a
+    /// tolerance, with latency and errors fine, before they turned; with no turn, the highest
+    /// held during the run (a lower bound). See `diagnose::knee` for what "held" means.
+    pub max_sustained_rps: f64,
+    /// When the stretch that held it began (s since start).
+    pub at_s: f64,
+    /// Whether the system reached its limit in this run (`false`: capacity is at least this).
+    pub reached: bool,
+    /// `latency` or `errors`, when reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_by: Option<String>,
+    /// When the users' experience turned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_at_s: Option<f64>,
+    /// Throughput at the knee of latency against throughput, when the run covered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knee_rps: Option<f64>,
+    /// Latency (ms, the quantile in `sli.latency_stat`) before the turn, and during it.
+    #[serde(default)]
+    pub latency_ms_before: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms_during: Option<f64>,
+}
