@@ -9,12 +9,14 @@ pub mod cli;
 pub mod diagnose;
 pub mod engine;
 pub mod gate;
+pub mod http;
 pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod record;
 pub mod run;
 pub mod scenario;
+pub mod url;
 
 use run::{exit, RunArgs};
 
@@ -59,7 +61,7 @@ pub fn main_with_args(cli: cli::Cli) -> i32 {
                 }
             }
             if let Some(t) = &args.target {
-                if let Err(e) = engine::http::split_url(t) {
+                if let Err(e) = url::split_url(t) {
                     eprintln!("--target {t:?}: {e}");
                     return exit::INVALID;
                 }
@@ -121,7 +123,7 @@ pub fn describe_plan(s: &scenario::Scenario) -> String {
     let _ = writeln!(out, "{}: valid", s.source_path.display());
     let target = match &s.base_url {
         scenario::BaseUrl::Stack => "the bundled reference stack".to_string(),
-        scenario::BaseUrl::Url(u) => run::redact_url(u),
+        scenario::BaseUrl::Url(u) => url::redact_url(u),
     };
     let _ = writeln!(out, "  target: {target}");
     match &s.load {

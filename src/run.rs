@@ -7,11 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::http::{split_url, ClientOptions};
 use crate::engine::render::describe;
 use crate::engine::vu::Prepared;
 use crate::engine::{spawn_workers, stack, EngineConfig};
 use crate::gate;
+use crate::http::ClientOptions;
 use crate::output;
 use crate::plan::Plan;
 use crate::record::aggregate::{kind_totals, process_cpu_seconds, Aggregator, RunTotals};
@@ -21,6 +21,7 @@ use crate::record::results::{
     Results, ScenarioInfo, StageInfo, StepResult, Summary, Tool, SCHEMA_VERSION,
 };
 use crate::scenario::{BaseUrl, Load, Scenario};
+use crate::url::{redact_message, redact_path, redact_url, split_url, Origin};
 
 /// How long the after-run sources may take, beyond `[observe] settle`, before the run writes
 /// its results without them.
@@ -373,7 +374,7 @@ async fn stop_key(dashboard: &mut Option<output::tui::Dashboard>) {
 }
 
 /// Fails fast when nothing listens at the target, instead of a run full of errors.
-async fn preflight(origin: &crate::engine::http::Origin) -> Result<(), Exit> {
+async fn preflight(origin: &Origin) -> Result<(), Exit> {
     let addr = format!("{}:{}", origin.host, origin.port);
     let connect = tokio::net::TcpStream::connect((origin.host.as_str(), origin.port));
     match tokio::time::timeout(Duration::from_secs(10), connect).await {
@@ -399,22 +400,6 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Scheme, host, port and path prefix: credentials and query strings never reach results or
-/// logs.
-pub fn redact_url(url: &str) -> String {
-    match split_url(url) {
-        Ok((o, target)) => {
-            let path = target.split('?').next().unwrap_or("").trim_end_matches('/');
-            format!(
-                "{}://{}{path}",
-                if o.tls { "https" } else { "http" },
-                o.host_header()
-            )
-        }
-        Err(_) => "(invalid URL)".into(),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -633,26 +618,4 @@ fn stage_infos(load: &Load) -> (&'static str, Vec<StageInfo>) {
         })
         .collect();
     (model, infos)
-}
-
-/// A step path without its query string, which may carry keys or tokens.
-fn redact_path(path: &str) -> String {
-    match path.split_once('?') {
-        Some((p, _)) => format!("{p}?…"),
-        None => path.to_string(),
-    }
-}
-
-/// Error messages never carry URLs with credentials or queries.
-fn redact_message(m: &str) -> String {
-    m.split(' ')
-        .map(|w| {
-            if w.contains("://") {
-                redact_url(w.trim_matches(|c| c == '"' || c == ':'))
-            } else {
-                w.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -7,7 +7,6 @@
 //! so the wait shows in the latency; one that waited longer than `max_lag` is dropped and counted.
 //! Closed model: a manager per thread keeps the thread's share of the wanted VUs looping.
 
-pub mod http;
 pub mod render;
 pub mod stack;
 pub mod vu;
@@ -22,10 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::{Client, ClientOptions};
 use crate::plan::{weighted_order, ArrivalSchedule, VuSchedule};
 use crate::record::{IntervalReport, Shard};
 use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
-use http::{Client, ClientOptions};
 use vu::{IterationEnd, Prepared, Vu};
 
 /// Arrivals dispatched up to this much before they are due: tokio's timer fires up to a

@@ -143,9 +143,9 @@ fn log_tail(log: &Path, n: usize) -> String {
 }
 
 async fn wait_ready(base_url: &str, limit: Duration) -> Result<(), ()> {
-    let (origin, _) = super::http::split_url(base_url).map_err(|_| ())?;
+    let (origin, _) = crate::url::split_url(base_url).map_err(|_| ())?;
     let deadline = Instant::now() + limit;
-    let mut client = super::http::Client::new(super::http::ClientOptions { tls: None });
+    let mut client = crate::http::Client::new(crate::http::ClientOptions { tls: None });
     while Instant::now() < deadline {
         client.request.clear();
         client.request.extend_from_slice(

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::http::{split_url, Client, Origin};
 use super::render::{render, url_encode_into, RenderCtx, VarValue};
+use crate::http::Client;
 use crate::record::{ErrorKind, Shard};
 use crate::scenario::{
     Body, Check, ExtractSource, FeedMode, Feeder, Scenario, StatusMatch, Step, Template,
 };
+use crate::url::{split_url, Origin};
 
 /// A step with everything that does not change between requests worked out once.
 pub struct PreparedStep {

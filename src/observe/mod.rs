@@ -74,8 +74,7 @@ impl RunObserver {
         for target in &observe.scrape {
             let url = match target {
                 crate::scenario::ScrapeTarget::Stack => {
-                    let (origin, _) =
-                        crate::engine::http::split_url(base_url).map_err(|e| e.to_string())?;
+                    let (origin, _) = crate::url::split_url(base_url).map_err(|e| e.to_string())?;
                     format!(
                         "{}://{}/metrics",
                         if origin.tls { "https" } else { "http" },

@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::scrape::http_get;
 use super::RunWindow;
-use crate::engine::http::{split_url, Client, ClientOptions};
+use crate::http::{Client, ClientOptions};
 use crate::record::infra::{Infra, Series};
+use crate::url::split_url;
 
 /// `[observe.prometheus]` in a scenario.
 #[derive(Debug, Clone, PartialEq)]

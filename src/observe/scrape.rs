@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::prom_text::{parse, ScrapeSeries};
 use super::Infra;
-use crate::engine::http::{split_url, Client, ClientOptions, Origin};
+use crate::http::{Client, ClientOptions};
+use crate::url::{split_url, Origin};
 
 /// One endpoint to scrape.
 #[derive(Debug, Clone)]

@@ -969,7 +969,7 @@ impl<'s> Compiler<'s> {
 
     /// Reports `s` unless it is an absolute http(s) URL with a host.
     fn http_url(&mut self, v: &Value<'_>, key: &str, s: &str) -> bool {
-        match crate::engine::http::split_url(s) {
+        match crate::url::split_url(s) {
             Ok(_) => true,
             Err(e) => {
                 let hint = if key == "scrape" {
