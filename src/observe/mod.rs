@@ -54,7 +54,7 @@ impl RunWindow {
 pub struct RunObserver {
     stop: tokio_util::sync::CancellationToken,
     scraping: Option<tokio::task::JoinHandle<Infra>>,
-    prometheus: Option<prometheus::PrometheusSource>,
+    prometheus: Option<crate::scenario::PrometheusSource>,
     aws: Option<aws::AwsObserve>,
     settle: std::time::Duration,
     insecure: bool,

@@ -12,18 +12,8 @@ use super::scrape::http_get;
 use super::RunWindow;
 use crate::http::{Client, ClientOptions};
 use crate::record::infra::{Infra, Series};
+use crate::scenario::PrometheusSource;
 use crate::url::split_url;
-
-/// `[observe.prometheus]` in a scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PrometheusSource {
-    /// Base URL of the server, e.g. `http://127.0.0.1:9090`.
-    pub url: String,
-    /// Resolution of the query; default 1 s.
-    pub step: Duration,
-    /// `(name, PromQL)`, in file order.
-    pub queries: Vec<(String, String)>,
-}
 
 #[derive(Deserialize)]
 struct Response {

@@ -36,7 +36,7 @@ pub struct Observe {
     pub scrape: Vec<ScrapeTarget>,
     pub scrape_interval: Duration,
     /// `query_range` queries run against a Prometheus server after the run.
-    pub prometheus: Option<crate::observe::prometheus::PrometheusSource>,
+    pub prometheus: Option<PrometheusSource>,
     /// `[observe.cloudwatch]`: CloudWatch metrics read after the run (its region and
     /// endpoint serve the logs and scaling sources too).
     pub cloudwatch: Option<peakload_aws::CloudWatchConfig>,
@@ -47,6 +47,17 @@ pub struct Observe {
     /// How long to wait after the load stops before reading the after-run sources: CloudWatch
     /// publishes data points with a delay.
     pub settle: Duration,
+}
+
+/// `[observe.prometheus]` in a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSource {
+    /// Base URL of the server, e.g. `http://127.0.0.1:9090`.
+    pub url: String,
+    /// Resolution of the query; default 1 s.
+    pub step: Duration,
+    /// `(name, PromQL)`, in file order.
+    pub queries: Vec<(String, String)>,
 }
 
 impl Default for Observe {

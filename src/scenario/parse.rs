@@ -902,10 +902,7 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    fn prometheus(
-        &mut self,
-        v: &Value<'_>,
-    ) -> Option<crate::observe::prometheus::PrometheusSource> {
+    fn prometheus(&mut self, v: &Value<'_>) -> Option<PrometheusSource> {
         let f = self.fields(v, "[observe.prometheus]", PROMETHEUS_KEYS, &[])?;
         let url = match f.get("url") {
             Some(u) => self
@@ -960,7 +957,7 @@ impl<'s> Compiler<'s> {
                 }
             }
         }
-        Some(crate::observe::prometheus::PrometheusSource {
+        Some(PrometheusSource {
             url: url?,
             step,
             queries,
