@@ -22,7 +22,7 @@ pub fn run(args: DiagnoseCli) -> i32 {
 fn diagnose(args: &DiagnoseCli) -> Result<(), String> {
     let (input, mut results) = match (&args.results, &args.metrics) {
         (Some(path), metrics) => {
-            let mut results = read_results(path)?;
+            let mut results = Results::load(path).map_err(|e| e.to_string())?;
             let mut input = Input::from_results(&results, results.infra.as_ref());
             if let Some(csv) = metrics {
                 let origin = RunWindow::from_results(&results).map(|w| w.start_unix);
@@ -54,18 +54,9 @@ fn diagnose(args: &DiagnoseCli) -> Result<(), String> {
     if let (true, Some((path, results))) = (args.write, results.as_mut()) {
         results.capacity = d.capacity.clone();
         results.findings = d.findings.clone();
-        let json = serde_json::to_vec_pretty(results).expect("results serialize");
-        std::fs::write(&**path, json)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        results.save(path).map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-fn read_results(path: &Path) -> Result<Results, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a peakload results file: {e}", path.display()))
 }
 
 /// A CSV on its own: `--sli` names the users' metric (higher is worse), the other columns

@@ -2,6 +2,7 @@
 //! merge). Versioned by [`SCHEMA_VERSION`]; the JSON Schema lives in `reports/schema/`.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -56,6 +57,62 @@ pub struct Results {
     /// Causes found by the diagnosis, best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+}
+
+/// Why a results file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a peakload results file: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} has schema version {found}; this peakload reads up to {SCHEMA_VERSION}: use a newer peakload")]
+    Schema { path: PathBuf, found: u64 },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Results {
+    /// Reads a `results.json`; a file from a newer schema is refused by name rather than
+    /// misread.
+    pub fn load(path: &Path) -> Result<Results, ResultsError> {
+        let bytes = std::fs::read(path).map_err(|source| ResultsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let parse = |source| ResultsError::Parse {
+            path: path.to_owned(),
+            source,
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse)?;
+        if let Some(found) = doc.get("schema_version").and_then(|v| v.as_u64()) {
+            if found > u64::from(SCHEMA_VERSION) {
+                return Err(ResultsError::Schema {
+                    path: path.to_owned(),
+                    found,
+                });
+            }
+        }
+        serde_json::from_value(doc).map_err(parse)
+    }
+
+    /// Writes the results as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), ResultsError> {
+        let json = serde_json::to_vec_pretty(self).expect("results serialize");
+        std::fs::write(path, json).map_err(|source| ResultsError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -12,31 +12,14 @@ pub mod extras;
 pub mod series;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chart::{color, legend, Line, TimeAxis, TARGET};
 pub use extras::Extras;
 
 use super::ms;
 use super::verdict::{count, percent, threshold_view, Verdict};
-use crate::record::results::{decode_histogram, Results, StepResult, SCHEMA_VERSION};
-
-/// Why a results file could not be made into a report.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a peakload results file: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("{path} has schema version {found}; this peakload reads up to {SCHEMA_VERSION}: use a newer peakload")]
-    Schema { path: PathBuf, found: u32 },
-}
+use crate::record::results::{decode_histogram, Results, ResultsError, StepResult};
 
 /// A results file as the report reads it.
 #[derive(Debug, Clone)]
@@ -45,26 +28,9 @@ pub struct Loaded {
     pub extras: Extras,
 }
 
-pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let parse = |source| LoadError::Parse {
-        path: path.to_owned(),
-        source,
-    };
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse)?;
-    if let Some(found) = doc.get("schema_version").and_then(|v| v.as_u64()) {
-        if found > SCHEMA_VERSION as u64 {
-            return Err(LoadError::Schema {
-                path: path.to_owned(),
-                found: found as u32,
-            });
-        }
-    }
-    let extras = Extras::from_document(&doc);
-    let results: Results = serde_json::from_value(doc).map_err(parse)?;
+pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
+    let results = Results::load(path)?;
+    let extras = Extras::of(&results);
     Ok(Loaded { results, extras })
 }
 
