@@ -54,6 +54,13 @@ pub struct ReportCli {
     /// Another run's results.json to compare with: overlaid on the charts, deltas per step.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: OutputFlags,
+}
+
+/// The files besides the report that `run` and `report` can write.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputFlags {
     /// Also write JUnit XML: one test case per threshold.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -94,12 +101,8 @@ pub struct RunCli {
     /// Accept any TLS certificate (self-signed test environments only).
     #[arg(long)]
     pub insecure: bool,
-    /// Also write JUnit XML: one test case per threshold (report.html is always written).
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
-    #[arg(long)]
-    pub summary_md: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: OutputFlags,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,5 +2,5 @@ use clap::Parser;
 
 fn main() {
     let cli = peakload::cli::Cli::parse();
-    std::process::exit(peakload::main_with_args(cli));
+    std::process::exit(peakload::cmd::main(cli));
 }

@@ -1389,7 +1389,7 @@ name = "j"
 /// library's constants to the same table.
 #[test]
 fn exit_codes_are_the_documented_ones() {
-    use peakload::run::exit;
+    use peakload::cmd::exit;
     assert_eq!(
         [
             exit::OK,

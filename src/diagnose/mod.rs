@@ -18,7 +18,6 @@
 //! Everything is scale-free (ranks, medians, ratios), so signals in bytes, seconds and
 //! percent compete fairly.
 
-pub mod command;
 pub mod knee;
 pub mod rank;
 pub mod rules;

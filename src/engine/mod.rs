@@ -8,7 +8,6 @@
 //! Closed model: a manager per thread keeps the thread's share of the wanted VUs looping.
 
 pub mod render;
-pub mod stack;
 pub mod vu;
 
 use std::cell::{Cell, RefCell};

@@ -164,29 +164,6 @@ impl std::fmt::Write for VecWriter<'_> {
     }
 }
 
-/// A template shown to people: literal text with `{{...}}` for each expression.
-pub fn describe(t: &Template, vars: &[String]) -> String {
-    let mut s = String::new();
-    for part in &t.parts {
-        match part {
-            Part::Lit(l) => s.push_str(l),
-            Part::Expr { expr, .. } => {
-                let name = match expr {
-                    Expr::Var(i) => vars.get(*i).cloned().unwrap_or_default(),
-                    Expr::Feed { .. } => "feeder".into(),
-                    Expr::Uuid => "uuid".into(),
-                    Expr::RandomInt { lo, hi } => format!("random_int {lo} {hi}"),
-                    Expr::NowMs => "now_ms".into(),
-                    Expr::Vu => "vu".into(),
-                    Expr::Iteration => "iteration".into(),
-                };
-                let _ = write!(s, "{{{{{name}}}}}");
-            }
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

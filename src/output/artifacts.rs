@@ -80,67 +80,6 @@ fn put(what: &'static str, path: &Path, bytes: &[u8], append: bool) -> Result<()
     }
 }
 
-/// Arguments of `peakload report`.
-#[derive(Debug, Clone)]
-pub struct ReportArgs {
-    pub results: PathBuf,
-    pub output: Option<PathBuf>,
-    pub baseline: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    pub summary_md: Option<PathBuf>,
-}
-
-/// `peakload report`: rebuilds the report (and optionally JUnit and Markdown) from results.
-/// Returns the exit code: 0, or 2 when an input cannot be read or an output written.
-pub fn report_command(args: ReportArgs) -> i32 {
-    use crate::run::exit;
-    let loaded = match html::load(&args.results) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
-    };
-    let baseline = match args.baseline.as_deref().map(html::load).transpose() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: baseline: {e}");
-            return exit::INVALID;
-        }
-    };
-    if let Some(w) = baseline
-        .as_ref()
-        .and_then(|b| html::baseline_mismatch(&loaded.results, &b.results))
-    {
-        eprintln!("warning: {w}");
-    }
-    let files = Artifacts {
-        report: Some(
-            args.output
-                .unwrap_or_else(|| args.results.with_file_name("report.html")),
-        ),
-        junit: args.junit,
-        summary_md: args.summary_md,
-    };
-    match write(
-        &loaded.results,
-        &loaded.extras,
-        baseline.as_ref().map(|b| &b.results),
-        &files,
-    ) {
-        Ok(written) => {
-            for (what, path) in written {
-                println!("{what}: {}", path.display());
-            }
-            exit::OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::INVALID
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

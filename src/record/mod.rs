@@ -6,6 +6,7 @@
 //! on the hot path; views (progress line, dashboard) read the aggregator's snapshots.
 
 pub mod aggregate;
+pub mod assemble;
 pub mod findings;
 pub mod hlog;
 pub mod infra;

@@ -6,6 +6,8 @@
 //! `{{env.NAME}}` is read once here and becomes literal text.
 
 use super::diag::did_you_mean;
+use std::fmt::Write as _;
+
 use super::model::{Escape, Expr, Part, Template};
 
 pub(crate) const BUILTINS: &[&str] = &["uuid", "random_int", "now_ms", "vu", "iteration"];
@@ -286,5 +288,30 @@ pub(crate) fn json_value_text(s: &str) -> String {
         s.to_string()
     } else {
         serde_json::Value::String(s.to_string()).to_string()
+    }
+}
+
+impl Template {
+    /// The template shown to people: literal text with `{{...}}` for each expression.
+    pub fn describe(&self, vars: &[String]) -> String {
+        let mut s = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(l) => s.push_str(l),
+                Part::Expr { expr, .. } => {
+                    let name = match expr {
+                        Expr::Var(i) => vars.get(*i).cloned().unwrap_or_default(),
+                        Expr::Feed { .. } => "feeder".into(),
+                        Expr::Uuid => "uuid".into(),
+                        Expr::RandomInt { lo, hi } => format!("random_int {lo} {hi}"),
+                        Expr::NowMs => "now_ms".into(),
+                        Expr::Vu => "vu".into(),
+                        Expr::Iteration => "iteration".into(),
+                    };
+                    let _ = write!(s, "{{{{{name}}}}}");
+                }
+            }
+        }
+        s
     }
 }

@@ -1,5 +1,6 @@
-//! `base_url = "stack"`: start the bundled reference stack as a child process on a free
-//! loopback port, wait until it is ready, and stop it after the run.
+//! The bundled reference stack: `peakload stack up` (the stack in the foreground), and for
+//! `base_url = "stack"` a child process on a free loopback port, ready before the run starts
+//! and stopped after it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,6 +26,23 @@ pub enum StackError {
     NotReady(Duration, String),
     #[error("the reference stack exited during start-up ({log}):\n{tail}")]
     Exited { log: String, tail: String },
+}
+
+/// `peakload stack up`: becomes the stack process (exec), so signals, stdio and the exit code
+/// are the stack's own. Returns only when it could not start.
+pub fn up(args: &[std::ffi::OsString]) -> Result<super::Outcome, super::Failure> {
+    use std::os::unix::process::CommandExt as _;
+    let Some(binary) = find_binary() else {
+        return Err(super::Failure::Unreachable("the reference stack binary `peakload-stack` was not found next to peakload or on PATH; build it with `cargo build --release --workspace`".into()));
+    };
+    let e = std::process::Command::new(&binary)
+        .arg("all")
+        .args(args)
+        .exec();
+    Err(super::Failure::Unreachable(format!(
+        "cannot start {}: {e}",
+        binary.display()
+    )))
 }
 
 pub struct StackProcess {

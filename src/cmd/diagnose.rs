@@ -3,20 +3,15 @@
 
 use std::path::Path;
 
-use super::{analyze, render_text, resample, Input};
+use super::{Failure, Outcome};
 use crate::cli::DiagnoseCli;
+use crate::diagnose::{analyze, render_text, resample, Input};
 use crate::observe::{csv_import, RunWindow};
 use crate::record::results::Results;
-use crate::run::exit;
 
-pub fn run(args: DiagnoseCli) -> i32 {
-    match diagnose(&args) {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::INVALID
-        }
-    }
+pub fn command(args: &DiagnoseCli) -> Result<Outcome, Failure> {
+    diagnose(args).map_err(Failure::Invalid)?;
+    Ok(Outcome::Success)
 }
 
 fn diagnose(args: &DiagnoseCli) -> Result<(), String> {

@@ -1,0 +1,82 @@
+//! The commands: one module per subcommand, each turning validated arguments into an
+//! [`Outcome`] or a [`Failure`]. The exit code is decided in one place, [`exit_code`], from those
+//! typed values; nothing below this layer picks one.
+//!
+//! Data enters as the parsed [`Cli`] and leaves as messages on stdout/stderr and the process's
+//! exit code (the README's "Exit codes" table is [`exit`]).
+
+pub mod check;
+pub mod diagnose;
+pub mod report;
+pub mod run;
+pub mod shutdown;
+pub mod stack;
+
+use crate::cli::{Cli, Command, StackCommand};
+use crate::scenario::ScenarioErrors;
+
+/// Documented exit codes (README, "Exit codes").
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const THRESHOLDS: i32 = 1;
+    pub const INVALID: i32 = 2;
+    pub const ABORTED: i32 = 3;
+    pub const UNREACHABLE: i32 = 4;
+}
+
+/// How a command ended when it did what it was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The run completed and at least one threshold was crossed.
+    ThresholdsCrossed,
+    /// The run was stopped (signal, key) and wrote what it had measured.
+    Interrupted,
+}
+
+/// Why a command could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The scenario file has problems; nothing was sent.
+    #[error("{0}{n} problem(s) found; nothing was sent", n = .0.diagnostics.len())]
+    Scenario(ScenarioErrors),
+    /// An argument or an input file is not usable; nothing was sent.
+    #[error("error: {0}")]
+    Invalid(String),
+    /// An output could not be written.
+    #[error("error: {0}")]
+    Output(String),
+    /// The target did not answer, or the bundled stack did not start.
+    #[error("error: {0}")]
+    Unreachable(String),
+    /// The run could not go on (the runtime, the recorder).
+    #[error("error: {0}")]
+    Aborted(String),
+}
+
+/// The one mapping from how a command ended to the process's exit code.
+pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
+    match result {
+        Ok(Outcome::Success) => exit::OK,
+        Ok(Outcome::ThresholdsCrossed) => exit::THRESHOLDS,
+        Ok(Outcome::Interrupted) => exit::ABORTED,
+        Err(Failure::Scenario(_) | Failure::Invalid(_) | Failure::Output(_)) => exit::INVALID,
+        Err(Failure::Aborted(_)) => exit::ABORTED,
+        Err(Failure::Unreachable(_)) => exit::UNREACHABLE,
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Check { scenario } => check::command(&scenario),
+        Command::Run(args) => run::command(args),
+        Command::Report(args) => report::command(args),
+        Command::Diagnose(args) => diagnose::command(&args),
+        Command::Stack(StackCommand::Up { args }) => stack::up(&args),
+    };
+    if let Err(e) = &result {
+        eprintln!("{e}");
+    }
+    exit_code(&result)
+}
