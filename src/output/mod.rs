@@ -51,7 +51,7 @@ pub fn progress_line(live: &LiveView, planned: Duration, open_model: bool) -> St
     let _ = write!(
         s,
         "  errors {:.2}%  requests {}  dropped {}",
-        rate, live.requests, live.dropped_iterations
+        rate, live.requests, live.counters.dropped_iterations
     );
     s
 }

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 
 use super::hlog::HlogWriter;
 use super::results::{kinds_map, IntervalLatency, TimelinePoint};
-use super::{new_histogram, Counts, ErrorSample, IntervalReport};
+use super::{new_histogram, Counters, Counts, ErrorSample, IntervalReport};
 use crate::plan::Plan;
 
 /// Everything measured over the whole run.
@@ -23,15 +23,8 @@ pub struct RunTotals {
     pub steps: Vec<Counts>,
     pub journeys: Vec<Counts>,
     pub overall: Counts,
-    pub iterations_started: u64,
-    pub dropped_iterations: u64,
-    pub late_iterations: u64,
-    pub arrivals_queued: u64,
-    pub feeder_exhausted: u64,
-    pub interrupted_iterations: u64,
+    pub counters: Counters,
     pub schedule_lag: Histogram<u64>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
     pub samples: Vec<ErrorSample>,
     pub timeline: Vec<TimelinePoint>,
 }
@@ -42,15 +35,8 @@ impl RunTotals {
             steps: (0..steps).map(|_| Counts::default()).collect(),
             journeys: (0..journeys).map(|_| Counts::default()).collect(),
             overall: Counts::default(),
-            iterations_started: 0,
-            dropped_iterations: 0,
-            late_iterations: 0,
-            arrivals_queued: 0,
-            feeder_exhausted: 0,
-            interrupted_iterations: 0,
+            counters: Counters::default(),
             schedule_lag: new_histogram(),
-            bytes_in: 0,
-            bytes_out: 0,
             samples: Vec::new(),
             timeline: Vec::new(),
         }
@@ -65,9 +51,8 @@ pub struct LiveView {
     pub last: Option<TimelinePoint>,
     pub requests: u64,
     pub errors: u64,
-    pub dropped_iterations: u64,
-    /// Iterations skipped because a `unique` feeder ran out.
-    pub feeder_exhausted: u64,
+    /// The run's counters so far.
+    pub counters: Counters,
     /// Per step: requests, errors, p50/p95/p99/max over the whole run so far (ms).
     pub steps: Vec<StepLive>,
     pub overall_p99_ms: f64,
@@ -293,8 +278,8 @@ impl Aggregator {
             },
             active_vus: report.active_vus,
             target_rps: super::results::round3(self.plan.target_in_second(s)),
-            iterations_started: report.iterations_started,
-            dropped_iterations: report.dropped_iterations,
+            iterations_started: report.counters.iterations_started,
+            dropped_iterations: report.counters.dropped_iterations,
             errors_by_kind: kinds_map(&interval.by_kind, false),
             generator_cpu_pct: (cpu_pct * 10.0).round() / 10.0,
         };
@@ -306,17 +291,10 @@ impl Aggregator {
         for (a, b) in t.journeys.iter_mut().zip(&report.journeys) {
             a.add(b);
         }
-        t.iterations_started += report.iterations_started;
-        t.dropped_iterations += report.dropped_iterations;
-        t.late_iterations += report.late_iterations;
-        t.arrivals_queued += report.arrivals_queued;
-        t.feeder_exhausted += report.feeder_exhausted;
-        t.interrupted_iterations += report.interrupted_iterations;
+        t.counters.add(&report.counters);
         t.schedule_lag
             .add(&report.schedule_lag)
             .expect("auto-resizing histogram");
-        t.bytes_in += report.bytes_in;
-        t.bytes_out += report.bytes_out;
         t.samples.extend(report.samples);
         t.timeline.push(point.clone());
         let lag_p99 = ms(report.schedule_lag.value_at_quantile(0.99));
@@ -330,8 +308,7 @@ impl Aggregator {
         live.seconds = s + 1;
         live.requests = t.overall.requests;
         live.errors = t.overall.errors;
-        live.dropped_iterations = t.dropped_iterations;
-        live.feeder_exhausted = t.feeder_exhausted;
+        live.counters = t.counters;
         live.overall_p99_ms = ms(t.overall.latency.value_at_quantile(0.99));
         live.recent.push_back(point.clone());
         if live.recent.len() > LIVE_WINDOW {
@@ -370,18 +347,11 @@ fn merge_report(into: &mut IntervalReport, from: &IntervalReport) {
     for (a, b) in into.journeys.iter_mut().zip(&from.journeys) {
         a.add(b);
     }
-    into.iterations_started += from.iterations_started;
-    into.dropped_iterations += from.dropped_iterations;
-    into.late_iterations += from.late_iterations;
-    into.arrivals_queued += from.arrivals_queued;
-    into.feeder_exhausted += from.feeder_exhausted;
-    into.interrupted_iterations += from.interrupted_iterations;
+    into.counters.add(&from.counters);
     into.schedule_lag
         .add(&from.schedule_lag)
         .expect("auto-resizing histogram");
     into.active_vus += from.active_vus;
-    into.bytes_in += from.bytes_in;
-    into.bytes_out += from.bytes_out;
     into.samples.extend(from.samples.iter().cloned());
 }
 

@@ -90,26 +90,26 @@ pub fn build_results(
     // behind a full `max_vus` are the target's slowness, already counted in latency.
     let generator_late = model == "open"
         && lag_p99 > 10.0
-        && totals.arrivals_queued * 10 < totals.late_iterations;
+        && totals.counters.arrivals_queued * 10 < totals.counters.late_iterations;
     if generator_late {
         notes.push(format!(
             "arrivals started up to {lag_p99:.1} ms late (p99) with VUs to spare: the machine running peakload was short of CPU (the generator itself used {cpu_pct:.0}% of a core); latencies include that wait"
         ));
     }
-    if totals.arrivals_queued > 0 {
+    if totals.counters.arrivals_queued > 0 {
         let max_vus = match &scenario.load {
             Load::Open(o) => o.max_vus,
             Load::Closed(_) => 0,
         };
         notes.push(format!(
             "{} arrivals found all {max_vus} VUs busy and waited for one: the target slowed down; the wait counts in their latency (raise max_vus to keep the arrival rate)",
-            totals.arrivals_queued
+            totals.counters.arrivals_queued
         ));
     }
-    if totals.dropped_iterations > 0 {
+    if totals.counters.dropped_iterations > 0 {
         notes.push(format!(
             "{} arrivals were dropped after waiting longer than max_lag for a free VU: the target was too slow for max_vus (raise max_vus to keep the rate)",
-            totals.dropped_iterations
+            totals.counters.dropped_iterations
         ));
     }
     let kept_up = busy_seconds * 5 <= totals.timeline.len().max(1) && !generator_late;
@@ -149,8 +149,8 @@ pub fn build_results(
             failed_iterations,
             checks,
             checks_failed,
-            data_received_bytes: totals.bytes_in,
-            data_sent_bytes: totals.bytes_out,
+            data_received_bytes: totals.counters.bytes_in,
+            data_sent_bytes: totals.counters.bytes_out,
             latency_ms: LatencyStats::from_histogram(&o.latency),
             histogram: encode_histogram(&o.latency),
         },
@@ -158,11 +158,11 @@ pub fn build_results(
         journeys,
         timeline: totals.timeline.clone(),
         stages,
-        dropped_iterations: totals.dropped_iterations,
-        late_iterations: totals.late_iterations,
-        arrivals_queued: totals.arrivals_queued,
-        feeder_exhausted: totals.feeder_exhausted,
-        interrupted_iterations: totals.interrupted_iterations,
+        dropped_iterations: totals.counters.dropped_iterations,
+        late_iterations: totals.counters.late_iterations,
+        arrivals_queued: totals.counters.arrivals_queued,
+        feeder_exhausted: totals.counters.feeder_exhausted,
+        interrupted_iterations: totals.counters.interrupted_iterations,
         schedule_lag_ms,
         thresholds: Vec::new(),
         errors: kind_totals(o),

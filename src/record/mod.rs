@@ -152,6 +152,47 @@ pub struct ErrorSample {
     pub message: String,
 }
 
+/// Counts of the run's iterations and traffic that add up across threads and seconds. Every
+/// counter is listed here once; reports, their merge and the run totals carry this type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub iterations_started: u64,
+    pub dropped_iterations: u64,
+    pub late_iterations: u64,
+    /// Open-model arrivals that found every VU busy at `max_vus` and waited for one.
+    pub arrivals_queued: u64,
+    /// Iterations skipped because a `unique` feeder ran out.
+    pub feeder_exhausted: u64,
+    /// Iterations the end of the run (or a stop) cut part-way.
+    pub interrupted_iterations: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        // Destructured without `..`: a new counter cannot be left out of the sum.
+        let Counters {
+            iterations_started,
+            dropped_iterations,
+            late_iterations,
+            arrivals_queued,
+            feeder_exhausted,
+            interrupted_iterations,
+            bytes_in,
+            bytes_out,
+        } = *other;
+        self.iterations_started += iterations_started;
+        self.dropped_iterations += dropped_iterations;
+        self.late_iterations += late_iterations;
+        self.arrivals_queued += arrivals_queued;
+        self.feeder_exhausted += feeder_exhausted;
+        self.interrupted_iterations += interrupted_iterations;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+    }
+}
+
 /// What one worker thread measured in one second of the run.
 #[derive(Debug)]
 pub struct IntervalReport {
@@ -165,20 +206,11 @@ pub struct IntervalReport {
     /// Whole iterations, per journey: from start (intended, in the open model) to the end of
     /// the last step.
     pub journeys: Vec<Counts>,
-    pub iterations_started: u64,
-    pub dropped_iterations: u64,
-    pub late_iterations: u64,
-    /// Open-model arrivals that found every VU busy at `max_vus` and waited for one.
-    pub arrivals_queued: u64,
-    pub feeder_exhausted: u64,
-    /// Iterations the end of the run (or a stop) cut part-way.
-    pub interrupted_iterations: u64,
+    pub counters: Counters,
     /// Schedule lag of open-model arrivals (µs): actual start minus intended start.
     pub schedule_lag: Histogram<u64>,
     /// The most VUs busy at once during the interval.
     pub active_vus: u32,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
     pub samples: Vec<ErrorSample>,
 }
 
@@ -190,16 +222,9 @@ impl IntervalReport {
             last: false,
             steps: (0..steps).map(|_| Counts::default()).collect(),
             journeys: (0..journeys).map(|_| Counts::default()).collect(),
-            iterations_started: 0,
-            dropped_iterations: 0,
-            late_iterations: 0,
-            arrivals_queued: 0,
-            feeder_exhausted: 0,
-            interrupted_iterations: 0,
+            counters: Counters::default(),
             schedule_lag: new_histogram(),
             active_vus: 0,
-            bytes_in: 0,
-            bytes_out: 0,
             samples: Vec::new(),
         }
     }
@@ -305,14 +330,14 @@ impl Shard {
 
     pub fn iteration_started(&mut self, now: Instant, lag: Option<Duration>) {
         self.roll_to(now);
-        self.current.iterations_started += 1;
+        self.current.counters.iterations_started += 1;
         if let Some(lag) = lag {
             record_micros(&mut self.current.schedule_lag, lag.as_micros() as u64);
         }
     }
 
     pub fn iteration_late(&mut self) {
-        self.current.late_iterations += 1;
+        self.current.counters.late_iterations += 1;
     }
 
     /// The number of busy VUs changed; the interval keeps its peak (a gauge sampled once a
@@ -323,27 +348,27 @@ impl Shard {
     }
 
     pub fn arrival_queued(&mut self) {
-        self.current.arrivals_queued += 1;
+        self.current.counters.arrivals_queued += 1;
     }
 
     pub fn iteration_dropped(&mut self, now: Instant) {
         self.roll_to(now);
-        self.current.dropped_iterations += 1;
+        self.current.counters.dropped_iterations += 1;
     }
 
     pub fn feeder_exhausted(&mut self, now: Instant) {
         self.roll_to(now);
-        self.current.feeder_exhausted += 1;
+        self.current.counters.feeder_exhausted += 1;
     }
 
     pub fn iteration_interrupted(&mut self, now: Instant) {
         self.roll_to(now);
-        self.current.interrupted_iterations += 1;
+        self.current.counters.interrupted_iterations += 1;
     }
 
     pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
-        self.current.bytes_in += bytes_in;
-        self.current.bytes_out += bytes_out;
+        self.current.counters.bytes_in += bytes_in;
+        self.current.counters.bytes_out += bytes_out;
     }
 
     /// Whether a sample of this kind is still wanted (so the caller formats the message only then).

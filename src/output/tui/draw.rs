@@ -188,14 +188,14 @@ fn draw_load_panel(frame: &mut Frame, area: Rect, state: &DashboardState) {
             ));
         }
     }
-    let dropped_style = if live.dropped_iterations > 0 {
+    let dropped_style = if live.counters.dropped_iterations > 0 {
         Style::new().fg(Color::Red).bold()
     } else {
         Style::new().bold()
     };
     lines.push(Line::from(vec![
         Span::styled(format!("{:<12}", "dropped"), Style::new().fg(Color::Gray)),
-        Span::styled(live.dropped_iterations.to_string(), dropped_style),
+        Span::styled(live.counters.dropped_iterations.to_string(), dropped_style),
     ]));
     lines.push(row(
         "lag p99",
@@ -759,8 +759,10 @@ mod tests {
             last: recent.back().cloned(),
             requests: 9_000,
             errors: 50,
-            dropped_iterations: 3,
-            feeder_exhausted: 0,
+            counters: crate::record::Counters {
+                dropped_iterations: 3,
+                ..Default::default()
+            },
             steps: vec![
                 StepLive {
                     requests: 8_000,

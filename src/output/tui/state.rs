@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::gate::{metric_value, Latency, Measured, RunCounts, ScopeCounts};
 use crate::record::aggregate::LiveView;
 use crate::scenario::{Load, Scenario, Scope, Stat, Threshold};
 
@@ -260,7 +261,8 @@ pub fn evaluate_live(spec: &DashboardSpec, live: &LiveView) -> Vec<LiveThreshold
     spec.thresholds
         .iter()
         .map(|t| {
-            let (value, kind) = live_value(t, spec, live);
+            let value = metric_value(&t.metric, &LiveMeasure { spec, live });
+            let kind = ValueKind::of(&t.metric.stat);
             let status = match value {
                 None => ThresholdStatus::Waiting,
                 Some(v) if t.op.holds(v, t.limit) => ThresholdStatus::Holding,
@@ -276,61 +278,71 @@ pub fn evaluate_live(spec: &DashboardSpec, live: &LiveView) -> Vec<LiveThreshold
         .collect()
 }
 
-fn live_value(t: &Threshold, spec: &DashboardSpec, live: &LiveView) -> (Option<f64>, ValueKind) {
-    let h = &live.histograms;
-    let (requests, errors, histogram) = match &t.metric.scope {
-        Scope::Http => (live.requests, live.errors, Some(&h.overall)),
-        Scope::Step { journey, step } => {
-            let flat = spec.journey_offsets.get(*journey).map(|o| o + step);
-            let s = flat.and_then(|i| live.steps.get(i));
-            (
-                s.map_or(0, |s| s.requests),
-                s.map_or(0, |s| s.errors),
-                flat.and_then(|i| h.steps.get(i)),
-            )
+/// The snapshot as thresholds read it: steps are found through the scenario's journey offsets.
+struct LiveMeasure<'a> {
+    spec: &'a DashboardSpec,
+    live: &'a LiveView,
+}
+
+impl Measured for LiveMeasure<'_> {
+    fn scope(&self, scope: &Scope) -> Option<ScopeCounts<'_>> {
+        let (live, h) = (self.live, &self.live.histograms);
+        Some(match scope {
+            Scope::Http => ScopeCounts {
+                requests: live.requests,
+                errors: live.errors,
+                latency: Latency::Histogram(&h.overall),
+            },
+            Scope::Step { journey, step } => {
+                let flat = self.spec.journey_offsets.get(*journey)? + step;
+                let s = live.steps.get(flat)?;
+                ScopeCounts {
+                    requests: s.requests,
+                    errors: s.errors,
+                    latency: Latency::Histogram(h.steps.get(flat)?),
+                }
+            }
+            Scope::Journey(j) => {
+                let c = live.journeys.get(*j)?;
+                ScopeCounts {
+                    requests: c.iterations,
+                    errors: c.failed_iterations,
+                    latency: Latency::Histogram(h.journeys.get(*j)?),
+                }
+            }
+            Scope::Run => return None,
+        })
+    }
+
+    fn run_counts(&self) -> RunCounts {
+        let live = self.live;
+        RunCounts {
+            dropped_iterations: live.counters.dropped_iterations,
+            iterations: live.iterations,
+            feeder_exhausted: live.counters.feeder_exhausted,
+            checks: live.checks,
+            checks_failed: live.checks_failed,
         }
-        Scope::Journey(j) => {
-            let c = live.journeys.get(*j);
-            (
-                c.map_or(0, |c| c.iterations),
-                c.map_or(0, |c| c.failed_iterations),
-                h.journeys.get(*j),
-            )
+    }
+
+    fn elapsed_s(&self) -> Option<f64> {
+        (self.live.seconds > 0).then(|| f64::from(self.live.seconds))
+    }
+}
+
+impl ValueKind {
+    fn of(stat: &Stat) -> ValueKind {
+        match stat {
+            Stat::Percentile(_) | Stat::Mean | Stat::Min | Stat::Max => ValueKind::LatencyMs,
+            Stat::ErrorRate | Stat::ChecksPassRate => ValueKind::Fraction,
+            Stat::Rps => ValueKind::PerSecond,
+            Stat::Requests
+            | Stat::Errors
+            | Stat::DroppedIterations
+            | Stat::Iterations
+            | Stat::FeederExhausted
+            | Stat::ChecksFailed => ValueKind::Count,
         }
-        Scope::Run => {
-            return match t.metric.stat {
-                Stat::DroppedIterations => (Some(live.dropped_iterations as f64), ValueKind::Count),
-                Stat::Iterations => (Some(live.iterations as f64), ValueKind::Count),
-                Stat::FeederExhausted => (Some(live.feeder_exhausted as f64), ValueKind::Count),
-                Stat::ChecksFailed => (Some(live.checks_failed as f64), ValueKind::Count),
-                Stat::ChecksPassRate => (
-                    fraction(
-                        live.checks - live.checks_failed.min(live.checks),
-                        live.checks,
-                    ),
-                    ValueKind::Fraction,
-                ),
-                _ => (None, ValueKind::Count),
-            };
-        }
-    };
-    let latency = |f: &dyn Fn(&hdrhistogram::Histogram<u64>) -> f64| {
-        let value = histogram.filter(|h| !h.is_empty()).map(|h| f(h) / 1000.0);
-        (value, ValueKind::LatencyMs)
-    };
-    match t.metric.stat {
-        Stat::Percentile(p) => latency(&|h| h.value_at_quantile(p / 100.0) as f64),
-        Stat::Mean => latency(&|h| h.mean()),
-        Stat::Min => latency(&|h| h.min() as f64),
-        Stat::Max => latency(&|h| h.max() as f64),
-        Stat::ErrorRate => (fraction(errors, requests), ValueKind::Fraction),
-        Stat::Rps => (
-            (live.seconds > 0).then(|| requests as f64 / f64::from(live.seconds)),
-            ValueKind::PerSecond,
-        ),
-        Stat::Requests => (Some(requests as f64), ValueKind::Count),
-        Stat::Errors => (Some(errors as f64), ValueKind::Count),
-        _ => (None, ValueKind::Count),
     }
 }
 
