@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::output::artifacts::OutputFlags;
+
 #[derive(Debug, Parser)]
 #[command(name = "peakload", version, about = "Load testing and performance diagnosis", long_about = None)]
 pub struct Cli {
@@ -56,17 +58,6 @@ pub struct ReportCli {
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub outputs: OutputFlags,
-}
-
-/// The files besides the report that `run` and `report` can write.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct OutputFlags {
-    /// Also write JUnit XML: one test case per threshold.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
-    #[arg(long)]
-    pub summary_md: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

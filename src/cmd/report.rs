@@ -26,8 +26,7 @@ pub fn command(args: ReportCli) -> Result<Outcome, Failure> {
             args.output
                 .unwrap_or_else(|| args.results.with_file_name("report.html")),
         ),
-        junit: args.outputs.junit,
-        summary_md: args.outputs.summary_md,
+        also: args.outputs,
     };
     let extras = html::Extras::of(&results);
     let written = artifacts::write(&results, &extras, baseline.as_ref(), &files)

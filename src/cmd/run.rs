@@ -27,7 +27,7 @@ use crate::observe::{RunObserver, RunWindow};
 use crate::output::{self, artifacts, html, tui};
 use crate::plan::{Plan, VuSchedule};
 use crate::record::aggregate::{process_cpu_seconds, Aggregator, LiveView, RunTotals};
-use crate::record::assemble::build_results;
+use crate::record::assemble::{build_results, FinishedRun};
 use crate::record::hlog::HlogWriter;
 use crate::scenario::{BaseUrl, Load, Scenario};
 use crate::url::{redact_url, split_url, Origin};
@@ -351,16 +351,16 @@ impl Run<'_> {
             .map_err(|_| Failure::Aborted("the recorder failed".into()))?;
         let duration = running.run_start.elapsed();
         let cpu_s = process_cpu_seconds() - running.cpu_before;
-        let mut results = build_results(
+        let mut results = build_results(&FinishedRun {
             scenario,
-            self.base_url,
-            &totals,
-            self.started_wall,
+            base_url: self.base_url,
+            totals: &totals,
+            started: self.started_wall,
             duration,
             interrupted,
-            running.threads,
+            threads: running.threads,
             cpu_s,
-        );
+        });
         results.thresholds = gate::evaluate(&scenario.thresholds, &results);
         let observer = running.observer;
         if observer.reads_after_run() && !self.options.quiet {
@@ -410,8 +410,7 @@ impl Run<'_> {
         println!("\n  results: {}", path.display());
         let files = artifacts::Artifacts {
             report: Some(self.out_dir.join("report.html")),
-            junit: self.options.outputs.junit.clone(),
-            summary_md: self.options.outputs.summary_md.clone(),
+            also: self.options.outputs.clone(),
         };
         let written = artifacts::write(&results, &html::Extras::of(&results), None, &files);
         let write_failed = match written {

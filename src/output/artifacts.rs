@@ -12,8 +12,19 @@ use crate::record::results::Results;
 #[derive(Debug, Clone, Default)]
 pub struct Artifacts {
     pub report: Option<PathBuf>,
+    pub also: OutputFlags,
+}
+
+/// The files besides the report that `run` and `report` write when asked (their command-line
+/// flags, declared once here).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputFlags {
+    /// Also write JUnit XML: one test case per threshold.
+    #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// Appended to, as `$GITHUB_STEP_SUMMARY` expects (created when missing).
+    /// Also append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY"); created
+    /// when missing.
+    #[arg(long)]
     pub summary_md: Option<PathBuf>,
 }
 
@@ -42,7 +53,7 @@ pub fn write(
         put("report", path, page.as_bytes(), false)?;
         written.push(("report", path.clone()));
     }
-    if let Some(path) = &files.junit {
+    if let Some(path) = &files.also.junit {
         put(
             "JUnit XML",
             path,
@@ -51,7 +62,7 @@ pub fn write(
         )?;
         written.push(("junit", path.clone()));
     }
-    if let Some(path) = &files.summary_md {
+    if let Some(path) = &files.also.summary_md {
         let md = super::markdown::summary_md(results);
         put("Markdown summary", path, md.as_bytes(), true)?;
         written.push(("summary", path.clone()));
@@ -90,8 +101,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = Artifacts {
             report: Some(dir.path().join("out/report.html")),
-            junit: Some(dir.path().join("junit.xml")),
-            summary_md: Some(dir.path().join("summary.md")),
+            also: OutputFlags {
+                junit: Some(dir.path().join("junit.xml")),
+                summary_md: Some(dir.path().join("summary.md")),
+            },
         };
         std::fs::write(dir.path().join("summary.md"), "earlier step\n").unwrap();
         let written = write(&tiny(), &Extras::default(), None, &files).unwrap();
@@ -108,7 +121,10 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "").unwrap();
         let files = Artifacts {
-            junit: Some(blocker.join("junit.xml")),
+            also: OutputFlags {
+                junit: Some(blocker.join("junit.xml")),
+                summary_md: None,
+            },
             ..Artifacts::default()
         };
         let e = write(&tiny(), &Extras::default(), None, &files).unwrap_err();
