@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::parse::json_pointer;
+use super::parse::checks::json_pointer;
 use super::template::{json_escape, json_value_text, url_encode};
 use super::*;
 
