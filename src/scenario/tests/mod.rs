@@ -1330,7 +1330,7 @@ fn aws_section_mistakes_say_where() {
 /// compile.
 #[test]
 fn the_terraform_observe_output_compiles() {
-    let tf = include_str!("../../target-stack/deploy/terraform/outputs.tf");
+    let tf = include_str!("../../../target-stack/deploy/terraform/outputs.tf");
     let start = tf
         .find("output \"peakload_scenario_observe\"")
         .expect("the output exists");
