@@ -162,6 +162,7 @@ use std::path::Path;
 pub use diag::{Diagnostic, ScenarioErrors};
 pub use duration::parse_duration;
 pub use model::*;
+
 pub use threshold::parse_threshold;
 
 /// Reads and compiles a scenario file, taking `{{env.NAME}}` from the process environment.

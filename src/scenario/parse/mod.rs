@@ -17,7 +17,7 @@ mod feeders;
 mod fields;
 mod journeys;
 mod load;
-mod observe;
+pub(super) mod observe;
 mod top;
 mod values;
 

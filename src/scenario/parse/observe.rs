@@ -1,5 +1,7 @@
 //! `[observe]`: scrape targets, a Prometheus server to query after the run, and the AWS
-//! sections (CloudWatch, logs, scaling), whose shape the AWS crate owns.
+//! sections (CloudWatch, logs, scaling), whose shape the AWS crate owns. The section's settings
+//! ([`Observe`]) are defined here beside their reader, so a new source's keys, settings and
+//! parsing stay in one file.
 
 use std::time::Duration;
 
@@ -9,7 +11,71 @@ use super::fields::{entries, Fields};
 use super::{Compiler, Value};
 use crate::scenario::diag::did_you_mean;
 use crate::scenario::duration::parse_duration;
-use crate::scenario::model::*;
+
+/// `[observe]`: where the infrastructure's own signals come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observe {
+    /// Prometheus-format endpoints read every `scrape_interval` during the run.
+    pub scrape: Vec<ScrapeTarget>,
+    pub scrape_interval: Duration,
+    /// `query_range` queries run against a Prometheus server after the run.
+    pub prometheus: Option<PrometheusSource>,
+    /// `[observe.cloudwatch]`: CloudWatch metrics read after the run (its region and
+    /// endpoint serve the logs and scaling sources too).
+    pub cloudwatch: Option<peakload_aws::CloudWatchConfig>,
+    /// `[observe.logs]`: CloudWatch Logs pattern counts read after the run.
+    pub logs: Option<peakload_aws::LogsConfig>,
+    /// `[observe.scaling]`: ECS and EC2 Auto Scaling activities read after the run.
+    pub scaling: Option<peakload_aws::ScalingConfig>,
+    /// How long to wait after the load stops before reading the after-run sources: CloudWatch
+    /// publishes data points with a delay.
+    pub settle: Duration,
+}
+
+/// `[observe.prometheus]` in a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSource {
+    /// Base URL of the server, e.g. `http://127.0.0.1:9090`.
+    pub url: String,
+    /// Resolution of the query; default 1 s.
+    pub step: Duration,
+    /// `(name, PromQL)`, in file order.
+    pub queries: Vec<(String, String)>,
+}
+
+impl Default for Observe {
+    fn default() -> Self {
+        Observe {
+            scrape: Vec::new(),
+            scrape_interval: Duration::from_secs(1),
+            prometheus: None,
+            cloudwatch: None,
+            logs: None,
+            scaling: None,
+            settle: Duration::ZERO,
+        }
+    }
+}
+
+impl Observe {
+    pub fn is_empty(&self) -> bool {
+        self.scrape.is_empty() && self.prometheus.is_none() && !self.reads_aws()
+    }
+
+    /// Whether any AWS source is configured.
+    pub fn reads_aws(&self) -> bool {
+        self.cloudwatch.is_some() || self.logs.is_some() || self.scaling.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScrapeTarget {
+    /// `"stack"`: the `/metrics` of the run's target (the bundled stack, whether the run
+    /// started it or `--target` points at one).
+    Stack,
+    /// A full URL of a metrics endpoint.
+    Url(String),
+}
 
 const OBSERVE_KEYS: &[&str] = &[
     "scrape",
