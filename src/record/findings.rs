@@ -117,3 +117,32 @@ pub struct Capacity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms_during: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed JSON Schema lists exactly the kinds this build writes.
+    #[test]
+    fn schema_lists_every_kind() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/reports/schema/results.schema.json"
+        );
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let listed: Vec<&str> = schema["$defs"]["finding_kind"]["enum"]
+            .as_array()
+            .expect("finding_kind in the schema")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, ours);
+        for k in Kind::ALL {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json, k.as_str(), "serde name and as_str agree");
+            assert!(!k.words().is_empty());
+        }
+    }
+}
