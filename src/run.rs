@@ -325,8 +325,7 @@ async fn run_against(
         junit: args.junit.clone(),
         summary_md: args.summary_md.clone(),
     };
-    let written =
-        output::artifacts::write(&results, &output::html::Extras::of(&results), None, &files);
+    let written = output::artifacts::write(&results, None, &files);
     let write_failed = match written {
         Ok(files) => {
             for (what, p) in files {

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::html::{self, Extras, Report};
+use super::html::{self, Report};
 use crate::record::results::Results;
 
 /// Which files to write; `None` skips one.
@@ -28,17 +28,12 @@ pub struct WriteError {
 /// Writes every requested file; returns what was written, or the first failure.
 pub fn write(
     results: &Results,
-    extras: &Extras,
     baseline: Option<&Results>,
     files: &Artifacts,
 ) -> Result<Vec<(&'static str, PathBuf)>, WriteError> {
     let mut written = Vec::new();
     if let Some(path) = &files.report {
-        let page = html::render(&Report {
-            results,
-            extras,
-            baseline,
-        });
+        let page = html::render(&Report { results, baseline });
         put("report", path, page.as_bytes(), false)?;
         written.push(("report", path.clone()));
     }
@@ -94,14 +89,14 @@ pub struct ReportArgs {
 /// Returns the exit code: 0, or 2 when an input cannot be read or an output written.
 pub fn report_command(args: ReportArgs) -> i32 {
     use crate::run::exit;
-    let loaded = match html::load(&args.results) {
+    let results = match Results::load(&args.results) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::INVALID;
         }
     };
-    let baseline = match args.baseline.as_deref().map(html::load).transpose() {
+    let baseline = match args.baseline.as_deref().map(Results::load).transpose() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: baseline: {e}");
@@ -110,7 +105,7 @@ pub fn report_command(args: ReportArgs) -> i32 {
     };
     if let Some(w) = baseline
         .as_ref()
-        .and_then(|b| html::baseline_mismatch(&loaded.results, &b.results))
+        .and_then(|b| html::baseline_mismatch(&results, b))
     {
         eprintln!("warning: {w}");
     }
@@ -122,12 +117,7 @@ pub fn report_command(args: ReportArgs) -> i32 {
         junit: args.junit,
         summary_md: args.summary_md,
     };
-    match write(
-        &loaded.results,
-        &loaded.extras,
-        baseline.as_ref().map(|b| &b.results),
-        &files,
-    ) {
+    match write(&results, baseline.as_ref(), &files) {
         Ok(written) => {
             for (what, path) in written {
                 println!("{what}: {}", path.display());
@@ -155,7 +145,7 @@ mod tests {
             summary_md: Some(dir.path().join("summary.md")),
         };
         std::fs::write(dir.path().join("summary.md"), "earlier step\n").unwrap();
-        let written = write(&tiny(), &Extras::default(), None, &files).unwrap();
+        let written = write(&tiny(), None, &files).unwrap();
         assert_eq!(written.len(), 3);
         let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"));
@@ -172,7 +162,7 @@ mod tests {
             junit: Some(blocker.join("junit.xml")),
             ..Artifacts::default()
         };
-        let e = write(&tiny(), &Extras::default(), None, &files).unwrap_err();
+        let e = write(&tiny(), None, &files).unwrap_err();
         assert!(
             e.to_string().starts_with("cannot write the JUnit XML to"),
             "{e}"

@@ -379,7 +379,6 @@ fn bare_series(name: &str, unit: &str, points: Vec<(f64, f64)>) -> Series {
 fn page(r: &Results, baseline: Option<&Results>) -> String {
     render(&Report {
         results: r,
-        extras: &Extras::of(r),
         baseline,
     })
 }
@@ -811,29 +810,29 @@ fn diagnosis_sections_appear_when_present() {
 fn load_rejects_missing_bad_and_newer_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
-    let e = load(&missing).unwrap_err().to_string();
+    let e = Results::load(&missing).unwrap_err().to_string();
     assert!(
         e.starts_with("cannot read") && e.contains("nope.json"),
         "{e}"
     );
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"summary\": 3}").unwrap();
-    let e = load(&bad).unwrap_err().to_string();
+    let e = Results::load(&bad).unwrap_err().to_string();
     assert!(e.contains("is not a peakload results file"), "{e}");
     let mut doc = serde_json::to_value(tiny()).unwrap();
     doc["schema_version"] = json!(SCHEMA_VERSION + 1);
     let newer = dir.path().join("newer.json");
     std::fs::write(&newer, doc.to_string()).unwrap();
-    let e = load(&newer).unwrap_err().to_string();
+    let e = Results::load(&newer).unwrap_err().to_string();
     assert!(e.contains("schema version"), "{e}");
     doc["schema_version"] = json!(SCHEMA_VERSION);
     doc["findings"] = json!([]);
     let ok = dir.path().join("ok.json");
     std::fs::write(&ok, doc.to_string()).unwrap();
-    let loaded = load(&ok).unwrap();
-    assert_eq!(loaded.results.steps.len(), 2);
-    assert_eq!(loaded.results.timeline.len(), 20);
-    assert!(loaded.results.findings.is_empty());
+    let loaded = Results::load(&ok).unwrap();
+    assert_eq!(loaded.steps.len(), 2);
+    assert_eq!(loaded.timeline.len(), 20);
+    assert!(loaded.findings.is_empty());
 }
 
 #[test]
