@@ -28,8 +28,7 @@ pub fn command(args: ReportCli) -> Result<Outcome, Failure> {
         ),
         also: args.outputs,
     };
-    let extras = html::Extras::of(&results);
-    let written = artifacts::write(&results, &extras, baseline.as_ref(), &files)
+    let written = artifacts::write(&results, baseline.as_ref(), &files)
         .map_err(|e| Failure::Output(e.to_string()))?;
     for (what, path) in written {
         println!("{what}: {}", path.display());

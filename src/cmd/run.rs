@@ -24,7 +24,7 @@ use crate::gate;
 use crate::http::ClientOptions;
 use crate::observe::scrape::LiveSignals;
 use crate::observe::{RunObserver, RunWindow};
-use crate::output::{self, artifacts, html, tui};
+use crate::output::{self, artifacts, tui};
 use crate::plan::{Plan, VuSchedule};
 use crate::record::aggregate::{process_cpu_seconds, Aggregator, LiveView, RunTotals};
 use crate::record::assemble::{build_results, FinishedRun};
@@ -412,7 +412,7 @@ impl Run<'_> {
             report: Some(self.out_dir.join("report.html")),
             also: self.options.outputs.clone(),
         };
-        let written = artifacts::write(&results, &html::Extras::of(&results), None, &files);
+        let written = artifacts::write(&results, None, &files);
         let write_failed = match written {
             Ok(files) => {
                 for (what, p) in files {

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::html::{self, Extras, Report};
+use super::html::{self, Report};
 use crate::record::results::Results;
 
 /// Which files to write; `None` skips one.
@@ -39,17 +39,12 @@ pub struct WriteError {
 /// Writes every requested file; returns what was written, or the first failure.
 pub fn write(
     results: &Results,
-    extras: &Extras,
     baseline: Option<&Results>,
     files: &Artifacts,
 ) -> Result<Vec<(&'static str, PathBuf)>, WriteError> {
     let mut written = Vec::new();
     if let Some(path) = &files.report {
-        let page = html::render(&Report {
-            results,
-            extras,
-            baseline,
-        });
+        let page = html::render(&Report { results, baseline });
         put("report", path, page.as_bytes(), false)?;
         written.push(("report", path.clone()));
     }
@@ -107,7 +102,7 @@ mod tests {
             },
         };
         std::fs::write(dir.path().join("summary.md"), "earlier step\n").unwrap();
-        let written = write(&tiny(), &Extras::default(), None, &files).unwrap();
+        let written = write(&tiny(), None, &files).unwrap();
         assert_eq!(written.len(), 3);
         let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"));
@@ -127,7 +122,7 @@ mod tests {
             },
             ..Artifacts::default()
         };
-        let e = write(&tiny(), &Extras::default(), None, &files).unwrap_err();
+        let e = write(&tiny(), None, &files).unwrap_err();
         assert!(
             e.to_string().starts_with("cannot write the JUnit XML to"),
             "{e}"

@@ -4,17 +4,17 @@
 //! each in its own panel and unit, the degraded window and the findings' windows shaded,
 //! scaling activities and stages marked across all panels.
 //!
-//! It reads the same [`Extras`] as the rest of the report and the run's timeline; it never
+//! It reads the results' findings, capacity, infrastructure signals and timeline; it never
 //! re-runs the analysis, so the report shows what `results.json` holds.
 
 use std::fmt::Write as _;
 
 use plotters::style::RGBColor;
-use serde_json::Value;
 
 use super::chart::{self, Band, Line, Panel, Span, TimeAxis};
-use super::extras::{self, first, key_values, number, raw, seconds, text, Event, Signal};
-use super::{escape, series, Extras};
+use super::extras::{self, number, Shown, Signal};
+use super::{escape, series};
+use crate::record::findings::{Capacity, Finding, Kind};
 use crate::record::results::Results;
 
 /// Signal panels under the latency panel, at most.
@@ -30,101 +30,64 @@ const MAX_SPANS: usize = 24;
 const LATENCY: RGBColor = RGBColor(29, 41, 81);
 const DEGRADED: RGBColor = RGBColor(214, 39, 40);
 
-/// One finding as the report shows it, read tolerantly from `findings`.
-pub struct FindingView {
-    pub kind: String,
-    pub signal: String,
-    pub score: Option<f64>,
-    pub summary: String,
-    pub window: Option<(f64, f64)>,
-    pub evidence: Option<Value>,
-    pub lines: Vec<String>,
+/// The findings, best first: stored so, sorted again in case a hand-edited file is not (a
+/// score that is not a number goes last).
+pub fn findings(list: &[Finding]) -> Vec<&Finding> {
+    let mut out: Vec<&Finding> = list.iter().collect();
+    let rank = |f: &Finding| score(f).unwrap_or(f64::NEG_INFINITY);
+    out.sort_by(|a, b| rank(b).total_cmp(&rank(a)));
+    out
 }
 
-/// The findings, best first; `None` when `findings` is not a list.
-pub fn findings(v: &Value, start: Option<std::time::SystemTime>) -> Option<Vec<FindingView>> {
-    let list = v.as_array()?;
-    let mut out: Vec<FindingView> = list
-        .iter()
-        .map(|f| {
-            let window = f.get("window");
-            let at = |keys: &[&str]| {
-                first(f, keys)
-                    .or_else(|| window.and_then(|w| first(w, keys)))
-                    .and_then(|v| seconds(v, start))
-                    .filter(|t| t.is_finite())
-            };
-            let window = match (at(&["start_s", "start"]), at(&["end_s", "end"])) {
-                (Some(a), Some(b)) if b >= a => Some((a, b)),
-                (Some(a), Some(b)) => Some((b, a)),
-                _ => None,
-            };
-            FindingView {
-                kind: text(f.get("kind")),
-                signal: text(f.get("signal")),
-                score: f
-                    .get("score")
-                    .and_then(Value::as_f64)
-                    .filter(|s| s.is_finite()),
-                summary: text(first(f, &["summary", "title", "message", "description"])),
-                window,
-                evidence: f.get("evidence").filter(|e| !e.is_null()).cloned(),
-                lines: f
-                    .get("lines")
-                    .and_then(Value::as_array)
-                    .map(|l| l.iter().map(|x| text(Some(x))).collect())
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    // Stored best first; sorted again in case a hand-edited file is not.
-    out.sort_by(|a, b| {
-        b.score
-            .unwrap_or(f64::NEG_INFINITY)
-            .total_cmp(&a.score.unwrap_or(f64::NEG_INFINITY))
-    });
-    Some(out)
+fn score(f: &Finding) -> Option<f64> {
+    Some(f.score).filter(|s| s.is_finite())
 }
 
-/// A finding's kind in words.
-pub fn kind_words(kind: &str) -> String {
+/// A finding's window in time order, when both ends are numbers.
+fn window(f: &Finding) -> Option<(f64, f64)> {
+    let (a, b) = (f.window.start_s, f.window.end_s);
+    if !(a.is_finite() && b.is_finite()) {
+        return None;
+    }
+    Some(if b >= a { (a, b) } else { (b, a) })
+}
+
+/// Whether a kind of finding describes what the users saw (its window is part of the
+/// degradation), rather than how the run itself was made.
+fn describes_users(kind: Kind) -> bool {
     match kind {
-        "cpu_saturation" => "CPU saturation".into(),
-        "memory_pressure" => "Memory pressure".into(),
-        "db_pool_saturation" => "Database connection pool saturated".into(),
-        "db_latency" => "Database got slower".into(),
-        "queue_backlog" => "Queue backing up".into(),
-        "throttling" => "Throttling".into(),
-        "scaling_lag" => "Scaling came late".into(),
-        "error_burst" => "Burst of errors".into(),
-        "generator_limited" => "The load generator limited the run".into(),
-        other => other.replace('_', " "),
+        Kind::CpuSaturation
+        | Kind::MemoryPressure
+        | Kind::DbPoolSaturation
+        | Kind::DbLatency
+        | Kind::QueueBacklog
+        | Kind::Throttling
+        | Kind::ScalingLag
+        | Kind::ErrorBurst => true,
+        Kind::GeneratorLimited => false,
     }
 }
 
 /// Where the users' experience was degraded: from `capacity.degraded_at_s` (or the earliest
 /// finding) to the latest end of the findings that describe the degradation.
-pub fn degraded_window(extras: &Extras, found: &[FindingView]) -> Option<(f64, f64)> {
+pub fn degraded_window(capacity: Option<&Capacity>, found: &[&Finding]) -> Option<(f64, f64)> {
     let about_users = || {
         found
             .iter()
-            .filter(|f| f.kind != "generator_limited")
-            .filter_map(|f| f.window)
+            .filter(|f| describes_users(f.kind))
+            .filter_map(|f| window(f))
     };
     let end = about_users().map(|w| w.1).reduce(f64::max)?;
-    let start = extras
-        .capacity
-        .as_ref()
-        .and_then(|c| c.get("degraded_at_s"))
-        .and_then(Value::as_f64)
+    let start = capacity
+        .and_then(|c| c.degraded_at_s)
         .filter(|t| t.is_finite())
         .or_else(|| about_users().map(|w| w.0).reduce(f64::min))?;
     (end > start).then_some((start, end))
 }
 
 /// Whether the diagnosis has anything to show.
-pub fn present(extras: &Extras) -> bool {
-    extras.infra.is_some() || extras.findings.is_some()
+pub fn present(r: &Results) -> bool {
+    r.infra.is_some() || !r.findings.is_empty()
 }
 
 /// What a panel of the chart shows.
@@ -143,7 +106,7 @@ struct Leading<'a> {
 /// The signals worth a panel: those the findings name (in the findings' order), then the
 /// most moved of the rest — up to [`MOVERS`] panels in all — and never more than
 /// [`MAX_LEADING`].
-fn leading<'a>(found: &[FindingView], sigs: &'a [Signal]) -> Vec<Leading<'a>> {
+fn leading<'a>(found: &[&Finding], sigs: &'a [Signal]) -> Vec<Leading<'a>> {
     let mut out: Vec<Leading> = Vec::new();
     let mut used: Vec<usize> = Vec::new();
     for (i, f) in found.iter().enumerate() {
@@ -155,7 +118,7 @@ fn leading<'a>(found: &[FindingView], sigs: &'a [Signal]) -> Vec<Leading<'a>> {
             "generator" => Some(Source::GeneratorCpu),
             name => sigs
                 .iter()
-                .position(|s| s.key == name || s.title == name)
+                .position(|s| s.key == name)
                 .filter(|at| !used.contains(at))
                 .map(|at| {
                     used.push(at);
@@ -205,36 +168,16 @@ fn leading<'a>(found: &[FindingView], sigs: &'a [Signal]) -> Vec<Leading<'a>> {
 }
 
 /// The section; nothing when there is neither `infra` nor `findings`.
-pub fn section(out: &mut String, r: &Results, extras: &Extras, axis: &TimeAxis) {
-    if !present(extras) {
+pub fn section(out: &mut String, r: &Results, axis: &TimeAxis) {
+    if !present(r) {
         return;
     }
-    let start = extras::run_start(r);
-    let sigs = extras
-        .infra
-        .as_ref()
-        .map(|i| extras::signals(i, start))
-        .unwrap_or_default();
-    let events = extras
-        .infra
-        .as_ref()
-        .map(|i| extras::events(i, start))
-        .unwrap_or_default();
+    let sigs = r.infra.as_ref().map(extras::signals).unwrap_or_default();
+    let events = r.infra.as_ref().map(extras::events).unwrap_or_default();
     out.push_str("<section id=\"diagnosis\"><h2>Diagnosis</h2>");
-    let parsed = extras.findings.as_ref().map(|f| findings(f, start));
-    let found = match parsed {
-        Some(None) => {
-            out.push_str(
-                "<p class=\"note\">The findings are in a form this report does not read:</p>",
-            );
-            raw(out, extras.findings.as_ref().expect("parsed from it"));
-            Vec::new()
-        }
-        Some(Some(f)) => f,
-        None => Vec::new(),
-    };
-    let degraded = degraded_window(extras, &found);
-    verdict_line(out, extras, &found);
+    let found = findings(&r.findings);
+    let degraded = degraded_window(r.capacity.as_ref(), &found);
+    verdict_line(out, r.capacity.as_ref(), &found);
     findings_list(out, &found, &sigs);
 
     let lead = leading(&found, &sigs);
@@ -275,19 +218,13 @@ pub fn section(out: &mut String, r: &Results, extras: &Extras, axis: &TimeAxis) 
 }
 
 /// One sentence: what was found, or plainly that nothing was.
-fn verdict_line(out: &mut String, extras: &Extras, found: &[FindingView]) {
-    let capacity = extras.capacity.as_ref();
+fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding]) {
     let turned = capacity
-        .and_then(|c| c.get("degraded_at_s"))
-        .and_then(Value::as_f64)
+        .and_then(|c| c.degraded_at_s)
         .filter(|t| t.is_finite());
-    let reached = capacity
-        .and_then(|c| c.get("reached"))
-        .and_then(Value::as_bool)
-        .unwrap_or(turned.is_some());
+    let reached = capacity.is_some_and(|c| c.reached);
     let by = capacity
-        .and_then(|c| c.get("limited_by"))
-        .and_then(Value::as_str)
+        .and_then(|c| c.limited_by.as_deref())
         .unwrap_or("latency or errors");
     let when = turned
         .map(|t| format!(" at {}", chart::clock(t)))
@@ -316,7 +253,7 @@ fn verdict_line(out: &mut String, extras: &Extras, found: &[FindingView]) {
     let _ = write!(out, "<p class=\"diag {class}\">{line}</p>");
 }
 
-fn findings_list(out: &mut String, found: &[FindingView], sigs: &[extras::Signal]) {
+fn findings_list(out: &mut String, found: &[&Finding], sigs: &[Signal]) {
     if found.is_empty() {
         return;
     }
@@ -325,13 +262,13 @@ fn findings_list(out: &mut String, found: &[FindingView], sigs: &[extras::Signal
         let _ = write!(
             out,
             "<li><b>{}</b> <code class=\"kind\">{}</code>",
-            escape(&kind_words(&f.kind)),
-            escape(&f.kind)
+            escape(f.kind.words()),
+            escape(f.kind.as_str())
         );
-        if let Some(s) = f.score {
+        if let Some(s) = score(f) {
             let _ = write!(out, " <span class=\"muted\">score {s:.2}</span>");
         }
-        if let Some((a, b)) = f.window {
+        if let Some((a, b)) = window(f) {
             let _ = write!(
                 out,
                 " <span class=\"muted\">{} – {}</span>",
@@ -353,26 +290,26 @@ fn findings_list(out: &mut String, found: &[FindingView], sigs: &[extras::Signal
             .iter()
             .find(|s| s.key == f.signal)
             .map_or("", |s| s.unit.as_str());
-        match &f.evidence {
-            Some(Value::Object(m)) if !m.is_empty() => {
-                out.push_str("<div class=\"evidence\">");
-                for (k, v) in m {
-                    let (label, shown) = match v {
-                        Value::Number(n) => evidence_item(k, n.as_f64().unwrap_or(f64::NAN), unit),
-                        other => (k.replace('_', " "), text(Some(other))),
-                    };
-                    let _ = write!(
-                        out,
-                        "<span title=\"{}\"><i>{}</i> {}</span>",
-                        escape(k),
-                        escape(&label),
-                        escape(&shown)
-                    );
-                }
-                out.push_str("</div>");
+        if f.evidence.is_empty() {
+            out.push_str("<table class=\"kv\"><tbody></tbody></table>");
+        } else {
+            out.push_str("<div class=\"evidence\">");
+            for (k, &v) in &f.evidence {
+                // A figure that is not a number (JSON has none) shows empty.
+                let (label, shown) = if v.is_finite() {
+                    evidence_item(k, v, unit)
+                } else {
+                    (k.replace('_', " "), String::new())
+                };
+                let _ = write!(
+                    out,
+                    "<span title=\"{}\"><i>{}</i> {}</span>",
+                    escape(k),
+                    escape(&label),
+                    escape(&shown)
+                );
             }
-            Some(other) => key_values(out, other),
-            None => {}
+            out.push_str("</div>");
         }
         if !f.lines.is_empty() {
             let shown: Vec<String> = f.lines.iter().take(5).map(|l| escape(l)).collect();
@@ -423,7 +360,7 @@ fn evidence_item(key: &str, v: f64, unit: &str) -> (String, String) {
 /// The chart's panels (latency first) and, for the legend, one line per panel with its unit.
 fn panels(
     r: &Results,
-    found: &[FindingView],
+    found: &[&Finding],
     lead: &[Leading],
     degraded: Option<(f64, f64)>,
 ) -> (Vec<Panel>, Vec<Line>) {
@@ -483,8 +420,8 @@ fn panels(
             Some(at) => {
                 let f = &found[at];
                 (
-                    format!("#{} {} · {name}", at + 1, f.kind),
-                    f.window.map(|(a, b)| Band {
+                    format!("#{} {} · {name}", at + 1, f.kind.as_str()),
+                    window(f).map(|(a, b)| Band {
                         from: a,
                         to: b,
                         color,
@@ -508,19 +445,23 @@ fn panels(
 
 /// Events marked on the chart: scaling activities and the like, not log lines; those that
 /// touch the run, at most [`MAX_SPANS`].
-fn spans(events: &[Event], x_max: f64) -> Vec<Span> {
-    let mut chosen: Vec<&Event> = events
+fn spans(events: &[Shown], x_max: f64) -> Vec<Span> {
+    let mut chosen: Vec<&Shown> = events
         .iter()
         .filter(|e| !e.log && e.within(x_max))
         .collect();
     // Scaling first: it is what the chart is asked to show.
-    chosen.sort_by(|a, b| b.scaling.cmp(&a.scaling).then(a.start.total_cmp(&b.start)));
+    chosen.sort_by(|a, b| {
+        b.scaling
+            .cmp(&a.scaling)
+            .then(a.start().total_cmp(&b.start()))
+    });
     chosen.truncate(MAX_SPANS);
-    chosen.sort_by(|a, b| a.start.total_cmp(&b.start));
+    chosen.sort_by(|a, b| a.start().total_cmp(&b.start()));
     chosen
         .into_iter()
         .map(|e| Span {
-            start: e.start,
+            start: e.start(),
             end: e.end,
             label: e.label.clone(),
         })
@@ -536,7 +477,7 @@ fn over_white(c: RGBColor, opacity: f64) -> RGBColor {
 fn legend_extras(
     r: &Results,
     degraded: Option<(f64, f64)>,
-    found: &[FindingView],
+    found: &[&Finding],
     spans: &[Span],
 ) -> Vec<(&'static str, RGBColor)> {
     let mut out = Vec::new();
@@ -546,7 +487,7 @@ fn legend_extras(
             over_white(DEGRADED, 0.12),
         ));
     }
-    if found.iter().any(|f| f.window.is_some()) {
+    if found.iter().any(|f| window(f).is_some()) {
         out.push((
             "a finding's window (its signal's panel, in its colour)",
             over_white(chart::color(1), 0.13),

@@ -1,45 +1,16 @@
-//! Sections that exist only when `results.json` carries them: infrastructure signals and
-//! scaling events (`infra`), root-cause findings (`findings`) and `capacity`, which the
-//! diagnosis adds. They are read from the raw JSON, tolerantly: a missing field means no
-//! section, an unexpected shape is shown as data rather than failing the report.
+//! Sections that exist only when the results carry them: infrastructure signals and events
+//! (`infra`) and `capacity`, which the diagnosis adds.
 //!
 //! The findings and the leading signals are drawn by [`super::diagnosis`]; here the signals
-//! and events are read, and everything observed is listed compactly (a table with a sparkline
-//! per signal, most moved first) rather than charted one by one.
+//! and events are prepared for showing, and everything observed is listed compactly (a table
+//! with a sparkline per signal, most moved first) rather than charted one by one.
 
 use plotters::style::RGBColor;
-use serde_json::Value;
 
 use super::chart::{self, Marker};
 use super::{escape, series};
-use crate::record::results::Results;
-
-/// The optional parts of `results.json` the report shows when present.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Extras {
-    pub infra: Option<Value>,
-    pub findings: Option<Value>,
-    pub capacity: Option<Value>,
-}
-
-impl Extras {
-    /// The optional fields of in-memory results (none until `Results` carries them).
-    pub fn of(results: &Results) -> Self {
-        serde_json::to_value(results)
-            .map(|doc| Self::from_document(&doc))
-            .unwrap_or_default()
-    }
-
-    /// Picks the optional fields out of a whole `results.json` document.
-    pub fn from_document(doc: &Value) -> Self {
-        let pick = |k: &str| doc.get(k).filter(|v| !v.is_null()).cloned();
-        Extras {
-            infra: pick("infra"),
-            findings: pick("findings"),
-            capacity: pick("capacity"),
-        }
-    }
-}
+use crate::record::findings::Capacity;
+use crate::record::infra::{Event, Infra, Series};
 
 /// One infrastructure time series: points in seconds since the run's start.
 pub struct Signal {
@@ -123,11 +94,14 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// One dated event (a scaling activity, say), in seconds since the run's start.
-pub struct Event {
-    pub start: f64,
+/// An event as the report shows it: the recorded one, with its words worked out.
+pub struct Shown<'a> {
+    pub event: &'a Event,
+    /// When it ended, if it did (and the time is a number).
     pub end: Option<f64>,
+    /// `source: name`.
     pub title: String,
+    /// `cause — status`.
     pub detail: String,
     /// A scaling activity (its source or name says so).
     pub scaling: bool,
@@ -137,24 +111,25 @@ pub struct Event {
     pub label: String,
 }
 
-impl Event {
+impl Shown<'_> {
+    pub fn start(&self) -> f64 {
+        self.event.start
+    }
+
     /// Whether any of it falls within the run's first `x_max` seconds.
     pub fn within(&self, x_max: f64) -> bool {
         let end = self.end.unwrap_or(f64::INFINITY);
-        self.start.is_finite() && self.start <= x_max && end >= 0.0
+        self.start().is_finite() && self.start() <= x_max && end >= 0.0
     }
 }
 
-/// The capacity a scaling activity moves to: a `desired_capacity` dimension, or the first
+/// The capacity a scaling activity moves to: its `desired_capacity` dimension, or the first
 /// number after "desired" in its text ("Setting desired count to 6.").
-fn desired_capacity(e: &Value, texts: &[&str]) -> Option<String> {
-    if let Some(d) = e
-        .get("dimensions")
-        .and_then(|d| first(d, &["desired_capacity", "desired"]))
-    {
-        return Some(text(Some(d)));
+fn desired_capacity(e: &Event) -> Option<String> {
+    if let Some(d) = e.dimensions.get("desired_capacity") {
+        return Some(d.clone());
     }
-    texts.iter().find_map(|t| {
+    [&e.name, &e.cause].iter().find_map(|t| {
         let lower = t.to_ascii_lowercase();
         let at = lower.find("desired")?;
         let digits: String = t[at..]
@@ -174,37 +149,6 @@ fn clip_chars(s: &str, n: usize) -> String {
     }
 }
 
-/// Seconds since the run's start from a number (already relative) or an RFC 3339 time.
-pub(super) fn seconds(v: &Value, run_start: Option<std::time::SystemTime>) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => {
-            let at = humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
-                .or_else(|_| humantime::parse_rfc3339(s))
-                .ok()?;
-            let start = run_start?;
-            Some(match at.duration_since(start) {
-                Ok(d) => d.as_secs_f64(),
-                Err(e) => -e.duration().as_secs_f64(),
-            })
-        }
-        _ => None,
-    }
-}
-
-pub(super) fn first<'a>(o: &'a Value, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|k| o.get(*k).filter(|v| !v.is_null()))
-}
-
-pub(super) fn text(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => number(n.as_f64().unwrap_or(f64::NAN)),
-        Some(other) => other.to_string(),
-    }
-}
-
 pub(super) fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{x:.0}")
@@ -215,137 +159,104 @@ pub(super) fn number(x: f64) -> String {
     }
 }
 
-pub fn run_start(r: &Results) -> Option<std::time::SystemTime> {
-    humantime::parse_rfc3339_weak(r.started_at.trim_end_matches('Z'))
-        .or_else(|_| humantime::parse_rfc3339(&r.started_at))
-        .ok()
+/// A figure as shown in a table: empty when it is not a number (JSON has no form for it).
+pub(super) fn cell_number(x: f64) -> String {
+    if x.is_finite() {
+        number(x)
+    } else {
+        String::new()
+    }
 }
 
-/// The series of `infra`: `{"series": [...]}` or a bare array, each with a name and points as
-/// `[t, v]` pairs or `{t|time|timestamp, v|value}` objects.
-pub fn signals(infra: &Value, start: Option<std::time::SystemTime>) -> Vec<Signal> {
-    let list = infra
-        .get("series")
-        .and_then(Value::as_array)
-        .or_else(|| infra.as_array());
-    let Some(list) = list else { return Vec::new() };
-    list.iter()
-        .filter_map(|s| {
-            let points_v = first(s, &["points", "values", "data"])?.as_array()?;
-            let mut points: Vec<(f64, f64)> = points_v
-                .iter()
-                .filter_map(|p| match p {
-                    Value::Array(pair) if pair.len() >= 2 => {
-                        Some((seconds(&pair[0], start)?, pair[1].as_f64()?))
-                    }
-                    Value::Object(_) => Some((
-                        seconds(first(p, &["t", "time", "timestamp"])?, start)?,
-                        first(p, &["v", "value"])?.as_f64()?,
-                    )),
-                    _ => None,
-                })
-                .filter(|(t, v)| t.is_finite() && v.is_finite())
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let name = text(first(s, &["name", "metric", "signal"]));
-            let source = text(s.get("source"));
-            let (dims, key) = match s.get("dimensions") {
-                Some(Value::Object(m)) if !m.is_empty() => (
-                    format!(
-                        " ({})",
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", text(Some(v))))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    format!(
-                        "{name}{{{}}}",
-                        m.iter()
-                            .map(|(k, v)| format!("{k}=\"{}\"", text(Some(v))))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    ),
-                ),
-                _ => (String::new(), name.clone()),
-            };
-            let title = if source.is_empty() {
-                format!("{name}{dims}")
-            } else {
-                format!("{source}: {name}{dims}")
-            };
-            Some(Signal {
-                title,
-                key,
-                unit: text(s.get("unit")),
-                spread: Spread::of(&points),
-                points: series::min_max_decimate(&points, series::MAX_POINTS),
-            })
-        })
-        .collect()
-}
-
-/// The events of `infra` (`{"events": [...]}`), e.g. scaling activities.
-pub fn events(infra: &Value, start: Option<std::time::SystemTime>) -> Vec<Event> {
-    let Some(list) = infra.get("events").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Event> = list
+/// One series as the report shows it: its finite points in time order.
+fn signal(s: &Series) -> Signal {
+    let mut points: Vec<(f64, f64)> = s
+        .points
         .iter()
-        .filter_map(|e| {
-            let at = seconds(
-                first(e, &["start_s", "start", "t", "time", "timestamp"])?,
-                start,
-            )?;
-            let end = first(e, &["end_s", "end"]).and_then(|v| seconds(v, start));
-            let source = text(e.get("source"));
-            let name = text(first(e, &["name", "kind"]));
-            let cause = text(first(e, &["cause", "description", "message"]));
-            let status = text(e.get("status"));
-            let title = [source.clone(), name.clone()]
+        .copied()
+        .filter(|(t, v)| t.is_finite() && v.is_finite())
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let dims = if s.dimensions.is_empty() {
+        String::new()
+    } else {
+        let dims: Vec<String> = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(" ({})", dims.join(", "))
+    };
+    let title = if s.source.is_empty() {
+        format!("{}{dims}", s.name)
+    } else {
+        format!("{}: {}{dims}", s.source, s.name)
+    };
+    Signal {
+        title,
+        key: s.key(),
+        unit: s.unit.clone(),
+        spread: Spread::of(&points),
+        points: series::min_max_decimate(&points, series::MAX_POINTS),
+    }
+}
+
+/// The series of `infra`, in their recorded order.
+pub fn signals(infra: &Infra) -> Vec<Signal> {
+    infra.series.iter().map(signal).collect()
+}
+
+/// The events of `infra` that have a start, in time order.
+pub fn events(infra: &Infra) -> Vec<Shown<'_>> {
+    let mut out: Vec<Shown> = infra
+        .events
+        .iter()
+        .filter(|e| e.start.is_finite())
+        .map(|e| {
+            let title = [e.source.as_str(), e.name.as_str()]
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(": ");
-            let detail = [cause.clone(), status.clone()]
+            let detail = [e.cause.as_str(), e.status.as_str()]
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" — ");
-            let scaling = [&source, &name]
+            let scaling = [&e.source, &e.name]
                 .iter()
                 .any(|s| s.to_ascii_lowercase().contains("scal"));
             // "Successful", "Failed: not enough capacity" → the status word only.
-            let status_word = status.split(':').next().unwrap_or("").trim().to_string();
-            let label = match desired_capacity(e, &[&name, &cause]) {
+            let status_word = e.status.split(':').next().unwrap_or("").trim();
+            let label = match desired_capacity(e) {
                 Some(n) if status_word.is_empty() => format!("desired {n}"),
                 Some(n) => format!("desired {n} · {status_word}"),
-                None if status_word.is_empty() => clip_chars(&name, 24),
-                None => format!("{} · {status_word}", clip_chars(&name, 18)),
+                None if status_word.is_empty() => clip_chars(&e.name, 24),
+                None => format!("{} · {status_word}", clip_chars(&e.name, 18)),
             };
-            Some(Event {
-                start: at,
-                end: end.filter(|e| e.is_finite()),
-                log: name.eq_ignore_ascii_case("log"),
+            Shown {
+                event: e,
+                end: e.end.filter(|t| t.is_finite()),
+                log: e.name.eq_ignore_ascii_case("log"),
                 title,
                 detail,
                 scaling,
                 label,
-            })
+            }
         })
-        .filter(|e| e.start.is_finite())
         .collect();
-    out.sort_by(|a, b| a.start.total_cmp(&b.start));
+    out.sort_by(|a, b| a.start().total_cmp(&b.start()));
     out
 }
 
 /// Event starts as chart markers, so every time chart shows them; log lines are left out
 /// (they are listed, and there can be hundreds).
-pub fn markers(events: &[Event]) -> Vec<Marker> {
+pub fn markers(events: &[Shown]) -> Vec<Marker> {
     events
         .iter()
         .filter(|e| !e.log)
         .map(|e| Marker {
-            t: e.start,
+            t: e.start(),
             label: e.title.clone(),
         })
         .collect()
@@ -478,16 +389,9 @@ const EVENTS_SHOWN: usize = 100;
 /// Every signal and event observed, compactly: the leading signals are charted under
 /// Diagnosis; here each signal is one row (unit, min, median, max, how much it moved, a
 /// sparkline), most moved first. `degraded` is shaded in the sparklines.
-pub fn infra_section(
-    out: &mut String,
-    infra: &Value,
-    x_max: f64,
-    r: &Results,
-    degraded: Option<(f64, f64)>,
-) {
-    let start = run_start(r);
-    let mut sigs = signals(infra, start);
-    let evs = events(infra, start);
+pub fn infra_section(out: &mut String, infra: &Infra, x_max: f64, degraded: Option<(f64, f64)>) {
+    let mut sigs = signals(infra);
+    let evs = events(infra);
     out.push_str("<section id=\"infra\"><h2>Infrastructure signals</h2>");
     if sigs.is_empty() && evs.is_empty() {
         out.push_str("<p class=\"note\">The run carries infrastructure data in a form this report does not chart:</p>");
@@ -516,14 +420,12 @@ pub fn infra_section(
             out.push_str("</details>");
         }
     }
-    if let Some(notes) = infra.get("notes").and_then(Value::as_array) {
-        if !notes.is_empty() {
-            out.push_str("<p class=\"note\">Reading the sources:</p><ul class=\"note\">");
-            for n in notes {
-                out.push_str(&format!("<li>{}</li>", escape(&text(Some(n)))));
-            }
-            out.push_str("</ul>");
+    if !infra.notes.is_empty() {
+        out.push_str("<p class=\"note\">Reading the sources:</p><ul class=\"note\">");
+        for n in &infra.notes {
+            out.push_str(&format!("<li>{}</li>", escape(n)));
         }
+        out.push_str("</ul>");
     }
     if !evs.is_empty() {
         out.push_str("<h3>Scaling and other events</h3><table><thead><tr><th>at</th><th>until</th><th>event</th><th>detail</th></tr></thead><tbody>");
@@ -537,7 +439,7 @@ pub fn infra_section(
             };
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                at(e.start),
+                at(e.start()),
                 e.end.map(at).unwrap_or_else(|| "still going".into()),
                 escape(&e.title),
                 escape(&e.detail)
@@ -576,26 +478,28 @@ fn signal_table(out: &mut String, sigs: &[Signal], x_max: f64, degraded: Option<
     out.push_str("</tbody></table>");
 }
 
-pub fn capacity_section(out: &mut String, capacity: &Value) {
+pub fn capacity_section(out: &mut String, capacity: &Capacity) {
     out.push_str("<section id=\"capacity\"><h2>Capacity</h2>");
     if let Some(line) = capacity_sentence(capacity) {
         out.push_str(&format!("<p class=\"capacity\">{}</p>", escape(&line)));
     }
-    key_values(out, capacity);
+    capacity_table(out, capacity);
     out.push_str("</section>");
 }
 
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
 /// "Sustained 82.4 requests/s (from 0:41) before latency turned at 0:52: p99 4.1 ms → 310 ms."
-fn capacity_sentence(c: &Value) -> Option<String> {
-    let num = |k: &str| c.get(k).and_then(Value::as_f64);
-    let rps = num("max_sustained_rps")?;
-    let from = chart::clock(num("at_s").unwrap_or(0.0));
-    let mut line = if c.get("reached").and_then(Value::as_bool) == Some(true) {
-        let by = c
-            .get("limited_by")
-            .and_then(Value::as_str)
-            .unwrap_or("latency");
-        let at = num("degraded_at_s")
+fn capacity_sentence(c: &Capacity) -> Option<String> {
+    let rps = finite(c.max_sustained_rps)?;
+    let from = chart::clock(finite(c.at_s).unwrap_or(0.0));
+    let mut line = if c.reached {
+        let by = c.limited_by.as_deref().unwrap_or("latency");
+        let at = c
+            .degraded_at_s
+            .and_then(finite)
             .map(|t| format!(" at {}", chart::clock(t)))
             .unwrap_or_default();
         format!("Sustained {rps:.1} requests/s (from {from}) before {by} turned{at}")
@@ -604,39 +508,54 @@ fn capacity_sentence(c: &Value) -> Option<String> {
             "Sustained at least {rps:.1} requests/s (from {from}); the system did not reach its limit in this run"
         )
     };
-    if let (Some(before), Some(during)) = (num("latency_ms_before"), num("latency_ms_during")) {
+    let before = finite(c.latency_ms_before);
+    if let (Some(before), Some(during)) = (before, c.latency_ms_during.and_then(finite)) {
         line.push_str(&format!(": latency {before:.1} ms → {during:.1} ms"));
     }
-    if let Some(k) = num("knee_rps") {
+    if let Some(k) = c.knee_rps.and_then(finite) {
         line.push_str(&format!("; latency bends at about {k:.0} requests/s"));
     }
     line.push('.');
     Some(line)
 }
 
-/// An object as a two-column table; anything else as JSON.
-pub(super) fn key_values(out: &mut String, v: &Value) {
-    match v {
-        Value::Object(m) => {
-            out.push_str("<table class=\"kv\"><tbody>");
-            for (k, v) in m {
-                let shown = match v {
-                    Value::Object(_) | Value::Array(_) => format!(
-                        "<code>{}</code>",
-                        escape(&serde_json::to_string(v).unwrap_or_default())
-                    ),
-                    other => escape(&text(Some(other))),
-                };
-                out.push_str(&format!("<tr><th>{}</th><td>{shown}</td></tr>", escape(k)));
-            }
-            out.push_str("</tbody></table>");
+/// Every field of the capacity by its name in `results.json`, those that are set.
+fn capacity_table(out: &mut String, c: &Capacity) {
+    // Taken apart field by field, so that a new field cannot be left out of the table.
+    let Capacity {
+        max_sustained_rps,
+        at_s,
+        reached,
+        limited_by,
+        degraded_at_s,
+        knee_rps,
+        latency_ms_before,
+        latency_ms_during,
+    } = c;
+    let rows = [
+        ("at_s", Some(cell_number(*at_s))),
+        ("degraded_at_s", degraded_at_s.map(cell_number)),
+        ("knee_rps", knee_rps.map(cell_number)),
+        ("latency_ms_before", Some(cell_number(*latency_ms_before))),
+        ("latency_ms_during", latency_ms_during.map(cell_number)),
+        ("limited_by", limited_by.clone()),
+        ("max_sustained_rps", Some(cell_number(*max_sustained_rps))),
+        ("reached", Some(reached.to_string())),
+    ];
+    out.push_str("<table class=\"kv\"><tbody>");
+    for (k, v) in rows {
+        if let Some(v) = v {
+            out.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", escape(&v)));
         }
-        other => raw(out, other),
     }
+    out.push_str("</tbody></table>");
 }
 
-pub(super) fn raw(out: &mut String, v: &Value) {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+/// Infrastructure data as JSON (keys in order), for when there is nothing to chart or list.
+fn raw(out: &mut String, infra: &Infra) {
+    let mut s = serde_json::to_value(infra)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_default();
     if s.len() > 20_000 {
         let mut cut = 20_000;
         while !s.is_char_boundary(cut) {
@@ -650,54 +569,110 @@ pub(super) fn raw(out: &mut String, v: &Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
+    use std::collections::BTreeMap;
 
-    #[test]
-    fn absent_fields_mean_no_extras() {
-        let e = Extras::from_document(&json!({"summary": {}, "findings": null}));
-        assert_eq!(e, Extras::default());
-        assert_eq!(Extras::of(&super::super::tests::tiny()), Extras::default());
+    use super::*;
+
+    fn event(source: &str, name: &str, start: f64, end: Option<f64>, status: &str) -> Event {
+        Event {
+            source: source.into(),
+            name: name.into(),
+            start,
+            end,
+            cause: String::new(),
+            status: status.into(),
+            dimensions: BTreeMap::new(),
+        }
     }
 
     #[test]
-    fn signals_read_pairs_objects_and_times() {
-        let start = humantime::parse_rfc3339("2026-01-01T00:00:00Z").ok();
-        let infra = json!({
-            "series": [
-                {"source": "cloudwatch", "name": "CPUUtilization", "unit": "%",
-                 "dimensions": {"ServiceName": "shop"},
-                 "points": [[0, 10.0], [1, 20.0], [2, 95.5]]},
-                {"name": "db_pool_in_use",
-                 "points": [{"t": "2026-01-01T00:00:05Z", "v": 3}, {"time": 6, "value": 9}]},
-                {"name": "no points here"}
+    fn absent_infra_means_no_sections() {
+        let r = super::super::tests::tiny();
+        assert!(r.infra.is_none() && r.capacity.is_none() && r.findings.is_empty());
+        assert!(!super::super::diagnosis::present(&r));
+        let mut observed = r.clone();
+        observed.infra = Some(Infra::default());
+        assert!(super::super::diagnosis::present(&observed));
+    }
+
+    #[test]
+    fn signals_read_points_in_time_order_and_events_their_times() {
+        let infra = Infra {
+            series: vec![
+                Series {
+                    source: "cloudwatch".into(),
+                    name: "CPUUtilization".into(),
+                    unit: "percent".into(),
+                    dimensions: BTreeMap::from([
+                        ("ServiceName".to_string(), "shop".to_string()),
+                        ("ClusterName".to_string(), "prod".to_string()),
+                    ]),
+                    points: vec![(2.0, 95.5), (0.0, 10.0), (1.0, 20.0)],
+                },
+                Series {
+                    source: String::new(),
+                    name: "db_pool_in_use".into(),
+                    unit: String::new(),
+                    dimensions: BTreeMap::new(),
+                    points: vec![(5.0, 3.0), (f64::NAN, 4.0), (6.0, 9.0), (7.0, f64::NAN)],
+                },
             ],
-            "events": [{"source": "autoscaling", "name": "scale out 2→4",
-                        "start": "2026-01-01T00:00:30Z", "end": 42, "status": "Successful"}]
-        });
-        let s = signals(&infra, start);
+            events: vec![event(
+                "autoscaling",
+                "scale out 2→4",
+                30.0,
+                Some(42.0),
+                "Successful",
+            )],
+            notes: Vec::new(),
+        };
+        let s = signals(&infra);
         assert_eq!(s.len(), 2);
-        assert_eq!(s[0].title, "cloudwatch: CPUUtilization (ServiceName=shop)");
+        assert_eq!(
+            s[0].title,
+            "cloudwatch: CPUUtilization (ClusterName=prod, ServiceName=shop)"
+        );
+        assert_eq!(s[0].key, infra.series[0].key());
         assert_eq!(s[0].points, vec![(0.0, 10.0), (1.0, 20.0), (2.0, 95.5)]);
+        assert_eq!(s[1].title, "db_pool_in_use");
+        assert_eq!(s[1].key, "db_pool_in_use");
         assert_eq!(s[1].points, vec![(5.0, 3.0), (6.0, 9.0)]);
-        let e = events(&infra, start);
+        let e = events(&infra);
         assert_eq!(e.len(), 1);
-        assert_eq!((e[0].start, e[0].end), (30.0, Some(42.0)));
+        assert_eq!((e[0].start(), e[0].end), (30.0, Some(42.0)));
         assert_eq!(e[0].title, "autoscaling: scale out 2→4");
+        assert_eq!(e[0].detail, "Successful");
     }
 
     #[test]
     fn events_get_short_labels_and_logs_are_not_marked() {
-        let infra = json!({"events": [
-            {"source": "application-autoscaling", "name": "Setting desired count to 6.",
-             "start": 12, "end": 30, "status": "Successful"},
-            {"source": "autoscaling", "name": "scaling", "start": 40,
-             "dimensions": {"desired_capacity": "9"}, "status": "Failed: no capacity"},
-            {"source": "deploy", "name": "rollout of a very long release name indeed", "start": 5},
-            {"source": "logs", "name": "log", "start": 7, "cause": "ERROR boom"},
-            {"source": "odd", "name": "no start"}
-        ]});
-        let e = events(&infra, None);
+        let mut failed = event("autoscaling", "scaling", 40.0, None, "Failed: no capacity");
+        failed.dimensions = BTreeMap::from([("desired_capacity".to_string(), "9".to_string())]);
+        let mut log = event("logs", "log", 7.0, None, "");
+        log.cause = "ERROR boom".into();
+        let infra = Infra {
+            events: vec![
+                event(
+                    "application-autoscaling",
+                    "Setting desired count to 6.",
+                    12.0,
+                    Some(30.0),
+                    "Successful",
+                ),
+                failed,
+                event(
+                    "deploy",
+                    "rollout of a very long release name indeed",
+                    5.0,
+                    None,
+                    "",
+                ),
+                log,
+                event("odd", "no start", f64::NAN, None, ""),
+            ],
+            ..Infra::default()
+        };
+        let e = events(&infra);
         let labels: Vec<&str> = e.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(
             labels,

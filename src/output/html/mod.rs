@@ -1,8 +1,8 @@
 //! The HTML report: one self-contained file (inline CSS and SVG, no script, no fetch) made
 //! from `results.json` alone, optionally compared with a baseline run.
 //!
-//! Data enters as [`Results`] (plus the optional [`Extras`] the diagnosis adds) and leaves as
-//! a `String` of HTML. Charts come from [`chart`], the numbers behind them from [`series`]
+//! Data enters as [`Results`] (with the infrastructure signals, findings and capacity the
+//! diagnosis adds, when it ran) and leaves as a `String` of HTML. Charts come from [`chart`], the numbers behind them from [`series`]
 //! (thinned to a few hundred points each, so an hour-long run stays well under 2 MB).
 //! The report shows only what the results hold: no headers, bodies or credentials.
 
@@ -12,32 +12,16 @@ pub mod extras;
 pub mod series;
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use chart::{color, legend, Line, TimeAxis, TARGET};
-pub use extras::Extras;
 
 use super::ms;
 use super::verdict::{count, percent, threshold_view, Verdict};
-use crate::record::results::{decode_histogram, Results, ResultsError, StepResult};
-
-/// A results file as the report reads it.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    pub results: Results,
-    pub extras: Extras,
-}
-
-pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
-    let results = Results::load(path)?;
-    let extras = Extras::of(&results);
-    Ok(Loaded { results, extras })
-}
+use crate::record::results::{decode_histogram, Results, StepResult};
 
 /// What one report is made of.
 pub struct Report<'a> {
     pub results: &'a Results,
-    pub extras: &'a Extras,
     pub baseline: Option<&'a Results>,
 }
 
@@ -76,13 +60,7 @@ pub fn render(report: &Report) -> String {
     generator(&mut out, r);
     nav(&mut out, report);
 
-    let start = extras::run_start(r);
-    let events = report
-        .extras
-        .infra
-        .as_ref()
-        .map(|i| extras::events(i, start))
-        .unwrap_or_default();
+    let events = r.infra.as_ref().map(extras::events).unwrap_or_default();
     let markers = extras::markers(&events);
     let x_max = [
         Some(r.duration_s),
@@ -97,7 +75,7 @@ pub fn render(report: &Report) -> String {
         stages: &r.stages,
         markers: &markers,
     };
-    diagnosis::section(&mut out, r, report.extras, &axis);
+    diagnosis::section(&mut out, r, &axis);
     time_charts(&mut out, r, report.baseline, &axis);
     distribution(&mut out, r, report.baseline);
     steps_table(&mut out, r);
@@ -106,18 +84,13 @@ pub fn render(report: &Report) -> String {
     }
     journeys_table(&mut out, r);
     errors_section(&mut out, r);
-    if let Some(c) = &report.extras.capacity {
+    if let Some(c) = &r.capacity {
         extras::capacity_section(&mut out, c);
     }
-    if let Some(i) = &report.extras.infra {
-        let found = report
-            .extras
-            .findings
-            .as_ref()
-            .and_then(|f| diagnosis::findings(f, start))
-            .unwrap_or_default();
-        let degraded = diagnosis::degraded_window(report.extras, &found);
-        extras::infra_section(&mut out, i, axis.x_max, r, degraded);
+    if let Some(i) = &r.infra {
+        let found = diagnosis::findings(&r.findings);
+        let degraded = diagnosis::degraded_window(r.capacity.as_ref(), &found);
+        extras::infra_section(&mut out, i, axis.x_max, degraded);
     }
     let _ = write!(
         out,
@@ -297,7 +270,7 @@ fn generator(out: &mut String, r: &Results) {
 
 fn nav(out: &mut String, report: &Report) {
     let mut links = Vec::new();
-    if diagnosis::present(report.extras) {
+    if diagnosis::present(report.results) {
         links.push(("diagnosis", "Diagnosis"));
     }
     links.extend([
@@ -310,10 +283,10 @@ fn nav(out: &mut String, report: &Report) {
     }
     links.push(("journeys", "Journeys"));
     links.push(("errors", "Errors"));
-    if report.extras.capacity.is_some() {
+    if report.results.capacity.is_some() {
         links.push(("capacity", "Capacity"));
     }
-    if report.extras.infra.is_some() {
+    if report.results.infra.is_some() {
         links.push(("infra", "Infrastructure"));
     }
     out.push_str("<nav>");

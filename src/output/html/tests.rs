@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::record::findings::{Capacity, Finding, Kind, Window};
+use crate::record::infra::{Event, Infra, Series};
 use crate::record::results::{
     encode_histogram, GeneratorHealth, IntervalLatency, JourneyResult, LagStats, LatencyStats,
     ScenarioInfo, StageInfo, Summary, ThresholdResult, TimelinePoint, Tool, SCHEMA_VERSION,
@@ -175,12 +177,13 @@ pub(crate) fn tiny() -> Results {
     synthetic(20, 2, vec![])
 }
 
-/// What a diagnosed run adds to its results, as `results.json` holds it: `signals` scraped
-/// series over `seconds` (one of them, the pool wait, rising at a third of the run, the CPU
-/// following a little later), two scaling activities (one starting before the run, one still in
-/// progress at its end), a log line, and — when `degraded` — findings naming the pool and the
-/// late scaling, with the capacity reached.
-pub(crate) fn diagnosed_doc(seconds: u32, signals: usize, degraded: bool) -> serde_json::Value {
+/// `r` as a diagnosed run's results hold it: `signals` scraped series over its duration (one of
+/// them, the pool wait, rising at a third of the run, the CPU following a little later), two
+/// scaling activities (one starting before the run, one still in progress at its end), a log
+/// line, and — when `degraded` — findings naming the pool and the late scaling, with the
+/// capacity reached.
+pub(crate) fn diagnosed(mut r: Results, signals: usize, degraded: bool) -> Results {
+    let seconds = r.duration_s as u32;
     let mut rng = fastrand::Rng::with_seed(11);
     let turn = seconds as f64 / 3.0;
     let names = [
@@ -193,72 +196,189 @@ pub(crate) fn diagnosed_doc(seconds: u32, signals: usize, degraded: bool) -> ser
         ("queue_oldest_message_age_seconds", "seconds"),
         ("cache_hit_ratio", "ratio"),
     ];
-    let mut series = vec![json!({
-        "source": "scrape:stack", "name": "db_pool_acquire_wait_seconds:mean", "unit": "seconds",
-        "dimensions": {"pool": "main"},
-        "points": (0..seconds).map(|t| {
+    let scraped = |name: &str, unit: &str, dim: (&str, String), points| Series {
+        source: "scrape:stack".into(),
+        name: name.into(),
+        unit: unit.into(),
+        dimensions: BTreeMap::from([(dim.0.to_string(), dim.1)]),
+        points,
+    };
+    let pool_wait = (0..seconds)
+        .map(|t| {
             let up = degraded && t as f64 >= turn;
-            json!([t, if up { 0.35 } else { 0.002 } + rng.f64() * 0.001])
-        }).collect::<Vec<_>>()
-    })];
+            (t as f64, if up { 0.35 } else { 0.002 } + rng.f64() * 0.001)
+        })
+        .collect();
+    let mut series = vec![scraped(
+        "db_pool_acquire_wait_seconds:mean",
+        "seconds",
+        ("pool", "main".into()),
+        pool_wait,
+    )];
     for i in 1..signals {
         let (name, unit) = names[i % names.len()];
         let level = 1.0 + (i * 37 % 100) as f64;
         let follows = i == 1 && degraded;
-        series.push(json!({
-            "source": "scrape:stack", "name": name, "unit": unit,
-            "dimensions": {"instance": format!("app-{i}")},
-            "points": (0..seconds).map(|t| {
-                let lift = if follows && t as f64 >= turn + 2.0 { 3.0 } else { 1.0 };
-                json!([t, level * lift * (0.9 + rng.f64() * 0.2)])
-            }).collect::<Vec<_>>()
-        }));
+        let points = (0..seconds)
+            .map(|t| {
+                let lift = if follows && t as f64 >= turn + 2.0 {
+                    3.0
+                } else {
+                    1.0
+                };
+                (t as f64, level * lift * (0.9 + rng.f64() * 0.2))
+            })
+            .collect();
+        series.push(scraped(
+            name,
+            unit,
+            ("instance", format!("app-{i}")),
+            points,
+        ));
     }
-    let mut doc = json!({
-        "infra": {
-            "series": series,
-            "events": [
-                {"source": "application-autoscaling", "name": "Setting desired count to 3.",
-                 "start": -40.0, "end": 5.0, "cause": "scheduled", "status": "Successful"},
-                {"source": "application-autoscaling", "name": "Setting desired count to 6.",
-                 "start": turn + 4.0, "end": turn + seconds as f64 / 6.0,
-                 "cause": "monitor alarm CPU high in state ALARM triggered policy scale-out",
-                 "status": "Successful"},
-                {"source": "application-autoscaling", "name": "Setting desired count to 8.",
-                 "start": seconds as f64 - 3.0, "end": null, "cause": "alarm",
-                 "status": "InProgress"},
-                {"source": "logs", "name": "log", "start": turn + 1.0,
-                 "cause": "ERROR pool timeout", "status": "error"}
-            ]
-        },
-        "capacity": {"max_sustained_rps": 198.0, "at_s": turn - 5.0, "reached": false,
-                     "latency_ms_before": 80.0}
+    let event =
+        |source: &str, name: &str, start: f64, end: Option<f64>, cause: &str, status: &str| Event {
+            source: source.into(),
+            name: name.into(),
+            start,
+            end,
+            cause: cause.into(),
+            status: status.into(),
+            dimensions: BTreeMap::new(),
+        };
+    let scaling = "application-autoscaling";
+    r.infra = Some(Infra {
+        series,
+        events: vec![
+            event(
+                scaling,
+                "Setting desired count to 3.",
+                -40.0,
+                Some(5.0),
+                "scheduled",
+                "Successful",
+            ),
+            event(
+                scaling,
+                "Setting desired count to 6.",
+                turn + 4.0,
+                Some(turn + seconds as f64 / 6.0),
+                "monitor alarm CPU high in state ALARM triggered policy scale-out",
+                "Successful",
+            ),
+            event(
+                scaling,
+                "Setting desired count to 8.",
+                seconds as f64 - 3.0,
+                None,
+                "alarm",
+                "InProgress",
+            ),
+            event(
+                "logs",
+                "log",
+                turn + 1.0,
+                None,
+                "ERROR pool timeout",
+                "error",
+            ),
+        ],
+        notes: Vec::new(),
+    });
+    r.capacity = Some(Capacity {
+        max_sustained_rps: 198.0,
+        at_s: turn - 5.0,
+        reached: false,
+        limited_by: None,
+        degraded_at_s: None,
+        knee_rps: None,
+        latency_ms_before: 80.0,
+        latency_ms_during: None,
     });
     if degraded {
         let end = seconds as f64 * 0.75;
-        doc["capacity"] = json!({"max_sustained_rps": 198.0, "at_s": turn - 5.0, "reached": true,
-            "limited_by": "latency", "degraded_at_s": turn + 1.0, "latency_ms_before": 80.0,
-            "latency_ms_during": 400.0});
-        doc["findings"] = json!([
-            {"kind": "db_pool_saturation", "signal": "db_pool_acquire_wait_seconds:mean{pool=\"main\"}",
-             "score": 0.87, "window": {"start_s": turn, "end_s": end},
-             "evidence": {"baseline": 0.002, "during": 0.35, "z": 41.2, "lead_s": 1.0,
-                          "correlation": 0.93, "load_correlation": 0.2, "changed_at_s": turn},
-             "summary": "db_pool_acquire_wait_seconds:mean{pool=\"main\"} rose from 2.0 ms to 350.0 ms: requests are waiting for a database connection."},
-            {"kind": "scaling_lag", "signal": "application-autoscaling:Setting desired count to 6.",
-             "score": 0.41, "window": {"start_s": turn + 1.0, "end_s": turn + seconds as f64 / 6.0},
-             "evidence": {"started_s": turn + 4.0, "in_service_after_breach_s": seconds as f64 / 6.0 - 1.0},
-             "lines": ["monitor alarm CPU high in state ALARM triggered policy scale-out"],
-             "summary": "New capacity came into service late: scale earlier."}
-        ]);
+        r.capacity = Some(Capacity {
+            max_sustained_rps: 198.0,
+            at_s: turn - 5.0,
+            reached: true,
+            limited_by: Some("latency".into()),
+            degraded_at_s: Some(turn + 1.0),
+            knee_rps: None,
+            latency_ms_before: 80.0,
+            latency_ms_during: Some(400.0),
+        });
+        let evidence =
+            |figures: &[(&str, f64)]| figures.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        r.findings = vec![
+            Finding {
+                kind: Kind::DbPoolSaturation,
+                signal: "db_pool_acquire_wait_seconds:mean{pool=\"main\"}".into(),
+                score: 0.87,
+                window: Window { start_s: turn, end_s: end },
+                evidence: evidence(&[
+                    ("baseline", 0.002),
+                    ("during", 0.35),
+                    ("z", 41.2),
+                    ("lead_s", 1.0),
+                    ("correlation", 0.93),
+                    ("load_correlation", 0.2),
+                    ("changed_at_s", turn),
+                ]),
+                lines: Vec::new(),
+                summary: "db_pool_acquire_wait_seconds:mean{pool=\"main\"} rose from 2.0 ms to 350.0 ms: requests are waiting for a database connection.".into(),
+            },
+            Finding {
+                kind: Kind::ScalingLag,
+                signal: "application-autoscaling:Setting desired count to 6.".into(),
+                score: 0.41,
+                window: Window {
+                    start_s: turn + 1.0,
+                    end_s: turn + seconds as f64 / 6.0,
+                },
+                evidence: evidence(&[
+                    ("started_s", turn + 4.0),
+                    ("in_service_after_breach_s", seconds as f64 / 6.0 - 1.0),
+                ]),
+                lines: vec![
+                    "monitor alarm CPU high in state ALARM triggered policy scale-out".into(),
+                ],
+                summary: "New capacity came into service late: scale earlier.".into(),
+            },
+        ];
     }
-    doc
+    r
 }
 
-fn page(r: &Results, extras: &Extras, baseline: Option<&Results>) -> String {
+/// A finding with no figures or lines.
+fn finding(kind: Kind, signal: &str, score: f64, window: (f64, f64), summary: &str) -> Finding {
+    Finding {
+        kind,
+        signal: signal.into(),
+        score,
+        window: Window {
+            start_s: window.0,
+            end_s: window.1,
+        },
+        evidence: BTreeMap::new(),
+        lines: Vec::new(),
+        summary: summary.into(),
+    }
+}
+
+/// A series with no source or dimensions.
+fn bare_series(name: &str, unit: &str, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        source: String::new(),
+        name: name.into(),
+        unit: unit.into(),
+        dimensions: BTreeMap::new(),
+        points,
+    }
+}
+
+fn page(r: &Results, baseline: Option<&Results>) -> String {
     render(&Report {
         results: r,
-        extras,
         baseline,
     })
 }
@@ -279,13 +399,9 @@ fn one_hour_report_stays_under_two_megabytes() {
     base.started_at = "2026-11-20T08:00:00.000Z".into();
     let built = started.elapsed();
     let started = std::time::Instant::now();
-    let html = page(&run, &Extras::default(), None);
-    let with_baseline = page(&run, &Extras::default(), Some(&base));
-    let diagnosed = page(
-        &run,
-        &Extras::from_document(&diagnosed_doc(3600, 48, true)),
-        None,
-    );
+    let html = page(&run, None);
+    let with_baseline = page(&run, Some(&base));
+    let diagnosed = page(&diagnosed(run.clone(), 48, true), None);
     let rendered = started.elapsed();
     eprintln!(
         "one-hour report: {} bytes, {} with a baseline, {} diagnosed with 48 signals \
@@ -333,7 +449,7 @@ fn verdict_comes_first_and_names_the_failure() {
             threshold("http.error_rate < 1%", 0.001, true),
         ],
     );
-    let html = page(&r, &Extras::default(), None);
+    let html = page(&r, None);
     let failed = html.find(">FAILED<").expect("FAILED badge");
     assert!(failed < html.find("<svg").unwrap());
     assert!(html.contains("<title>black-friday — FAILED — peakload report</title>"));
@@ -343,9 +459,9 @@ fn verdict_comes_first_and_names_the_failure() {
     assert!(html.contains("&lt; 50ms"), "limit shown");
 
     let ok = synthetic(30, 2, vec![threshold("http.p99 < 500ms", 212.4, true)]);
-    let html = page(&ok, &Extras::default(), None);
+    let html = page(&ok, None);
     assert!(html.contains(">PASSED<") && !html.contains("FAILED"));
-    let none = page(&tiny(), &Extras::default(), None);
+    let none = page(&tiny(), None);
     assert!(none.contains(">NO THRESHOLDS<"));
 }
 
@@ -353,7 +469,7 @@ fn verdict_comes_first_and_names_the_failure() {
 fn page_is_self_contained_and_escaped() {
     let mut r = tiny();
     r.scenario.name = "<script>alert(1)</script>".into();
-    let html = page(&r, &Extras::default(), None);
+    let html = page(&r, None);
     assert!(
         !html.contains("<script"),
         "no script at all, and names escaped"
@@ -367,7 +483,7 @@ fn page_is_self_contained_and_escaped() {
 
 #[test]
 fn page_has_every_chart_with_data() {
-    let html = page(&tiny(), &Extras::default(), None);
+    let html = page(&tiny(), None);
     assert_eq!(html.matches("<svg").count(), 6, "4 time charts + 2 spectra");
     for caption in [
         "Throughput",
@@ -402,7 +518,7 @@ fn baseline_is_overlaid_and_compared() {
         s.latency_ms.p50 *= 0.5; // and faster at the median: this run is worse
     }
     b.steps[1].name = "renamed".into();
-    let html = page(&r, &Extras::default(), Some(&b));
+    let html = page(&r, Some(&b));
     assert!(html.contains("id=\"deltas\""));
     assert!(html.contains("requests/s (baseline)"));
     assert!(html.contains("all requests (baseline)"));
@@ -443,9 +559,8 @@ fn data_polylines(svg: &str) -> Vec<usize> {
 
 #[test]
 fn diagnosis_charts_latency_against_the_findings_signal_with_scaling_marked() {
-    let r = synthetic(120, 2, vec![]);
-    let extras = Extras::from_document(&diagnosed_doc(120, 48, true));
-    let html = page(&r, &extras, None);
+    let r = diagnosed(synthetic(120, 2, vec![]), 48, true);
+    let html = page(&r, None);
     let diagnosis = html.find("id=\"diagnosis\"").expect("diagnosis section");
     assert!(
         diagnosis < html.find("id=\"time\"").unwrap(),
@@ -514,9 +629,8 @@ fn diagnosis_charts_latency_against_the_findings_signal_with_scaling_marked() {
 
 #[test]
 fn a_healthy_run_says_no_cause_and_still_charts_what_moved() {
-    let r = synthetic(120, 2, vec![]);
-    let extras = Extras::from_document(&diagnosed_doc(120, 10, false));
-    let html = page(&r, &extras, None);
+    let r = diagnosed(synthetic(120, 2, vec![]), 10, false);
+    let html = page(&r, None);
     assert!(
         html.contains("<b>No cause found</b>: the users&#39; latency and errors stayed")
             || html.contains("<b>No cause found</b>: the users' latency and errors stayed")
@@ -532,83 +646,154 @@ fn a_healthy_run_says_no_cause_and_still_charts_what_moved() {
     assert!(!fig.contains("degraded window"));
 
     // Degraded with nothing to blame: said as plainly.
-    let mut doc = diagnosed_doc(120, 10, false);
-    doc["capacity"]["reached"] = json!(true);
-    doc["capacity"]["limited_by"] = json!("errors");
-    doc["capacity"]["degraded_at_s"] = json!(50);
-    let html = page(&r, &Extras::from_document(&doc), None);
+    let mut r = r;
+    let c = r.capacity.as_mut().unwrap();
+    c.reached = true;
+    c.limited_by = Some("errors".into());
+    c.degraded_at_s = Some(50.0);
+    let html = page(&r, None);
     assert!(html.contains("<b>No cause found</b>: the users' errors degraded at 50s, but no observed signal explains it"));
 }
 
 #[test]
 fn odd_diagnosis_input_is_drawn_or_shown_not_fatal() {
-    let r = synthetic(30, 2, vec![]);
-    let doc = json!({
-        "infra": {
-            "series": [
-                {"name": "empty", "points": []},
-                {"name": "one", "points": [[3, 1.0]]},
-                {"name": "flat", "unit": "bytes", "points": [[0, 5], [10, 5], [20, 5]]},
-                {"name": "outside", "points": [[-100, 1], [-50, 2], [500, 3]]},
-                {"name": "bad points", "points": [["x", 1], [1, "y"], null, [2]]}
-            ],
-            "events": [
-                {"source": "asg", "name": "scaling", "start": -500, "end": -400},
-                {"source": "asg", "name": "scaling", "start": 900, "end": null},
-                {"source": "asg", "name": "scaling", "start": 10, "end": 5},
-                {"source": "asg", "name": "scaling", "start": "not a time"}
-            ]
-        },
-        "findings": [
-            {"kind": "cpu_saturation", "signal": "not observed", "score": 0.5,
-             "window": {"start_s": 25, "end_s": 10}},
-            {"kind": "error_burst", "signal": "errors"},
-            {"kind": "generator_limited", "signal": "generator", "score": "high"},
-            {"kind": "something_new", "signal": "one", "window": {"start_s": 0, "end_s": 1e300}}
-        ]
+    let mut r = synthetic(30, 2, vec![]);
+    let scaling = |start: f64, end: Option<f64>| Event {
+        source: "asg".into(),
+        name: "scaling".into(),
+        start,
+        end,
+        cause: String::new(),
+        status: String::new(),
+        dimensions: BTreeMap::new(),
+    };
+    r.infra = Some(Infra {
+        series: vec![
+            bare_series("empty", "", vec![]),
+            bare_series("one", "", vec![(3.0, 1.0)]),
+            bare_series("flat", "bytes", vec![(0.0, 5.0), (10.0, 5.0), (20.0, 5.0)]),
+            bare_series(
+                "outside",
+                "",
+                vec![(-100.0, 1.0), (-50.0, 2.0), (500.0, 3.0)],
+            ),
+            // Figures a run can hold in memory but JSON cannot.
+            bare_series(
+                "not numbers",
+                "",
+                vec![(f64::NAN, 1.0), (1.0, f64::INFINITY), (2.0, f64::NAN)],
+            ),
+        ],
+        events: vec![
+            scaling(-500.0, Some(-400.0)),
+            scaling(900.0, None),
+            scaling(10.0, Some(5.0)),
+            scaling(f64::NAN, None),
+        ],
+        notes: Vec::new(),
     });
-    let html = page(&r, &Extras::from_document(&doc), None);
+    r.findings = vec![
+        finding(Kind::CpuSaturation, "not observed", 0.5, (25.0, 10.0), ""),
+        finding(Kind::ErrorBurst, "errors", f64::NAN, (f64::NAN, 4.0), ""),
+        finding(
+            Kind::GeneratorLimited,
+            "generator",
+            f64::NAN,
+            (0.0, 30.0),
+            "",
+        ),
+        finding(Kind::MemoryPressure, "one", 0.1, (0.0, 1e300), ""),
+    ];
+    let html = page(&r, None);
     let fig = diagnosis_figure(&html);
     assert!(fig.contains("<svg"), "{fig}");
     assert!(!fig.contains("NaN") && !fig.contains("inf\""));
-    assert!(html.contains("something new"), "an unknown kind in words");
+    assert!(
+        !html.contains("NaN"),
+        "a score that is not a number is not shown"
+    );
     assert!(fig.contains("users' error rate") || fig.contains("users&#39; error rate"));
     assert!(fig.contains("load generator CPU"));
     assert!(html.contains("2 event(s) fell outside the run"));
 
-    // Findings that are not a list are shown as data.
-    let doc = json!({"findings": {"unexpected": "<shape>"}});
-    let html = page(&r, &Extras::from_document(&doc), None);
-    assert!(html.contains("&lt;shape&gt;"));
+    // Findings with no infrastructure signal: latency is still charted.
+    let mut r = synthetic(30, 2, vec![]);
+    r.findings = vec![finding(
+        Kind::Throttling,
+        "<not observed>",
+        0.4,
+        (2.0, 6.0),
+        "",
+    )];
+    let html = page(&r, None);
+    assert!(html.contains("&lt;not observed&gt;"));
     assert!(html.contains("users' p99 latency") || html.contains("users&#39; p99 latency"));
 
     // A run with no timeline at all.
     let mut empty = synthetic(30, 2, vec![]);
     empty.timeline.clear();
-    let html = page(
-        &empty,
-        &Extras::from_document(&diagnosed_doc(30, 3, true)),
-        None,
-    );
+    let html = page(&diagnosed(empty, 3, true), None);
     assert!(html.contains("id=\"diagnosis\""));
 }
 
 #[test]
+fn every_kind_of_finding_is_named_in_words() {
+    let mut r = tiny();
+    r.findings = Kind::ALL
+        .iter()
+        .map(|&k| finding(k, "errors", 0.5, (1.0, 2.0), ""))
+        .collect();
+    let html = page(&r, None);
+    for k in Kind::ALL {
+        assert!(
+            html.contains(&format!("<b>{}</b>", escape(k.words()))),
+            "{k:?}"
+        );
+        assert!(html.contains(&format!("<code class=\"kind\">{}</code>", k.as_str())));
+    }
+}
+
+#[test]
 fn diagnosis_sections_appear_when_present() {
-    let r = tiny();
-    let doc = json!({
-        "infra": {
-            "series": [{"source": "scrape", "name": "db_pool_in_use", "unit": "conns",
-                        "points": (0..20).map(|t| json!([t, t % 5])).collect::<Vec<_>>()}],
-            "events": [{"source": "ecs", "name": "scale out 2→4", "start": 12, "end": 18,
-                        "status": "Successful"}]
-        },
-        "findings": [{"kind": "db_pool_saturation", "signal": "db_pool_in_use", "score": 0.9,
-                      "summary": "pool exhausted"}],
-        "capacity": {"max_sustained_rps": 180.5, "at_s": 11}
+    let mut r = tiny();
+    r.infra = Some(Infra {
+        series: vec![Series {
+            source: "scrape".into(),
+            ..bare_series(
+                "db_pool_in_use",
+                "conns",
+                (0..20).map(|t| (t as f64, (t % 5) as f64)).collect(),
+            )
+        }],
+        events: vec![Event {
+            source: "ecs".into(),
+            name: "scale out 2→4".into(),
+            start: 12.0,
+            end: Some(18.0),
+            cause: String::new(),
+            status: "Successful".into(),
+            dimensions: BTreeMap::new(),
+        }],
+        notes: Vec::new(),
     });
-    let extras = Extras::from_document(&doc);
-    let html = page(&r, &extras, None);
+    r.findings = vec![finding(
+        Kind::DbPoolSaturation,
+        "db_pool_in_use",
+        0.9,
+        (3.0, 8.0),
+        "pool exhausted",
+    )];
+    r.capacity = Some(Capacity {
+        max_sustained_rps: 180.5,
+        at_s: 11.0,
+        reached: false,
+        limited_by: None,
+        degraded_at_s: None,
+        knee_rps: None,
+        latency_ms_before: 0.0,
+        latency_ms_during: None,
+    });
+    let html = page(&r, None);
     for id in ["diagnosis", "infra", "findings", "capacity"] {
         assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
     }
@@ -625,29 +810,29 @@ fn diagnosis_sections_appear_when_present() {
 fn load_rejects_missing_bad_and_newer_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
-    let e = load(&missing).unwrap_err().to_string();
+    let e = Results::load(&missing).unwrap_err().to_string();
     assert!(
         e.starts_with("cannot read") && e.contains("nope.json"),
         "{e}"
     );
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"summary\": 3}").unwrap();
-    let e = load(&bad).unwrap_err().to_string();
+    let e = Results::load(&bad).unwrap_err().to_string();
     assert!(e.contains("is not a peakload results file"), "{e}");
     let mut doc = serde_json::to_value(tiny()).unwrap();
     doc["schema_version"] = json!(SCHEMA_VERSION + 1);
     let newer = dir.path().join("newer.json");
     std::fs::write(&newer, doc.to_string()).unwrap();
-    let e = load(&newer).unwrap_err().to_string();
+    let e = Results::load(&newer).unwrap_err().to_string();
     assert!(e.contains("schema version"), "{e}");
     doc["schema_version"] = json!(SCHEMA_VERSION);
     doc["findings"] = json!([]);
     let ok = dir.path().join("ok.json");
     std::fs::write(&ok, doc.to_string()).unwrap();
-    let loaded = load(&ok).unwrap();
-    assert_eq!(loaded.results.steps.len(), 2);
-    assert_eq!(loaded.results.timeline.len(), 20);
-    assert!(loaded.results.findings.is_empty());
+    let loaded = Results::load(&ok).unwrap();
+    assert_eq!(loaded.steps.len(), 2);
+    assert_eq!(loaded.timeline.len(), 20);
+    assert!(loaded.findings.is_empty());
 }
 
 #[test]
@@ -655,14 +840,14 @@ fn a_baseline_of_another_scenario_is_called_out() {
     let r = tiny();
     let mut b = tiny();
     assert_eq!(baseline_mismatch(&r, &b), None);
-    assert!(!page(&r, &Extras::default(), Some(&b)).contains("note warn"));
+    assert!(!page(&r, Some(&b)).contains("note warn"));
     b.scenario.name = "smoke".into();
     let w = baseline_mismatch(&r, &b).unwrap();
     assert!(
         w.contains("\"smoke\"") && w.contains("different workloads"),
         "{w}"
     );
-    let html = page(&r, &Extras::default(), Some(&b));
+    let html = page(&r, Some(&b));
     let warn = html.find("note warn").expect("warning shown");
     assert!(warn > html.find("id=\"deltas\"").unwrap());
 }
