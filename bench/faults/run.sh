@@ -6,7 +6,8 @@
 #
 #   bench/faults/run.sh [--quick] [--repeat N] [--kinds a,b] [--out DIR]
 #
-# --quick: a table lock and a healthy control, once each, 45 s runs (about 2 minutes).
+# --quick: a table lock and a healthy control, once each, 45 s runs (about 95 s after the build).
+# Other options: --busy-loops N (cpu fault), --rps, --seconds, --fault-at, --duration; see faults.py.
 # Needs: MariaDB at 127.0.0.1:3306 (root, no password), taskset, python3. Loopback only; each
 # run is bounded; every process, lock, cgroup and database it makes is removed on exit.
 set -euo pipefail
@@ -18,4 +19,7 @@ if ! mysql -uroot -h127.0.0.1 -P3306 -e 'SELECT 1' >/dev/null 2>&1; then
   echo "error: MariaDB is not answering at 127.0.0.1:3306 as root (start it: service mariadb start)" >&2
   exit 2
 fi
-exec python3 "$here/faults.py" --peakload "$target/debug/peakload" --stack "$target/debug/peakload-stack" "$@"
+# The interpreter itself, not a version manager's shim that may run it as a child: a signal to
+# this script's pid must reach faults.py, whose handlers undo every fault and process.
+py="$(python3 -c 'import sys; print(sys.executable)')"
+exec "$py" "$here/faults.py" --peakload "$target/debug/peakload" --stack "$target/debug/peakload-stack" "$@"
