@@ -1,0 +1,706 @@
+"""Faults planted from outside the bundled stack, and whether peakload's diagnosis names them.
+
+Each run: a fresh MariaDB database (or a SQLite data directory), the stack started as separate
+``peakload-stack api`` and ``peakload-stack worker`` processes pinned to CPU 1, ``peakload run``
+pinned to CPU 0 at a steady open-model rate with the stack's ``/metrics`` (both processes)
+scraped every second, and at t≈FAULT_AT s one fault planted for DURATION s with OS or database
+tools (never the stack's fault flags). Afterwards ``peakload diagnose results.json --json`` is
+read and the top finding compared with the answer written down in ``FAULTS`` below before any
+run. Every process, lock, cgroup, file and database this script makes is removed on exit,
+including on Ctrl-C or SIGTERM.
+
+    python3 faults.py --peakload BIN --stack BIN [--quick] [--repeat N] [--kinds a,b] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+USERS_CSV = os.path.join(ROOT, "scenarios", "data", "users.csv")
+MYSQL = ["mysql", "-uroot", "-h127.0.0.1", "-P3306", "--batch", "--skip-column-names"]
+STACK_CPU = "1"
+LOAD_CPU = "0"
+
+
+@dataclass
+class Fault:
+    name: str
+    what: str
+    # kinds accepted as the top finding; "healthy" = healthy verdict and no finding;
+    # "unexplained" = degraded and no finding (nothing observed explains it)
+    accept: tuple
+    expected: str
+    why: str
+    backend: str = "mysql"
+
+
+# Written before the first run; see bench/README.md for the reasoning in full.
+FAULTS = {
+    "cpu": Fault(
+        "cpu",
+        "two busy-loop processes pinned to the stack's core (CPU 1)",
+        ("cpu_saturation",),
+        "cpu_saturation (the stack's CPU: it loses its core to other processes)",
+        "The stack is descheduled, so every wall-clock timing it reports (request and database "
+        "durations) inflates; the database is idle. The cause is CPU contention on the stack's "
+        "core; a database kind is the effect of the caller being starved.",
+    ),
+    "worker-stop": Fault(
+        "worker-stop",
+        "SIGSTOP of the `peakload-stack worker` process (SIGCONT after the window)",
+        ("queue_backlog",),
+        "queue_backlog (notifications queue depth/age growing, its consumer stopped; the "
+        "worker's /metrics stops answering)",
+        "The consumer stops: queue depth and the oldest message's age grow, the processed rate "
+        "falls to 0 and the worker's scrape fails. The API still answers (POST "
+        "/api/notifications only enqueues), so the users may see little; if the verdict is "
+        "degraded, the backlog is the cause to name. A healthy verdict with no line about the "
+        "backlog is counted wrong (the backlog went unreported).",
+    ),
+    "lock-tables": Fault(
+        "lock-tables",
+        "`LOCK TABLES products WRITE` held by another MariaDB session",
+        ("db_latency", "db_pool_saturation"),
+        "db_latency or db_pool_saturation (the database: a table lock blocks every query on "
+        "products)",
+        "Reads and checkouts on products wait for the lock; database operation times and the "
+        "pool's waits rise first; the worker's falling rate (if any) is a consequence.",
+    ),
+    "row-locks": Fault(
+        "row-locks",
+        "a competing batch: a transaction holding `SELECT … FOR UPDATE` row locks on every "
+        "product, as a stock sync would",
+        ("db_latency", "db_pool_saturation"),
+        "db_latency or db_pool_saturation (the database: checkouts wait on row locks)",
+        "Checkout's `UPDATE products … WHERE id = ?` waits on the batch's row locks while plain "
+        "reads go on; database operation times and pool use rise.",
+    ),
+    "memory-limit": Fault(
+        "memory-limit",
+        "a memory cgroup limit on the API process set just above its usage (OOM killer "
+        "disabled, so it stalls instead of dying; cgroup v1, see below)",
+        ("memory_pressure",),
+        "memory_pressure (the API's memory at its limit)",
+        "At the limit every allocation must reclaim first, and with nothing reclaimable the "
+        "process stalls until the limit is raised: latency rises with memory at its limit.",
+    ),
+    "io": Fault(
+        "io",
+        "I/O pressure: two buffered `dd bs=1M conv=fsync` writers and one `dd oflag=dsync` on the "
+        "disk that holds the SQLite database (stack `all` on SQLite)",
+        ("db_latency",),
+        "db_latency (SQLite commits wait for the disk; there is no I/O kind yet, db_latency is "
+        "the nearest the vocabulary has)",
+        "Every SQLite commit fsyncs behind the writers' synchronous writes: database operation "
+        "times rise, CPU does not.",
+        backend="sqlite",
+    ),
+    "proxy-delay": Fault(
+        "proxy-delay",
+        "150 ms added to every answer by a TCP proxy on the users' path (the stack untouched)",
+        ("unexplained",),
+        "no infrastructure cause (degraded, and no observed signal explains it: the path)",
+        "Nothing in the stack changes: its own request durations, database and CPU stay flat; "
+        "only the users' latency rises. Naming any stack signal is wrong.",
+    ),
+    "healthy": Fault(
+        "healthy",
+        "no fault (control)",
+        ("healthy",),
+        "healthy, no finding",
+        "Nothing was planted.",
+    ),
+}
+
+QUICK = ["lock-tables", "healthy"]
+
+
+class Cleanup:
+    """Everything started or made, undone in reverse order, once."""
+
+    def __init__(self):
+        self.actions = []
+
+    def push(self, label, fn):
+        self.actions.append((label, fn))
+
+    def run(self):
+        while self.actions:
+            label, fn = self.actions.pop()
+            try:
+                fn()
+            except Exception as e:  # keep cleaning up the rest
+                print(f"cleanup: {label}: {e}", file=sys.stderr)
+
+
+CLEAN = Cleanup()
+
+
+def on_signal(signum, _frame):
+    CLEAN.run()
+    sys.exit(128 + signum)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def mysql(sql, db=None, timeout=60):
+    cmd = MYSQL + ([db] if db else []) + ["-e", sql]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"mysql: {out.stderr.strip()}")
+    return out.stdout
+
+
+def kill_group(proc, grace=10.0):
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGCONT)
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def spawn(label, cmd, cpu=None, stdout=subprocess.PIPE, stderr=None, preexec=None):
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu] + cmd
+    proc = subprocess.Popen(
+        cmd,
+        stdout=stdout,
+        stderr=stderr if stderr is not None else subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
+    CLEAN.push(f"stop {label} ({proc.pid})", lambda: kill_group(proc))
+    return proc
+
+
+def wait_line(proc, prefix, timeout=90):
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before it was ready")
+        if sel.select(timeout=1):
+            line = proc.stdout.readline()
+            if line.startswith(prefix):
+                return line.strip()
+    raise RuntimeError(f"not ready within {timeout} s")
+
+
+def url_port(line):
+    return int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+
+
+def memory_cgroup_parent():
+    """The v1 memory cgroup this process is in (cgroup v2 here has no memory controller)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.strip().split(":", 2)
+            if "memory" in ctrls.split(","):
+                base = "/sys/fs/cgroup/memory" + path
+                if os.path.isdir(base):
+                    return base
+    return None
+
+
+def cgroup_v2_memory():
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        try:
+            with open(os.path.join(root, "cgroup.controllers")) as f:
+                if "memory" in f.read().split():
+                    return root
+        except OSError:
+            pass
+    return None
+
+
+def scenario_text(name, base_url, scrape, rps, seconds):
+    scrape_list = ", ".join(f'"{u}"' for u in scrape)
+    return f"""# Generated by bench/faults/faults.py: black-friday's journeys at a steady rate.
+name = "{name}"
+base_url = "{base_url}"
+timeout = "5s"
+
+[observe]
+scrape = [{scrape_list}]
+scrape_interval = "1s"
+
+[headers]
+"X-Load-Test" = "peakload fault suite"
+
+[load]
+start_rps = {rps}
+max_vus = 400
+stages = [{{ duration = "{seconds}s", target_rps = {rps}, name = "steady" }}]
+
+[[feeder]]
+name = "user"
+file = "{USERS_CSV}"
+mode = "random"
+
+[[journey]]
+name = "shopper"
+weight = 5
+
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/api/login"
+  json = {{ email = "{{{{user.email}}}}", password = "{{{{user.password}}}}" }}
+  extract = {{ token = {{ json = "$.token" }} }}
+  check = {{ status = 200 }}
+
+  [[journey.step]]
+  name = "browse"
+  path = "/api/products"
+  query = {{ page = "{{{{random_int 1 9}}}}" }}
+  check = {{ status = 200 }}
+  think = "50ms..200ms"
+
+  [[journey.step]]
+  name = "product"
+  path = "/api/products/{{{{random_int 1 200}}}}"
+  check = {{ status = 200 }}
+
+  [[journey.step]]
+  name = "add-to-cart"
+  method = "POST"
+  path = "/api/cart/items"
+  headers = {{ Authorization = "Bearer {{{{token}}}}" }}
+  json = {{ product_id = "{{{{random_int 1 200}}}}", qty = "{{{{random_int 1 2}}}}" }}
+  check = {{ status = 201 }}
+
+  [[journey.step]]
+  name = "checkout"
+  method = "POST"
+  path = "/api/checkout"
+  headers = {{ Authorization = "Bearer {{{{token}}}}" }}
+  check = {{ status = [201, 409] }}
+
+[[journey]]
+name = "window-shopper"
+weight = 3
+
+  [[journey.step]]
+  name = "search"
+  path = "/api/products"
+  query = {{ q = "shoe", page = 1 }}
+  check = {{ status = 200 }}
+  think = "100ms..300ms"
+
+  [[journey.step]]
+  name = "details"
+  path = "/api/products/{{{{random_int 1 200}}}}"
+  check = {{ status = 200 }}
+
+[[journey]]
+name = "notifications"
+weight = 1
+
+  [[journey.step]]
+  name = "notify"
+  method = "POST"
+  path = "/api/notifications"
+  json = {{ to = "{{{{user.email}}}}", subject = "Your deals", body = "Order {{{{uuid}}}} is on its way" }}
+  extract = {{ id = {{ json = "$.id" }} }}
+  check = {{ status = 202 }}
+
+  [[journey.step]]
+  name = "notification-status"
+  path = "/api/notifications/{{{{id}}}}"
+  check = {{ status = 200 }}
+
+[[journey]]
+name = "background"
+weight = 1
+
+  [[journey.step]]
+  name = "write-timestamp"
+  method = "POST"
+  path = "/app"
+  check = {{ status = "2xx" }}
+
+  [[journey.step]]
+  name = "multivac-data"
+  method = "POST"
+  path = "/multivac/data"
+  form = {{ data = "entropy {{{{random_int 1 20}}}}" }}
+  check = {{ status = 202 }}
+"""
+
+
+class Planted:
+    """Starts and stops one fault; ``start``/``stop`` are called at the window's edges."""
+
+    def __init__(self, kind, ctx):
+        self.kind = kind
+        self.ctx = ctx
+        self.procs = []
+        self.note = ""
+
+    def start(self, duration):
+        k, c = self.kind, self.ctx
+        if k == "cpu":
+            loop = f"import time\nend = time.time() + {duration}\nwhile time.time() < end: pass"
+            for i in range(c["busy_loops"]):
+                self.procs.append(spawn(f"busy loop {i}", [sys.executable, "-c", loop], cpu=STACK_CPU))
+        elif k == "worker-stop":
+            os.kill(c["worker"].pid, signal.SIGSTOP)
+            CLEAN.push("SIGCONT worker", lambda: _cont(c["worker"]))
+        elif k == "lock-tables":
+            sql = f"LOCK TABLES products WRITE; SELECT SLEEP({duration}); UNLOCK TABLES;"
+            self.procs.append(spawn("LOCK TABLES session", MYSQL + [c["db"], "-e", sql], stdout=subprocess.DEVNULL))
+        elif k == "row-locks":
+            sql = (
+                "SET SESSION innodb_lock_wait_timeout = 5; START TRANSACTION; "
+                "SELECT COUNT(*) FROM (SELECT id FROM products FOR UPDATE) AS locked; "
+                f"SELECT SLEEP({duration}); COMMIT;"
+            )
+            self.procs.append(spawn("row-lock batch", MYSQL + [c["db"], "-e", sql], stdout=subprocess.DEVNULL))
+        elif k == "memory-limit":
+            cg = c["cgroup"]
+            usage = int(open(os.path.join(cg, "memory.usage_in_bytes")).read())
+            self.saved_limit = open(os.path.join(cg, "memory.limit_in_bytes")).read().strip()
+            # As tight as the kernel accepts: below the usage it must reclaim first (and refuses
+            # with EBUSY when it cannot), else just above it.
+            for margin in (-(2 << 20), -(1 << 20), 0, 256 << 10, 1 << 20, 4 << 20):
+                try:
+                    with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
+                        f.write(str(usage + margin))
+                    self.note = f"limit {usage + margin} B (usage {usage} B)"
+                    break
+                except OSError:
+                    continue
+        elif k == "io":
+            # Two buffered writers (the page cache fills and writeback saturates the disk, so
+            # every fsync waits behind it) and one synchronous writer; each bounded in time and
+            # size, the files removed at the window's end.
+            target = c["data_dir"]
+            for i, flags in enumerate(["conv=fsync", "conv=fsync", "oflag=dsync"]):
+                out = os.path.join(target, f"ballast-{i}")
+                bs = "64k" if flags == "oflag=dsync" else "1M"
+                cmd = ["timeout", str(duration), "dd", "if=/dev/zero", f"of={out}", f"bs={bs}",
+                       "count=3000", flags, "status=none"]
+                self.procs.append(spawn(f"dd writer {i}", cmd, cpu=LOAD_CPU, stdout=subprocess.DEVNULL))
+        elif k == "proxy-delay":
+            os.kill(c["proxy"].pid, signal.SIGUSR1)
+        elif k == "healthy":
+            pass
+
+    def stop(self):
+        k, c = self.kind, self.ctx
+        if k == "worker-stop":
+            _cont(c["worker"])
+        elif k == "memory-limit":
+            with open(os.path.join(c["cgroup"], "memory.limit_in_bytes"), "w") as f:
+                f.write("-1")
+        elif k == "proxy-delay":
+            os.kill(c["proxy"].pid, signal.SIGUSR2)
+        for p in self.procs:
+            kill_group(p, grace=3)
+        if k == "io":
+            for i in range(3):
+                try:
+                    os.remove(os.path.join(c["data_dir"], f"ballast-{i}"))
+                except FileNotFoundError:
+                    pass
+
+
+def _cont(proc):
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+# About the machine that measured, not the system under test: shown, never graded (on a shared
+# machine the generator is often short of CPU).
+NOT_GRADED = ("generator_limited",)
+
+
+def grade(fault: Fault, diag: dict) -> tuple:
+    findings = [f for f in diag.get("findings", []) if f.get("kind") not in NOT_GRADED]
+    healthy = diag.get("healthy", True)
+    top = findings[0] if findings else None
+    if "healthy" in fault.accept:
+        ok = healthy and not findings
+    elif "unexplained" in fault.accept:
+        ok = (not healthy) and not findings
+    else:
+        ok = top is not None and top.get("kind") in fault.accept and not healthy
+    return ok, top
+
+
+def one_run(kind, rep, a, outroot):
+    fault = FAULTS[kind]
+    run_dir = os.path.join(outroot, f"{kind}-{rep}")
+    os.makedirs(run_dir, exist_ok=True)
+    saved = CLEAN.actions
+    CLEAN.actions = []
+    ctx = {"busy_loops": a.busy_loops}
+    try:
+        stack_log = open(os.path.join(run_dir, "stack.log"), "w")
+        if fault.backend == "mysql":
+            db = f"plfault_{kind.replace('-', '_')}_{rep}_{os.getpid()}"
+            mysql(f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}")
+            CLEAN.push(f"drop database {db}", lambda: drop_db(db))
+            ctx["db"] = db
+            url = f"mysql://root@127.0.0.1:3306/{db}"
+            preexec = None
+            if kind == "memory-limit":
+                parent = memory_cgroup_parent()
+                if parent is None:
+                    raise RuntimeError("no memory cgroup to limit the API in")
+                cg = os.path.join(parent, f"peakload-fault-{os.getpid()}")
+                os.makedirs(cg, exist_ok=True)
+                with open(os.path.join(cg, "memory.oom_control"), "w") as f:
+                    f.write("1")
+                ctx["cgroup"] = cg
+                CLEAN.push(f"remove cgroup {cg}", lambda: remove_cgroup(cg))
+
+                def preexec():
+                    with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                        f.write(str(os.getpid()))
+
+            api = spawn("stack api", [a.stack, "api", "--listen", "127.0.0.1:0", "--mysql", url,
+                                      "--log-level", "warn"], cpu=STACK_CPU, stderr=stack_log,
+                        preexec=preexec)
+            api_port = url_port(wait_line(api, "peakload-stack listening on"))
+            worker = spawn("stack worker", [a.stack, "worker", "--listen", "127.0.0.1:0", "--mysql",
+                                            url, "--log-level", "warn"], cpu=STACK_CPU, stderr=stack_log)
+            worker_port = url_port(wait_line(worker, "peakload-stack listening on"))
+            ctx.update(api=api, worker=worker)
+            scrape = [f"http://127.0.0.1:{api_port}/metrics", f"http://127.0.0.1:{worker_port}/metrics"]
+        else:
+            data_dir = tempfile.mkdtemp(prefix="plfault-sqlite-", dir="/var/tmp")
+            CLEAN.push(f"remove {data_dir}", lambda: shutil.rmtree(data_dir, ignore_errors=True))
+            ctx["data_dir"] = data_dir
+            api = spawn("stack all", [a.stack, "all", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                                      "--log-level", "warn"], cpu=STACK_CPU, stderr=stack_log)
+            api_port = url_port(wait_line(api, "peakload-stack listening on"))
+            ctx["api"] = api
+            scrape = [f"http://127.0.0.1:{api_port}/metrics"]
+        target = f"http://127.0.0.1:{api_port}"
+        if kind == "proxy-delay":
+            proxy = spawn("delay proxy", [sys.executable, os.path.join(HERE, "delay_proxy.py"),
+                                          "--upstream", f"127.0.0.1:{api_port}", "--delay-ms", "150",
+                                          "--max-seconds", str(a.seconds + 120)], cpu=LOAD_CPU)
+            target = f"http://127.0.0.1:{url_port(wait_line(proxy, 'listening on'))}"
+            ctx["proxy"] = proxy
+        scen = os.path.join(run_dir, "scenario.toml")
+        with open(scen, "w") as f:
+            f.write(scenario_text(f"fault-{kind}", target, scrape, a.rps, a.seconds))
+        out = os.path.join(run_dir, "out")
+        load_before = loadavg()
+        started = time.time()
+        run = spawn("peakload run", [a.peakload, "run", scen, "--target", target, "--out", out,
+                                     "--no-tui", "--quiet", "--threads", "1"], cpu=LOAD_CPU,
+                    stdout=open(os.path.join(run_dir, "run.log"), "w"), stderr=subprocess.STDOUT)
+        planted = Planted(kind, ctx)
+        time.sleep(max(0.0, started + a.fault_at - time.time()))
+        fault_start = time.time()
+        planted.start(a.duration)
+        time.sleep(max(0.0, fault_start + a.duration - time.time()))
+        planted.stop()
+        fault_end = time.time()
+        try:
+            run.wait(a.seconds + 90)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("peakload run did not finish in time")
+        results = os.path.join(out, "results.json")
+        if not os.path.exists(results):
+            raise RuntimeError(f"no results.json (peakload run exited {run.returncode})")
+        with open(results) as f:
+            res = json.load(f)
+        d = subprocess.run([a.peakload, "diagnose", results, "--json"], capture_output=True, text=True,
+                           timeout=120)
+        if d.returncode != 0:
+            raise RuntimeError(f"peakload diagnose: {d.stderr.strip()}")
+        diag = json.loads(d.stdout)
+        with open(os.path.join(run_dir, "diagnosis.json"), "w") as f:
+            f.write(d.stdout)
+        t0 = datetime.datetime.fromisoformat(res["started_at"].replace("Z", "+00:00")).timestamp()
+        ok, top = grade(fault, diag)
+        return {
+            "loadavg_before_after": [load_before, loadavg()],
+            "kind": kind,
+            "rep": rep,
+            "ok": ok,
+            "fault_window_s": [round(fault_start - t0, 1), round(fault_end - t0, 1)],
+            "note": planted.note,
+            "healthy": diag.get("healthy"),
+            "sli": diag.get("sli"),
+            "top": top and {k: top.get(k) for k in ("kind", "signal", "score", "window", "summary")},
+            "findings": [(f["kind"], f["signal"], f["score"]) for f in diag.get("findings", [])],
+            "generator_limited": any(f["kind"] == "generator_limited" for f in diag.get("findings", [])),
+            "ranking_top5": [(r["signal"], r["score"], r.get("kind")) for r in diag.get("ranking", [])[:5]],
+            "capacity": res.get("capacity"),
+            "requests": res["summary"]["requests"],
+            "error_rate": res["summary"]["error_rate"],
+            "p99_ms": res["summary"]["latency_ms"].get("p99"),
+            "generator_kept_up": res.get("generator", {}).get("kept_up"),
+            "infra_notes": (res.get("infra") or {}).get("notes", []),
+        }
+    finally:
+        CLEAN.run()
+        CLEAN.actions = saved
+
+
+def loadavg():
+    """The host's 1-minute load average: other work on a shared machine perturbs the runs."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def drop_db(db):
+    ids = mysql(f"SELECT id FROM information_schema.processlist WHERE db = '{db}' AND id <> CONNECTION_ID()")
+    for i in ids.split():
+        try:
+            mysql(f"KILL {int(i)}")
+        except RuntimeError:
+            pass
+    mysql(f"DROP DATABASE IF EXISTS {db}")
+
+
+def remove_cgroup(cg):
+    try:
+        with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
+            f.write("-1")
+    except OSError:
+        pass
+    for _ in range(50):
+        try:
+            os.rmdir(cg)
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
+def bit(r) -> bool:
+    """Whether the users were degraded during the fault window (latency or errors, any episode
+    overlapping it): a fault that did not reach the users can only be "healthy"."""
+    sli = r.get("sli") or {}
+    w0, w1 = r.get("fault_window_s") or (0, 0)
+    spans = [(e["start_s"], e["end_s"]) for e in sli.get("episodes", [])]
+    for key in ("latency_ms", "error_rate"):
+        x = sli.get(key) or {}
+        if x.get("degraded"):
+            spans.append((x["start_s"], x["end_s"]))
+    return any(a < w1 + 5 and b > w0 for a, b in spans)
+
+
+def table(rows):
+    lines = ["| fault | runs | right | users degraded in the window | expected first | what the diagnosis said first (per run) |", "|---|---|---|---|---|---|"]
+    for kind in FAULTS:
+        rs = [r for r in rows if r["kind"] == kind]
+        if not rs:
+            continue
+        said = []
+        for r in rs:
+            if r.get("error"):
+                said.append(f"run failed: {r['error']}")
+            elif r["top"]:
+                said.append(f"{'✓' if r['ok'] else '✗'} {r['top']['kind']} `{r['top']['signal']}` ({r['top']['score']})")
+            else:
+                said.append(f"{'✓' if r['ok'] else '✗'} {'healthy' if r['healthy'] else 'degraded'}, no finding")
+            if r.get("generator_limited"):
+                said[-1] += " [+generator_limited]"
+        right = sum(1 for r in rs if r.get("ok"))
+        hit = sum(1 for r in rs if not r.get("error") and bit(r))
+        lines.append(f"| {kind} | {len(rs)} | {right} | {hit} | {FAULTS[kind].expected} | {'; '.join(said)} |")
+    total = [r for r in rows]
+    lines.append(f"\nright: {sum(1 for r in total if r.get('ok'))} of {len(total)} runs")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description="outside fault suite for peakload's diagnosis")
+    p.add_argument("--peakload", required="--table" not in sys.argv)
+    p.add_argument("--stack", required="--table" not in sys.argv)
+    p.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}, once, shorter runs")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--kinds", help="comma-separated subset of: " + ", ".join(FAULTS))
+    p.add_argument("--rps", type=int, default=40, help="arrivals/s (about 3.5 requests each)")
+    p.add_argument("--seconds", type=int, default=70)
+    p.add_argument("--fault-at", type=float, default=25.0)
+    p.add_argument("--duration", type=float, default=18.0)
+    p.add_argument("--busy-loops", type=int, default=2, help="processes the cpu fault pins to the stack's core")
+    p.add_argument("--out", help="keep each run's files here (default: a temp dir, removed)")
+    p.add_argument("--table", metavar="FAULTS_JSON", help="print the table of a kept run's faults.json and exit")
+    a = p.parse_args()
+    if a.table:
+        with open(a.table) as f:
+            print(table(json.load(f)))
+        return
+    kinds = a.kinds.split(",") if a.kinds else list(FAULTS)
+    if a.quick:
+        kinds = a.kinds.split(",") if a.kinds else QUICK
+        a.repeat, a.seconds, a.fault_at, a.duration = 1, 45, 15.0, 12.0
+    for k in kinds:
+        if k not in FAULTS:
+            sys.exit(f"unknown fault {k!r}; known: {', '.join(FAULTS)}")
+    if "memory-limit" in kinds and cgroup_v2_memory() is None:
+        log("cgroup v2 has no memory controller on this machine (it is bound to cgroup v1); "
+            "the memory-limit fault uses a cgroup v1 memory child instead")
+        if memory_cgroup_parent() is None:
+            log("no writable memory cgroup either: skipping memory-limit")
+            kinds.remove("memory-limit")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    atexit.register(CLEAN.run)
+    outroot = a.out or tempfile.mkdtemp(prefix="peakload-faults-")
+    if not a.out:
+        CLEAN.push(f"remove {outroot}", lambda: shutil.rmtree(outroot, ignore_errors=True))
+    os.makedirs(outroot, exist_ok=True)
+    rows = []
+    began = time.time()
+    for rep in range(1, a.repeat + 1):
+        for kind in kinds:
+            log(f"{kind} #{rep}: {FAULTS[kind].what}")
+            try:
+                r = one_run(kind, rep, a, outroot)
+            except Exception as e:
+                r = {"kind": kind, "rep": rep, "ok": False, "error": str(e), "top": None, "healthy": None}
+            rows.append(r)
+            with open(os.path.join(outroot, "faults.json"), "w") as f:
+                json.dump(rows, f, indent=2)
+            if r.get("error"):
+                log(f"  run failed: {r['error']}")
+            else:
+                top = r["top"]
+                log(f"  {'RIGHT' if r['ok'] else 'WRONG'}: healthy={r['healthy']} top="
+                    f"{top and (top['kind'], top['signal'], top['score'], top['window'])} "
+                    f"fault window {r['fault_window_s']} load {r['loadavg_before_after']} {r['note']}")
+    print(table(rows))
+    print(f"\n{len(rows)} runs in {time.time() - began:.0f} s; per-run files: "
+          f"{outroot if a.out else '(removed; pass --out DIR to keep them)'}")
+
+
+if __name__ == "__main__":
+    main()
