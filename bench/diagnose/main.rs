@@ -117,6 +117,7 @@ fn main() {
                 name: s.name.clone(),
                 unit: String::new(),
                 dimensions: Default::default(),
+                span_s: None,
                 points: s
                     .values
                     .iter()

@@ -65,12 +65,17 @@ pub struct Input {
     pub thresholds_passed: Option<bool>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Signal {
     /// `name{dims}`, as in the ranking.
     pub name: String,
     pub unit: String,
     pub values: Vec<f64>,
+    /// Which seconds had data (empty: all); the rest of `values` was filled in.
+    pub known: Vec<bool>,
+    /// The interval each of the source's values aggregated (see `Series::span_s`): a change is
+    /// only placed in time to within it.
+    pub span_s: Option<f64>,
 }
 
 impl Input {
@@ -159,11 +164,13 @@ impl Input {
     pub fn add_infra(&mut self, infra: &Infra) {
         let n = self.len();
         for s in &infra.series {
-            if let Some(values) = resample(s, n) {
+            if let Some(r) = resample_known(s, n) {
                 self.signals.push(Signal {
                     name: s.key(),
                     unit: s.unit.clone(),
-                    values,
+                    values: r.values,
+                    known: r.known,
+                    span_s: s.span_s,
                 });
             }
         }
@@ -171,49 +178,100 @@ impl Input {
     }
 }
 
-/// Per-second means of a series over `n` seconds, gaps filled linearly (edges by the nearest
-/// value). `None` when fewer than 3 seconds have data.
+/// A gap in a series up to this many seconds (or three of its usual intervals, if longer) is
+/// bridged linearly; a longer one is held at the last value seen: a target that did not answer
+/// for 20 s has no trend to draw between the two sides.
+const BRIDGED_GAP_S: f64 = 5.0;
+
+/// A series on the analysis grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resampled {
+    pub values: Vec<f64>,
+    /// Whether each second was covered by data; the others were filled.
+    pub known: Vec<bool>,
+}
+
+/// Per-second means of a series over `n` seconds (edges filled with the nearest value). `None`
+/// when fewer than 3 seconds are covered.
 pub fn resample(s: &Series, n: usize) -> Option<Vec<f64>> {
+    resample_known(s, n).map(|r| r.values)
+}
+
+/// [`resample`], saying which seconds had data. An aggregate over an interval (`span_s`) counts
+/// in every second it covers, weighted by the overlap; an instantaneous sample counts in its
+/// own second. Short gaps are bridged linearly, long ones held flat (see [`BRIDGED_GAP_S`]).
+pub fn resample_known(s: &Series, n: usize) -> Option<Resampled> {
     let mut sum = vec![0.0; n];
-    let mut count = vec![0u32; n];
+    let mut weight = vec![0.0f64; n];
+    let span = s.span_s.filter(|p| p.is_finite() && *p > 0.0);
     for &(t, v) in &s.points {
-        if !v.is_finite() || t < 0.0 {
+        if !v.is_finite() || !t.is_finite() {
             continue;
         }
-        let i = t.floor() as usize;
-        if i < n {
-            sum[i] += v;
-            count[i] += 1;
+        match span {
+            Some(p) => {
+                let (from, to) = (t.max(0.0), (t + p).min(n as f64));
+                let mut i = from.floor() as usize;
+                while (i as f64) < to && i < n {
+                    let overlap = (to.min(i as f64 + 1.0) - from.max(i as f64)).max(0.0);
+                    if overlap > 0.0 {
+                        sum[i] += v * overlap;
+                        weight[i] += overlap;
+                    }
+                    i += 1;
+                }
+            }
+            None => {
+                if t < 0.0 {
+                    continue;
+                }
+                let i = t.floor() as usize;
+                if i < n {
+                    sum[i] += v;
+                    weight[i] += 1.0;
+                }
+            }
         }
     }
-    let known: Vec<usize> = (0..n).filter(|&i| count[i] > 0).collect();
-    if known.len() < 3 {
+    let known_at: Vec<usize> = (0..n).filter(|&i| weight[i] > 0.0).collect();
+    if known_at.len() < 3 {
         return None;
     }
-    let mut out: Vec<f64> = (0..n)
+    let mut values: Vec<f64> = (0..n)
         .map(|i| {
-            if count[i] > 0 {
-                sum[i] / f64::from(count[i])
+            if weight[i] > 0.0 {
+                sum[i] / weight[i]
             } else {
                 f64::NAN
             }
         })
         .collect();
-    let (first, last) = (known[0], known[known.len() - 1]);
+    let (first, last) = (known_at[0], known_at[known_at.len() - 1]);
     for i in 0..first {
-        out[i] = out[first];
+        values[i] = values[first];
     }
     for i in last + 1..n {
-        out[i] = out[last];
+        values[i] = values[last];
     }
-    for w in known.windows(2) {
+    // The usual distance between covered seconds, so a slow but regular source (a query every
+    // 15 s) is bridged and only a silence longer than its own rhythm is held.
+    let steps: Vec<f64> = known_at.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+    let usual = stats::median(&steps);
+    let bridged = BRIDGED_GAP_S.max(3.0 * usual);
+    for w in known_at.windows(2) {
         let (a, b) = (w[0], w[1]);
+        let bridge = (b - a) as f64 <= bridged;
         for i in a + 1..b {
-            let f = (i - a) as f64 / (b - a) as f64;
-            out[i] = out[a] + (out[b] - out[a]) * f;
+            values[i] = if bridge {
+                let f = (i - a) as f64 / (b - a) as f64;
+                values[a] + (values[b] - values[a]) * f
+            } else {
+                values[a]
+            };
         }
     }
-    Some(out)
+    let known = (0..n).map(|i| weight[i] > 0.0).collect();
+    Some(Resampled { values, known })
 }
 
 /// One candidate signal's place in the ranking.

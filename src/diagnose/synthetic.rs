@@ -171,6 +171,8 @@ pub fn case(seed: u64, spec: Spec) -> Case {
         signals.push(Signal {
             name: format!("s{i:03}"),
             unit: String::new(),
+            known: Vec::new(),
+            span_s: None,
             values,
         });
     }

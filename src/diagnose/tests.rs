@@ -23,6 +23,8 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
             Signal {
                 name: cause_name.into(),
                 unit: "seconds".into(),
+                known: Vec::new(),
+                span_s: None,
                 values: steady(n, |t| {
                     let base = 0.001 + 0.0002 * jitter(t + 3);
                     if cause_up {
@@ -35,17 +37,23 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
             Signal {
                 name: "http_requests_total:rate{status_class=\"2xx\"}".into(),
                 unit: "per_second".into(),
+                known: Vec::new(),
+                span_s: None,
                 values: steady(n, |t| 50.0 + jitter(t)),
             },
             Signal {
                 name: "process_cpu_seconds_total:rate".into(),
                 unit: "seconds_per_second".into(),
+                known: Vec::new(),
+                span_s: None,
                 values: steady(n, |t| 0.2 + 0.02 * jitter(t + 5)),
             },
             Signal {
                 // A consequence: rises 6 s after the users' latency.
                 name: "queue_depth{queue=\"notifications\"}".into(),
                 unit: String::new(),
+                known: Vec::new(),
+                span_s: None,
                 values: steady(n, |t| {
                     2.0 * step(t.saturating_sub(6)) * (t as f64 - at as f64)
                 }),
@@ -110,6 +118,8 @@ fn error_burst_carries_log_lines() {
         signals: vec![Signal {
             name: "http_requests_total:rate{status_class=\"5xx\"}".into(),
             unit: "per_second".into(),
+            known: Vec::new(),
+            span_s: None,
             values: steady(n, |t| 12.0 * step(t)),
         }],
         events: vec![Event {
@@ -262,6 +272,7 @@ fn resampling_averages_and_fills_gaps() {
         name: "x".into(),
         unit: String::new(),
         dimensions: Default::default(),
+        span_s: None,
         points: vec![(0.2, 1.0), (0.7, 3.0), (3.5, 8.0), (4.1, 10.0)],
     };
     assert_eq!(
@@ -269,6 +280,55 @@ fn resampling_averages_and_fills_gaps() {
         vec![2.0, 4.0, 6.0, 8.0, 10.0, 10.0]
     );
     assert_eq!(resample(&s, 1), None);
+}
+
+fn series(points: Vec<(f64, f64)>, span_s: Option<f64>) -> crate::record::infra::Series {
+    crate::record::infra::Series {
+        source: "t".into(),
+        name: "x".into(),
+        unit: String::new(),
+        dimensions: Default::default(),
+        span_s,
+        points,
+    }
+}
+
+#[test]
+fn an_aggregate_covers_its_whole_interval() {
+    // Three 10 s periods: 30 % CPU, then 95 % from t=10 to 20, then 30 % again.
+    let s = series(vec![(0.0, 30.0), (10.0, 95.0), (20.0, 30.0)], Some(10.0));
+    let r = resample_known(&s, 30).unwrap();
+    assert_eq!(&r.values[..10], &[30.0; 10]);
+    assert_eq!(&r.values[10..20], &[95.0; 10], "not a ramp from t=0");
+    assert_eq!(&r.values[20..], &[30.0; 10]);
+    assert!(r.known.iter().all(|k| *k));
+    // Two points of a 60 s period still cover a 60 s run (was: fewer than 3 points, dropped).
+    let s = series(vec![(-20.0, 10.0), (40.0, 50.0)], Some(60.0));
+    let r = resample_known(&s, 60).unwrap();
+    assert_eq!(r.values[0], 10.0);
+    assert_eq!(r.values[59], 50.0);
+    // A period that does not start on a second is shared by overlap.
+    let s = series(vec![(0.5, 10.0), (1.5, 20.0), (2.5, 30.0)], Some(1.0));
+    let r = resample_known(&s, 4).unwrap();
+    assert_eq!(r.values, vec![10.0, 15.0, 25.0, 30.0]);
+}
+
+#[test]
+fn a_long_silence_is_held_not_drawn_as_a_ramp() {
+    // Scraped every second, then 20 s without an answer, then a higher value.
+    let mut points: Vec<(f64, f64)> = (0..10).map(|t| (t as f64, 0.0)).collect();
+    points.extend((30..40).map(|t| (t as f64, 3.0)));
+    let r = resample_known(&series(points, None), 40).unwrap();
+    assert!(r.values[10..30].iter().all(|v| *v == 0.0), "{:?}", r.values);
+    assert!(!r.known[15] && r.known[9] && r.known[30]);
+    // A short gap is bridged.
+    let points = vec![(0.0, 0.0), (1.0, 0.0), (4.0, 3.0), (5.0, 3.0)];
+    let r = resample_known(&series(points, None), 6).unwrap();
+    assert_eq!(r.values, vec![0.0, 0.0, 1.0, 2.0, 3.0, 3.0]);
+    // A source that answers every 15 s by design is bridged between its answers.
+    let points = (0..5).map(|k| (k as f64 * 15.0, k as f64 * 15.0)).collect();
+    let r = resample_known(&series(points, None), 61).unwrap();
+    assert_eq!(r.values[7], 7.0);
 }
 
 #[test]
@@ -381,6 +441,8 @@ fn gauge(name: &str, f: impl Fn(usize) -> f64) -> Signal {
     Signal {
         name: name.into(),
         unit: String::new(),
+        known: Vec::new(),
+        span_s: None,
         values: steady(60, f),
     }
 }
@@ -628,6 +690,8 @@ fn cpu_and_memory_name_a_cause_only_at_a_limiting_level() {
     let limit = Signal {
         name: "container_spec_memory_limit_bytes".into(),
         unit: "bytes".into(),
+        known: Vec::new(),
+        span_s: None,
         values: vec![128.0 * mib; 60],
     };
     let near = with_cause(mem, "bytes", step(60.0 * mib, 110.0 * mib), vec![limit]);

@@ -115,6 +115,7 @@ fn series(s: peakload_aws::Series) -> Series {
         name: s.name,
         unit: unit(&s.unit),
         dimensions: s.dimensions,
+        span_s: None,
         points: s.points,
     }
 }

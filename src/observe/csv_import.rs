@@ -53,6 +53,7 @@ pub fn parse(text: &str, file: &str, origin_unix: Option<f64>) -> Result<Infra, 
             name: h.to_string(),
             unit: String::new(),
             dimensions: Default::default(),
+            span_s: None,
             points: Vec::new(),
         })
         .collect();

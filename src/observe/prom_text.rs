@@ -326,6 +326,7 @@ impl ScrapeSeries {
                 name: name.to_string(),
                 unit: unit.to_string(),
                 dimensions: dims.clone(),
+                span_s: None,
                 points: Vec::new(),
             })
             .points

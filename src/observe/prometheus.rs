@@ -63,6 +63,7 @@ pub fn parse_query_range(
                 name: name.to_string(),
                 unit: String::new(),
                 dimensions,
+                span_s: None,
                 points: m
                     .values
                     .into_iter()

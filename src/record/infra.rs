@@ -48,6 +48,13 @@ pub struct Series {
     pub dimensions: BTreeMap<String, String>,
     /// `(t, value)`: seconds since the run's start, in time order.
     pub points: Vec<(f64, f64)>,
+    /// When each value is an aggregate over an interval (a CloudWatch period, a log count per
+    /// interval, a rate over a window), the interval's length: the point `(t, v)` then covers
+    /// `[t, t + span_s)`. Sources that speak of windows ending at `t` (a Prometheus `rate(x[5s])`)
+    /// shift their points to the window's start. Absent for instantaneous samples (a gauge
+    /// read once a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_s: Option<f64>,
 }
 
 impl Series {
@@ -99,6 +106,7 @@ mod tests {
             name: "queue_depth".into(),
             unit: String::new(),
             dimensions: [("queue".to_string(), "email".to_string())].into(),
+            span_s: None,
             points: vec![],
         };
         assert_eq!(s.key(), "queue_depth{queue=\"email\"}");

@@ -607,6 +607,7 @@ mod tests {
                         ("ServiceName".to_string(), "shop".to_string()),
                         ("ClusterName".to_string(), "prod".to_string()),
                     ]),
+                    span_s: None,
                     points: vec![(2.0, 95.5), (0.0, 10.0), (1.0, 20.0)],
                 },
                 Series {
@@ -614,6 +615,7 @@ mod tests {
                     name: "db_pool_in_use".into(),
                     unit: String::new(),
                     dimensions: BTreeMap::new(),
+                    span_s: None,
                     points: vec![(5.0, 3.0), (f64::NAN, 4.0), (6.0, 9.0), (7.0, f64::NAN)],
                 },
             ],

@@ -201,6 +201,7 @@ pub(crate) fn diagnosed(mut r: Results, signals: usize, degraded: bool) -> Resul
         name: name.into(),
         unit: unit.into(),
         dimensions: BTreeMap::from([(dim.0.to_string(), dim.1)]),
+        span_s: None,
         points,
     };
     let pool_wait = (0..seconds)
@@ -372,6 +373,7 @@ fn bare_series(name: &str, unit: &str, points: Vec<(f64, f64)>) -> Series {
         name: name.into(),
         unit: unit.into(),
         dimensions: BTreeMap::new(),
+        span_s: None,
         points,
     }
 }
