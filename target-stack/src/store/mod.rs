@@ -36,7 +36,8 @@ pub enum StoreError {
         unavailable: bool,
     },
     /// The task that ran the operation ended without an answer (it panicked, or the runtime
-    /// is shutting down); the connection it held was closed, not pooled.
+    /// is shutting down). Its connection went back through the pool's checks, which close
+    /// one left inside a transaction.
     #[error("database operation lost: {0}")]
     Lost(String),
 }
