@@ -389,10 +389,22 @@ impl SqlStore {
             CheckoutOutcome::Placed(order) => order,
             other => return Ok(other),
         };
-        sqlx::query("DELETE FROM cart_items WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await?;
+        // Exactly what was sold leaves the cart. On MySQL the cart was read without locking
+        // it, so a line added since (another tab, or an add whose client gave up and which
+        // is still running) must stay: emptying the cart would lose it unsold.
+        for line in &order.items {
+            sqlx::query("UPDATE cart_items SET qty = qty - ? WHERE user_id = ? AND product_id = ?")
+                .bind(line.qty)
+                .bind(user_id)
+                .bind(line.product_id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM cart_items WHERE user_id = ? AND product_id = ? AND qty <= 0")
+                .bind(user_id)
+                .bind(line.product_id)
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(CheckoutOutcome::Placed(order))
     }
 
