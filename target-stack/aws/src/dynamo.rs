@@ -25,11 +25,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use peakload_stack::store::gate::{DbGate, Held};
+use peakload_stack::store::health::{WriteHealth, WriteOp};
 use peakload_stack::store::sql::SqlStore;
 use peakload_stack::store::{
     now_ms, AddToCart, BackendHealth, CartLine, CheckoutOutcome, MessageState, MessageStatus,
-    Order, PoolSnapshot, Product, SeedProduct, SeedUser, ShopStore, StoreResult, TimestampRecord,
-    TimestampStore, UserCredentials,
+    Order, PoolSnapshot, Product, SeedProduct, SeedUser, ShopStore, StoreError, StoreResult,
+    TimestampRecord, TimestampStore, UserCredentials,
 };
 
 use crate::error::{corrupt, store_error};
@@ -163,6 +164,8 @@ pub struct Dynamo {
     client: Client,
     tables: DynamoTables,
     gate: Arc<DbGate>,
+    /// Outcomes of the writes, for readiness.
+    writes: WriteHealth,
 }
 
 fn is_conditional<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
@@ -179,6 +182,7 @@ impl Dynamo {
             client,
             tables,
             gate,
+            writes: WriteHealth::default(),
         }
     }
 
@@ -558,7 +562,8 @@ impl TimestampStore for Dynamo {
     ) -> StoreResult<TimestampRecord> {
         let id = new_id();
         let _p = self.pass().await;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.tables.timestamps)
             .item("pk", s(format!("ts#{}", shard_of(request_id))))
@@ -570,7 +575,10 @@ impl TimestampStore for Dynamo {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| store_error(BACKEND, "PutItem timestamp", e))?;
+            .map(|_| ())
+            .map_err(|e| store_error(BACKEND, "PutItem timestamp", e));
+        self.writes.record(WriteOp::Timestamp, &put);
+        put?;
         Ok(TimestampRecord {
             id,
             request_id: request_id.to_owned(),
@@ -621,6 +629,11 @@ impl BackendHealth for Dynamo {
         Ok(())
     }
 
+    /// Not while a kind of write (sessions, carts, checkouts, timestamps) keeps failing.
+    async fn writes_ok(&self) -> Result<(), String> {
+        self.writes.trouble().map_or(Ok(()), Err)
+    }
+
     fn pools(&self) -> Vec<PoolSnapshot> {
         Vec::new()
     }
@@ -645,7 +658,9 @@ impl ShopStore for DynamoShop {
     }
 
     async fn create_session(&self, token: &str, user_id: i64) -> StoreResult<()> {
-        self.dynamo.create_session(token, user_id).await
+        let created = self.dynamo.create_session(token, user_id).await;
+        self.dynamo.writes.record(WriteOp::Session, &created);
+        created
     }
 
     async fn session_user(&self, token: &str) -> StoreResult<Option<i64>> {
@@ -669,8 +684,9 @@ impl ShopStore for DynamoShop {
         if self.sql.product(product_id).await?.is_none() {
             return Ok(AddToCart::UnknownProduct);
         }
-        self.dynamo.add_line(user_id, product_id, qty).await?;
-        Ok(AddToCart::Added)
+        let added = self.dynamo.add_line(user_id, product_id, qty).await;
+        self.dynamo.writes.record(WriteOp::AddToCart, &added);
+        added.map(|()| AddToCart::Added)
     }
 
     async fn cart(&self, user_id: i64) -> StoreResult<Vec<CartLine>> {
@@ -694,10 +710,13 @@ impl ShopStore for DynamoShop {
     /// the lock, then finds the cart emptied. If the process dies between the SQL commit and
     /// the cart update, the lock lapses after 30 s with the lines still in the cart (the
     /// order stands; stock is never oversold).
+    ///
+    /// From the lock on, the checkout runs on a task of its own: a caller that gives up (its
+    /// client disconnected) would otherwise leave the cart locked for 30 s, or an order placed
+    /// with its lines still in the cart, to be sold a second time once the lock lapses.
     async fn checkout(&self, user_id: i64) -> StoreResult<CheckoutOutcome> {
-        let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let deadline = tokio::time::Instant::now() + CART_LOCK_WAIT;
-        let lines = loop {
+        loop {
             let state = self.dynamo.read_cart(user_id).await?;
             if state.lines.is_empty() {
                 return Ok(CheckoutOutcome::EmptyCart);
@@ -706,41 +725,36 @@ impl ShopStore for DynamoShop {
                 .lock
                 .as_ref()
                 .is_some_and(|(_, until)| *until >= now_ms());
-            if !locked
-                && self
-                    .dynamo
-                    .lock_cart(user_id, state.version, &token)
-                    .await?
-            {
-                break state.lines;
+            if !locked {
+                let (dynamo, sql) = (self.dynamo.clone(), self.sql.clone());
+                let attempt = tokio::spawn(async move {
+                    let placed = lock_and_place(&dynamo, &sql, user_id, state).await;
+                    match &placed {
+                        Ok(Some(_)) => dynamo.writes.succeeded(WriteOp::Checkout),
+                        Err(e) => dynamo.writes.failed(WriteOp::Checkout, e),
+                        // The cart changed before the lock: not an outcome yet.
+                        Ok(None) => {}
+                    }
+                    placed
+                });
+                let placed = attempt
+                    .await
+                    .unwrap_or_else(|e| Err(StoreError::Lost(e.to_string())));
+                if let Some(result) = placed.transpose() {
+                    return result;
+                }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(peakload_stack::store::StoreError::Backend {
+                let e = StoreError::Backend {
                     backend: BACKEND,
                     message: "cart stayed locked by another checkout".into(),
                     unavailable: true,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..25))).await;
-        };
-        let order_lines: Vec<(i64, i64)> = lines.iter().map(|(p, q)| (*p, *q)).collect();
-        let outcome = match self.sql.place_order(user_id, &order_lines).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                let _ = self.dynamo.unlock_cart(user_id, &token).await;
+                };
+                self.dynamo.writes.failed(WriteOp::Checkout, &e);
                 return Err(e);
             }
-        };
-        match &outcome {
-            CheckoutOutcome::Placed(order) => {
-                if let Err(e) = self.dynamo.finish_checkout(user_id, &lines, &token).await {
-                    tracing::error!(user_id, order_id = order.order_id, error = %e,
-                        "order placed but the cart was not emptied");
-                }
-            }
-            _ => self.dynamo.unlock_cart(user_id, &token).await?,
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..25))).await;
         }
-        Ok(outcome)
     }
 
     async fn order(&self, user_id: i64, order_id: i64) -> StoreResult<Option<Order>> {
@@ -754,6 +768,40 @@ impl ShopStore for DynamoShop {
     async fn seed(&self, users: &[SeedUser], products: &[SeedProduct]) -> StoreResult<()> {
         self.sql.seed(users, products).await
     }
+}
+
+/// Locks the cart `state` was read from (`None`: it changed meanwhile, read it again),
+/// places its order in SQL, then removes the sold lines and the lock (or only the lock, when
+/// no order was placed).
+async fn lock_and_place(
+    dynamo: &Dynamo,
+    sql: &SqlStore,
+    user_id: i64,
+    state: CartState,
+) -> StoreResult<Option<CheckoutOutcome>> {
+    let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    if !dynamo.lock_cart(user_id, state.version, &token).await? {
+        return Ok(None);
+    }
+    let lines = state.lines;
+    let order_lines: Vec<(i64, i64)> = lines.iter().map(|(p, q)| (*p, *q)).collect();
+    let outcome = match sql.place_order(user_id, &order_lines).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let _ = dynamo.unlock_cart(user_id, &token).await;
+            return Err(e);
+        }
+    };
+    match &outcome {
+        CheckoutOutcome::Placed(order) => {
+            if let Err(e) = dynamo.finish_checkout(user_id, &lines, &token).await {
+                tracing::error!(user_id, order_id = order.order_id, error = %e,
+                    "order placed but the cart was not emptied");
+            }
+        }
+        _ => dynamo.unlock_cart(user_id, &token).await?,
+    }
+    Ok(Some(outcome))
 }
 
 #[cfg(test)]

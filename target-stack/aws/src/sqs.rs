@@ -35,6 +35,7 @@ use aws_sdk_sqs::types::{
     QueueAttributeName,
 };
 use aws_sdk_sqs::Client;
+use peakload_stack::store::health::{WriteHealth, WriteOp};
 use peakload_stack::store::{
     now_ms, BackendHealth, LeasedMessage, MessageState, MessageStatus, PoolSnapshot, Queue,
     QueueStats, QueueStore, StoreError, StoreResult,
@@ -89,6 +90,8 @@ pub struct SqsQueueStore {
     dynamo: Arc<Dynamo>,
     leases: Mutex<HashMap<(Queue, i64), Lease>>,
     heads: Mutex<HashMap<Queue, Head>>,
+    /// Outcomes of the writes, for readiness.
+    writes: Arc<WriteHealth>,
 }
 
 fn other(message: impl Into<String>) -> StoreError {
@@ -120,6 +123,7 @@ impl SqsQueueStore {
             dynamo,
             leases: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
+            writes: Arc::new(WriteHealth::default()),
         }
     }
 
@@ -233,36 +237,133 @@ impl SqsQueueStore {
     }
 }
 
+impl SqsQueueStore {
+    async fn ack_leased(&self, queue: Queue, ids: &[i64]) -> StoreResult<()> {
+        let mut receipts = Vec::with_capacity(ids.len());
+        let mut missing = None;
+        for &id in ids {
+            match self.take_lease(queue, id) {
+                Ok(lease) => {
+                    if queue == Queue::Notifications {
+                        self.dynamo
+                            .set_status(id, MessageState::Sent, lease.attempts)
+                            .await?;
+                    }
+                    receipts.push((id, lease.receipt));
+                }
+                Err(e) => missing = Some(e),
+            }
+        }
+        self.delete(queue, &receipts).await?;
+        missing.map_or(Ok(()), Err)
+    }
+
+    async fn retry_leased(&self, queue: Queue, id: i64, delay: Duration) -> StoreResult<()> {
+        let lease = self.take_lease(queue, id)?;
+        if queue == Queue::Notifications {
+            self.dynamo
+                .set_status(id, MessageState::Queued, lease.attempts)
+                .await?;
+        }
+        self.client
+            .change_message_visibility()
+            .queue_url(self.queues.url(queue))
+            .receipt_handle(&lease.receipt)
+            .visibility_timeout(visibility_secs(delay))
+            .send()
+            .await
+            .map_err(|e| store_error(BACKEND, "ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+
+    async fn dead_letter_leased(&self, queue: Queue, id: i64) -> StoreResult<()> {
+        let lease = self.take_lease(queue, id)?;
+        self.client
+            .send_message()
+            .queue_url(&self.queues.dlq)
+            .message_body(&lease.payload)
+            .message_attributes(ID_ATTRIBUTE, id_attribute(id))
+            .message_attributes(
+                QUEUE_ATTRIBUTE,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(queue.as_str())
+                    .build()
+                    .expect("data type is set"),
+            )
+            .send()
+            .await
+            .map_err(|e| store_error(BACKEND, "SendMessage to the DLQ", e))?;
+        if queue == Queue::Notifications {
+            self.dynamo
+                .set_status(id, MessageState::Failed, lease.attempts)
+                .await?;
+        }
+        self.client
+            .delete_message()
+            .queue_url(self.queues.url(queue))
+            .receipt_handle(&lease.receipt)
+            .send()
+            .await
+            .map_err(|e| store_error(BACKEND, "DeleteMessage", e))?;
+        Ok(())
+    }
+}
+
+/// A new message on `url`: for notifications, its status record first (which also makes
+/// the id unique), then `SendMessage`; if the send fails, the status record is removed.
+async fn send_new(
+    client: &Client,
+    url: &str,
+    dynamo: &Dynamo,
+    queue: Queue,
+    payload: &str,
+) -> StoreResult<i64> {
+    let mut id = new_id();
+    if queue == Queue::Notifications {
+        let mut tries = 0;
+        while !dynamo.create_status(id).await? {
+            tries += 1;
+            if tries > 5 {
+                return Err(other("no free notification id after 6 tries"));
+            }
+            id = new_id();
+        }
+    }
+    let sent = client
+        .send_message()
+        .queue_url(url)
+        .message_body(payload)
+        .message_attributes(ID_ATTRIBUTE, id_attribute(id))
+        .send()
+        .await;
+    if let Err(e) = sent {
+        if queue == Queue::Notifications {
+            // Not queued: no 202, and no status record claiming otherwise.
+            let _ = dynamo.delete_status(id).await;
+        }
+        return Err(store_error(BACKEND, "SendMessage", e));
+    }
+    Ok(id)
+}
+
 #[async_trait]
 impl QueueStore for SqsQueueStore {
+    /// The status record and the message go together, on a task of its own: a caller that
+    /// gives up between them would leave a status record of a message never sent.
     async fn enqueue(&self, queue: Queue, payload: &str) -> StoreResult<i64> {
-        let mut id = new_id();
-        if queue == Queue::Notifications {
-            let mut tries = 0;
-            while !self.dynamo.create_status(id).await? {
-                tries += 1;
-                if tries > 5 {
-                    return Err(other("no free notification id after 6 tries"));
-                }
-                id = new_id();
-            }
-        }
-        let sent = self
-            .client
-            .send_message()
-            .queue_url(self.queues.url(queue))
-            .message_body(payload)
-            .message_attributes(ID_ATTRIBUTE, id_attribute(id))
-            .send()
-            .await;
-        if let Err(e) = sent {
-            if queue == Queue::Notifications {
-                // Not queued: no 202, and no status record claiming otherwise.
-                let _ = self.dynamo.delete_status(id).await;
-            }
-            return Err(store_error(BACKEND, "SendMessage", e));
-        }
-        Ok(id)
+        let client = self.client.clone();
+        let url = self.queues.url(queue).to_owned();
+        let dynamo = self.dynamo.clone();
+        let writes = self.writes.clone();
+        let payload = payload.to_owned();
+        let task = tokio::spawn(async move {
+            let sent = send_new(&client, &url, &dynamo, queue, &payload).await;
+            writes.record(WriteOp::Enqueue, &sent);
+            sent
+        });
+        task.await
+            .unwrap_or_else(|e| Err(StoreError::Lost(e.to_string())))
     }
 
     async fn claim(
@@ -347,74 +448,21 @@ impl QueueStore for SqsQueueStore {
     }
 
     async fn ack(&self, queue: Queue, ids: &[i64]) -> StoreResult<()> {
-        let mut receipts = Vec::with_capacity(ids.len());
-        let mut missing = None;
-        for &id in ids {
-            match self.take_lease(queue, id) {
-                Ok(lease) => {
-                    if queue == Queue::Notifications {
-                        self.dynamo
-                            .set_status(id, MessageState::Sent, lease.attempts)
-                            .await?;
-                    }
-                    receipts.push((id, lease.receipt));
-                }
-                Err(e) => missing = Some(e),
-            }
-        }
-        self.delete(queue, &receipts).await?;
-        missing.map_or(Ok(()), Err)
+        let done = self.ack_leased(queue, ids).await;
+        self.writes.record(WriteOp::Ack, &done);
+        done
     }
 
     async fn retry_later(&self, queue: Queue, id: i64, delay: Duration) -> StoreResult<()> {
-        let lease = self.take_lease(queue, id)?;
-        if queue == Queue::Notifications {
-            self.dynamo
-                .set_status(id, MessageState::Queued, lease.attempts)
-                .await?;
-        }
-        self.client
-            .change_message_visibility()
-            .queue_url(self.queues.url(queue))
-            .receipt_handle(&lease.receipt)
-            .visibility_timeout(visibility_secs(delay))
-            .send()
-            .await
-            .map_err(|e| store_error(BACKEND, "ChangeMessageVisibility", e))?;
-        Ok(())
+        let done = self.retry_leased(queue, id, delay).await;
+        self.writes.record(WriteOp::RetryLater, &done);
+        done
     }
 
     async fn dead_letter(&self, queue: Queue, id: i64) -> StoreResult<()> {
-        let lease = self.take_lease(queue, id)?;
-        self.client
-            .send_message()
-            .queue_url(&self.queues.dlq)
-            .message_body(&lease.payload)
-            .message_attributes(ID_ATTRIBUTE, id_attribute(id))
-            .message_attributes(
-                QUEUE_ATTRIBUTE,
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(queue.as_str())
-                    .build()
-                    .expect("data type is set"),
-            )
-            .send()
-            .await
-            .map_err(|e| store_error(BACKEND, "SendMessage to the DLQ", e))?;
-        if queue == Queue::Notifications {
-            self.dynamo
-                .set_status(id, MessageState::Failed, lease.attempts)
-                .await?;
-        }
-        self.client
-            .delete_message()
-            .queue_url(self.queues.url(queue))
-            .receipt_handle(&lease.receipt)
-            .send()
-            .await
-            .map_err(|e| store_error(BACKEND, "DeleteMessage", e))?;
-        Ok(())
+        let done = self.dead_letter_leased(queue, id).await;
+        self.writes.record(WriteOp::DeadLetter, &done);
+        done
     }
 
     async fn status(&self, queue: Queue, id: i64) -> StoreResult<Option<MessageStatus>> {
@@ -473,6 +521,11 @@ impl BackendHealth for SqsQueueStore {
                 .map_err(|e| store_error(BACKEND, "GetQueueAttributes", e))?;
         }
         Ok(())
+    }
+
+    /// Not while a kind of write (enqueue, ack, retry, dead-letter) keeps failing.
+    async fn writes_ok(&self) -> Result<(), String> {
+        self.writes.trouble().map_or(Ok(()), Err)
     }
 
     fn pools(&self) -> Vec<PoolSnapshot> {

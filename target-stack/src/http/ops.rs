@@ -19,15 +19,23 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
+/// 200 when every backend answers a ping and can write (see [`BackendHealth::writes_ok`]);
+/// 503 with the reason otherwise.
+///
+/// [`BackendHealth::writes_ok`]: crate::store::BackendHealth::writes_ok
 pub async fn readyz(State(state): State<AppState>) -> Response {
     for backend in &state.stores.health {
-        if let Err(e) = backend.ping().await {
-            tracing::warn!(backend = backend.backend_name(), error = %e, "not ready");
-            return AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{} unreachable", backend.backend_name()),
-            )
-            .into_response();
+        let name = backend.backend_name();
+        let trouble = match backend.ping().await {
+            Err(e) => Some((format!("{name} unreachable"), e.to_string())),
+            Ok(()) => match backend.writes_ok().await {
+                Err(why) => Some((format!("{name} cannot write: {why}"), why)),
+                Ok(()) => None,
+            },
+        };
+        if let Some((answer, logged)) = trouble {
+            tracing::warn!(backend = name, error = %logged, "not ready");
+            return AppError::new(StatusCode::SERVICE_UNAVAILABLE, answer).into_response();
         }
     }
     Json(json!({ "status": "ready" })).into_response()

@@ -188,4 +188,30 @@ mod tests {
             .unwrap();
         assert_eq!(limiter.in_use(), 2);
     }
+
+    /// Callers dropped while waiting for a permit, or while holding one (a handler whose
+    /// client gave up), leave no permit taken and no wake-up lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_that_give_up_leave_the_limiter_whole() {
+        let limiter = Arc::new(Limiter::new(Some(2)));
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..300 {
+            let limiter = limiter.clone();
+            callers.spawn(async move {
+                let give_up = Duration::from_micros(fastrand::u64(0..3000));
+                let _ = tokio::time::timeout(give_up, async {
+                    let _permit = limiter.acquire().await;
+                    tokio::time::sleep(Duration::from_micros(fastrand::u64(0..1000))).await;
+                })
+                .await;
+            });
+        }
+        while callers.join_next().await.is_some() {}
+        assert_eq!(limiter.in_use(), 0);
+        let both = async { (limiter.acquire().await, limiter.acquire().await) };
+        let (_a, _b) = tokio::time::timeout(Duration::from_millis(200), both)
+            .await
+            .expect("both permits free at once");
+        assert_eq!(limiter.in_use(), 2);
+    }
 }

@@ -10,6 +10,7 @@
 //! stores them the same way.
 
 pub mod gate;
+pub mod health;
 pub mod schema;
 pub mod sql;
 
@@ -34,6 +35,11 @@ pub enum StoreError {
         message: String,
         unavailable: bool,
     },
+    /// The task that ran the operation ended without an answer (it panicked, or the runtime
+    /// is shutting down). Its connection went back through the pool's checks, which close
+    /// one left inside a transaction.
+    #[error("database operation lost: {0}")]
+    Lost(String),
 }
 
 impl StoreError {
@@ -311,11 +317,17 @@ pub struct PoolSnapshot {
     pub idle: u32,
 }
 
-/// Reachability and pool gauges of a backend.
+/// Reachability, writability and pool gauges of a backend.
 #[async_trait]
 pub trait BackendHealth: Send + Sync {
     fn backend_name(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether writes work now (`Err` says why not). A backend that answers pings can still
+    /// be unable to write: a writer connection left broken, a lock held elsewhere, one kind
+    /// of write failing every time. The default knows nothing and says yes.
+    async fn writes_ok(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn pools(&self) -> Vec<PoolSnapshot>;
 }
 

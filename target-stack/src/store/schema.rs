@@ -69,6 +69,10 @@ pub const SQLITE: &[&str] = &[
         id INTEGER PRIMARY KEY,
         items INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO multivac_stats (id, items) VALUES (1, 0)",
+    "CREATE TABLE IF NOT EXISTS health_probe (
+        id INTEGER PRIMARY KEY,
+        probed_at_ms INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO health_probe (id, probed_at_ms) VALUES (1, 0)",
 ];
 
 pub const MYSQL: &[&str] = &[
@@ -133,6 +137,10 @@ pub const MYSQL: &[&str] = &[
         id BIGINT NOT NULL PRIMARY KEY,
         items BIGINT NOT NULL) ENGINE=InnoDB",
     "INSERT IGNORE INTO multivac_stats (id, items) VALUES (1, 0)",
+    "CREATE TABLE IF NOT EXISTS health_probe (
+        id BIGINT NOT NULL PRIMARY KEY,
+        probed_at_ms BIGINT NOT NULL) ENGINE=InnoDB",
+    "INSERT IGNORE INTO health_probe (id, probed_at_ms) VALUES (1, 0)",
 ];
 
 impl Dialect {

@@ -12,6 +12,7 @@ mod common;
 mod cache;
 mod invariants;
 mod ops;
+mod overload;
 mod services;
 
 /// Generates `mod $name { sqlite, mariadb }` tests calling `$name(Db)`.

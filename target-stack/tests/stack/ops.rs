@@ -3,14 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use peakload_stack::Role;
+use peakload_stack::{BackendConfig, Role};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::common::{assert_json_error, start, Db, ADMIN_TOKEN};
+use crate::common::{assert_json_error, start, Db, TestStack, ADMIN_TOKEN};
 
-both_backends!(health_and_metrics, faults_change_behaviour_at_run_time);
+both_backends!(
+    health_and_metrics,
+    faults_change_behaviour_at_run_time,
+    readiness_fails_while_writes_cannot_finish,
+);
 
 async fn health_and_metrics(db: Db) {
     let s = start(db, |_| {}).await;
@@ -256,4 +260,98 @@ async fn shutdown_finishes_requests_in_flight() {
         .await
         .unwrap()
         .is_some());
+}
+
+/// Another client holds the database's write lock (SQLite: a `BEGIN IMMEDIATE` on the file;
+/// MariaDB: `LOCK TABLES … WRITE` on every table): pings still answer, writes cannot finish.
+/// `/readyz` must say so, and be 200 again once the lock is gone. An API process, so that no
+/// worker's claims make writes to watch: the test write has to find it out.
+async fn readiness_fails_while_writes_cannot_finish(db: Db) {
+    let s = start(db, |c| c.role = Role::Api).await;
+    assert_eq!(s.get("/readyz", None).await.status, StatusCode::OK);
+    let lock = WriteLock::take(&s).await;
+    let until = Instant::now() + Duration::from_secs(8);
+    let answer = loop {
+        let a = s.get("/readyz", None).await;
+        if a.status == StatusCode::SERVICE_UNAVAILABLE {
+            break a;
+        }
+        assert!(
+            Instant::now() < until,
+            "/readyz still {a:?} while writes are locked out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let why = answer.body["error"].as_str().unwrap_or_default();
+    assert!(why.contains("cannot write"), "{answer:?}");
+    lock.release().await;
+    s.eventually(
+        Duration::from_secs(10),
+        "/readyz 200 once the lock is gone",
+        || async { s.get("/readyz", None).await.status == StatusCode::OK },
+    )
+    .await;
+    let token = s.login(2).await;
+    let add = s
+        .post(
+            "/api/cart/items",
+            Some(&token),
+            json!({ "product_id": 3, "qty": 1 }),
+        )
+        .await;
+    assert_eq!(add.status, StatusCode::CREATED, "{add:?}");
+    let order = s.post("/api/checkout", Some(&token), json!({})).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{order:?}");
+    s.stop().await;
+}
+
+/// The write lock of [`readiness_fails_while_writes_cannot_finish`], held by a connection
+/// of the test's own.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    MariaDb(sqlx::MySqlConnection),
+}
+
+impl WriteLock {
+    async fn take(s: &TestStack) -> WriteLock {
+        use sqlx::{Connection, Executor, Row};
+        match &s.stack.config().backend {
+            BackendConfig::Sqlite { data_dir } => {
+                let url = format!("sqlite://{}", data_dir.join("stack.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                c.execute("PRAGMA busy_timeout = 10000").await.unwrap();
+                c.execute("BEGIN IMMEDIATE").await.unwrap();
+                WriteLock::Sqlite(c)
+            }
+            BackendConfig::MySql { url } => {
+                let mut c = sqlx::MySqlConnection::connect(url).await.unwrap();
+                let tables: Vec<String> = sqlx::query("SHOW TABLES")
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect();
+                let list: Vec<String> = tables.iter().map(|t| format!("`{t}` WRITE")).collect();
+                c.execute(format!("LOCK TABLES {}", list.join(", ")).as_str())
+                    .await
+                    .unwrap();
+                WriteLock::MariaDb(c)
+            }
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::{Connection, Executor};
+        match self {
+            WriteLock::Sqlite(mut c) => {
+                c.execute("ROLLBACK").await.unwrap();
+                c.close().await.unwrap();
+            }
+            WriteLock::MariaDb(mut c) => {
+                c.execute("UNLOCK TABLES").await.unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
 }

@@ -6,12 +6,15 @@
 //! compiled here against [`common::start`], which opens the stack with DynamoDB and SQS in
 //! front of the SQL store: the same load and the same checks (no oversell, exactly-once
 //! delivery across a worker kill, every accepted `/app` write stored, no 500 for bad
-//! input), on SQLite and on MariaDB for what stays in SQL.
+//! input), on SQLite and on MariaDB for what stays in SQL. `overload` is the core stack's
+//! overload by clients that give up, compiled here the same way.
 
 mod common;
 
 #[path = "../../../tests/stack/invariants.rs"]
 mod invariants;
+#[path = "../../../tests/stack/overload.rs"]
+mod overload;
 
 mod queues;
 mod secrets;
