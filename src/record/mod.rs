@@ -420,3 +420,53 @@ impl Shard {
         self.roll_to(now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema's error kinds, the `errors` object's required keys and the README's list
+    /// name every kind, so a new kind cannot forget the contract.
+    #[test]
+    fn schema_and_readme_list_every_error_kind() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{root}/reports/schema/results.schema.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .expect("a list of kinds")
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect()
+        };
+        let ours: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        assert_eq!(names(&schema["$defs"]["error_kind"]["enum"]), ours);
+        assert_eq!(
+            names(&schema["properties"]["errors"]["allOf"][1]["required"]),
+            ours
+        );
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let section = readme
+            .split("### Errors, classified")
+            .nth(1)
+            .expect("README has an error section");
+        for k in ErrorKind::ALL {
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                k.as_str(),
+                "serde name and as_str agree"
+            );
+            assert!(
+                section.contains(&format!("`{}`", k.as_str())),
+                "README's \"Errors, classified\" does not name {}",
+                k.as_str()
+            );
+        }
+    }
+}
