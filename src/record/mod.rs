@@ -431,8 +431,7 @@ mod tests {
     fn schema_and_readme_list_every_error_kind() {
         let root = env!("CARGO_MANIFEST_DIR");
         let schema: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(format!("{root}/reports/schema/results.schema.json"))
-                .unwrap(),
+            &std::fs::read_to_string(format!("{root}/reports/schema/results.schema.json")).unwrap(),
         )
         .unwrap();
         let names = |v: &serde_json::Value| -> Vec<String> {
