@@ -16,6 +16,9 @@
 pub mod render;
 pub mod vu;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
