@@ -201,18 +201,16 @@ name = "j"
 #[tokio::test]
 async fn paths_are_percent_encoded_and_fragments_never_sent() {
     for t in BOTH {
-        let body = r##"{"id":"x/y#frag z?","next":"/n?c=a b&d=é#frag"}"##;
-        let server = ScriptedServer::start(
-            t,
-            vec![[
-                answer(&ok(body)),
-                answer(&ok("")),
-                answer(&ok("")),
-                answer(&ok("")),
-                answer(&ok("")),
-            ]
-            .concat()],
-        )
+        let server = ScriptedServer::start_with(t, |url| {
+            let body = format!(
+                r##"{{"id":"x/y#frag z?","next":"/n?c=a b&d=é#frag","link":"{url}/l/a b?x=%2F y#f"}}"##
+            );
+            let mut script = answer(&ok(&body));
+            for _ in 0..5 {
+                script.extend(answer(&ok("")));
+            }
+            vec![script]
+        })
         .await;
         let src = format!(
             r#"name = "paths"
@@ -220,7 +218,7 @@ async fn paths_are_percent_encoded_and_fragments_never_sent() {
 name = "j"
   [[journey.step]]
   path = "/a b/é?k=v w"
-  extract = {{ id = {{ json = "$.id" }}, next = {{ json = "$.next" }} }}
+  extract = {{ id = {{ json = "$.id" }}, next = {{ json = "$.next" }}, link = {{ json = "$.link" }} }}
   [[journey.step]]
   path = "/items/{{{{id}}}}/x"
   [[journey.step]]
@@ -230,6 +228,8 @@ name = "j"
   query = {{ more = "{{{{id}}}}" }}
   [[journey.step]]
   url = "{}/u/{{{{id}}}}"
+  [[journey.step]]
+  url = "{{{{link}}}}"
 "#,
             server.url()
         );
@@ -239,7 +239,7 @@ name = "j"
             0,
             "{t:?}"
         );
-        let got = server.settle(5).await;
+        let got = server.settle(6).await;
         assert_eq!(
             targets(&got),
             vec![
@@ -248,6 +248,7 @@ name = "j"
                 "/n?c=a%20b&d=%C3%A9",
                 "/search?q=x%2Fy%23frag%20z%3F&n=1&more=x%2Fy%23frag%20z%3F",
                 "/u/x%2Fy%23frag%20z%3F",
+                "/l/a%20b?x=%2F%20y",
             ],
             "{t:?}"
         );

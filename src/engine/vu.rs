@@ -117,7 +117,13 @@ fn prepare_step(
     prefix: &str,
 ) -> Result<PreparedStep, String> {
     let target = match s.url.as_literal() {
-        Some(lit) if lit.starts_with("http://") || lit.starts_with("https://") => {
+        _ if !s.absolute => Target::Path {
+            origin: base.clone(),
+            host: base.host_header(),
+            prefix: prefix.to_string(),
+            path: s.url.clone(),
+        },
+        Some(lit) => {
             let (origin, target) = split_url(lit).map_err(|e| format!("step {:?}: {e}", s.name))?;
             Target::Fixed {
                 host: origin.host_header(),
@@ -125,15 +131,7 @@ fn prepare_step(
                 target: target.to_string(),
             }
         }
-        _ if matches!(s.url.parts.first(), Some(crate::scenario::Part::Lit(l)) if l.starts_with("http://") || l.starts_with("https://")) => {
-            Target::Dynamic(s.url.clone())
-        }
-        _ => Target::Path {
-            origin: base.clone(),
-            host: base.host_header(),
-            prefix: prefix.to_string(),
-            path: s.url.clone(),
-        },
+        None => Target::Dynamic(s.url.clone()),
     };
     // Step headers replace scenario headers of the same name.
     let mut headers: Vec<(String, Template)> = scenario

@@ -119,6 +119,9 @@ pub struct Step {
     pub method: String,
     /// A path ("/api/cart", appended to the base URL) or an absolute URL.
     pub url: Template,
+    /// `url` rather than `path`: the template renders a whole URL, even when it starts with an
+    /// expression (`url = "{{next}}"`).
+    pub absolute: bool,
     /// Query parameters, appended URL-encoded after any query already in `url`.
     pub query: Vec<(String, Template)>,
     pub headers: Vec<(String, Template)>,

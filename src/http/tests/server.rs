@@ -115,9 +115,18 @@ impl Drop for ScriptedServer {
 impl ScriptedServer {
     /// Connection `i` follows `scripts[i]`, or the last script once they run out.
     pub async fn start(transport: Transport, scripts: Vec<Vec<Step>>) -> ScriptedServer {
-        assert!(!scripts.is_empty());
+        Self::start_with(transport, |_| scripts).await
+    }
+
+    /// Like [`ScriptedServer::start`], for scripts that need the server's own URL.
+    pub async fn start_with(
+        transport: Transport,
+        scripts: impl FnOnce(&str) -> Vec<Vec<Step>>,
+    ) -> ScriptedServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scripts = scripts(&url_of(transport, addr));
+        assert!(!scripts.is_empty());
         let log = Arc::new(Mutex::new(Log::default()));
         let acceptor = (transport == Transport::Tls).then(tls_acceptor);
         let accept = {
@@ -166,15 +175,7 @@ impl ScriptedServer {
     }
 
     pub fn url(&self) -> String {
-        format!(
-            "{}://127.0.0.1:{}",
-            if self.transport == Transport::Tls {
-                "https"
-            } else {
-                "http"
-            },
-            self.addr.port()
-        )
+        url_of(self.transport, self.addr)
     }
 
     pub fn requests(&self) -> Vec<Received> {
@@ -197,6 +198,14 @@ impl ScriptedServer {
         tokio::time::sleep(Duration::from_millis(30)).await;
         self.requests()
     }
+}
+
+fn url_of(transport: Transport, addr: SocketAddr) -> String {
+    let scheme = match transport {
+        Transport::Tcp => "http",
+        Transport::Tls => "https",
+    };
+    format!("{scheme}://127.0.0.1:{}", addr.port())
 }
 
 enum ServerStream {

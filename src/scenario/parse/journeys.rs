@@ -338,6 +338,7 @@ impl<'s> Compiler<'s> {
                 name,
                 method,
                 url: url_template,
+                absolute: url.is_some() && path.is_none(),
                 query,
                 headers,
                 body,
