@@ -73,7 +73,8 @@ pub struct RunCli {
     /// Worker threads [default: the CPUs this process may use].
     #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,
-    /// After a stop request, how long in-flight requests get to finish.
+    /// At the plan's end or after a stop request, how long iterations and requests in flight
+    /// get to finish; what is still in flight then is recorded as cancelled.
     #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub drain: std::time::Duration,
     /// Extra threshold, as in the scenario's `thresholds` (repeatable).

@@ -12,6 +12,9 @@ pub mod run;
 pub mod shutdown;
 pub mod stack;
 
+#[cfg(test)]
+mod tests;
+
 use crate::cli::{Cli, Command, StackCommand};
 use crate::scenario::ScenarioErrors;
 

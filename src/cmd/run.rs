@@ -239,7 +239,8 @@ impl Run<'_> {
             run_start,
             stop: stop.clone(),
             drain: self.options.drain,
-            client: ClientOptions::new(self.options.insecure),
+            client: ClientOptions::new(self.options.insecure)
+                .with_max_response_headers(scenario.max_response_headers),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let aggregator = Aggregator::new(

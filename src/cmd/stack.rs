@@ -163,7 +163,7 @@ fn log_tail(log: &Path, n: usize) -> String {
 async fn wait_ready(base_url: &str, limit: Duration) -> Result<(), ()> {
     let (origin, _) = crate::url::split_url(base_url).map_err(|_| ())?;
     let deadline = Instant::now() + limit;
-    let mut client = crate::http::Client::new(crate::http::ClientOptions { tls: None });
+    let mut client = crate::http::Client::new(crate::http::ClientOptions::default());
     while Instant::now() < deadline {
         client.request.clear();
         client.request.extend_from_slice(
@@ -173,8 +173,11 @@ async fn wait_ready(base_url: &str, limit: Duration) -> Result<(), ()> {
             )
             .as_bytes(),
         );
-        if let Ok(Ok(200)) =
-            tokio::time::timeout(Duration::from_secs(2), client.send(&origin, false)).await
+        if let Ok(Ok(200)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.send(&origin, crate::http::Method::GET),
+        )
+        .await
         {
             return Ok(());
         }

@@ -6,9 +6,18 @@
 //! up to the thread's share of `max_vus`). An arrival that waits for a VU keeps its intended start,
 //! so the wait shows in the latency; one that waited longer than `max_lag` is dropped and counted.
 //! Closed model: a manager per thread keeps the thread's share of the wanted VUs looping.
+//!
+//! Both models end the same way. At the plan's end no iteration starts; one under way goes on
+//! (its remaining steps and pauses, but not the pause after its last step) for up to `drain`.
+//! A stop (signal, key) starts no new step and cuts pauses; requests in flight get `drain` too.
+//! What is still in flight when the drain runs out is recorded as `cancelled` with the time it
+//! had waited, and its iteration as interrupted.
 
 pub mod render;
 pub mod vu;
+
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -24,7 +33,7 @@ use crate::http::{Client, ClientOptions};
 use crate::plan::{weighted_order, ArrivalSchedule, VuSchedule};
 use crate::record::{IntervalReport, Shard};
 use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
-use vu::{IterationEnd, Prepared, Vu};
+use vu::{IterationEnd, Prepared, Stopping, Vu};
 
 /// Arrivals dispatched up to this much before they are due: tokio's timer fires up to a
 /// millisecond after a deadline, and a late dispatch would add the timer's own lag to latency.
@@ -82,6 +91,16 @@ pub fn spawn_workers(
 }
 
 async fn worker(thread: usize, config: Arc<EngineConfig>, shard: Rc<RefCell<Shard>>) {
+    // Fires at the plan's end.
+    let ended = CancellationToken::new();
+    let end_timer = {
+        let ended = ended.clone();
+        let end = config.run_start + config.scenario.load.duration();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep_until(end.into()).await;
+            ended.cancel();
+        })
+    };
     let ticker = {
         let shard = shard.clone();
         let start = config.run_start;
@@ -95,9 +114,10 @@ async fn worker(thread: usize, config: Arc<EngineConfig>, shard: Rc<RefCell<Shar
         })
     };
     match &config.scenario.load {
-        Load::Open(open) => run_open(thread, &config, open, &shard).await,
-        Load::Closed(closed) => run_closed(thread, &config, closed, &shard).await,
+        Load::Open(open) => run_open(thread, &config, open, &shard, &ended).await,
+        Load::Closed(closed) => run_closed(thread, &config, closed, &shard, &ended).await,
     }
+    end_timer.abort();
     ticker.abort();
 }
 
@@ -127,6 +147,7 @@ async fn run_open(
     config: &Arc<EngineConfig>,
     open: &OpenLoad,
     shard: &Rc<RefCell<Shard>>,
+    ended: &CancellationToken,
 ) {
     let schedule = ArrivalSchedule::new(open);
     let order = journey_order(&config.scenario);
@@ -151,6 +172,7 @@ async fn run_open(
             order.clone(),
             open.max_lag,
             shard.clone(),
+            ended.clone(),
         ));
     };
     for _ in 0..share(open.pre_allocated_vus, config.threads, thread).min(cap) {
@@ -184,10 +206,9 @@ async fn run_open(
         k += config.threads as u64;
     }
     // The run lasts its planned duration even when the last arrival comes before its end.
-    let planned_end = config.run_start + config.scenario.load.duration();
     if !stop.is_cancelled() {
         tokio::select! {
-            _ = tokio::time::sleep_until(planned_end.into()) => {}
+            _ = ended.cancelled() => {}
             _ = stop.cancelled() => {}
         }
     }
@@ -203,8 +224,13 @@ async fn open_vu(
     order: Rc<Vec<usize>>,
     max_lag: Duration,
     shard: Rc<RefCell<Shard>>,
+    ended: CancellationToken,
 ) {
     let mut vu = Vu::new(id, Client::new(config.client.clone()));
+    let stopping = Stopping {
+        stop: &config.stop,
+        ended: &ended,
+    };
     loop {
         if config.stop.is_cancelled() {
             return;
@@ -238,7 +264,7 @@ async fn open_vu(
         state.busy.set(state.busy.get() + 1);
         shard.borrow_mut().set_busy(state.busy.get());
         let journey = &config.prepared.journeys[order[(k % order.len() as u64) as usize]];
-        vu.iterate(&config.prepared, journey, k, Some(at), &shard, &config.stop)
+        vu.iterate(&config.prepared, journey, k, Some(at), &shard, stopping)
             .await;
         state.busy.set(state.busy.get() - 1);
         shard.borrow_mut().set_busy(state.busy.get());
@@ -250,6 +276,7 @@ async fn run_closed(
     config: &Arc<EngineConfig>,
     closed: &ClosedLoad,
     shard: &Rc<RefCell<Shard>>,
+    ended: &CancellationToken,
 ) {
     let schedule = VuSchedule::new(closed);
     let order = journey_order(&config.scenario);
@@ -294,12 +321,13 @@ async fn run_closed(
                         order: order.clone(),
                     },
                     shard.clone(),
-                    end,
+                    ended.clone(),
                 ));
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = ended.cancelled() => break,
             _ = config.stop.cancelled() => break,
         }
     }
@@ -321,7 +349,7 @@ async fn closed_vu(
     config: Arc<EngineConfig>,
     shared: ClosedShared,
     shard: Rc<RefCell<Shard>>,
-    end: Instant,
+    ended: CancellationToken,
 ) {
     let ClosedShared {
         allowed,
@@ -334,52 +362,36 @@ async fn closed_vu(
     shard.borrow_mut().set_busy(running.get());
     let mut vu = Vu::new(id, Client::new(config.client.clone()));
     let journey = &config.prepared.journeys[order[(id % order.len() as u64) as usize]];
-    // Stops the iteration in progress when the plan ends.
-    let deadline = config.stop.child_token();
-    let guard = {
-        let deadline = deadline.clone();
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep_until(end.into()).await;
-            deadline.cancel();
-        })
+    let stopping = Stopping {
+        stop: &config.stop,
+        ended: &ended,
     };
-    while local < allowed.get() && !deadline.is_cancelled() {
+    while local < allowed.get() && !ended.is_cancelled() && !config.stop.is_cancelled() {
         let n = iterations.get();
         iterations.set(n + 1);
         let iteration = n * config.threads as u64 + (id % config.threads as u64);
         shard.borrow_mut().iteration_started(Instant::now(), None);
         let result = vu
-            .iterate(
-                &config.prepared,
-                journey,
-                iteration,
-                None,
-                &shard,
-                &deadline,
-            )
+            .iterate(&config.prepared, journey, iteration, None, &shard, stopping)
             .await;
         if result == IterationEnd::FeederExhausted {
             // Nothing left to send for this journey; don't spin.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    guard.abort();
     alive.borrow_mut()[local as usize] = false;
     running.set(running.get() - 1);
     shard.borrow_mut().set_busy(running.get());
 }
 
-/// Waits for the VUs to finish; once stopping, gives in-flight requests `drain` to complete.
+/// Called at the plan's end or a stop: gives the VUs `drain` to finish what they were doing,
+/// then drops them (what was in flight is recorded as cancelled).
 async fn drain(vus: &mut tokio::task::JoinSet<()>, config: &EngineConfig) {
-    loop {
-        tokio::select! {
-            next = vus.join_next() => if next.is_none() { return },
-            _ = config.stop.cancelled() => break,
-        }
-    }
     let _ = tokio::time::timeout(config.drain, async {
         while vus.join_next().await.is_some() {}
     })
     .await;
     vus.abort_all();
+    // Dropping a VU records its request in flight and its iteration; let that happen here.
+    while vus.join_next().await.is_some() {}
 }

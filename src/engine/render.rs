@@ -119,6 +119,8 @@ fn write_escaped(value: &str, json_literal: bool, escape: Escape, out: &mut Vec<
                 out.extend_from_slice(chunk.as_bytes());
             }
         }
+        Escape::PathSegment => crate::url::push_encoded_component(value.as_bytes(), out),
+        Escape::Target => crate::url::push_encoded_target(value.as_bytes(), out),
         Escape::JsonString => json_escape_into(value, out),
         Escape::JsonValue => {
             if json_literal {

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::render::{render, url_encode_into, RenderCtx, VarValue};
-use crate::http::Client;
+use crate::http::{Client, CookieJar, Method};
 use crate::record::{ErrorKind, Shard};
 use crate::scenario::{
     Body, Check, ExtractSource, FeedMode, Feeder, Scenario, StatusMatch, Step, Template,
 };
-use crate::url::{split_url, Origin};
+use crate::url::{push_encoded_target, split_url, Origin};
 
 /// A step with everything that does not change between requests worked out once.
 pub struct PreparedStep {
@@ -23,7 +23,7 @@ pub struct PreparedStep {
     pub flat: usize,
     pub name: String,
     method: Vec<u8>,
-    head_request: bool,
+    method_kind: Method,
     target: Target,
     query: Vec<(Vec<u8>, Template)>,
     /// Literal headers, already serialized as `Name: value\r\n`.
@@ -77,7 +77,9 @@ impl Prepared {
         let (base_origin, base_path) =
             split_url(base_url).map_err(|e| format!("base URL {base_url:?}: {e}"))?;
         let base_origin = Arc::new(base_origin);
-        let prefix = base_path.trim_end_matches('/').to_string();
+        let mut prefix = Vec::new();
+        push_encoded_target(base_path.trim_end_matches('/').as_bytes(), &mut prefix);
+        let prefix = String::from_utf8(prefix).expect("percent-encoding leaves ASCII");
         let mut flat = 0;
         let mut journeys = Vec::new();
         for (ji, j) in scenario.journeys.iter().enumerate() {
@@ -115,7 +117,13 @@ fn prepare_step(
     prefix: &str,
 ) -> Result<PreparedStep, String> {
     let target = match s.url.as_literal() {
-        Some(lit) if lit.starts_with("http://") || lit.starts_with("https://") => {
+        _ if !s.absolute => Target::Path {
+            origin: base.clone(),
+            host: base.host_header(),
+            prefix: prefix.to_string(),
+            path: s.url.clone(),
+        },
+        Some(lit) => {
             let (origin, target) = split_url(lit).map_err(|e| format!("step {:?}: {e}", s.name))?;
             Target::Fixed {
                 host: origin.host_header(),
@@ -123,15 +131,7 @@ fn prepare_step(
                 target: target.to_string(),
             }
         }
-        _ if matches!(s.url.parts.first(), Some(crate::scenario::Part::Lit(l)) if l.starts_with("http://") || l.starts_with("https://")) => {
-            Target::Dynamic(s.url.clone())
-        }
-        _ => Target::Path {
-            origin: base.clone(),
-            host: base.host_header(),
-            prefix: prefix.to_string(),
-            path: s.url.clone(),
-        },
+        None => Target::Dynamic(s.url.clone()),
     };
     // Step headers replace scenario headers of the same name.
     let mut headers: Vec<(String, Template)> = scenario
@@ -196,7 +196,7 @@ fn prepare_step(
         flat,
         name: s.name.clone(),
         method: s.method.as_bytes().to_vec(),
-        head_request: s.method == "HEAD",
+        method_kind: Method::of(s.method.as_bytes()),
         target,
         query,
         static_headers,
@@ -267,12 +267,23 @@ pub enum IterationEnd {
     FeederExhausted,
 }
 
+/// How a run's end reaches a virtual user.
+#[derive(Clone, Copy)]
+pub struct Stopping<'a> {
+    /// A stop was asked (signal, key): no new step starts and pauses are cut; a request in
+    /// flight gets the drain to finish.
+    pub stop: &'a CancellationToken,
+    /// The plan's end has come: an iteration under way goes on within the drain, but the pause
+    /// after its last step, which only paces the next iteration, is cut.
+    pub ended: &'a CancellationToken,
+}
+
 /// A virtual user's state, reused across its iterations.
 pub struct Vu {
     pub id: u64,
     client: Client,
     vars: Vec<VarValue>,
-    cookies: Vec<(String, String)>,
+    cookies: CookieJar,
     body: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -283,7 +294,7 @@ impl Vu {
             id,
             client,
             vars: Vec::new(),
-            cookies: Vec::new(),
+            cookies: CookieJar::default(),
             body: Vec::with_capacity(512),
             scratch: Vec::with_capacity(256),
         }
@@ -291,6 +302,9 @@ impl Vu {
 
     /// Runs one iteration of `journey`. `intended` is the open model's scheduled start: when the
     /// iteration starts later than that, the wait counts in the first step's latency.
+    ///
+    /// The future may be dropped at any await (the drain ran out): the request in flight is
+    /// then recorded as `cancelled` and the iteration as interrupted.
     pub async fn iterate(
         &mut self,
         prepared: &Prepared,
@@ -298,7 +312,7 @@ impl Vu {
         iteration: u64,
         intended: Option<Instant>,
         shard: &Rc<RefCell<Shard>>,
-        stop: &CancellationToken,
+        stopping: Stopping<'_>,
     ) -> IterationEnd {
         self.vars.clear();
         self.vars.resize(journey.vars, VarValue::default());
@@ -322,7 +336,7 @@ impl Vu {
         let mut end = IterationEnd::Completed;
         let mut last_end = began;
         for (i, step) in journey.steps.iter().enumerate() {
-            if stop.is_cancelled() {
+            if stopping.stop.is_cancelled() {
                 end = IterationEnd::Interrupted;
                 break;
             }
@@ -332,21 +346,26 @@ impl Vu {
                 vu: self.id,
                 iteration,
             };
-            let origin = match build_request(
+            let built = build_request(
                 &mut self.client.request,
                 &mut self.body,
                 &mut self.scratch,
-                &self.cookies,
+                &mut self.cookies,
                 step,
                 &ctx,
-            ) {
-                Ok(o) => o,
-                Err(msg) => {
+            );
+            let (origin, path) = match built {
+                Ok(b) => (b.origin, b.path),
+                Err(why) => {
                     let now = Instant::now();
+                    let kind = ErrorKind::InvalidRequest;
                     let mut sh = shard.borrow_mut();
-                    sh.record_request(step.flat, now, Duration::ZERO, Some(ErrorKind::Protocol));
-                    sh.sample(ErrorKind::Protocol, &step.name, msg);
-                    end = IterationEnd::Failed(ErrorKind::Protocol);
+                    sh.record_unsent(step.flat, now, kind);
+                    if sh.wants_sample(kind) {
+                        sh.sample(kind, &step.name, why.to_string());
+                    }
+                    last_end = now;
+                    end = IterationEnd::Failed(kind);
                     break;
                 }
             };
@@ -356,25 +375,22 @@ impl Vu {
             } else {
                 start
             };
-            let (in0, out0) = (self.client.bytes_in, self.client.bytes_out);
+            let (in0, out0, retries0) = (
+                self.client.bytes_in,
+                self.client.bytes_out,
+                self.client.retries,
+            );
             let in_flight = InFlight {
                 shard,
                 step: step.flat,
                 from,
                 armed: true,
             };
-            let sent = tokio::select! {
-                biased;
-                r = tokio::time::timeout(step.timeout, self.client.send(&origin, step.head_request)) => Some(r),
-                _ = stop.cancelled(), if i > 0 => None,
-            };
+            let sent =
+                tokio::time::timeout(step.timeout, self.client.send(&origin, step.method_kind))
+                    .await;
             let finished = Instant::now();
             last_end = finished;
-            let Some(sent) = sent else {
-                drop(in_flight);
-                end = IterationEnd::Interrupted;
-                break;
-            };
             in_flight.disarm();
             let outcome = match sent {
                 Err(_) => {
@@ -395,11 +411,14 @@ impl Vu {
                     transport: true,
                     ..Verdict::default()
                 },
-                Ok(status) => self.judge(step, status, finished - start),
+                Ok(status) => self.judge(step, status, finished - start, &origin, path),
             };
             {
                 let mut sh = shard.borrow_mut();
                 sh.add_bytes(self.client.bytes_in - in0, self.client.bytes_out - out0);
+                if self.client.retries > retries0 {
+                    sh.add_retries(self.client.retries - retries0);
+                }
                 sh.record_request(step.flat, finished, latency, verdict.error);
                 sh.record_checks(step.flat, verdict.checks, verdict.checks_failed);
                 if let Some(kind) = verdict.error {
@@ -427,8 +446,9 @@ impl Vu {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     // Every step was done; only the pause is cut short.
-                    _ = stop.cancelled(), if last => {}
-                    _ = stop.cancelled(), if !last => { end = IterationEnd::Interrupted; break; }
+                    _ = stopping.stop.cancelled(), if last => {}
+                    _ = stopping.ended.cancelled(), if last => {}
+                    _ = stopping.stop.cancelled(), if !last => { end = IterationEnd::Interrupted; break; }
                 }
             }
         }
@@ -449,14 +469,27 @@ impl Vu {
     }
 
     /// Applies the step's checks and extractions to the response just read.
-    fn judge(&mut self, step: &PreparedStep, status: u16, service_time: Duration) -> Verdict {
+    fn judge(
+        &mut self,
+        step: &PreparedStep,
+        status: u16,
+        service_time: Duration,
+        origin: &Origin,
+        path: (usize, usize),
+    ) -> Verdict {
         let mut v = Verdict::default();
         if self
             .client
             .headers()
             .any(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
         {
-            self.store_cookies();
+            let now = std::time::SystemTime::now();
+            let path = &self.client.request[path.0..path.1];
+            for (n, value) in self.client.headers() {
+                if n.eq_ignore_ascii_case("set-cookie") {
+                    self.cookies.store(origin, path, value, now);
+                }
+            }
         }
         let status_ok = match &step.status_check {
             Some(m) => m.matches(status),
@@ -546,44 +579,42 @@ impl Vu {
         }
         v
     }
+}
 
-    fn store_cookies(&mut self) {
-        let mut found = Vec::new();
-        for (n, value) in self.client.headers() {
-            if !n.eq_ignore_ascii_case("set-cookie") {
-                continue;
-            }
-            let mut parts = value.split(';');
-            let Some((name, val)) = parts.next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            let expired = parts.any(|a| {
-                let a = a.trim();
-                a.eq_ignore_ascii_case("max-age=0")
-                    || a.to_ascii_lowercase().starts_with("max-age=-")
-            });
-            found.push((name.trim().to_string(), val.trim().to_string(), expired));
-        }
-        for (name, val, expired) in found {
-            self.cookies.retain(|(n, _)| *n != name);
-            if !expired {
-                self.cookies.push((name, val));
-            }
-        }
-    }
+/// A request that is not sent: it could not be written safely.
+#[derive(Debug, thiserror::Error)]
+enum Unsendable {
+    /// The value is not quoted: it may be a token or personal data.
+    #[error(
+        "header {name}: its value has a CR, LF or NUL (from a variable or a feeder), which would \
+         end the header and start another; the request was not sent"
+    )]
+    HeaderValue { name: String },
+    #[error(
+        "the URL built from variables is not a valid http(s) URL: {0}; the request was not sent"
+    )]
+    Url(crate::url::UrlError),
+}
+
+/// Where a built request goes, and its path (offsets into the request, without the query)
+/// for cookie scope.
+struct Built {
+    origin: Arc<Origin>,
+    path: (usize, usize),
 }
 
 fn build_request(
     req: &mut Vec<u8>,
     body: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-    cookies: &[(String, String)],
+    cookies: &mut CookieJar,
     step: &PreparedStep,
     ctx: &RenderCtx<'_>,
-) -> Result<Arc<Origin>, String> {
+) -> Result<Built, Unsendable> {
     req.clear();
     req.extend_from_slice(&step.method);
     req.push(b' ');
+    let target_start = req.len();
     let (origin, host): (Arc<Origin>, std::borrow::Cow<'_, str>) = match &step.target {
         Target::Path {
             origin,
@@ -610,15 +641,22 @@ fn build_request(
         Target::Dynamic(t) => {
             scratch.clear();
             render(t, ctx, scratch);
-            let url = String::from_utf8_lossy(scratch).into_owned();
-            let (origin, target) = split_url(&url).map_err(|e| format!("URL {url:?}: {e}"))?;
-            req.extend_from_slice(target.as_bytes());
+            let url = String::from_utf8_lossy(scratch);
+            let (origin, target) = split_url(&url).map_err(Unsendable::Url)?;
+            // A host from a variable may have carried characters into the path.
+            push_encoded_target(target.as_bytes(), req);
             let host = origin.host_header();
             (Arc::new(origin), host.into())
         }
     };
+    let path_end =
+        memchr::memchr(b'?', &req[target_start..]).map_or(req.len(), |i| target_start + i);
     if !step.query.is_empty() {
-        let mut sep = if req.contains(&b'?') { b'&' } else { b'?' };
+        let mut sep = if req[target_start..].contains(&b'?') {
+            b'&'
+        } else {
+            b'?'
+        };
         for (k, v) in &step.query {
             req.push(sep);
             sep = b'&';
@@ -634,20 +672,17 @@ fn build_request(
     for (name, value) in &step.dynamic_headers {
         req.extend_from_slice(name.as_bytes());
         req.extend_from_slice(b": ");
+        let at = req.len();
         render(value, ctx, req);
+        if memchr::memchr3(b'\r', b'\n', 0, &req[at..]).is_some() {
+            return Err(Unsendable::HeaderValue { name: name.clone() });
+        }
         req.extend_from_slice(b"\r\n");
     }
     if !cookies.is_empty() {
-        req.extend_from_slice(b"Cookie: ");
-        for (i, (n, v)) in cookies.iter().enumerate() {
-            if i > 0 {
-                req.extend_from_slice(b"; ");
-            }
-            req.extend_from_slice(n.as_bytes());
-            req.push(b'=');
-            req.extend_from_slice(v.as_bytes());
-        }
-        req.extend_from_slice(b"\r\n");
+        scratch.clear();
+        scratch.extend_from_slice(&req[target_start..path_end]);
+        cookies.write_header(&origin, scratch, std::time::SystemTime::now(), req);
     }
     body.clear();
     match &step.body {
@@ -671,7 +706,10 @@ fn build_request(
     }
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);
-    Ok(origin)
+    Ok(Built {
+        origin,
+        path: (target_start, path_end),
+    })
 }
 
 fn describe_source(s: &ExtractSource) -> String {

@@ -1,26 +1,47 @@
-//! A lean HTTP/1.1 client: one keep-alive connection per origin per virtual user.
+//! The HTTP client: one keep-alive connection per origin per virtual user.
 //!
-//! Requests are written from a caller-filled buffer and responses are read into a reusable
-//! buffer, so a steady run allocates nothing per request. Headers stay where they were read and
-//! are looked up by offset.
+//! [`Client`] is the face the engine and the observers use: the caller serializes a request
+//! into [`Client::request`], [`Client::send`] finds or opens the connection, runs the exchange
+//! and leaves the response readable until the next send. `h1` speaks HTTP/1.1 on one
+//! connection, `tls` configures rustls, `cookies` keeps an RFC 6265 cookie jar. A steady run
+//! allocates nothing per request: requests are written from the caller's buffer, responses are
+//! read into reused buffers, and headers are looked up by offset.
+//!
+//! # Reuse and retries (RFC 9112 §9.3.1)
+//!
+//! A reused connection is first checked for having been closed by the server while it sat
+//! idle; if it was, the request goes on a new connection, never having been written. If it
+//! still ends after the request was written and before any byte of a response, the request
+//! is sent once more on a fresh connection only when its method is safe (GET, HEAD, OPTIONS,
+//! TRACE): the server may have acted on it, and a POST, PATCH, PUT or DELETE must not reach it
+//! twice without the test saying so. PUT and DELETE are idempotent (RFC 9110 §9.2.2), but in a
+//! load test a second DELETE answers 404 and a second PUT is work the plan did not ask for.
+//! Every request written a second time is counted in [`Client::retries`]. A response that had
+//! begun and ended early is an error, never a stale connection.
+
+mod cookies;
+mod h1;
+mod tls;
+
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsConnector;
 
-use crate::record::ErrorKind;
-use crate::url::Origin;
+pub use cookies::CookieJar;
 
-const MAX_HEADERS: usize = 96;
-/// A response header block larger than this is a protocol error, not a reason to grow forever.
-const MAX_HEAD_BYTES: usize = 256 * 1024;
+use crate::record::ErrorKind;
+use crate::scenario::DEFAULT_MAX_RESPONSE_HEADERS;
+use crate::url::Origin;
 
 /// What went wrong with one exchange, before any HTTP status was seen.
 #[derive(Debug, thiserror::Error)]
@@ -29,23 +50,80 @@ pub enum HttpError {
     Dns { host: String, source: io::Error },
     #[error("connect to {addr} failed: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
-    #[error("TLS: {err}{hint}", err = .0, hint = tls_hint(.0))]
+    #[error("TLS: {err}{hint}", err = .0, hint = tls::hint(.0))]
     Tls(io::Error),
     #[error("{0}")]
     Io(io::Error),
-    #[error("connection closed before a complete response")]
-    ClosedEarly,
+    /// The request was written; the connection ended before any byte of a response.
+    #[error(
+        "connection {} after the request was sent, before any response{}",
+        if *.reset { "reset" } else { "closed" },
+        .resend.explain()
+    )]
+    NoResponse { reset: bool, resend: Resend },
+    /// A response had begun and the connection ended before its end.
+    #[error("connection {} {what}", if *.reset { "reset" } else { "closed" })]
+    Truncated { what: Truncation, reset: bool },
     #[error("invalid response: {0}")]
     Protocol(String),
+    #[error(
+        "invalid response: more than {limit} header fields (max_response_headers in the \
+         scenario raises the limit)"
+    )]
+    TooManyHeaders { limit: usize },
 }
 
-/// A TLS record that makes no sense is nearly always plain HTTP on the other end.
-fn tls_hint(e: &io::Error) -> &'static str {
-    let text = e.to_string();
-    if text.contains("corrupt message") || text.contains("InvalidContentType") {
-        " (is that port plain HTTP? then use http://)"
-    } else {
-        ""
+/// Why a request that got no response was not (or was) sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// It went on a new connection: nothing suggests an idle connection's close.
+    NotReused,
+    /// Not a safe method: the server may have acted on it.
+    Unsafe,
+    /// It was sent again on a fresh connection, and that one ended the same way.
+    AlsoFresh,
+}
+
+impl Resend {
+    fn explain(self) -> &'static str {
+        match self {
+            Resend::NotReused => "",
+            Resend::Unsafe => {
+                " on a reused connection (not sent again: the server may have acted on it, and \
+                 only GET, HEAD, OPTIONS and TRACE are re-sent)"
+            }
+            Resend::AlsoFresh => " (sent again on a fresh connection, which ended the same way)",
+        }
+    }
+}
+
+/// Which part of a response the connection's end cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    Head { got: usize },
+    Body { got: usize, expected: usize },
+    Chunked { got: usize },
+    UntilClose { got: usize },
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Truncation::Head { got } => {
+                write!(f, "part-way through the response head ({got} bytes)")
+            }
+            Truncation::Body { got, expected } => {
+                write!(f, "after {got} of {expected} body bytes (Content-Length)")
+            }
+            Truncation::Chunked { got } => write!(
+                f,
+                "in the middle of a chunked body ({got} bytes decoded, no last chunk)"
+            ),
+            Truncation::UntilClose { got } => write!(
+                f,
+                "instead of closing after a close-delimited body ({got} bytes)"
+            ),
+        }
     }
 }
 
@@ -67,31 +145,80 @@ impl HttpError {
                 | io::ErrorKind::UnexpectedEof => ErrorKind::ConnectionReset,
                 _ => ErrorKind::Io,
             },
-            HttpError::ClosedEarly => ErrorKind::ConnectionReset,
-            HttpError::Protocol(_) => ErrorKind::Protocol,
+            HttpError::NoResponse { .. } | HttpError::Truncated { .. } => {
+                ErrorKind::ConnectionReset
+            }
+            HttpError::Protocol(_) | HttpError::TooManyHeaders { .. } => ErrorKind::Protocol,
+        }
+    }
+}
+
+/// What the client must know of a request's method: a response to HEAD has no body, and only
+/// a safe method is sent again after a connection ended with no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    head: bool,
+    safe: bool,
+}
+
+impl Method {
+    pub const GET: Method = Method {
+        head: false,
+        safe: true,
+    };
+
+    pub fn of(name: &[u8]) -> Method {
+        Method {
+            head: name == b"HEAD",
+            safe: matches!(name, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE"),
+        }
+    }
+}
+
+/// Options fixed for a whole run.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// `None`: verify certificates against the web's roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A response with more header fields is a protocol error.
+    pub max_response_headers: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            tls: None,
+            max_response_headers: DEFAULT_MAX_RESPONSE_HEADERS,
+        }
+    }
+}
+
+impl ClientOptions {
+    pub fn new(insecure_tls: bool) -> Self {
+        ClientOptions {
+            tls: Some(tls::config(insecure_tls)),
+            ..ClientOptions::default()
         }
     }
 
-    /// A failure on a reused connection that the server may have closed while it sat idle:
-    /// safe to retry once on a fresh connection, as browsers and HTTP libraries do.
-    fn is_stale_connection(&self) -> bool {
-        match self {
-            HttpError::ClosedEarly => true,
-            HttpError::Io(e) => matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::UnexpectedEof
-            ),
-            _ => false,
-        }
+    pub fn with_max_response_headers(mut self, n: usize) -> Self {
+        self.max_response_headers = n;
+        self
     }
 }
 
 enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -141,106 +268,32 @@ struct Connection {
     reused: bool,
 }
 
-/// Where the parts of the last response sit in the client's buffers.
-#[derive(Debug, Default, Clone)]
-struct ResponseLayout {
-    status: u16,
-    /// Offsets of (name, value) pairs into `rbuf`.
-    headers: Vec<(usize, usize, usize, usize)>,
-    /// Body range in `rbuf`, unless the body was chunked and decoded into `chunked_body`.
-    body: (usize, usize),
-    chunked: bool,
-}
-
-/// Options fixed for a whole run.
-#[derive(Clone)]
-pub struct ClientOptions {
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl ClientOptions {
-    pub fn new(insecure_tls: bool) -> Self {
-        ClientOptions {
-            tls: Some(tls_config(insecure_tls)),
+impl Connection {
+    /// Whether a connection kept for reuse can still take a request. The runtime already knows
+    /// whether anything arrived since the last response (the end of a short read cleared the
+    /// socket's readiness), so asking costs no system call when nothing did: a close, a TLS
+    /// close_notify, or bytes the server sent unasked (a 408 before closing) all retire it.
+    /// `thorough` also asks the kernel (one non-blocking peek), for requests that must not be
+    /// written on a connection whose close is already on its way.
+    async fn still_open(&mut self, thorough: bool) -> bool {
+        let mut scratch = [0u8; 64];
+        let quiet = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut scratch);
+            Poll::Ready(
+                Pin::new(&mut self.stream)
+                    .poll_read(cx, &mut buf)
+                    .is_pending(),
+            )
+        })
+        .await;
+        if !quiet || !thorough {
+            return quiet;
         }
-    }
-}
-
-fn tls_config(insecure: bool) -> Arc<rustls::ClientConfig> {
-    static SECURE: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    static INSECURE: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let make = |insecure: bool| {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("the default provider supports the default protocol versions");
-        let mut config = if insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
-        } else {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    };
-    if insecure {
-        INSECURE.get_or_init(|| make(true)).clone()
-    } else {
-        SECURE.get_or_init(|| make(false)).clone()
-    }
-}
-
-/// For `insecure_tls = true`: test environments with self-signed certificates.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            socket2::SockRef::from(self.stream.tcp()).peek(&mut byte),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
         )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -252,12 +305,13 @@ pub struct Client {
     resolved: Vec<(String, u16, Vec<SocketAddr>)>,
     /// The serialized request (head and body) for the next send.
     pub request: Vec<u8>,
-    rbuf: Vec<u8>,
-    chunked_body: Vec<u8>,
-    layout: ResponseLayout,
+    bufs: h1::Buffers,
     /// Bytes read and written over the client's life.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Requests written a second time, on a fresh connection, after a reused one ended with
+    /// no response (safe methods only).
+    pub retries: u64,
 }
 
 impl Client {
@@ -267,11 +321,13 @@ impl Client {
             conns: Vec::with_capacity(1),
             resolved: Vec::new(),
             request: Vec::with_capacity(1024),
-            rbuf: Vec::with_capacity(16 * 1024),
-            chunked_body: Vec::new(),
-            layout: ResponseLayout::default(),
+            bufs: h1::Buffers {
+                rbuf: Vec::with_capacity(16 * 1024),
+                ..Default::default()
+            },
             bytes_in: 0,
             bytes_out: 0,
+            retries: 0,
         }
     }
 
@@ -281,21 +337,77 @@ impl Client {
     }
 
     /// Sends `self.request` to `origin` and reads the whole response.
-    pub async fn send(&mut self, origin: &Origin, head_request: bool) -> Result<u16, HttpError> {
-        let idx = match self.conns.iter().position(|c| &c.origin == origin) {
-            Some(i) => i,
-            None => self.connect(origin).await?,
-        };
-        match self.exchange(idx, head_request).await {
-            Ok(status) => Ok(status),
-            Err(e) if self.conns[idx].reused && e.is_stale_connection() => {
-                self.conns.swap_remove(idx);
-                let idx = self.connect(origin).await?;
-                self.exchange(idx, head_request).await
+    pub async fn send(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
+        let mut kept = None;
+        if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
+            if self.conns[i].still_open(!method.safe).await {
+                kept = Some(i);
+            } else {
+                self.conns.swap_remove(i);
             }
-            Err(e) => {
+        }
+        let (idx, reused) = match kept {
+            Some(i) => (i, self.conns[i].reused),
+            None => (self.connect(origin).await?, false),
+        };
+        let failure = match self.attempt(idx, method).await {
+            Ok(status) => return Ok(status),
+            Err(f) => f,
+        };
+        let resend = match &failure {
+            // Nothing was written: sending it now is sending it once.
+            h1::Failure::Unsent(_) => reused,
+            h1::Failure::NoResponse { .. } => reused && method.safe,
+            h1::Failure::Error(_) => false,
+        };
+        if !resend {
+            let why = if reused {
+                Resend::Unsafe
+            } else {
+                Resend::NotReused
+            };
+            return Err(into_error(failure, why, origin.tls));
+        }
+        if matches!(failure, h1::Failure::NoResponse { .. }) {
+            self.retries += 1;
+        }
+        let idx = self.connect(origin).await?;
+        self.attempt(idx, method)
+            .await
+            .map_err(|f| into_error(f, Resend::AlsoFresh, origin.tls))
+    }
+
+    /// One exchange on connection `idx`, which is dropped unless it can carry another.
+    async fn attempt(&mut self, idx: usize, method: Method) -> Result<u16, h1::Failure> {
+        let conn = &mut self.conns[idx];
+        let tls = matches!(conn.stream, Stream::Tls(_));
+        let mut ex = h1::Exchange {
+            stream: &mut conn.stream,
+            tls,
+            bufs: &mut self.bufs,
+            max_headers: self.options.max_response_headers,
+            head_request: method.head,
+            sent: 0,
+            received: 0,
+        };
+        let result = match ex.write(&self.request).await {
+            Ok(()) => ex.read_response().await,
+            Err(f) => Err(f),
+        };
+        self.bytes_out += ex.sent;
+        self.bytes_in += ex.received;
+        match result {
+            Ok(true) => {
+                self.conns[idx].reused = true;
+                Ok(self.bufs.layout.status)
+            }
+            Ok(false) => {
                 self.conns.swap_remove(idx);
-                Err(e)
+                Ok(self.bufs.layout.status)
+            }
+            Err(f) => {
+                self.conns.swap_remove(idx);
+                Err(f)
             }
         }
     }
@@ -328,7 +440,7 @@ impl Client {
                 .options
                 .tls
                 .clone()
-                .unwrap_or_else(|| tls_config(false));
+                .unwrap_or_else(|| tls::config(false));
             let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
                 .map_err(|e| HttpError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
             let tls = TlsConnector::from(config)
@@ -371,100 +483,17 @@ impl Client {
         Ok(addrs)
     }
 
-    async fn exchange(&mut self, idx: usize, head_request: bool) -> Result<u16, HttpError> {
-        let conn = &mut self.conns[idx];
-        let tls = matches!(conn.stream, Stream::Tls(_));
-        conn.stream
-            .write_all(&self.request)
-            .await
-            .map_err(|e| io_error(e, tls))?;
-        if tls {
-            conn.stream.flush().await.map_err(|e| io_error(e, tls))?;
-        }
-        self.bytes_out += self.request.len() as u64;
-        self.rbuf.clear();
-        let (head_len, keep_alive, framing) = loop {
-            let (head_len, keep_alive, framing) = read_head(
-                &mut conn.stream,
-                &mut self.rbuf,
-                &mut self.layout,
-                head_request,
-                tls,
-            )
-            .await?;
-            // Interim 1xx responses precede the real one.
-            if (100..200).contains(&self.layout.status) && self.layout.status != 101 {
-                self.rbuf.drain(..head_len);
-                continue;
-            }
-            break (head_len, keep_alive, framing);
-        };
-        let mut reusable = keep_alive;
-        match framing {
-            Framing::Empty => self.layout.body = (head_len, head_len),
-            Framing::Length(n) => {
-                let end = head_len + n;
-                while self.rbuf.len() < end {
-                    let need = end - self.rbuf.len();
-                    reserve(&mut self.rbuf, need);
-                    let got = conn
-                        .stream
-                        .read_buf(&mut self.rbuf)
-                        .await
-                        .map_err(|e| io_error(e, tls))?;
-                    if got == 0 {
-                        return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
-                    }
-                }
-                self.layout.body = (head_len, end);
-            }
-            Framing::Chunked => {
-                read_chunked(
-                    &mut conn.stream,
-                    &mut self.rbuf,
-                    head_len,
-                    &mut self.chunked_body,
-                    tls,
-                )
-                .await?;
-                self.layout.chunked = true;
-            }
-            Framing::UntilClose => {
-                loop {
-                    reserve(&mut self.rbuf, 8192);
-                    let got = conn
-                        .stream
-                        .read_buf(&mut self.rbuf)
-                        .await
-                        .map_err(|e| io_error(e, tls))?;
-                    if got == 0 {
-                        break;
-                    }
-                }
-                self.layout.body = (head_len, self.rbuf.len());
-                reusable = false;
-            }
-        }
-        self.bytes_in += self.rbuf.len() as u64;
-        let status = self.layout.status;
-        if reusable {
-            self.conns[idx].reused = true;
-        } else {
-            self.conns.swap_remove(idx);
-        }
-        Ok(status)
-    }
-
     pub fn status(&self) -> u16 {
-        self.layout.status
+        self.bufs.layout.status
     }
 
     /// The last response's body (chunked bodies decoded).
     pub fn body(&self) -> &[u8] {
-        if self.layout.chunked {
-            &self.chunked_body
+        let layout = &self.bufs.layout;
+        if layout.chunked {
+            &self.bufs.decoded
         } else {
-            &self.rbuf[self.layout.body.0..self.layout.body.1]
+            &self.bufs.rbuf[layout.body.0..layout.body.1]
         }
     }
 
@@ -477,174 +506,24 @@ impl Client {
 
     /// Every header of the last response, in order, with values that are valid UTF-8.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.layout.headers.iter().filter_map(|&(ns, ne, vs, ve)| {
-            let n = std::str::from_utf8(&self.rbuf[ns..ne]).ok()?;
-            let v = std::str::from_utf8(&self.rbuf[vs..ve]).ok()?;
-            Some((n, v))
-        })
+        let rbuf = &self.bufs.rbuf;
+        self.bufs
+            .layout
+            .headers
+            .iter()
+            .filter_map(move |&(ns, ne, vs, ve)| {
+                let n = std::str::from_utf8(&rbuf[ns..ne]).ok()?;
+                let v = std::str::from_utf8(&rbuf[vs..ve]).ok()?;
+                Some((n, v))
+            })
     }
 }
 
-enum Framing {
-    Empty,
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
-fn reserve(buf: &mut Vec<u8>, want: usize) {
-    let free = buf.capacity() - buf.len();
-    if free < want.min(64 * 1024) {
-        buf.reserve(want.clamp(8192, 1 << 20));
-    }
-}
-
-fn io_error(e: io::Error, tls: bool) -> HttpError {
-    // tokio-rustls reports TLS failures as InvalidData wrapping a rustls error.
-    if tls && e.kind() == io::ErrorKind::InvalidData {
-        HttpError::Tls(e)
-    } else {
-        HttpError::Io(e)
-    }
-}
-
-async fn read_head(
-    stream: &mut Stream,
-    rbuf: &mut Vec<u8>,
-    layout: &mut ResponseLayout,
-    head_request: bool,
-    tls: bool,
-) -> Result<(usize, bool, Framing), HttpError> {
-    let mut scanned_empty = rbuf.is_empty();
-    loop {
-        if !rbuf.is_empty() || !scanned_empty {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(rbuf) {
-                Ok(httparse::Status::Complete(head_len)) => {
-                    let base = rbuf.as_ptr() as usize;
-                    let status = resp.code.unwrap_or(0);
-                    let version = resp.version.unwrap_or(1);
-                    layout.status = status;
-                    layout.chunked = false;
-                    layout.headers.clear();
-                    let mut length = None;
-                    let mut chunked = false;
-                    let mut close = version == 0;
-                    for h in resp.headers.iter() {
-                        let ns = h.name.as_ptr() as usize - base;
-                        let vs = h.value.as_ptr() as usize - base;
-                        layout
-                            .headers
-                            .push((ns, ns + h.name.len(), vs, vs + h.value.len()));
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let v = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|s| s.trim().parse::<usize>().ok())
-                                .ok_or_else(|| HttpError::Protocol("bad Content-Length".into()))?;
-                            length = Some(v);
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = h
-                                .value
-                                .rsplit(|&b| b == b',')
-                                .next()
-                                .map(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-                                .unwrap_or(false);
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            let v = h.value;
-                            if contains_token(v, b"close") {
-                                close = true;
-                            } else if version == 0 && contains_token(v, b"keep-alive") {
-                                close = false;
-                            }
-                        }
-                    }
-                    let framing = if head_request
-                        || status == 204
-                        || status == 304
-                        || (100..200).contains(&status)
-                    {
-                        Framing::Empty
-                    } else if chunked {
-                        Framing::Chunked
-                    } else if let Some(n) = length {
-                        Framing::Length(n)
-                    } else {
-                        Framing::UntilClose
-                    };
-                    return Ok((head_len, !close, framing));
-                }
-                Ok(httparse::Status::Partial) => {
-                    if rbuf.len() > MAX_HEAD_BYTES {
-                        return Err(HttpError::Protocol("response head too large".into()));
-                    }
-                }
-                Err(e) => return Err(HttpError::Protocol(e.to_string())),
-            }
-        }
-        scanned_empty = true;
-        reserve(rbuf, 8192);
-        let got = stream.read_buf(rbuf).await.map_err(|e| io_error(e, tls))?;
-        if got == 0 {
-            return Err(if rbuf.is_empty() {
-                HttpError::ClosedEarly
-            } else {
-                HttpError::Io(io::ErrorKind::UnexpectedEof.into())
-            });
-        }
-    }
-}
-
-async fn read_more(stream: &mut Stream, rbuf: &mut Vec<u8>, tls: bool) -> Result<(), HttpError> {
-    reserve(rbuf, 8192);
-    match stream.read_buf(rbuf).await {
-        Ok(0) => Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
-        Ok(_) => Ok(()),
-        Err(e) => Err(io_error(e, tls)),
-    }
-}
-
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-async fn read_chunked(
-    stream: &mut Stream,
-    rbuf: &mut Vec<u8>,
-    mut pos: usize,
-    out: &mut Vec<u8>,
-    tls: bool,
-) -> Result<(), HttpError> {
-    out.clear();
-    loop {
-        let (size_len, size) = loop {
-            match httparse::parse_chunk_size(&rbuf[pos..]) {
-                Ok(httparse::Status::Complete((n, size))) => break (n, size as usize),
-                Ok(httparse::Status::Partial) => read_more(stream, rbuf, tls).await?,
-                Err(_) => return Err(HttpError::Protocol("bad chunk size".into())),
-            }
-        };
-        pos += size_len;
-        if size == 0 {
-            // Trailers end with an empty line.
-            loop {
-                let rest = &rbuf[pos..];
-                if let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-                    if i == 0 {
-                        return Ok(());
-                    }
-                    pos += i + 2;
-                } else {
-                    read_more(stream, rbuf, tls).await?;
-                }
-            }
-        }
-        while rbuf.len() < pos + size + 2 {
-            read_more(stream, rbuf, tls).await?;
-        }
-        out.extend_from_slice(&rbuf[pos..pos + size]);
-        pos += size + 2;
+/// The error a caller sees for a failed exchange.
+fn into_error(failure: h1::Failure, resend: Resend, tls: bool) -> HttpError {
+    match failure {
+        h1::Failure::Unsent(e) => h1::io_error(e, tls),
+        h1::Failure::NoResponse { reset } => HttpError::NoResponse { reset, resend },
+        h1::Failure::Error(e) => e,
     }
 }

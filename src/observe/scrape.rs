@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::prom_text::{parse, ScrapeSeries};
 use super::Infra;
-use crate::http::{Client, ClientOptions};
+use crate::http::{Client, ClientOptions, Method};
 use crate::url::{split_url, Origin};
 
 /// One endpoint to scrape.
@@ -57,7 +57,7 @@ pub async fn http_get(
         )
         .as_bytes(),
     );
-    match tokio::time::timeout(timeout, client.send(origin, false)).await {
+    match tokio::time::timeout(timeout, client.send(origin, Method::GET)).await {
         Ok(Ok(status)) => Ok((status, client.body().to_vec())),
         Ok(Err(e)) => {
             client.close_all();

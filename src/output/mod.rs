@@ -120,6 +120,13 @@ pub fn summary(r: &Results) -> String {
             r.interrupted_iterations
         );
     }
+    if r.retried_requests > 0 {
+        let _ = writeln!(
+            s,
+            "  {} requests sent twice: a reused connection closed before answering, so they went again on a fresh one (counted once)",
+            r.retried_requests
+        );
+    }
     let _ = writeln!(s);
     let width = r
         .steps

@@ -75,6 +75,7 @@ pub fn build_results(run: &FinishedRun<'_>) -> Results {
         arrivals_queued: c.arrivals_queued,
         feeder_exhausted: c.feeder_exhausted,
         interrupted_iterations: c.interrupted_iterations,
+        retried_requests: c.retried_requests,
         generator: generator_health(run, model, schedule_lag_ms.p99),
         schedule_lag_ms,
         thresholds: Vec::new(),

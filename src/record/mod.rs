@@ -35,13 +35,16 @@ pub enum ErrorKind {
     Http5xx,
     CheckFailed,
     ExtractFailed,
+    /// The request could not be built safely and was not sent: a header value with CR, LF or
+    /// NUL, or a URL from variables that is not a valid http(s) URL.
+    InvalidRequest,
     /// The run stopped (signal, key, end of drain) before the response came; the latency
     /// recorded is how long it had waited, a lower bound.
     Cancelled,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectFailed,
         ErrorKind::Dns,
@@ -54,6 +57,7 @@ impl ErrorKind {
         ErrorKind::Http5xx,
         ErrorKind::CheckFailed,
         ErrorKind::ExtractFailed,
+        ErrorKind::InvalidRequest,
         ErrorKind::Cancelled,
     ];
     pub const COUNT: usize = Self::ALL.len();
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::CheckFailed => "check_failed",
             ErrorKind::ExtractFailed => "extract_failed",
+            ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Cancelled => "cancelled",
         }
     }
@@ -134,6 +139,13 @@ impl Counts {
         self.checks_failed += other.checks_failed;
     }
 
+    /// A request that failed before it was sent: counted, with no latency to record.
+    fn record_unsent(&mut self, error: ErrorKind) {
+        self.requests += 1;
+        self.errors += 1;
+        self.by_kind[error.index()] += 1;
+    }
+
     fn record(&mut self, micros: u64, error: Option<ErrorKind>) {
         record_micros(&mut self.latency, micros);
         self.requests += 1;
@@ -167,6 +179,9 @@ pub struct Counters {
     pub interrupted_iterations: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Requests written a second time on a fresh connection after a reused one ended with no
+    /// response; each is counted once in the requests.
+    pub retried_requests: u64,
 }
 
 impl Counters {
@@ -181,6 +196,7 @@ impl Counters {
             interrupted_iterations,
             bytes_in,
             bytes_out,
+            retried_requests,
         } = *other;
         self.iterations_started += iterations_started;
         self.dropped_iterations += dropped_iterations;
@@ -190,6 +206,7 @@ impl Counters {
         self.interrupted_iterations += interrupted_iterations;
         self.bytes_in += bytes_in;
         self.bytes_out += bytes_out;
+        self.retried_requests += retried_requests;
     }
 }
 
@@ -311,6 +328,13 @@ impl Shard {
         self.current.steps[step].record(latency.as_micros() as u64, error);
     }
 
+    /// A request refused before it was sent (see [`ErrorKind::InvalidRequest`]): counted as a
+    /// failed request, but with no latency, which would only pull the percentiles down.
+    pub fn record_unsent(&mut self, step: usize, at: Instant, error: ErrorKind) {
+        self.roll_to(at);
+        self.current.steps[step].record_unsent(error);
+    }
+
     pub fn record_checks(&mut self, step: usize, checks: u64, failed: u64) {
         let c = &mut self.current.steps[step];
         c.checks += checks;
@@ -371,6 +395,10 @@ impl Shard {
         self.current.counters.bytes_out += bytes_out;
     }
 
+    pub fn add_retries(&mut self, retries: u64) {
+        self.current.counters.retried_requests += retries;
+    }
+
     /// Whether a sample of this kind is still wanted (so the caller formats the message only then).
     pub fn wants_sample(&self, kind: ErrorKind) -> bool {
         self.samples_taken[kind.index()] < SAMPLES_PER_KIND
@@ -390,5 +418,54 @@ impl Shard {
     /// Called by the thread's ticker so that idle threads still close their intervals.
     pub fn tick(&mut self, now: Instant) {
         self.roll_to(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema's error kinds, the `errors` object's required keys and the README's list
+    /// name every kind, so a new kind cannot forget the contract.
+    #[test]
+    fn schema_and_readme_list_every_error_kind() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{root}/reports/schema/results.schema.json")).unwrap(),
+        )
+        .unwrap();
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .expect("a list of kinds")
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect()
+        };
+        let ours: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        assert_eq!(names(&schema["$defs"]["error_kind"]["enum"]), ours);
+        assert_eq!(
+            names(&schema["properties"]["errors"]["allOf"][1]["required"]),
+            ours
+        );
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let section = readme
+            .split("### Errors, classified")
+            .nth(1)
+            .expect("README has an error section");
+        for k in ErrorKind::ALL {
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                k.as_str(),
+                "serde name and as_str agree"
+            );
+            assert!(
+                section.contains(&format!("`{}`", k.as_str())),
+                "README's \"Errors, classified\" does not name {}",
+                k.as_str()
+            );
+        }
     }
 }

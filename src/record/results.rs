@@ -41,6 +41,11 @@ pub struct Results {
     /// error).
     #[serde(default)]
     pub interrupted_iterations: u64,
+    /// Requests written a second time on a fresh connection because a reused keep-alive
+    /// connection ended with no response (GET, HEAD, OPTIONS and TRACE only). Each is one
+    /// request in the counts; on the wire there were `requests + retried_requests`.
+    #[serde(default)]
+    pub retried_requests: u64,
     /// Open model: how late iterations started relative to their schedule.
     pub schedule_lag_ms: LagStats,
     pub thresholds: Vec<ThresholdResult>,

@@ -16,6 +16,8 @@
 //!                                       # http(s) only; a trailing slash is dropped;
 //!                                       # may use {{env.NAME}}
 //! timeout = "10s"                       # per request, unless a step sets its own; default 10s
+//! max_response_headers = 100            # more header fields in a response is a `protocol`
+//!                                       # error; 1 to 10000, default 100 (hyper's limit)
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
 //!               "dropped_iterations == 0", "feeder_exhausted == 0"]
 //!                                       # run-wide: dropped_iterations, iterations,
@@ -93,7 +95,8 @@
 //!   name = "login"                      # default "<METHOD> <path or url>"; unique per journey
 //!   method = "POST"                     # default GET; upper-cased
 //!   path = "/api/login"                 # joined to base_url; or url = "https://host/x";
-//!                                       # exactly one of them; templates allowed
+//!                                       # exactly one of them; templates allowed; encoded
+//!                                       # as described under "Paths and URLs" below
 //!   query = { page = "{{random_int 1 5}}", q = "shoes" }  # strings, numbers, booleans
 //!   headers = { Authorization = "Bearer {{token}}" }       # override default headers
 //!   json = { email = "{{user.email}}", qty = 1 }           # any TOML value, sent as JSON
@@ -129,6 +132,23 @@
 //! each expression with its [`Escape`]: literal parts are stored in their final form (already
 //! percent-encoded in query and form values, already JSON text in JSON bodies). Query and form
 //! *keys* are stored as written.
+//!
+//! ## Paths and URLs
+//!
+//! What a request target cannot carry is percent-encoded, the way a browser sends a typed URL:
+//! `path = "/a b/é?k=v w"` is sent as `/a%20b/%C3%A9?k=v%20w`. An expression inside a path is
+//! one segment's text and inside the query one value: every character but `A-Z a-z 0-9 - . _ ~`
+//! is encoded, so an `id` of `x/y#z` in `path = "/items/{{id}}"` stays one segment
+//! (`/items/x%2Fy%23z`). An expression that starts a `path` or a `url` (`path = "{{next}}"`,
+//! a link taken from a response) is a whole path or URL: only what a request target cannot
+//! carry is encoded, `%XX` escapes are kept, and a `#fragment` is dropped. In a `url`, an
+//! expression in the host is checked when the request is built. A fragment is never sent, so
+//! `peakload check` refuses a literal `#` (write `%23` for the character), a `%` that starts no
+//! escape (write `%25`), and a host with characters no host has.
+//!
+//! Header values may not hold CR, LF or NUL: `check` refuses them in literal text, and a value
+//! from a variable or a feeder that has one makes the request an `invalid_request` error,
+//! never sent (it would end the header and start another).
 //!
 //! ## Extraction and checks
 //!

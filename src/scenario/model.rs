@@ -29,7 +29,14 @@ pub struct Scenario {
     pub observe: Observe,
     /// `[stack] args`: flags for the bundled stack when `base_url = "stack"`.
     pub stack_args: Vec<String>,
+    /// A response with more header fields than this is a `protocol` error.
+    pub max_response_headers: usize,
 }
+
+/// hyper's default limit; curl counts no fields, it only caps a head's size.
+pub const DEFAULT_MAX_RESPONSE_HEADERS: usize = 100;
+/// The most `max_response_headers` may be: a head is capped at 256 KiB anyway.
+pub const MAX_RESPONSE_HEADERS_LIMIT: usize = 10_000;
 
 /// Where requests with a relative path go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +119,9 @@ pub struct Step {
     pub method: String,
     /// A path ("/api/cart", appended to the base URL) or an absolute URL.
     pub url: Template,
+    /// `url` rather than `path`: the template renders a whole URL, even when it starts with an
+    /// expression (`url = "{{next}}"`).
+    pub absolute: bool,
     /// Query parameters, appended URL-encoded after any query already in `url`.
     pub query: Vec<(String, Template)>,
     pub headers: Vec<(String, Template)>,
@@ -170,10 +180,17 @@ pub enum Part {
 /// How an expression's value is written where it appears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
-    /// As is (paths, headers, raw bodies).
+    /// As is (headers, raw bodies, the host of a `url`). Header values are checked for CR, LF
+    /// and NUL when the request is built.
     None,
     /// Percent-encoded (query and form values).
     Url,
+    /// One path segment's text: percent-encoded like a query value, so a `/`, `?` or `#` in
+    /// the value stays inside the segment.
+    PathSegment,
+    /// A whole path or URL taken from a variable (`path = "{{next}}"`): only the characters a
+    /// request target cannot carry are encoded, and a `#fragment` is dropped.
+    Target,
     /// Inside a JSON string literal: JSON string escaping, no quotes added.
     JsonString,
     /// A whole JSON value (`qty = "{{n}}"` in a JSON body): numbers and booleans as they are,

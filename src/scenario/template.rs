@@ -1,8 +1,9 @@
 //! Templates: `{{ ... }}` expressions in strings, split and resolved at compile time.
 //!
 //! A [`Template`] renders by writing each literal part verbatim and each expression with its
-//! [`Escape`]. So literal parts are stored already in their final form: raw in paths, URLs,
-//! headers and raw bodies; percent-encoded in query and form values; JSON text in JSON bodies.
+//! [`Escape`]. So literal parts are stored already in their final form: raw in headers and raw
+//! bodies; percent-encoded where a request target needs it in paths and URLs (see
+//! [`crate::url`]) and everywhere in query and form values; JSON text in JSON bodies.
 //! `{{env.NAME}}` is read once here and becomes literal text.
 
 use super::diag::did_you_mean;
@@ -269,7 +270,12 @@ pub(crate) fn json_escape(s: &str) -> String {
 pub(crate) fn encode_literal(s: &str, escape: Escape) -> String {
     match escape {
         Escape::None => s.to_string(),
-        Escape::Url => url_encode(s),
+        Escape::Url | Escape::PathSegment => url_encode(s),
+        Escape::Target => {
+            let mut out = Vec::new();
+            crate::url::push_encoded_target(s.as_bytes(), &mut out);
+            String::from_utf8(out).expect("percent-encoding leaves ASCII")
+        }
         Escape::JsonString => json_escape(s),
         Escape::JsonValue => json_value_text(s),
     }

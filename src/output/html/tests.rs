@@ -144,6 +144,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         arrivals_queued: 0,
         feeder_exhausted: 0,
         interrupted_iterations: 0,
+        retried_requests: 0,
         schedule_lag_ms: LagStats {
             p50: 0.1,
             p99: 0.8,

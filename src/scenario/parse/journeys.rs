@@ -202,7 +202,7 @@ impl<'s> Compiler<'s> {
                     Some(p) => {
                         target_text = p.to_string();
                         first_relative.get_or_insert(pv.span().start);
-                        let t = self.template(pv, p, Escape::None, &mut names);
+                        let t = self.target_template(pv, p, false, &mut names);
                         if let Some(Part::Lit(first)) = t.parts.first() {
                             if !first.starts_with('/') {
                                 self.error(
@@ -224,7 +224,7 @@ impl<'s> Compiler<'s> {
                 match self.string(uv, "url") {
                     Some(u) => {
                         target_text = u.to_string();
-                        let t = self.template(uv, u, Escape::None, &mut names);
+                        let t = self.target_template(uv, u, true, &mut names);
                         if let Some(Part::Lit(first)) = t.parts.first() {
                             let lower = first.to_ascii_lowercase();
                             if !(lower.starts_with("http://") || lower.starts_with("https://")) {
@@ -338,6 +338,7 @@ impl<'s> Compiler<'s> {
                 name,
                 method,
                 url: url_template,
+                absolute: url.is_some() && path.is_none(),
                 query,
                 headers,
                 body,

@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "journey",
     "observe",
     "stack",
+    "max_response_headers",
 ];
 const STACK_KEYS: &[&str] = &["args"];
 /// Flags `peakload run` sets itself when it starts the stack.
@@ -180,6 +181,17 @@ impl<'s> Compiler<'s> {
                 Some(v) => self.stack(v, top.get("base_url")),
                 None => Vec::new(),
             },
+            max_response_headers: top
+                .get("max_response_headers")
+                .and_then(|v| {
+                    self.int_in(
+                        v,
+                        "max_response_headers",
+                        1,
+                        MAX_RESPONSE_HEADERS_LIMIT as i64,
+                    )
+                })
+                .map_or(DEFAULT_MAX_RESPONSE_HEADERS, |n| n as usize),
         };
         if let Some(v) = top.get("thresholds") {
             scenario.thresholds = self.thresholds(v, &scenario);

@@ -9,6 +9,7 @@ use crate::scenario::model::*;
 use crate::scenario::template::{
     encode_literal, json_escape, json_value_text, split, Builder, Names, Resolved, Segment,
 };
+use crate::url::encode_literal_target;
 
 impl<'s> Compiler<'s> {
     pub(super) fn header_table(
@@ -32,7 +33,23 @@ impl<'s> Compiler<'s> {
                 continue;
             }
             if let Some(s) = self.string(hv, name) {
-                out.push((name.to_string(), self.template(hv, s, Escape::None, names)));
+                let t = self.template(hv, s, Escape::None, names);
+                // Values from variables and feeders are checked when the request is built.
+                let broken = t.parts.iter().any(|p| {
+                    matches!(p, Part::Lit(l) if l.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)))
+                });
+                if broken {
+                    self.error(
+                        hv.span().start,
+                        format!(
+                            "header \"{name}\" has a CR, LF or NUL in its value, which would end \
+                             the header early and let the rest be read as another header; \
+                             remove it"
+                        ),
+                    );
+                    continue;
+                }
+                out.push((name.to_string(), t));
             }
         }
         out
@@ -100,6 +117,77 @@ impl<'s> Compiler<'s> {
             }
         }
         b.finish()
+    }
+
+    /// Compiles a step's `path` (`absolute` false) or `url` into a template whose every part is
+    /// encoded for where it falls: literal text as a browser sends a typed URL (with `#` and
+    /// a stray `%` refused, see [`encode_literal_target`]); an expression inside the path as
+    /// one segment's text, inside the query as a query value, in the host as it is (checked
+    /// when the request is built), and an expression that starts the path or URL as a whole
+    /// link. `{{env.NAME}}` is read now and handled as literal text.
+    pub(super) fn target_template(
+        &mut self,
+        v: &Value<'_>,
+        s: &str,
+        absolute: bool,
+        names: &mut Names<'_>,
+    ) -> Template {
+        let loc = self.str_loc(v, s);
+        let mut b = Builder::default();
+        let segments = match split(s) {
+            Ok(segments) => segments,
+            Err((at, msg)) => {
+                self.error(loc.at(at), msg);
+                return b.finish();
+            }
+        };
+        let mut target = TargetText {
+            pos: if absolute {
+                TargetPos::Scheme
+            } else {
+                TargetPos::Path
+            },
+            errors: Vec::new(),
+        };
+        for (i, seg) in segments.into_iter().enumerate() {
+            match seg {
+                Segment::Lit(l) => {
+                    let at = l.as_ptr() as usize - s.as_ptr() as usize;
+                    target.literal(l, at, &mut b);
+                }
+                Segment::Expr { text, at } => match names.resolve(text) {
+                    Ok(Resolved::Expr(e)) => {
+                        let escape = match target.pos {
+                            _ if i == 0 => Escape::Target,
+                            TargetPos::Scheme | TargetPos::Authority => Escape::None,
+                            TargetPos::Path => Escape::PathSegment,
+                            TargetPos::Query => Escape::Url,
+                        };
+                        if i == 0 {
+                            // What follows a whole link is its path, or its query after a `?`.
+                            target.pos = TargetPos::Path;
+                        }
+                        b.expr(e, escape);
+                    }
+                    Ok(Resolved::Text(t)) => target.literal(&t, at, &mut b),
+                    Err(msg) => self.error(loc.at(at), msg),
+                },
+            }
+        }
+        for (at, msg) in target.errors {
+            self.error(loc.at(at), msg);
+        }
+        let t = b.finish();
+        if absolute {
+            if let Some(url) = t.as_literal() {
+                match crate::url::split_url(url) {
+                    // A wrong scheme is reported by the caller, with what to write instead.
+                    Ok(_) | Err(crate::url::UrlError::Scheme) => {}
+                    Err(e) => self.error(v.span().start, format!("url \"{s}\": {e}")),
+                }
+            }
+        }
+        t
     }
 
     /// Appends a TOML value as compact JSON text; strings may hold templates.
@@ -202,6 +290,60 @@ impl<'s> Compiler<'s> {
                 J::Object(m)
             }
         })
+    }
+}
+
+/// Where the text of a `path` or `url` has got to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetPos {
+    /// Before `://`.
+    Scheme,
+    /// The host and port.
+    Authority,
+    Path,
+    Query,
+}
+
+/// Literal text of a `path` or `url`, encoded as it comes, with the problems found and the
+/// byte offset of each in the string.
+struct TargetText {
+    pos: TargetPos,
+    errors: Vec<(usize, String)>,
+}
+
+impl TargetText {
+    fn literal(&mut self, mut text: &str, mut at: usize, b: &mut Builder) {
+        if self.pos == TargetPos::Scheme {
+            match text.find("://") {
+                Some(i) => {
+                    b.lit(&text[..i + 3]);
+                    text = &text[i + 3..];
+                    at += i + 3;
+                    self.pos = TargetPos::Authority;
+                }
+                None => {
+                    b.lit(text);
+                    return;
+                }
+            }
+        }
+        if self.pos == TargetPos::Authority {
+            let end = text.find(['/', '?', '#']).unwrap_or(text.len());
+            b.lit(&text[..end]);
+            text = &text[end..];
+            at += end;
+            if text.is_empty() {
+                return;
+            }
+            self.pos = TargetPos::Path;
+        }
+        match encode_literal_target(text) {
+            Ok(encoded) => b.lit(&encoded),
+            Err((i, msg)) => self.errors.push((at + i, msg)),
+        }
+        if text.contains('?') {
+            self.pos = TargetPos::Query;
+        }
     }
 }
 

@@ -18,7 +18,12 @@ fn render(t: &Template, value: &dyn Fn(&Expr) -> String) -> String {
                 let v = value(expr);
                 out.push_str(&match escape {
                     Escape::None => v,
-                    Escape::Url => url_encode(&v),
+                    Escape::Url | Escape::PathSegment => url_encode(&v),
+                    Escape::Target => {
+                        let mut out = Vec::new();
+                        crate::url::push_encoded_target(v.as_bytes(), &mut out);
+                        String::from_utf8(out).unwrap()
+                    }
                     Escape::JsonString => json_escape(&v),
                     Escape::JsonValue => json_value_text(&v),
                 });
@@ -273,7 +278,7 @@ fn full_scenario_compiles() {
                     feeder: 1,
                     column: 0
                 },
-                Escape::None
+                Escape::PathSegment
             )
         ]
     );
@@ -327,7 +332,7 @@ fn full_scenario_compiles() {
         checkout.url.parts,
         vec![
             lit("https://pay.example/checkout?o="),
-            ex(Expr::Var(0), Escape::None)
+            ex(Expr::Var(0), Escape::Url)
         ]
     );
     let Body::Form(form) = &checkout.body else {
@@ -577,4 +582,30 @@ fn the_bundled_scenarios_compile() {
     }
     seen.sort();
     assert_eq!(seen, ["black-friday", "breaking-point", "smoke"]);
+}
+
+#[test]
+fn max_response_headers_is_validated() {
+    let base = "name = \"x\"\nbase_url = \"http://h\"\n";
+    let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n";
+    assert_eq!(
+        parse(&format!("{base}{step}"))
+            .unwrap()
+            .max_response_headers,
+        DEFAULT_MAX_RESPONSE_HEADERS
+    );
+    assert_eq!(
+        parse(&format!("{base}max_response_headers = 300\n{step}"))
+            .unwrap()
+            .max_response_headers,
+        300
+    );
+    assert_eq!(
+        one_error(&format!("{base}max_response_headers = 0\n{step}")),
+        "s.toml:3:24: \"max_response_headers\" must be an integer from 1 to 10000, found 0"
+    );
+    assert_eq!(
+        one_error(&format!("{base}max_response_headers = \"many\"\n{step}")),
+        "s.toml:3:24: \"max_response_headers\" must be an integer from 1 to 10000, found string \"many\""
+    );
 }

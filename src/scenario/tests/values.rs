@@ -110,3 +110,87 @@ fn integers_in_other_notations() {
     };
     assert_eq!(b, &Template::literal(r#"{"n":-5,"big":1000}"#));
 }
+
+/// A step's path or url: literal text is encoded as a browser sends a typed URL, expressions
+/// by where they fall, and what cannot be sent as written is refused at its position.
+#[test]
+fn paths_and_urls_are_encoded_for_their_place() {
+    let src = r#"name = "x"
+base_url = "http://h"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "literal"
+  path = "/a b/é?k=v w"
+  extract = { id = { header = "x" } }
+  [[journey.step]]
+  name = "parts"
+  path = "/items/{{id}}/x?q={{id}}&env={{env.COUNT}}"
+  [[journey.step]]
+  name = "link"
+  path = "{{id}}?page=2"
+  [[journey.step]]
+  name = "absolute"
+  url = "https://{{id}}:8443/a b/{{id}}"
+"#;
+    let s = parse(src).unwrap();
+    let steps = &s.journeys[0].steps;
+    assert_eq!(
+        steps[0].url.as_literal(),
+        Some("/a%20b/%C3%A9?k=v%20w"),
+        "{:?}",
+        steps[0].url
+    );
+    let escapes = |i: usize| -> Vec<Escape> {
+        steps[i]
+            .url
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Expr { escape, .. } => Some(*escape),
+                Part::Lit(_) => None,
+            })
+            .collect()
+    };
+    assert_eq!(escapes(1), vec![Escape::PathSegment, Escape::Url]);
+    assert_eq!(steps[1].url.parts.last(), Some(&Part::Lit("&env=7".into())));
+    assert_eq!(escapes(2), vec![Escape::Target]);
+    assert_eq!(escapes(3), vec![Escape::None, Escape::PathSegment]);
+    assert!(
+        matches!(&steps[3].url.parts[2], Part::Lit(l) if l == ":8443/a%20b/"),
+        "{:?}",
+        steps[3].url.parts
+    );
+}
+
+#[test]
+fn targets_that_cannot_be_sent_as_written_are_refused_where_they_go_wrong() {
+    let step =
+        "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\n";
+    let e = one_error(&format!("{step}path = \"/a#frag\"\n"));
+    assert!(
+        e.starts_with("s.toml:6:11: a \"#\" starts a fragment, which is never sent"),
+        "{e}"
+    );
+    let e = one_error(&format!("{step}path = \"/{{{{uuid}}}}/100%\"\n"));
+    assert!(
+        e.starts_with("s.toml:6:22: \"%\" must start a percent-escape"),
+        "{e}"
+    );
+    let e = one_error(&format!("{step}url = \"http://a b/x\"\n"));
+    assert_eq!(
+        e,
+        "s.toml:6:7: url \"http://a b/x\": URL host has characters a host name cannot have"
+    );
+}
+
+#[test]
+fn header_values_with_line_breaks_are_refused() {
+    let e = one_error(
+        "name = \"x\"\nbase_url = \"http://h\"\n[headers]\nX-A = \"a\\r\\nX-Injected: yes\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n",
+    );
+    assert!(
+        e.starts_with("s.toml:4:7: header \"X-A\" has a CR, LF or NUL in its value"),
+        "{e}"
+    );
+}

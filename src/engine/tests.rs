@@ -1,0 +1,378 @@
+//! The engine against the scripted HTTP server: what a virtual user puts on the wire (cookies
+//! within their scope, encoded paths, no injected header) and how both load models end (a
+//! request in flight at the plan's end finishes within the drain, not cut).
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::vu::{Prepared, Stopping, Vu};
+use super::{spawn_workers, EngineConfig};
+use crate::http::tests::server::{
+    answer, ok, Received, ScriptedServer, Split, Step, Transport, BOTH,
+};
+use crate::http::{Client, ClientOptions};
+use crate::record::{Counters, Counts, ErrorKind, ErrorSample, IntervalReport, Shard};
+use crate::scenario::{parse_scenario, Scenario};
+
+fn scenario(src: &str) -> Scenario {
+    parse_scenario(src, Path::new("t.toml"), &|_| None).unwrap_or_else(|e| panic!("{e}\n{src}"))
+}
+
+/// What a run or an iteration recorded, summed over threads and seconds.
+#[derive(Default)]
+struct Totals {
+    steps: Vec<Counts>,
+    journeys: Vec<Counts>,
+    counters: Counters,
+    samples: Vec<ErrorSample>,
+}
+
+impl Totals {
+    fn from_reports(reports: impl IntoIterator<Item = IntervalReport>) -> Totals {
+        let mut t = Totals::default();
+        for r in reports {
+            if t.steps.len() < r.steps.len() {
+                t.steps.resize_with(r.steps.len(), Counts::default);
+            }
+            if t.journeys.len() < r.journeys.len() {
+                t.journeys.resize_with(r.journeys.len(), Counts::default);
+            }
+            for (a, b) in t.steps.iter_mut().zip(&r.steps) {
+                a.add(b);
+            }
+            for (a, b) in t.journeys.iter_mut().zip(&r.journeys) {
+                a.add(b);
+            }
+            t.counters.add(&r.counters);
+            t.samples.extend(r.samples);
+        }
+        t
+    }
+
+    fn requests(&self) -> u64 {
+        self.steps.iter().map(|s| s.requests).sum()
+    }
+
+    fn errors(&self, kind: ErrorKind) -> u64 {
+        let i = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap();
+        self.steps.iter().map(|s| s.by_kind[i]).sum()
+    }
+
+    fn iterations(&self) -> u64 {
+        self.journeys.iter().map(|j| j.requests).sum()
+    }
+}
+
+/// One virtual user runs one iteration of the scenario's first journey.
+async fn one_iteration(src: &str, base_url: &str) -> Totals {
+    let scenario = scenario(&format!("base_url = \"{base_url}\"\n{src}"));
+    let prepared = Prepared::new(&scenario, base_url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shard = Rc::new(RefCell::new(Shard::new(
+        0,
+        Instant::now(),
+        prepared.step_count,
+        prepared.journeys.len(),
+        tx,
+    )));
+    let mut vu = Vu::new(0, Client::new(ClientOptions::new(true)));
+    let (stop, ended) = (CancellationToken::new(), CancellationToken::new());
+    let stopping = Stopping {
+        stop: &stop,
+        ended: &ended,
+    };
+    let run = vu.iterate(&prepared, &prepared.journeys[0], 0, None, &shard, stopping);
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the iteration ends");
+    drop(vu);
+    Rc::try_unwrap(shard)
+        .ok()
+        .unwrap()
+        .into_inner()
+        .finish(Instant::now());
+    Totals::from_reports(rx)
+}
+
+fn targets(got: &[Received]) -> Vec<&str> {
+    got.iter().map(|r| r.target()).collect()
+}
+
+/// RFC 6265 scope: Path, expiry, host-only cookies, and 127.0.0.1 is not localhost.
+#[tokio::test]
+async fn cookies_are_sent_only_within_their_scope() {
+    for t in BOTH {
+        let set = b"HTTP/1.1 200 OK\r\n\
+            Set-Cookie: sid=1; Path=/private; HttpOnly\r\n\
+            Set-Cookie: all=2\r\n\
+            Set-Cookie: old=3; Expires=Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+            Set-Cookie: brief=4; Max-Age=0\r\n\
+            Set-Cookie: elsewhere=5; Domain=localhost\r\n\
+            Content-Length: 0\r\n\r\n";
+        let server = ScriptedServer::start(
+            t,
+            vec![
+                [answer(set), answer(&ok("")), answer(&ok(""))].concat(),
+                answer(&ok("")),
+            ],
+        )
+        .await;
+        let localhost = server.url().replace("127.0.0.1", "localhost");
+        let src = format!(
+            r#"name = "cookies"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/login"
+  [[journey.step]]
+  path = "/public"
+  [[journey.step]]
+  path = "/private/orders"
+  [[journey.step]]
+  url = "{localhost}/"
+"#
+        );
+        let totals = one_iteration(&src, &server.url()).await;
+        assert_eq!(totals.requests(), 4, "{t:?}");
+        let got = server.settle(4).await;
+        let cookies: Vec<Vec<&str>> = got.iter().map(|r| r.headers("cookie")).collect();
+        assert_eq!(
+            cookies,
+            vec![vec![], vec!["all=2"], vec!["sid=1; all=2"], vec![]],
+            "{t:?}"
+        );
+    }
+}
+
+/// A value extracted from a response with CR LF in it, used in a header: never sent.
+#[tokio::test]
+async fn a_header_value_with_a_line_break_is_never_sent() {
+    for t in BOTH {
+        let body = r#"{"token":"abc\r\nX-Injected: yes"}"#;
+        let server =
+            ScriptedServer::start(t, vec![[answer(&ok(body)), answer(&ok(""))].concat()]).await;
+        let src = r#"name = "inject"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/login"
+  extract = { token = { json = "$.token" } }
+  [[journey.step]]
+  name = "me"
+  path = "/me"
+  headers = { Authorization = "Bearer {{token}}" }
+"#;
+        let totals = one_iteration(src, &server.url()).await;
+        let got = server.settle(2).await;
+        assert_eq!(
+            targets(&got),
+            vec!["/login"],
+            "{t:?}: the second request was sent"
+        );
+        assert!(got.iter().all(|r| r.headers("x-injected").is_empty()));
+        assert_eq!(totals.steps[1].requests, 1);
+        assert_eq!(totals.errors(ErrorKind::InvalidRequest), 1);
+        // Counted, but with no latency: it was never on the wire.
+        assert_eq!(totals.steps[1].latency.len(), 0);
+        let sample = &totals.samples[0];
+        assert_eq!(
+            (sample.kind, sample.step.as_str()),
+            (ErrorKind::InvalidRequest, "me")
+        );
+        assert!(
+            sample.message.contains("header Authorization"),
+            "{}",
+            sample.message
+        );
+        assert!(!sample.message.contains("abc"), "the value is not quoted");
+        assert_eq!(totals.journeys[0].errors, 1, "the iteration failed");
+    }
+}
+
+/// Literal paths are encoded as a browser encodes a typed URL; a variable inside a path is
+/// one segment's text; a link taken whole loses its fragment.
+#[tokio::test]
+async fn paths_are_percent_encoded_and_fragments_never_sent() {
+    for t in BOTH {
+        let server = ScriptedServer::start_with(t, |url| {
+            let body = format!(
+                r##"{{"id":"x/y#frag z?","next":"/n?c=a b&d=é#frag","link":"{url}/l/a b?x=%2F y#f"}}"##
+            );
+            let mut script = answer(&ok(&body));
+            for _ in 0..5 {
+                script.extend(answer(&ok("")));
+            }
+            vec![script]
+        })
+        .await;
+        let src = format!(
+            r#"name = "paths"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/a b/é?k=v w"
+  extract = {{ id = {{ json = "$.id" }}, next = {{ json = "$.next" }}, link = {{ json = "$.link" }} }}
+  [[journey.step]]
+  path = "/items/{{{{id}}}}/x"
+  [[journey.step]]
+  path = "{{{{next}}}}"
+  [[journey.step]]
+  path = "/search?q={{{{id}}}}&n=1"
+  query = {{ more = "{{{{id}}}}" }}
+  [[journey.step]]
+  url = "{}/u/{{{{id}}}}"
+  [[journey.step]]
+  url = "{{{{link}}}}"
+"#,
+            server.url()
+        );
+        let totals = one_iteration(&src, &server.url()).await;
+        assert_eq!(
+            totals.steps.iter().map(|s| s.errors).sum::<u64>(),
+            0,
+            "{t:?}"
+        );
+        let got = server.settle(6).await;
+        assert_eq!(
+            targets(&got),
+            vec![
+                "/a%20b/%C3%A9?k=v%20w",
+                "/items/x%2Fy%23frag%20z%3F/x",
+                "/n?c=a%20b&d=%C3%A9",
+                "/search?q=x%2Fy%23frag%20z%3F&n=1&more=x%2Fy%23frag%20z%3F",
+                "/u/x%2Fy%23frag%20z%3F",
+                "/l/a%20b?x=%2F%20y",
+            ],
+            "{t:?}"
+        );
+    }
+}
+
+/// Runs a whole plan through the worker threads against `base_url`; returns what it recorded
+/// and how long it took.
+async fn run_plan(src: &str, base_url: &str, drain: Duration) -> (Totals, Duration) {
+    let scenario = scenario(&format!("base_url = \"{base_url}\"\n{src}"));
+    let prepared = Prepared::new(&scenario, base_url).unwrap();
+    let config = Arc::new(EngineConfig {
+        scenario: Arc::new(scenario),
+        prepared: Arc::new(prepared),
+        threads: 1,
+        run_start: Instant::now(),
+        stop: CancellationToken::new(),
+        drain,
+        client: ClientOptions::new(true),
+    });
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let workers = spawn_workers(config, tx);
+    // Joined off the runtime, which keeps serving the scripted server meanwhile.
+    tokio::task::spawn_blocking(move || {
+        for w in workers {
+            w.join().unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    (Totals::from_reports(rx.try_iter()), took)
+}
+
+/// A journey whose second step takes 300 ms, so a request is in flight when the plan ends.
+fn slow_second_step(load: &str, last_think: &str) -> String {
+    format!(
+        r#"name = "drain"
+[load]
+{load}
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "fast"
+  path = "/fast"
+  [[journey.step]]
+  name = "slow"
+  path = "/slow"
+  {last_think}
+"#
+    )
+}
+
+fn slow_server_script(pause: Duration) -> Vec<Step> {
+    let mut script = Vec::new();
+    for _ in 0..40 {
+        script.extend(answer(&ok("f")));
+        script.extend([
+            Step::Read,
+            Step::Pause(pause),
+            Step::Write(ok("s"), Split::Whole),
+        ]);
+    }
+    script
+}
+
+/// Both models let the requests in flight at the plan's end finish within the drain: none
+/// is cancelled, every request the server answered is counted, no iteration is cut, and the
+/// pause after the last step does not hold the run up.
+#[tokio::test]
+async fn requests_in_flight_at_the_planned_end_finish_within_the_drain() {
+    for load in [
+        "model = \"closed\"\nvus = 2\nduration = \"1s\"",
+        "rps = 4\nduration = \"1s\"",
+    ] {
+        let server = ScriptedServer::start(
+            Transport::Tcp,
+            vec![slow_server_script(Duration::from_millis(300))],
+        )
+        .await;
+        let src = slow_second_step(load, "think = \"10s\"");
+        let (totals, took) = run_plan(&src, &server.url(), Duration::from_secs(5)).await;
+        let got = server.settle(0).await;
+        assert_eq!(totals.errors(ErrorKind::Cancelled), 0, "{load}");
+        assert_eq!(
+            totals.requests(),
+            got.len() as u64,
+            "{load}: every answered request counted"
+        );
+        assert!(totals.steps[1].requests > 0);
+        assert_eq!(totals.counters.interrupted_iterations, 0, "{load}");
+        assert_eq!(totals.iterations(), totals.steps[1].requests);
+        assert!(
+            took < Duration::from_millis(2500),
+            "{load}: took {took:?}; the 10 s pause after the last step must not delay the end"
+        );
+    }
+}
+
+/// What is still in flight when the drain runs out is recorded as cancelled, and the run ends
+/// at the plan's end plus the drain, whatever the request timeout.
+#[tokio::test]
+async fn the_drain_bounds_the_end_of_both_models() {
+    for load in [
+        "model = \"closed\"\nvus = 2\nduration = \"1s\"",
+        "rps = 2\nduration = \"1s\"",
+    ] {
+        let server = ScriptedServer::start(
+            Transport::Tcp,
+            vec![slow_server_script(Duration::from_secs(30))],
+        )
+        .await;
+        let src = format!("timeout = \"60s\"\n{}", slow_second_step(load, ""));
+        let (totals, took) = run_plan(&src, &server.url(), Duration::from_millis(500)).await;
+        assert!(totals.errors(ErrorKind::Cancelled) >= 1, "{load}");
+        assert_eq!(
+            totals.counters.interrupted_iterations,
+            totals.errors(ErrorKind::Cancelled),
+            "{load}"
+        );
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_millis(4000),
+            "{load}: took {took:?} with a 1 s plan and a 0.5 s drain"
+        );
+    }
+}
