@@ -1,5 +1,7 @@
 //! Thresholds: evaluated from `results.json` alone, so a run and `peakload gate` agree.
 
+pub mod change;
+
 use crate::record::results::{decode_histogram, round3, Results, ThresholdResult};
 use crate::scenario::{Scope, Stat, Threshold};
 
