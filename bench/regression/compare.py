@@ -117,41 +117,73 @@ QUESTION = {
 NAME = {"peakload": "peakload", "otava": "Otava 0.8.0", "edivisive": "E-Divisive (s-p-a 2.1.6)"}
 
 
-def row(method, question, setting, sc):
+def row(method, question, setting, sc, extra=None):
+    more = f" {extra['fa']}/{extra['n_flat']} |" if extra is not None else ""
     return (
         f"| {NAME[method]} | {QUESTION[question]} | {setting} | {sc['det']}/{sc['n_shift']} "
-        f"| {sc['fa']}/{sc['n_flat']} | {sc['place']}/{sc['det']} |"
+        f"| {sc['fa']}/{sc['n_flat']} |{more} {sc['place']}/{sc['det']} |"
     )
 
 
-def pick_at_fa(series, cands, method, questions, max_fa):
-    """The setting with the most detections at no more than max_fa false alarms."""
-    best = None
-    for (m, q, name), (st, ans) in cands.items():
-        if m != method or q not in questions:
-            continue
-        sc = score(series, ans)
-        if sc["fa"] > max_fa:
-            continue
-        key = (sc["det"], -sc["fa"])
-        if best is None or key > best[0]:
-            best = (key, q, name, sc)
-    return best
+class TuningSet:
+    """Where thresholds are chosen: a set's series, plus optionally more flat series."""
+
+    def __init__(self, d, flat_dir):
+        self.series = load(d, "series.json")["series"]
+        self.cands = candidates(d, self.series, load(d, "peakload.json"))
+        self.flat = None
+        if flat_dir:
+            self.flat_series = load(flat_dir, "series.json")["series"]
+            self.flat = candidates(flat_dir, self.flat_series, load(flat_dir, "peakload.json"))
+
+    def false_alarms(self, key):
+        fa = score(self.series, self.cands[key][1])["fa"]
+        n = sum(1 for s in self.series if s["shift_at"] is None)
+        if self.flat is not None:
+            fa += score(self.flat_series, self.flat[key][1])["fa"]
+            n += len(self.flat_series)
+        return fa, n
+
+    def pick(self, method, questions, max_fa):
+        """The setting with the most detections at no more than max_fa false alarms."""
+        best = None
+        for key, (st, ans) in self.cands.items():
+            m, q, name = key
+            if m != method or q not in questions:
+                continue
+            fa, _ = self.false_alarms(key)
+            if fa > max_fa:
+                continue
+            det = score(self.series, ans)["det"]
+            rank = (det, -fa)
+            if best is None or rank > best[0]:
+                best = (rank, q, name)
+        return best
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--tuned-on", help="choose thresholds on this directory's series instead")
+    ap.add_argument("--flat", help="more flat series (of the tuning set's models) for false-alarm rates")
     a = ap.parse_args()
-    series = load(a.dir, "series.json")["series"]
+    meta = load(a.dir, "series.json")
+    series = meta["series"]
     peakload = load(a.dir, "peakload.json")
     cands = candidates(a.dir, series, peakload)
-    n_flat = sum(1 for s in series if s["shift_at"] is None)
+    tuning = TuningSet(a.tuned_on or a.dir, a.flat)
+    # The extra flat series are shown beside the set they belong to.
+    extra = tuning.flat if not a.tuned_on else None
 
-    print(f"### {load(a.dir, 'series.json')['models']} noise models, seed {load(a.dir, 'series.json')['seed']}\n")
-    print("| method | question | setting | detections | false alarms | at the right place (±2) |")
-    print("|---|---|---|---|---|---|")
+    def line(key):
+        x = score(tuning.flat_series, extra[key][1]) if extra is not None else None
+        return row(*key, score(series, cands[key][1]), x)
+
+    print(f"### {meta['models']} noise models, seed {meta['seed']}\n")
+    more_head = f" false alarms, {len(tuning.flat_series)} more flat |" if extra is not None else ""
+    print(f"| method | question | setting | detections | false alarms |{more_head} at the right place (±2) |")
+    print("|---|---|---|---|---|---|" + ("---|" if extra is not None else ""))
+    blank = "| | | | | |" + (" |" if extra is not None else "")
     defaults = [
         ("peakload", "regressed", "defaults"),
         ("otava", "anywhere", "max_pvalue=0.001"),
@@ -161,26 +193,19 @@ def main():
         ("edivisive", "segment", "pvalue=0.05 permutations=100"),
         ("edivisive", "min_effect", "pvalue=0.05 permutations=100"),
     ]
-    print("| **library defaults** | | | | | |")
+    print("| **library defaults** " + blank)
     for k in defaults:
-        print(row(*k, score(series, cands[k][1])))
+        print(line(k))
 
-    pl_fa = score(series, cands[("peakload", "regressed", "defaults")][1])["fa"]
-    if a.tuned_on:
-        t_series = load(a.tuned_on, "series.json")["series"]
-        t_cands = candidates(a.tuned_on, t_series, load(a.tuned_on, "peakload.json"))
-        t_flat = sum(1 for s in t_series if s["shift_at"] is None)
-    else:
-        t_series, t_cands, t_flat = series, cands, n_flat
-    t_pl_fa = score(t_series, t_cands[("peakload", "regressed", "defaults")][1])["fa"]
+    pl_fa, n_fa = tuning.false_alarms(("peakload", "regressed", "defaults"))
     targets = [
-        (f"≤ {int(TARGET_FA * 100)} % false alarms", int(TARGET_FA * t_flat)),
-        ("peakload's default false-alarm count", t_pl_fa),
+        (f"≤ {int(TARGET_FA * 100)} % false alarms", int(TARGET_FA * n_fa)),
+        ("peakload's default false-alarm rate", pl_fa),
     ]
     picked = {}
     for title, max_fa in targets:
-        where = " (thresholds chosen on the tuned set)" if a.tuned_on else ""
-        print(f"| **best setting at {title}: ≤ {max_fa}/{t_flat}{where}** | | | | | |")
+        where = ", thresholds chosen on the tuned set" if a.tuned_on else ""
+        print(f"| **best setting at {title}: ≤ {max_fa} in {n_fa} flat series{where}** " + blank)
         for method, qs in (
             ("peakload", ["regressed"]),
             ("otava", ["segment", "min_effect"]),
@@ -188,13 +213,13 @@ def main():
             ("otava", ["anywhere"]),
             ("edivisive", ["anywhere"]),
         ):
-            b = pick_at_fa(t_series, t_cands, method, qs, max_fa)
+            b = tuning.pick(method, qs, max_fa)
             if b is None:
-                print(f"| {NAME[method]} | {' / '.join(QUESTION[q] for q in qs)} | none reaches it | | | |")
+                print(f"| {NAME[method]} | {' / '.join(QUESTION[q] for q in qs)} | none reaches it " + blank)
                 continue
-            _, q, name, _ = b
+            _, q, name = b
             picked[(title, method, tuple(qs))] = (q, name)
-            print(row(method, q, name, score(series, cands[(method, q, name)][1])))
+            print(line((method, q, name)))
     print()
 
     # Where the detections are: by runs since the shift, by size, by noise model.

@@ -13,21 +13,25 @@
 //!   older runs describe a level the team moved away from on purpose.
 //! - **Change-point scan** (finds shifts anywhere in the window and slow drift): every split
 //!   of the window into "before" and "since" (which always ends with the newest run) is scored
-//!   by the standardized Mann-Whitney rank sum of the runs since the split; the largest score
-//!   is tested against the same maximum over permuted orders. Ranks make one p99 spike count
-//!   no more than any other high run; permuting calibrates the maximum over splits exactly,
-//!   whatever the noise's distribution.
+//!   three ways: the exact Mann-Whitney p-value of the ranks since the split (robust: one p99
+//!   spike counts no more than any other high run), a two-sample t and a CUSUM of the values
+//!   clipped to three robust standard deviations (which see the size of a step that ranks
+//!   cannot, with few runs on one side). Each statistic's most extreme split, and then the
+//!   strongest of the three, is tested against the same maxima over permuted orders of the
+//!   runs: exact whatever the noise's distribution, with no multiple-testing guesswork.
 //! - **Newest runs** (a jump in the last one to three runs, which ranks alone cannot prove: one
 //!   run can at best be the highest of n): Student's t prediction test of the mean of the
 //!   newest runs against the baseline's mean and standard deviation on the log scale, and only
 //!   when every one of those runs is worse than every baseline run. `confirm_runs` sets how
 //!   many newest runs must agree; tail percentiles need two, because a single spiky p99 run
 //!   looks exactly like the start of a shift.
-//! - The two share the significance level (Bonferroni). A change must also reach the minimum
-//!   effect: the Hodges-Lehmann shift (median of all pairwise differences, on the log scale
-//!   so it is relative) between the runs since the change and the baseline.
-//! - A regression that has since recovered (a later part of the changed runs is back down) is
-//!   not reported against the runs after the recovery.
+//! - The two share the significance level (Bonferroni: three quarters to the scan). A change
+//!   must also reach the minimum effect: the Hodges-Lehmann shift (median of all pairwise
+//!   differences, on the log scale so it is relative) between the runs since the change and
+//!   the baseline. Where the change starts is the least-squares split of the clipped values.
+//! - Runs after an unaccepted regression stay regressed (the gate keeps failing until the
+//!   shift is fixed or accepted), unless the latest runs are back within the minimum effect
+//!   of the baseline: a fixed regression clears by itself.
 //! - Deterministic: permutations draw from a generator seeded by the values themselves.
 
 use serde::{Deserialize, Serialize};
@@ -227,6 +231,9 @@ const EARLY_STOP: usize = 40;
 /// A later part of the changed runs that is significantly back at this level counts as a
 /// recovery; loose on purpose, since it only withdraws a verdict.
 const RECOVERY_ALPHA: f64 = 0.05;
+/// The change-point scan's share of the significance level; the newest-runs tests share
+/// the rest. The scan sees most changes; the newest-runs tests only the freshest.
+const SCAN_SHARE: f64 = 0.75;
 
 /// Judges the last value of `values` (one metric, one value per run, oldest first) against
 /// the runs before it. `accepted_shifts` holds indices of runs that begin an accepted level;
@@ -358,7 +365,7 @@ impl<'a> Prepared<'a> {
         if let Some(split) =
             split.map(|s| locate(&self.transformed, s, MIN_SEGMENT, policy.confirm_runs, up))
         {
-            let weight = if newest_tests > 0 { 0.5 } else { 1.0 };
+            let weight = if newest_tests > 0 { SCAN_SHARE } else { 1.0 };
             candidates.push(Finding {
                 split,
                 baseline_end: split,
@@ -371,7 +378,7 @@ impl<'a> Prepared<'a> {
             candidates.push(Finding {
                 split: n - m,
                 baseline_end: n - m,
-                p_value: (p * 2.0 * newest_tests as f64).min(1.0),
+                p_value: (p / (1.0 - SCAN_SHARE) * newest_tests as f64).min(1.0),
                 method: Method::NewestRuns,
             });
         }
@@ -401,9 +408,9 @@ impl<'a> Prepared<'a> {
         (found, best)
     }
 
-    /// A significant change-point candidate whose later runs moved back is judged on the
-    /// runs since the move back, against the same baseline; `None` if those are not
-    /// significantly changed.
+    /// A significant change-point candidate whose later runs moved back to the baseline (a
+    /// regression that was fixed) is withdrawn; `None` then. A move back that leaves the
+    /// latest runs still changed by the minimum effect keeps the candidate.
     fn after_recovery(&self, c: Finding, up: bool, policy: &Policy) -> Option<Finding> {
         let since = &self.transformed[c.split..];
         // A move back is only seen with two runs on either side of it.
@@ -416,29 +423,12 @@ impl<'a> Prepared<'a> {
             return Some(c);
         };
         let back = c.split + locate(since, back, 2, 2, !up);
-        // Only a move back of at least the minimum effect withdraws anything. The transform
-        // is increasing, so "up" is towards higher raw values.
-        let moved = self.effect_between(c.split..back, back..self.raw.len());
-        let towards_back = if up { -1.0 } else { 1.0 };
-        let far_enough = match moved.relative {
-            Some(r) => towards_back * r >= policy.min_relative.max(f64::MIN_POSITIVE),
-            None => towards_back * moved.absolute > 0.0,
-        };
-        if !far_enough {
-            return Some(c);
-        }
-        // The runs since the move back against the baseline, on their own: one split.
-        let mut joined = self.transformed[..c.baseline_end].to_vec();
-        joined.extend_from_slice(&self.transformed[back..]);
-        let fixed = scan(&joined, c.baseline_end, self.raw.len() - back);
-        let p = if up { fixed.up.1 } else { fixed.down.1 };
-        let p_value = (p * 2.0).min(1.0);
-        (p_value <= policy.alpha).then_some(Finding {
+        let latest = Finding {
             split: back,
-            baseline_end: c.baseline_end,
-            p_value,
-            method: Method::ChangePoint,
-        })
+            ..c.clone()
+        };
+        self.effect_reaches(&latest, up == (self.worse_sign > 0.0), policy)
+            .then_some(c)
     }
 
     fn effect_between(
@@ -510,18 +500,30 @@ struct Scan {
     down: (Option<usize>, f64),
 }
 
+/// Statistics per direction in [`scan`].
+const STATS: usize = 3;
+
 /// Scans splits `k` with at least `min_before` values before and `min_after` from `k` to
-/// the end. Each split gets the exact one-sided p-value of the Mann-Whitney rank sum of
-/// `y[k..]` (exact also with ties); the smallest, per direction, is compared with the
-/// smallest over random orders of the same ranks, which corrects for the number of splits
-/// without assuming they are independent.
+/// the end, per direction, with three statistics that each see what the others miss:
+/// - the exact one-sided Mann-Whitney p-value of the rank sum of `y[k..]` (exact also with
+///   ties; robust, but with a few runs on one side it cannot tell a large step from a small
+///   one),
+/// - the pooled two-sample t of the values clipped to three robust standard deviations
+///   (which can),
+/// - their CUSUM, the clipped values' sum since `k` less its share of the total (which
+///   weighs splits near the middle up, where a moderate shift over many runs shows).
+///
+/// The most extreme split of each is compared with its distribution over random orders of
+/// the same values, and the smallest of the three permutation p-values with that minimum's
+/// own distribution: exact whatever the noise, corrected for the number of splits and for
+/// looking at three statistics.
 fn scan(y: &[f64], min_before: usize, min_after: usize) -> Scan {
     let n = y.len();
     let none = Scan {
         up: (None, 1.0),
         down: (None, 1.0),
     };
-    if n < min_before + min_after || min_after == 0 {
+    if n < min_before + min_after || min_after == 0 || n < 3 {
         return none;
     }
     // Doubled mid-ranks are whole numbers, so sums can index a table.
@@ -530,62 +532,154 @@ fn scan(y: &[f64], min_before: usize, min_after: usize) -> Scan {
         return none;
     }
     let tails = RankSumTails::new(&ranks);
-    let smallest = |r: &[usize]| -> (f64, usize, f64, usize) {
-        let (mut up, mut up_at, mut down, mut down_at) = (2.0, n, 2.0, n);
-        let mut sum = 0;
+    let clipped = clip_centered(y, 3.0);
+    let total: f64 = clipped.iter().sum();
+    let total_sq: f64 = clipped.iter().map(|v| v * v).sum();
+    // For one order of the values: each statistic up (0..STATS) and down, oriented so that
+    // smaller is more extreme, and the split where each is reached. Ties go to the newest
+    // split, the shortest changed stretch.
+    let extremes = |order: &[usize]| -> ([f64; 2 * STATS], [usize; 2 * STATS]) {
+        let mut best = [f64::INFINITY; 2 * STATS];
+        let mut at = [n; 2 * STATS];
+        let (mut rank_sum, mut sum, mut sum_sq) = (0usize, 0.0, 0.0);
         for m in 1..=n - min_before {
-            sum += r[n - m];
+            let i = order[n - m];
+            rank_sum += ranks[i];
+            sum += clipped[i];
+            sum_sq += clipped[i] * clipped[i];
             if m < min_after {
                 continue;
             }
-            let (pu, pd) = (tails.at_least(m, sum), tails.at_most(m, sum));
-            // Ties go to the newest split, the shortest changed stretch.
-            if pu < up {
-                (up, up_at) = (pu, n - m);
-            }
-            if pd < down {
-                (down, down_at) = (pd, n - m);
+            let (ma, mb) = (m as f64, (n - m) as f64);
+            let (mean_a, mean_b) = (sum / ma, (total - sum) / mb);
+            let within = (sum_sq - sum * mean_a) + (total_sq - sum_sq - (total - sum) * mean_b);
+            let se = (within.max(0.0) / (n as f64 - 2.0) * (1.0 / ma + 1.0 / mb)).sqrt();
+            let t = if se > 0.0 {
+                (mean_a - mean_b) / se
+            } else {
+                (mean_a - mean_b).signum() * f64::MAX
+            };
+            let cusum = sum - ma * total / n as f64;
+            let here = [
+                tails.at_least(m, rank_sum),
+                -t,
+                -cusum,
+                tails.at_most(m, rank_sum),
+                t,
+                cusum,
+            ];
+            for k in 0..2 * STATS {
+                if here[k] < best[k] {
+                    best[k] = here[k];
+                    at[k] = n - m;
+                }
             }
         }
-        (up, up_at, down, down_at)
+        (best, at)
     };
-    let (up, up_at, down, down_at) = smallest(&ranks);
-    // Bonferroni over the splits is a valid bound too, and the only one finer than the
-    // permutations can resolve; below that resolution it is used and permuting skipped.
+    let identity: Vec<usize> = (0..n).collect();
+    let (observed, observed_at) = extremes(&identity);
+
+    // Bonferroni over the splits bounds the rank p-value too, and finer than permutations
+    // resolve; below their resolution it is used and permuting skipped.
     let splits = (n - min_before + 1 - min_after) as f64;
     let floor = 1.0 / (PERMUTATIONS + 1) as f64;
-    let (bonf_up, bonf_down) = ((up * splits).min(1.0), (down * splits).min(1.0));
-    let (need_up, need_down) = (bonf_up >= floor, bonf_down >= floor);
-    let (mut above, mut below, mut done) = (0usize, 0usize, 0usize);
-    if need_up || need_down {
+    let bonferroni = [
+        (observed[0] * splits).min(1.0),
+        (observed[STATS] * splits).min(1.0),
+    ];
+    let need = [bonferroni[0] >= floor, bonferroni[1] >= floor];
+    let mut drawn: Vec<[f64; 2 * STATS]> = Vec::new();
+    if need[0] || need[1] {
         let mut rng = SplitMix(seed_of(y, min_before, min_after));
-        let mut perm = ranks.clone();
-        let tol = 1.0 + 1e-9;
-        while done < PERMUTATIONS {
+        let mut order = identity.clone();
+        let mut as_extreme = [0usize; 2 * STATS];
+        while drawn.len() < PERMUTATIONS {
             for i in (1..n).rev() {
-                let j = rng.below(i + 1);
-                perm.swap(i, j);
+                order.swap(i, rng.below(i + 1));
             }
-            let (u, _, d, _) = smallest(&perm);
-            above += usize::from(u <= up * tol);
-            below += usize::from(d <= down * tol);
-            done += 1;
-            if (above >= EARLY_STOP || !need_up) && (below >= EARLY_STOP || !need_down) {
+            let (stats, _) = extremes(&order);
+            for k in 0..2 * STATS {
+                as_extreme[k] += usize::from(at_or_below(stats[k], observed[k]));
+            }
+            drawn.push(stats);
+            // Every statistic of a direction far from significant: the answer is clear.
+            let settled = |d: usize| {
+                !need[d]
+                    || as_extreme[d * STATS..(d + 1) * STATS]
+                        .iter()
+                        .all(|&c| c >= EARLY_STOP)
+            };
+            if settled(0) && settled(1) {
                 break;
             }
         }
     }
-    let p = |need: bool, bonf: f64, count: usize| {
-        if need {
-            (count + 1) as f64 / (done + 1) as f64
-        } else {
-            bonf
+    let direction = |d: usize| -> (Option<usize>, f64) {
+        let cols = d * STATS..(d + 1) * STATS;
+        if !need[d] {
+            return (Some(observed_at[cols.start]), bonferroni[d]);
         }
+        // Each statistic's permutation p-value, for the observed order and every drawn one,
+        // out of all of them (the observed order included).
+        let count = drawn.len() + 1;
+        let sorted: Vec<Vec<f64>> = cols
+            .clone()
+            .map(|k| {
+                let mut c: Vec<f64> = drawn.iter().map(|s| s[k]).collect();
+                c.push(observed[k]);
+                c.sort_by(f64::total_cmp);
+                c
+            })
+            .collect();
+        let p_of = |j: usize, x: f64| {
+            sorted[j].partition_point(|&v| at_or_below(v, x)) as f64 / count as f64
+        };
+        let smallest = |s: &[f64; 2 * STATS]| {
+            cols.clone()
+                .enumerate()
+                .map(|(j, k)| (p_of(j, s[k]), k))
+                .fold(
+                    (f64::INFINITY, cols.start),
+                    |a, b| if b.0 < a.0 { b } else { a },
+                )
+        };
+        let (combined, which) = smallest(&observed);
+        let as_extreme = drawn
+            .iter()
+            .filter(|s| at_or_below(smallest(s).0, combined))
+            .count();
+        (
+            Some(observed_at[which]),
+            (as_extreme + 1) as f64 / count as f64,
+        )
     };
     Scan {
-        up: (Some(up_at), p(need_up, bonf_up, above)),
-        down: (Some(down_at), p(need_down, bonf_down, below)),
+        up: direction(0),
+        down: direction(1),
     }
+}
+
+/// `a <= b`, allowing for rounding in sums taken in another order.
+fn at_or_below(a: f64, b: f64) -> bool {
+    a <= b + 1e-9 * b.abs().max(1e-300)
+}
+
+/// The values less their median, clipped to `k` robust standard deviations (1.4826 MAD),
+/// so one spike weighs like a high run, not like ten.
+fn clip_centered(y: &[f64], k: f64) -> Vec<f64> {
+    let mid = median(y);
+    let spread = k * 1.4826 * median(&y.iter().map(|v| (v - mid).abs()).collect::<Vec<_>>());
+    y.iter()
+        .map(|v| {
+            let d = v - mid;
+            if spread > 0.0 {
+                d.clamp(-spread, spread)
+            } else {
+                d
+            }
+        })
+        .collect()
 }
 
 /// The exact distribution of the sum of `m` of a window's (doubled) ranks drawn without
@@ -671,15 +765,7 @@ impl RankSumTails {
 /// clipped to four robust standard deviations of the median so one spike cannot move it.
 fn locate(y: &[f64], rank_split: usize, min_before: usize, min_after: usize, up: bool) -> usize {
     let n = y.len();
-    let mid = median(y);
-    let spread = 4.0 * 1.4826 * median(&y.iter().map(|v| (v - mid).abs()).collect::<Vec<_>>());
-    if spread <= 0.0 {
-        return rank_split;
-    }
-    let clipped: Vec<f64> = y
-        .iter()
-        .map(|v| v.clamp(mid - spread, mid + spread))
-        .collect();
+    let clipped = clip_centered(y, 4.0);
     let total: f64 = clipped.iter().sum();
     let (mut best, mut best_at) = (0.0, rank_split);
     let mut after = 0.0;
