@@ -215,7 +215,8 @@ def main():
         ):
             b = tuning.pick(method, qs, max_fa)
             if b is None:
-                print(f"| {NAME[method]} | {' / '.join(QUESTION[q] for q in qs)} | none reaches it " + blank)
+                empty = " |" * (4 if extra is not None else 3)
+                print(f"| {NAME[method]} | {' / '.join(QUESTION[q] for q in qs)} | none reaches it |{empty}")
                 continue
             _, q, name = b
             picked[(title, method, tuple(qs))] = (q, name)
@@ -225,14 +226,18 @@ def main():
     # Where the detections are: by runs since the shift, by size, by noise model.
     chosen = [("peakload", "regressed", "defaults")]
     for (title, method, qs), (q, name) in picked.items():
-        if title.startswith("≤") and qs != ("anywhere",) and method != "peakload":
+        if title.startswith("≤") and qs != ("anywhere",):
             chosen.append((method, q, name))
     for label, key in (
         ("runs at the new level (including the current run)", since_bucket),
         ("shift size", size_bucket),
         ("noise model (shifted: detections; flat: false alarms)", lambda s: s["model"] + (" shifted" if s["shift_at"] is not None else " flat")),
     ):
-        groups = sorted(breakdown(series, cands[chosen[0]][1], key).keys())
+        order = ["1-3", "4-10", "11+", "5-10 %", "10-20 %", "20-30 %"]
+        groups = sorted(
+            breakdown(series, cands[chosen[0]][1], key).keys(),
+            key=lambda g: (order.index(g) if g in order else len(order), g),
+        )
         print(f"By {label}:\n")
         print("| method, setting | " + " | ".join(groups) + " |")
         print("|---|" + "---|" * len(groups))

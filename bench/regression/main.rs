@@ -31,7 +31,9 @@ struct Series {
     values: Vec<f64>,
 }
 
-const ALPHAS: [f64; 7] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1];
+const ALPHAS: [f64; 11] = [
+    1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 1.5e-2, 2e-2, 3e-2, 1e-1,
+];
 
 fn main() {
     let mut path = None;

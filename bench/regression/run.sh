@@ -7,7 +7,9 @@
 #
 # Needs python3 (with venv) and cargo. The peers are installed into two virtualenvs under
 # OUT_DIR at pinned versions (requirements-*.txt: their numpy pins conflict, so one each).
-# Takes about 15 minutes on 2 cores, most of it E-Divisive with 1000 permutations.
+# On an idle 2-core machine: the release build (from cold, up to an hour with the AWS SDK),
+# then about 15 minutes, nearly all of it E-Divisive at 1000 permutations; peakload takes
+# about 1 minute for all three sets.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -51,6 +53,6 @@ run_set flat --models tuned --seed 20261208 --shifted 0 --flat 1000
 {
     python3 "$here/compare.py" "$out/tuned" --flat "$out/flat"
     echo
-    python3 "$here/compare.py" "$out/unseen" --tuned-on "$out/tuned"
+    python3 "$here/compare.py" "$out/unseen" --tuned-on "$out/tuned" --flat "$out/flat"
 } | tee "$out/report.md"
 echo "written: $out/report.md" >&2
