@@ -8,7 +8,8 @@
 # Needs python3 (with venv) and cargo. The peers are installed into two virtualenvs under
 # OUT_DIR at pinned versions (requirements-*.txt: their numpy pins conflict, so one each).
 # On an idle 2-core machine: the release build (from cold, up to an hour with the AWS SDK),
-# then about 15 minutes, nearly all of it E-Divisive at 1000 permutations; peakload takes
+# then about 20 minutes (21 on a loaded machine, 2026-12-06), nearly all of it E-Divisive at
+# 1000 permutations; peakload takes
 # about 1 minute for all three sets.
 set -euo pipefail
 
