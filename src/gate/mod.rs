@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use hdrhistogram::Histogram;
 
+pub mod change;
+
 use crate::record::results::{decode_histogram, round3, Results, ThresholdResult};
 use crate::scenario::{MetricRef, Scope, Stat, Threshold};
 
