@@ -7,4 +7,5 @@ mod util;
 mod cli;
 mod dashboard;
 mod diagnose;
+mod library;
 mod report;
