@@ -1,239 +1,34 @@
-//! End-to-end tests of `peakload run` and `peakload check`: the real binary against a real HTTP
-//! server on loopback ([`support::TestServer`]), each run bounded to a few seconds and writing to
-//! its own temporary `--out` directory.
+//! End-to-end tests of `peakload run` and `peakload check`: the real binary against the
+//! harness's HTTP server on loopback, each run bounded to a few seconds and writing to its own
+//! temporary `--out` directory.
 //!
 //! `results.json` is validated against `reports/schema/results.schema.json` and `latency.hlog`
-//! read back with the Python `hdrhistogram` package (`pip install hdrhistogram jsonschema`);
-//! without Python or those packages these tests fail, saying so.
+//! read back with the Python `hdrhistogram` package; without Python or those packages these
+//! tests fail, saying so.
 //!
-//! Runs whose figures depend on timing (the coordinated-omission tests) take the [`LOAD`] lock
-//! exclusively, so that no other run competes with them for the CPU.
-
-mod support;
+//! Runs whose figures depend on timing (the coordinated-omission tests) take the CPU
+//! exclusively ([`exclusive_cpu`]), so that no other run competes with them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Stall, TestServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peakload");
+use crate::util::python::{python, schema_verdict};
+use crate::util::stack::{http, StackProcess};
+use crate::util::{
+    assert_valid_results, code, eventually, exclusive_cpu, f, peakload, run, shared_cpu, spawn,
+    step, threshold, u, wait_until, Case, Journey, Scenario, Stall, Step, TestServer,
+};
 
-/// The documented exit codes (README, "Exit codes").
-mod code {
-    pub const OK: i32 = 0;
-    pub const THRESHOLDS: i32 = 1;
-    pub const INVALID: i32 = 2;
-    pub const INTERRUPTED: i32 = 3;
-    pub const UNREACHABLE: i32 = 4;
-}
-
-/// Shared by ordinary runs, held exclusively by runs whose latency figures are asserted tightly.
-static LOAD: RwLock<()> = RwLock::new(());
-
-fn shared_cpu() -> RwLockReadGuard<'static, ()> {
-    LOAD.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive_cpu() -> RwLockWriteGuard<'static, ()> {
-    LOAD.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Longest any single invocation of the binary may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------------------------------------
-// Running the binary
-// ---------------------------------------------------------------------------------------------
-
-/// A scenario in its own temporary directory, with an `out/` directory for its results.
-struct Case {
-    dir: tempfile::TempDir,
-}
-
-impl Case {
-    fn new(scenario: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("scenario.toml"), scenario).expect("write scenario");
-        Case { dir }
-    }
-
-    fn file(self, name: &str, contents: &str) -> Self {
-        std::fs::write(self.dir.path().join(name), contents).expect("write data file");
-        self
-    }
-
-    fn scenario(&self) -> PathBuf {
-        self.dir.path().join("scenario.toml")
-    }
-
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("out")
-    }
-
-    /// `peakload run scenario.toml --target <server> --out out -q <extra>`.
-    fn command(&self, server: &TestServer, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .arg(self.scenario())
-            .arg("--target")
-            .arg(server.url())
-            .arg("--out")
-            .arg(self.out())
-            .arg("-q")
-            .args(extra)
-            .env("PEAKLOAD_E2E_TAG", "e2e-tag-42");
-        cmd
-    }
-
-    fn run(&self, server: &TestServer, extra: &[&str]) -> Outcome {
-        let started = Instant::now();
-        let child = spawn(self.command(server, extra));
-        finish(child, started, RUN_LIMIT, self.out())
-    }
-}
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    out: PathBuf,
-    elapsed: Duration,
-}
-
-impl Outcome {
-    fn results_path(&self) -> PathBuf {
-        self.out.join("results.json")
-    }
-
-    fn results(&self) -> Value {
-        let path = self.results_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "no {} ({e})\nexit {}\nstdout:\n{}\nstderr:\n{}",
-                path.display(),
-                self.code,
-                self.stdout,
-                self.stderr
-            )
-        });
-        serde_json::from_str(&text).expect("results.json is JSON")
-    }
-
-    fn expect_code(&self, want: i32) -> &Self {
-        assert_eq!(
-            self.code, want,
-            "exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
-
-fn spawn(mut cmd: Command) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn peakload")
-}
-
-/// Waits for the process, killing it (and failing the test) after `limit`.
-fn finish(mut child: Child, started: Instant, limit: Duration, out: PathBuf) -> Outcome {
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for peakload") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "peakload still running after {limit:?}; killed it\nstdout:\n{}\nstderr:\n{}",
-                out_reader.join().unwrap_or_default(),
-                err_reader.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    Outcome {
-        code: status.code().unwrap_or(-1),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-        out,
-        elapsed,
-    }
-}
-
-fn check(path: &Path) -> Outcome {
-    let started = Instant::now();
-    let mut cmd = Command::new(BIN);
+/// `peakload check <path>`.
+fn check(path: &std::path::Path) -> crate::util::Outcome {
+    let mut cmd = peakload();
     cmd.arg("check").arg(path);
-    finish(spawn(cmd), started, RUN_LIMIT, PathBuf::new())
+    run(cmd)
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: kill has no memory-safety preconditions; the pid is our own live child.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading results
-// ---------------------------------------------------------------------------------------------
-
-fn step<'a>(results: &'a Value, name: &str) -> &'a Value {
-    results["steps"]
-        .as_array()
-        .expect("steps array")
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name:?} in results"))
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("{v} is not an unsigned integer"))
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
-}
-
-fn threshold<'a>(results: &'a Value, expr: &str) -> &'a Value {
-    results["thresholds"]
-        .as_array()
-        .expect("thresholds array")
-        .iter()
-        .find(|t| t["expr"] == expr)
-        .unwrap_or_else(|| panic!("no threshold {expr:?} in {}", results["thresholds"]))
-}
-
+/// A lowercase RFC 4122 version-4 UUID, as `{{uuid}}` renders.
 fn is_uuid_v4(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -246,97 +41,25 @@ fn is_uuid_v4(s: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Python: JSON Schema validation and HdrHistogram read-back
-// ---------------------------------------------------------------------------------------------
-
-const PIP_INSTALL: &str = "pip install hdrhistogram jsonschema";
-
-/// Runs a Python script (`sys.argv[1..]` = `args`) and returns its stdout. Fails, naming the
-/// install command, when Python or the packages are missing.
-fn python(script: &str, args: &[&Path]) -> (bool, String) {
-    let preamble = "import sys\ntry:\n    import hdrh.histogram, hdrh.log, jsonschema\nexcept ImportError as e:\n    print(f'missing Python package: {e}', file=sys.stderr)\n    sys.exit(97)\n";
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{preamble}{script}"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("python3 could not be run ({e}); these tests need Python 3 and `{PIP_INSTALL}`")
-        });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(97) {
-        panic!(
-            "{}these tests need the Python packages: {PIP_INSTALL}",
-            stderr
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() && out.status.code() != Some(1) {
-        panic!("python script failed: {stderr}\n{stdout}");
-    }
-    (out.status.success(), stdout)
-}
-
-fn schema_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema/results.schema.json")
-}
-
-const VALIDATE: &str = r#"
-import json
-schema = json.load(open(sys.argv[1]))
-doc = json.load(open(sys.argv[2]))
-V = jsonschema.Draft202012Validator
-V.check_schema(schema)
-errors = list(V(schema, format_checker=V.FORMAT_CHECKER).iter_errors(doc))
-for e in errors:
-    print(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}")
-sys.exit(1 if errors else 0)
-"#;
-
-/// The schema's verdict on a results file: `Ok` or the list of violations.
-fn schema_verdict(results: &Path) -> Result<(), String> {
-    match python(VALIDATE, &[&schema_path(), results]) {
-        (true, _) => Ok(()),
-        (false, errors) => Err(errors),
-    }
-}
-
-fn assert_valid_results(results: &Path) {
-    if let Err(errors) = schema_verdict(results) {
-        panic!(
-            "{} does not match reports/schema/results.schema.json:\n{errors}",
-            results.display()
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------------
 
 const USERS_CSV: &str = "name,password\nalice,pw-alice\nbob,pw-bob\ncarol,pw-carol\n";
 
-/// One step, `GET /work`, at `rps` for `secs`.
-fn work_scenario(name: &str, rps: u32, secs: u32, thresholds: &str) -> String {
-    format!(
-        r#"name = "{name}"
-base_url = "http://127.0.0.1:9"
-thresholds = [{thresholds}]
-
-[load]
-rps = {rps}
-duration = "{secs}s"
-
-[[journey]]
-name = "w"
-
-  [[journey.step]]
-  name = "work"
-  path = "/work"
-  check = {{ status = 200 }}
-"#
-    )
+/// One step, `GET /work` checked for a 200, at `rps` for `secs`.
+fn work_scenario(name: &str, rps: u32, secs: u32) -> Scenario {
+    Scenario::new(name)
+        .rps(rps, &format!("{secs}s"))
+        .journey(Journey::new("w").step(work_step()))
 }
+
+fn work_step() -> Step {
+    Step::get("work", "/work").check("{ status = 200 }")
+}
+
+const BEARER: &str = r#"{ Authorization = "Bearer {{token}}" }"#;
+
+const LOGIN_JSON: &str = r#"{ user = "{{user.name}}", password = "{{user.password}}" }"#;
 
 // ---------------------------------------------------------------------------------------------
 // Journeys: extraction, feeders, cookies, templates
@@ -350,70 +73,39 @@ fn journey_extracts_token_uses_feeder_keeps_cookies_and_renders_templates() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "journey"
-base_url = "http://127.0.0.1:9"   # replaced by --target
-timeout = "5s"
-
-[load]
-rps = 20
-duration = "2s"
-
-[[feeder]]
-name = "user"
-file = "users.csv"
-mode = "sequential"
-
-[[journey]]
-name = "shopper"
-
-  [[journey.step]]
-  name = "login"
-  method = "POST"
-  path = "/login"
-  json = { user = "{{user.name}}", password = "{{user.password}}" }
-  extract = { token = { json = "$.token" } }
-  check = { status = 200 }
-
-  [[journey.step]]
-  name = "me"
-  path = "/me"
-  headers = { Authorization = "Bearer {{token}}" }
-  check = { status = 200 }
-
-  [[journey.step]]
-  name = "cookie_before"
-  path = "/cookie/check"
-  query = { phase = "before" }
-
-  [[journey.step]]
-  name = "cookie_set"
-  path = "/cookie/set"
-
-  [[journey.step]]
-  name = "cookie_after"
-  path = "/cookie/check"
-  query = { phase = "after" }
-
-  [[journey.step]]
-  name = "order"
-  method = "POST"
-  path = "/orders"
-  headers = { Authorization = "Bearer {{token}}" }
-  json = { id = "{{uuid}}", qty = "{{random_int 1 100}}", tag = "{{env.PEAKLOAD_E2E_TAG}}", user = "{{user.name}}" }
-  check = { status = 201, json = { "$.tag" = "e2e-tag-42" } }
-
-  [[journey.step]]
-  name = "echo"
-  method = "POST"
-  path = "/echo"
-  query = { n = "{{random_int 1 1000000}}", it = "{{iteration}}" }
-  headers = { X-Tag = "{{env.PEAKLOAD_E2E_TAG}}" }
-  json = { id = "{{uuid}}" }
-  check = { status = 200 }
-"#,
+        Scenario::new("journey")
+            .timeout("5s")
+            .rps(20, "2s")
+            .feeder("user", "users.csv", "sequential")
+            .journey(
+                Journey::new("shopper")
+                    .step(
+                        Step::post("login", "/login")
+                            .json(LOGIN_JSON)
+                            .extract(r#"{ token = { json = "$.token" } }"#)
+                            .check("{ status = 200 }"),
+                    )
+                    .step(Step::get("me", "/me").headers(BEARER).check("{ status = 200 }"))
+                    .step(Step::get("cookie_before", "/cookie/check").query(r#"{ phase = "before" }"#))
+                    .step(Step::get("cookie_set", "/cookie/set"))
+                    .step(Step::get("cookie_after", "/cookie/check").query(r#"{ phase = "after" }"#))
+                    .step(
+                        Step::post("order", "/orders")
+                            .headers(BEARER)
+                            .json(r#"{ id = "{{uuid}}", qty = "{{random_int 1 100}}", tag = "{{env.PEAKLOAD_E2E_TAG}}", user = "{{user.name}}" }"#)
+                            .check(r#"{ status = 201, json = { "$.tag" = "e2e-tag-42" } }"#),
+                    )
+                    .step(
+                        Step::post("echo", "/echo")
+                            .query(r#"{ n = "{{random_int 1 1000000}}", it = "{{iteration}}" }"#)
+                            .headers(r#"{ X-Tag = "{{env.PEAKLOAD_E2E_TAG}}" }"#)
+                            .json(r#"{ id = "{{uuid}}" }"#)
+                            .check("{ status = 200 }"),
+                    ),
+            ),
     )
     .file("users.csv", USERS_CSV);
-    let outcome = case.run(&server, &[]);
+    let outcome = case.run_with_env(&server, &[], &[("PEAKLOAD_E2E_TAG", "e2e-tag-42")]);
     outcome.expect_code(code::OK);
     let r = outcome.results();
     assert_valid_results(&outcome.results_path());
@@ -552,28 +244,16 @@ fn unique_feeder_running_out_skips_and_counts_iterations() {
         .chain((0..5).map(|i| format!("u{i},pw-u{i}\n")))
         .collect();
     let case = Case::new(
-        r#"name = "unique"
-base_url = "http://127.0.0.1:9"
-
-[load]
-rps = 10
-duration = "2s"
-
-[[feeder]]
-name = "user"
-file = "users.csv"
-mode = "unique"
-
-[[journey]]
-name = "signup"
-
-  [[journey.step]]
-  name = "login"
-  method = "POST"
-  path = "/login"
-  json = { user = "{{user.name}}", password = "{{user.password}}" }
-  check = { status = 200 }
-"#,
+        Scenario::new("unique")
+            .rps(10, "2s")
+            .feeder("user", "users.csv", "unique")
+            .journey(
+                Journey::new("signup").step(
+                    Step::post("login", "/login")
+                        .json(LOGIN_JSON)
+                        .check("{ status = 200 }"),
+                ),
+            ),
     )
     .file("users.csv", &users);
     let outcome = case.run(&server, &["--threshold", "feeder_exhausted == 0"]);
@@ -624,12 +304,11 @@ name = "signup"
 fn thresholds_that_hold_exit_0() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
-    let case = Case::new(&work_scenario(
-        "pass",
-        20,
-        2,
-        r#""http.error_rate < 1%", "http.p99 < 2s", "dropped_iterations == 0""#,
-    ));
+    let case = Case::new(work_scenario("pass", 20, 2).thresholds(&[
+        "http.error_rate < 1%",
+        "http.p99 < 2s",
+        "dropped_iterations == 0",
+    ]));
     let outcome = case.run(&server, &["--threshold", "work.requests >= 30"]);
     outcome.expect_code(code::OK);
     let r = outcome.results();
@@ -660,25 +339,15 @@ fn crossed_thresholds_exit_1_with_the_measured_values() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "fail"
-base_url = "http://127.0.0.1:9"
-thresholds = ["slow.p50 < 10ms", "http.error_rate < 1%", "dropped_iterations == 0"]
-
-[load]
-rps = 10
-duration = "2s"
-
-[[journey]]
-name = "j"
-
-  [[journey.step]]
-  name = "slow"
-  path = "/delay/40"
-
-  [[journey.step]]
-  name = "broken"
-  path = "/status/503"
-"#,
+        Scenario::new("fail")
+            .thresholds(&[
+                "slow.p50 < 10ms",
+                "http.error_rate < 1%",
+                "dropped_iterations == 0",
+            ])
+            .rps(10, "2s")
+            .step(Step::get("slow", "/delay/40"))
+            .step(Step::get("broken", "/status/503")),
     );
     let outcome = case.run(&server, &["--threshold", "http.requests < 1"]);
     outcome.expect_code(code::THRESHOLDS);
@@ -731,7 +400,7 @@ name = "j"
 #[test]
 fn invalid_threshold_flag_exits_2_and_sends_nothing() {
     let server = TestServer::start();
-    let case = Case::new(&work_scenario("flag", 10, 1, ""));
+    let case = Case::new(work_scenario("flag", 10, 1));
     let outcome = case.run(&server, &["--threshold", "wrok.p99 < 1ms"]);
     outcome.expect_code(code::INVALID);
     assert!(
@@ -754,7 +423,7 @@ fn invalid_threshold_flag_exits_2_and_sends_nothing() {
 #[test]
 fn invalid_scenario_reports_every_problem_at_once_and_sends_nothing() {
     let server = TestServer::start();
-    let case = Case::new(&format!(
+    let case = Case::new(format!(
         r#"name = "broken"
 base_url = "{}"
 timeout = 10
@@ -779,7 +448,7 @@ name = "j"
     ));
     let p = case.scenario();
     let p = p.display();
-    let missing = case.dir.path().join("missing.csv");
+    let missing = case.dir().join("missing.csv");
     let expected = [
         format!("{p}:3:11: \"timeout\" must be a duration string such as \"10s\" or \"250ms\", found integer 10"),
         format!("{p}:4:15: unknown metric \"chekout.p99\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, feeder_exhausted, checks.failed or checks.rate; journeys: j; steps: checkout (did you mean \"checkout.p99\"?)"),
@@ -790,15 +459,7 @@ name = "j"
     ];
 
     for (what, outcome) in [
-        ("run", {
-            let started = Instant::now();
-            let mut cmd = Command::new(BIN);
-            cmd.arg("run")
-                .arg(case.scenario())
-                .arg("--out")
-                .arg(case.out());
-            finish(spawn(cmd), started, RUN_LIMIT, case.out())
-        }),
+        ("run", run(case.run_command(&case.out()))),
         ("check", check(&case.scenario())),
     ] {
         outcome.expect_code(code::INVALID);
@@ -821,23 +482,13 @@ name = "j"
 #[test]
 fn check_accepts_a_valid_scenario_without_sending_anything() {
     let server = TestServer::start();
-    let case = Case::new(&format!(
-        r#"name = "ok"
-base_url = "{}"
-thresholds = ["http.p99 < 1s"]
-
-[load]
-rps = 5
-duration = "2s"
-
-[[journey]]
-name = "w"
-  [[journey.step]]
-  name = "work"
-  path = "/work"
-"#,
-        server.url()
-    ));
+    let case = Case::new(
+        Scenario::new("ok")
+            .base_url(server.url())
+            .thresholds(&["http.p99 < 1s"])
+            .rps(5, "2s")
+            .journey(Journey::new("w").step(Step::get("work", "/work"))),
+    );
     let outcome = check(&case.scenario());
     outcome.expect_code(code::OK);
     assert!(
@@ -864,16 +515,10 @@ fn unreachable_target_exits_4_with_a_clear_message() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let case = Case::new(&work_scenario("down", 10, 2, ""));
-    let started = Instant::now();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .arg(case.scenario())
-        .arg("--target")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--out")
-        .arg(case.out());
-    let outcome = finish(spawn(cmd), started, RUN_LIMIT, case.out());
+    let case = Case::new(work_scenario("down", 10, 2));
+    let mut cmd = case.run_command(&case.out());
+    cmd.arg("--target").arg(format!("http://127.0.0.1:{port}"));
+    let outcome = run(cmd);
     outcome.expect_code(code::UNREACHABLE);
     assert!(
         outcome.stderr.contains(&format!(
@@ -897,15 +542,14 @@ fn unreachable_target_exits_4_with_a_clear_message() {
 fn interrupted_run_writes_valid_results(sig: libc::c_int) {
     let _cpu = shared_cpu();
     let server = TestServer::start();
-    let case = Case::new(&work_scenario("long", 20, 60, r#""http.p99 < 10s""#));
-    let started = Instant::now();
-    let child = spawn(case.command(&server, &["--drain", "2s"]));
+    let case = Case::new(work_scenario("long", 20, 60).thresholds(&["http.p99 < 10s"]));
+    let running = case.spawn(&server, &["--drain", "2s"]);
     wait_until("the first requests", Duration::from_secs(15), || {
         server.count("work") >= 10
     });
-    signal(&child, sig);
+    running.signal(sig);
     let signalled = Instant::now();
-    let outcome = finish(child, started, RUN_LIMIT, case.out());
+    let outcome = running.finish();
     let stop_time = signalled.elapsed();
     outcome.expect_code(code::INTERRUPTED);
     assert!(
@@ -946,30 +590,16 @@ fn sigterm_mid_run_writes_interrupted_results_and_exits_3() {
 fn the_bundled_stack_outlives_a_terminal_ctrl_c_but_not_peakload() {
     use std::os::unix::process::CommandExt;
     let _cpu = shared_cpu();
-    let scenario = r#"name = "stacked"
-base_url = "stack"
-[load]
-rps = 20
-duration = "60s"
-[observe]
-scrape = ["stack"]
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "products"
-  path = "/api/products"
-"#;
+    let scenario = Scenario::new("stacked")
+        .base_url("stack")
+        .rps(20, "60s")
+        .section("[observe]\nscrape = [\"stack\"]")
+        .step(Step::get("products", "/api/products"));
     for killed in [false, true] {
-        let case = Case::new(scenario);
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .arg(case.scenario())
-            .arg("--out")
-            .arg(case.out())
-            .arg("-q")
-            .process_group(0);
-        let started = Instant::now();
-        let child = spawn(cmd);
+        let case = Case::new(&scenario);
+        let mut cmd = case.run_command(&case.out());
+        cmd.arg("-q").process_group(0);
+        let running = spawn(cmd).writing_to(case.out());
         let log = case.out().join("stack.log");
         let stack_log = || std::fs::read_to_string(&log).unwrap_or_default();
         wait_until("the stack ready", Duration::from_secs(30), || {
@@ -977,19 +607,16 @@ name = "j"
         });
         std::thread::sleep(Duration::from_secs(3));
         if killed {
-            signal(&child, libc::SIGKILL);
-            let outcome = finish(child, started, RUN_LIMIT, case.out());
+            running.signal(libc::SIGKILL);
+            let outcome = running.finish();
             assert_eq!(outcome.code, -1, "killed");
-            wait_until("the stack to stop", Duration::from_secs(15), || {
-                stack_log().contains("stopped")
-            });
+            let stopped = eventually(Duration::from_secs(15), || stack_log().contains("stopped"));
+            assert!(stopped, "the stack did not stop; its log:\n{}", stack_log());
             continue;
         }
         // What a terminal does on Ctrl-C.
-        // SAFETY: kill has no memory-safety preconditions; the group is our child's own.
-        let rc = unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
-        assert_eq!(rc, 0);
-        let outcome = finish(child, started, RUN_LIMIT, case.out());
+        running.signal_group(libc::SIGINT);
+        let outcome = running.finish();
         outcome.expect_code(code::INTERRUPTED);
         let r = outcome.results();
         let notes = r["infra"]["notes"].as_array().cloned().unwrap_or_default();
@@ -1005,28 +632,20 @@ fn second_sigint_exits_at_once() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "stuck"
-base_url = "http://127.0.0.1:9"
-timeout = "30s"
-[load]
-rps = 5
-duration = "60s"
-[[journey]]
-name = "j"
-  [[journey.step]]
-  path = "/delay/20000"
-"#,
+        Scenario::new("stuck")
+            .timeout("30s")
+            .rps(5, "60s")
+            .step(Step::unnamed("/delay/20000")),
     );
-    let started = Instant::now();
-    let child = spawn(case.command(&server, &["--drain", "20s"]));
+    let running = case.spawn(&server, &["--drain", "20s"]);
     wait_until("requests in flight", Duration::from_secs(15), || {
         server.count("delay") >= 2
     });
-    signal(&child, libc::SIGINT);
+    running.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(300));
-    signal(&child, libc::SIGINT);
+    running.signal(libc::SIGINT);
     let second = Instant::now();
-    let outcome = finish(child, started, RUN_LIMIT, case.out());
+    let outcome = running.finish();
     outcome.expect_code(code::INTERRUPTED);
     assert!(
         second.elapsed() < Duration::from_secs(3),
@@ -1047,27 +666,18 @@ fn requests_cut_off_by_a_stop_are_recorded_as_cancelled() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "hang"
-base_url = "http://127.0.0.1:9"
-timeout = "30s"
-[load]
-rps = 5
-duration = "60s"
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "hang"
-  path = "/delay/20000"
-"#,
+        Scenario::new("hang")
+            .timeout("30s")
+            .rps(5, "60s")
+            .step(Step::get("hang", "/delay/20000")),
     );
-    let started = Instant::now();
-    let child = spawn(case.command(&server, &["--drain", "1s"]));
+    let running = case.spawn(&server, &["--drain", "1s"]);
     wait_until("requests in flight", Duration::from_secs(15), || {
         server.count("delay") >= 3
     });
     std::thread::sleep(Duration::from_millis(500));
-    signal(&child, libc::SIGINT);
-    let outcome = finish(child, started, RUN_LIMIT, case.out());
+    running.signal(libc::SIGINT);
+    let outcome = running.finish();
     outcome.expect_code(code::INTERRUPTED);
     let r = outcome.results();
     assert_valid_results(&outcome.results_path());
@@ -1089,23 +699,11 @@ name = "j"
 // Coordinated omission
 // ---------------------------------------------------------------------------------------------
 
-fn stall_scenario(load: &str) -> String {
-    format!(
-        r#"name = "stall"
-base_url = "http://127.0.0.1:9"
-timeout = "5s"
-
-[load]
-{load}
-
-[[journey]]
-name = "w"
-  [[journey.step]]
-  name = "work"
-  path = "/work"
-  check = {{ status = 200 }}
-"#
-    )
+fn stall_scenario(load: &str) -> Scenario {
+    Scenario::new("stall")
+        .timeout("5s")
+        .load(load)
+        .journey(Journey::new("w").step(work_step()))
 }
 
 /// The server freezes for one second, two seconds into the run. At 100 arrivals/s the open
@@ -1122,7 +720,7 @@ fn stall_shows_in_open_model_p99_and_closed_model_hides_it() {
     let stall_ms = stall.length.as_millis() as f64;
 
     let open_server = TestServer::with_stall(stall);
-    let open = Case::new(&stall_scenario(
+    let open = Case::new(stall_scenario(
         "start_rps = 100\nmax_vus = 400\npre_allocated_vus = 50\nstages = [{ duration = \"6s\", target_rps = 100 }]",
     ));
     let outcome = open.run(&open_server, &[]);
@@ -1149,7 +747,7 @@ fn stall_shows_in_open_model_p99_and_closed_model_hides_it() {
     assert!(u(&o["summary"]["requests"]) >= 550);
 
     let closed_server = TestServer::with_stall(stall);
-    let closed = Case::new(&stall_scenario(
+    let closed = Case::new(stall_scenario(
         "model = \"closed\"\nvus = 2\nduration = \"6s\"",
     ));
     let outcome = closed.run(&closed_server, &[]);
@@ -1180,21 +778,14 @@ fn queued_arrivals_count_latency_from_their_intended_start() {
     let _cpu = exclusive_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "queued"
-base_url = "http://127.0.0.1:9"
-
-[load]
-start_rps = 40
+        Scenario::new("queued")
+            .load(
+                r#"start_rps = 40
 max_vus = 1
 pre_allocated_vus = 1
-stages = [{ duration = "2s", target_rps = 40 }]
-
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "slow"
-  path = "/delay/50"
-"#,
+stages = [{ duration = "2s", target_rps = 40 }]"#,
+            )
+            .step(Step::get("slow", "/delay/50")),
     );
     let outcome = case.run(&server, &[]);
     outcome.expect_code(code::OK);
@@ -1279,22 +870,10 @@ fn results_match_the_schema_and_hdr_outputs_read_back_in_python() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "readback"
-base_url = "http://127.0.0.1:9"
-
-[load]
-rps = 30
-duration = "3s"
-
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "varied"
-  path = "/delay/{{random_int 1 30}}"
-  [[journey.step]]
-  name = "fast"
-  path = "/work"
-"#,
+        Scenario::new("readback")
+            .rps(30, "3s")
+            .step(Step::get("varied", "/delay/{{random_int 1 30}}"))
+            .step(Step::get("fast", "/work")),
     );
     let outcome = case.run(&server, &[]);
     outcome.expect_code(code::OK);
@@ -1305,6 +884,7 @@ name = "j"
     assert!(requests >= 150, "{requests}");
 
     let (ok, out) = python(
+        &["hdrh.histogram", "hdrh.log"],
         HDR_READBACK,
         &[&results_path, &outcome.out.join("latency.hlog")],
     );
@@ -1426,25 +1006,12 @@ fn unmeasurable_threshold_is_null_and_results_read_back_into_the_model() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "unmeasured"
-base_url = "http://127.0.0.1:9"
-thresholds = ["never.p99 < 100ms", "first.requests > 0"]
-
-[load]
-rps = 10
-duration = "1s"
-
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "first"
-  path = "/work"
-  extract = { token = { json = "$.token" } }   # /work answers "ok": not JSON
-  [[journey.step]]
-  name = "never"
-  path = "/me"
-  headers = { Authorization = "Bearer {{token}}" }
-"#,
+        Scenario::new("unmeasured")
+            .thresholds(&["never.p99 < 100ms", "first.requests > 0"])
+            .rps(10, "1s")
+            // /work answers "ok": not JSON.
+            .step(Step::get("first", "/work").extract(r#"{ token = { json = "$.token" } }"#))
+            .step(Step::get("never", "/me").headers(BEARER)),
     );
     let outcome = case.run(&server, &[]);
     outcome.expect_code(code::THRESHOLDS);
@@ -1487,31 +1054,21 @@ fn secrets_stay_out_of_results_and_output() {
     let server = TestServer::start();
     let secret = "s3cr3t-Zq81xV";
     let case = Case::new(
-        r#"name = "secrets"
-base_url = "http://127.0.0.1:9"
-
-[load]
-rps = 10
-duration = "1s"
-
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "denied"
-  path = "/status/401"
-  query = { api_key = "{{env.E2E_SECRET}}" }
-  headers = { Authorization = "Bearer {{env.E2E_SECRET}}" }
-  [[journey.step]]
-  name = "post"
-  method = "POST"
-  url = "http://127.0.0.1:9/echo?key={{env.E2E_SECRET}}"
-  json = { password = "{{env.E2E_SECRET}}" }
-"#,
+        Scenario::new("secrets")
+            .rps(10, "1s")
+            .step(
+                Step::get("denied", "/status/401")
+                    .query(r#"{ api_key = "{{env.E2E_SECRET}}" }"#)
+                    .headers(r#"{ Authorization = "Bearer {{env.E2E_SECRET}}" }"#),
+            )
+            .step(
+                Step::named("post")
+                    .set("method", r#""POST""#)
+                    .set("url", r#""http://127.0.0.1:9/echo?key={{env.E2E_SECRET}}""#)
+                    .json(r#"{ password = "{{env.E2E_SECRET}}" }"#),
+            ),
     );
-    let started = Instant::now();
-    let mut cmd = case.command(&server, &[]);
-    cmd.env("E2E_SECRET", secret);
-    let outcome = finish(spawn(cmd), started, RUN_LIMIT, case.out());
+    let outcome = case.run_with_env(&server, &[], &[("E2E_SECRET", secret)]);
     outcome.expect_code(code::OK);
     let r = outcome.results();
     assert!(u(&r["errors"]["http_4xx"]) >= 5, "{}", r["errors"]);
@@ -1540,37 +1097,16 @@ name = "j"
 /// graceful exit on SIGTERM.
 #[test]
 fn stack_up_runs_the_reference_stack_in_the_foreground() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let _cpu = shared_cpu();
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_peakload"))
-        .args(["stack", "up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    // Kept open until the stack has exited: a closed pipe would kill it with SIGPIPE.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("peakload-stack listening on http://")
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
-        .to_string();
-    let mut conn = std::net::TcpStream::connect(&url).unwrap();
-    write!(
-        conn,
-        "GET /healthz HTTP/1.1\r\nHost: {url}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
+    let mut cmd = peakload();
+    cmd.args(["stack", "up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path());
+    let stack = StackProcess::start(cmd);
+    assert!(stack.url.starts_with("http://"), "{}", stack.url);
+    let answer = http(&stack.url, "GET", "/healthz", &[], "");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    signal(&child, libc::SIGTERM);
-    let status = child.wait().unwrap();
-    drop(stdout);
+    let status = stack.terminate();
     assert_eq!(status.code(), Some(0));
 }
 
@@ -1580,26 +1116,11 @@ fn think_after_the_last_step_paces_closed_model_vus() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let case = Case::new(
-        r#"name = "paced"
-base_url = "http://127.0.0.1:9"
-[load]
-vus = 2
-duration = "2s"
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "only"
-  path = "/status/200"
-  think = "200ms"
-"#,
+        Scenario::new("paced")
+            .vus(2, "2s")
+            .step(Step::get("only", "/status/200").think("200ms")),
     );
-    let started = Instant::now();
-    let outcome = finish(
-        spawn(case.command(&server, &[])),
-        started,
-        RUN_LIMIT,
-        case.out(),
-    );
+    let outcome = case.run(&server, &[]);
     outcome.expect_code(code::OK);
     let sent = server.count("status");
     // 2 VUs × 2 s / 200 ms = 20 iterations; without the pause it would be thousands.
@@ -1613,29 +1134,14 @@ fn failed_json_checks_do_not_quote_the_response() {
     let _cpu = shared_cpu();
     let server = TestServer::start();
     let secret = "tok-9f8e7d6c5b4a";
-    let case = Case::new(&format!(
-        r#"name = "quiet-checks"
-base_url = "http://127.0.0.1:9"
-[load]
-rps = 5
-duration = "1s"
-[[journey]]
-name = "j"
-  [[journey.step]]
-  name = "echo"
-  method = "POST"
-  path = "/echo"
-  json = {{ token = "{secret}" }}
-  check = {{ json = {{ "$.token" = "nope" }} }}
-"#
-    ));
-    let started = Instant::now();
-    let outcome = finish(
-        spawn(case.command(&server, &[])),
-        started,
-        RUN_LIMIT,
-        case.out(),
+    let case = Case::new(
+        Scenario::new("quiet-checks").rps(5, "1s").step(
+            Step::post("echo", "/echo")
+                .json(&format!(r#"{{ token = "{secret}" }}"#))
+                .check(r#"{ json = { "$.token" = "nope" } }"#),
+        ),
     );
+    let outcome = case.run(&server, &[]);
     outcome.expect_code(code::OK);
     let results = std::fs::read_to_string(outcome.results_path()).unwrap();
     assert!(results.contains("check_failed"), "{results}");

@@ -3,188 +3,84 @@
 //! through `POST /admin/faults`, and the diagnosis must name the matching kind first. The same
 //! run without a fault must name no cause.
 //!
-//! The runs share two cores, and a CPU fault in one would slow the others, so they take turns.
+//! The runs share two cores, and a CPU fault in one would slow the others: runs with the
+//! stack take the CPU exclusively ([`exclusive_cpu`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use peakload_test_support::{require_moto, unique};
 use serde_json::Value;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+use crate::util::stack::{stack_binary, StackProcess};
+use crate::util::{
+    assert_valid_results, exclusive_cpu, peakload, run, spawn, Case, Journey, Scenario, Step,
+};
 
-const SCENARIO: &str = r#"name = "planted"
-base_url = "BASE"
-timeout = "3s"
+const SCRAPE_STACK: &str = "[observe]\nscrape = [\"stack\"]";
 
-[load]
-rps = 30
-duration = "20s"
-max_vus = 200
-
-[observe]
-scrape = ["stack"]
-
-[[journey]]
-name = "browse"
-weight = 8
-
-  [[journey.step]]
-  name = "product"
-  path = "/api/products/{{random_int 1 200}}"
-  check = { status = 200 }
-
-[[journey]]
-name = "notify"
-weight = 2
-
-  [[journey.step]]
-  name = "notify"
-  method = "POST"
-  path = "/api/notifications"
-  json = { to = "a@example.com", subject = "s", body = "b" }
-  extract = { id = { json = "$.id" } }
-  check = { status = 202 }
-  think = "1500ms"
-
-  # Delivered within 1.5 s when the worker is healthy.
-  [[journey.step]]
-  name = "status"
-  path = "/api/notifications/{{id}}"
-  check = { json = { "$.status" = "sent" } }
-"#;
-
-fn stack_binary() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_peakload"));
-    let stack = exe.with_file_name("peakload-stack");
-    assert!(
-        stack.is_file(),
-        "{} is missing: build it with `cargo build --workspace`",
-        stack.display()
-    );
-    stack
+/// 30 arrivals/s for 20 s against `base` (a URL, or "stack" to let the run start one),
+/// observed through `observe`: eight in ten browse a product; two in ten send a notification
+/// and check it was delivered.
+fn planted_scenario(base: &str, observe: &str) -> Scenario {
+    Scenario::new("planted")
+        .base_url(base)
+        .timeout("3s")
+        .load("rps = 30\nduration = \"20s\"\nmax_vus = 200")
+        .section(observe)
+        .journey(Journey::new("browse").weight(8).step(
+            Step::get("product", "/api/products/{{random_int 1 200}}").check("{ status = 200 }"),
+        ))
+        .journey(
+            Journey::new("notify")
+                .weight(2)
+                .step(
+                    Step::post("notify", "/api/notifications")
+                        .json(r#"{ to = "a@example.com", subject = "s", body = "b" }"#)
+                        .extract(r#"{ id = { json = "$.id" } }"#)
+                        .check("{ status = 202 }")
+                        .think("1500ms"),
+                )
+                // Delivered within 1.5 s when the worker is healthy.
+                .step(
+                    Step::get("status", "/api/notifications/{{id}}")
+                        .check(r#"{ json = { "$.status" = "sent" } }"#),
+                ),
+        )
 }
 
-struct Stack {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Runs `case` (quiet, no `--target`) with `envs` added to its environment; `fault` is posted
+/// to its stack 10 s in. Checks the run ended with a diagnosis and results that match the
+/// schema (with `infra`, `capacity` and `findings`); returns results.json.
+fn run_planted(case: &Case, fault: Option<(&StackProcess, &str)>, envs: &[(&str, &str)]) -> Value {
+    let mut cmd = case.run_command(&case.out());
+    cmd.arg("--quiet").envs(envs.iter().copied());
+    let running = spawn(cmd).writing_to(case.out());
+    if let Some((stack, body)) = fault {
+        std::thread::sleep(
+            Duration::from_millis(10_300).saturating_sub(running.started().elapsed()),
+        );
+        stack.post_fault(body);
     }
-}
-
-fn start_stack(dir: &Path, extra: &[&str]) -> Stack {
-    let mut child = Command::new(stack_binary())
-        .args(["all", "--listen", "127.0.0.1:0", "--admin-token", "planted"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start peakload-stack");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the stack exited before it was ready")
-            .unwrap();
-        if let Some(u) = line.strip_prefix("peakload-stack listening on ") {
-            break u.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Stack { child, url }
-}
-
-fn post_fault(base_url: &str, body: &str) {
-    let addr = base_url.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST /admin/faults HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer planted\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-}
-
-/// Runs the scenario against `base` (a URL, or "stack" to let the run start one); `fault` is
-/// posted to `fault_url` 10 s in. Returns results.json.
-fn run(dir: &Path, base: &str, fault: Option<(&str, &str)>) -> Value {
-    run_scenario(dir, &SCENARIO.replace("BASE", base), fault)
-}
-
-/// As [`run`], for a scenario given in full.
-fn run_scenario(dir: &Path, text: &str, fault: Option<(&str, &str)>) -> Value {
-    let scenario = dir.join("planted.toml");
-    std::fs::write(&scenario, text).unwrap();
-    let out = dir.join("out");
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_peakload"))
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some((url, body)) = fault {
-        std::thread::sleep(Duration::from_millis(10_300).saturating_sub(started.elapsed()));
-        post_fault(url, body);
-    }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let outcome = running.finish();
     assert!(
-        output.status.code().is_some_and(|c| c <= 1),
-        "peakload run failed: {}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+        (0..=1).contains(&outcome.code),
+        "peakload run failed: exit {}\n{}\n{}",
+        outcome.code,
+        outcome.stdout,
+        outcome.stderr
     );
-    assert!(stdout.contains("diagnosis:"), "{stdout}");
-    assert_matches_schema(&out.join("results.json"));
-    let text = std::fs::read_to_string(out.join("results.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Results carrying `infra`, `capacity` and `findings` still match the committed schema.
-fn assert_matches_schema(results: &Path) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema/results.schema.json");
-    let script = "import sys, json\ntry:\n    import jsonschema\nexcept ImportError:\n    sys.exit('missing Python package jsonschema: pip install jsonschema (scripts/test installs it)')\nV = jsonschema.Draft202012Validator\nerrors = list(V(json.load(open(sys.argv[1]))).iter_errors(json.load(open(sys.argv[2]))))\nfor e in errors:\n    print('/'.join(map(str, e.absolute_path)) or '(root)', e.message)\nsys.exit(1 if errors else 0)\n";
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&schema)
-        .arg(results)
-        .output()
-        .expect("python3 runs (scripts/test installs what it needs)");
-    assert!(
-        out.status.success(),
-        "{} does not match the schema:\n{}{}",
-        results.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(outcome.stdout.contains("diagnosis:"), "{}", outcome.stdout);
+    assert_valid_results(&outcome.results_path());
+    outcome.results()
 }
 
 /// Returns the first finding.
 fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let stack = start_stack(dir.path(), stack_flags);
-    let results = run(dir.path(), &stack.url, Some((&stack.url, fault)));
+    let _cpu = exclusive_cpu();
+    let stack_dir = tempfile::tempdir().unwrap();
+    let stack = StackProcess::all(stack_dir.path(), stack_flags, &[]);
+    let case = Case::new(planted_scenario(&stack.url, SCRAPE_STACK));
+    let results = run_planted(&case, Some((&stack, fault)), &[]);
     let findings = results["findings"].as_array().cloned().unwrap_or_default();
     let kinds: Vec<&str> = findings
         .iter()
@@ -193,11 +89,11 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
     // What the diagnosis saw, for a failure: its text summary has the SLI, capacity and
     // ranking, and the per-second figures show what the users saw when.
     let explain = || {
-        let text = Command::new(env!("CARGO_BIN_EXE_peakload"))
+        let mut diagnose = peakload();
+        diagnose
             .arg("diagnose")
-            .arg(dir.path().join("out/results.json"))
-            .output()
-            .unwrap();
+            .arg(case.out().join("results.json"));
+        let text = run(diagnose);
         let seconds: Vec<String> = results["timeline"]
             .as_array()
             .map(|v| v.as_slice())
@@ -217,7 +113,7 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
             .collect();
         format!(
             "{}\nper second:\n{}\nfindings {}",
-            String::from_utf8_lossy(&text.stdout),
+            text.stdout,
             seconds.join("\n"),
             serde_json::to_string_pretty(&findings).unwrap()
         )
@@ -294,10 +190,10 @@ fn planted_error_rate_is_error_burst() {
 
 #[test]
 fn a_healthy_run_names_no_cause_and_diagnose_reruns_offline() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
+    let _cpu = exclusive_cpu();
     // `base_url = "stack"`: the run starts the stack itself and scrapes it.
-    let results = run(dir.path(), "stack", None);
+    let case = Case::new(planted_scenario("stack", SCRAPE_STACK));
+    let results = run_planted(&case, None, &[]);
     assert!(
         results["findings"].as_array().is_none_or(|f| f.is_empty()),
         "{}",
@@ -312,14 +208,13 @@ fn a_healthy_run_names_no_cause_and_diagnose_reruns_offline() {
         "scraped the stack"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_peakload"))
-        .arg("diagnose")
-        .arg(dir.path().join("out/results.json"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = peakload();
+    cmd.arg("diagnose")
+        .arg(case.out().join("results.json"))
+        .arg("--json");
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let d: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(d["healthy"], true);
     assert_eq!(d["findings"], Value::Array(vec![]));
     let ranking = d["ranking"].as_array().unwrap();
@@ -347,41 +242,25 @@ fn diagnose_reads_a_csv_export() {
     }
     let path = dir.path().join("m.csv");
     std::fs::write(&path, csv).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_peakload"))
-        .args(["diagnose", "--metrics"])
+    let mut cmd = peakload();
+    cmd.args(["diagnose", "--metrics"])
         .arg(&path)
-        .args(["--sli", "p99_ms", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        .args(["--sli", "p99_ms", "--json"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let d: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(d["ranking"][0]["signal"], "db_wait_s");
     assert_eq!(d["ranking"].as_array().unwrap().len(), 3);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_peakload"))
-        .args(["diagnose", "--metrics"])
+    let mut cmd = peakload();
+    cmd.args(["diagnose", "--metrics"])
         .arg(&path)
-        .args(["--sli", "p95"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("columns: p99_ms, db_wait_s, cpu, noise"));
-}
-
-fn moto_url() -> String {
-    let url =
-        std::env::var("PEAKLOAD_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned());
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    assert!(
-        TcpStream::connect(addr).is_ok(),
-        "moto_server is not reachable at {url}: run the tests through scripts/test, which starts \
-         it (or start `moto_server -H 127.0.0.1 -p 5055` and set PEAKLOAD_MOTO_URL)"
-    );
-    url
+        .args(["--sli", "p95"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2);
+    assert!(out
+        .stderr
+        .contains("columns: p99_ms, db_wait_s, cpu, noise"));
 }
 
 /// The stack publishes its metrics to CloudWatch and its log lines to CloudWatch Logs (the
@@ -389,30 +268,24 @@ fn moto_url() -> String {
 /// diagnosis names the planted error burst from those signals, with the logged lines.
 #[test]
 fn cloudwatch_signals_diagnose_a_planted_error_burst() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let moto = moto_url();
+    let _cpu = exclusive_cpu();
+    let moto = require_moto();
     // Emulator credentials (any are accepted), with a secret that would be recognised in the
-    // outputs; the stack and the run inherit them.
+    // outputs; the stack and the run are given them.
     const SECRET: &str = "peakload-test-secret-b6f2c";
-    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
-    if std::env::var_os("AWS_REGION").is_none() {
-        std::env::set_var("AWS_REGION", "us-east-1");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let unique = format!(
-        "{}{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    let aws = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_REGION", region.as_str()),
+    ];
+    let stack_dir = tempfile::tempdir().unwrap();
+    let unique = unique("");
     let namespace = format!("PeakloadDiagnose{unique}");
     let service = format!("diagnose-{unique}");
     let group = format!("/peakload/{service}/api");
-    let stack = start_stack(
-        dir.path(),
+    let stack = StackProcess::all(
+        stack_dir.path(),
         &[
             "--cloudwatch-namespace",
             &namespace,
@@ -426,6 +299,7 @@ fn cloudwatch_signals_diagnose_a_planted_error_burst() {
             &moto,
             "--aws-create-resources",
         ],
+        &aws,
     );
     let metric = |name: &str, stat: &str| {
         format!(
@@ -450,16 +324,8 @@ fn cloudwatch_signals_diagnose_a_planted_error_burst() {
     observe.push_str(&format!(
         "]\n\n[observe.logs]\nlog_groups = [\"{group}\"]\ninterval = \"1s\"\n"
     ));
-    let scenario = SCENARIO
-        .replace("BASE", &stack.url)
-        .replace("[observe]\nscrape = [\"stack\"]\n", &observe);
-    assert!(scenario.contains("[observe.cloudwatch]"), "{scenario}");
-
-    let results = run_scenario(
-        dir.path(),
-        &scenario,
-        Some((&stack.url, r#"{"error_rate": 0.3}"#)),
-    );
+    let case = Case::new(planted_scenario(&stack.url, &observe));
+    let results = run_planted(&case, Some((&stack, r#"{"error_rate": 0.3}"#)), &aws);
     let infra = &results["infra"];
     let series = infra["series"].as_array().unwrap();
     assert!(
@@ -514,8 +380,8 @@ fn cloudwatch_signals_diagnose_a_planted_error_burst() {
             .any(|l| l.contains("injected fault (error_rate)")),
         "the matching log lines from CloudWatch Logs: {lines:?}"
     );
-    let text = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap()
-        + &std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    let text = std::fs::read_to_string(case.out().join("results.json")).unwrap()
+        + &std::fs::read_to_string(case.out().join("report.html")).unwrap();
     assert!(
         !text.contains(SECRET),
         "the secret key never lands in outputs"
@@ -526,44 +392,32 @@ fn cloudwatch_signals_diagnose_a_planted_error_burst() {
 /// before any load, with the stack's own words.
 #[test]
 fn stack_args_configure_the_bundled_stack() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _cpu = exclusive_cpu();
     stack_binary();
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = |args: &str| {
-        format!(
-            "name = \"args\"\nbase_url = \"stack\"\n[stack]\nargs = {args}\n[load]\nrps = 20\nduration = \"2s\"\n[[journey]]\nname = \"j\"\n  [[journey.step]]\n  name = \"product\"\n  path = \"/api/products/1\"\n"
-        )
-    };
-    let run = |text: String, out: &str| {
-        let file = dir.path().join(format!("{out}.toml"));
-        std::fs::write(&file, text).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_peakload"))
-            .arg("run")
-            .arg(&file)
-            .arg("--out")
-            .arg(dir.path().join(out))
-            .arg("--quiet")
-            .output()
-            .unwrap()
+    let run_with_args = |args: &str| {
+        let case = Case::new(
+            Scenario::new("args")
+                .base_url("stack")
+                .section(&format!("[stack]\nargs = {args}"))
+                .rps(20, "2s")
+                .step(Step::get("product", "/api/products/1")),
+        );
+        let mut cmd = case.run_command(&case.out());
+        cmd.arg("--quiet");
+        (spawn(cmd).writing_to(case.out()).finish(), case)
     };
 
-    let o = run(scenario(r#"["--error-rate", "1"]"#), "failing");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let text = std::fs::read_to_string(dir.path().join("failing/results.json")).unwrap();
-    let results: Value = serde_json::from_str(&text).unwrap();
+    let (o, _case) = run_with_args(r#"["--error-rate", "1"]"#);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let results = o.results();
     assert!(results["summary"]["requests"].as_u64().unwrap() >= 20);
     assert_eq!(results["summary"]["error_rate"], 1.0, "every answer a 500");
 
-    let o = run(scenario(r#"["--no-such-flag"]"#), "refused");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    let (o, _case) = run_with_args(r#"["--no-such-flag"]"#);
+    assert_eq!(o.code, 4, "{}", o.stderr);
     assert!(
-        stderr.contains("exited during start-up") && stderr.contains("--no-such-flag"),
-        "{stderr}"
+        o.stderr.contains("exited during start-up") && o.stderr.contains("--no-such-flag"),
+        "{}",
+        o.stderr
     );
 }

@@ -5,273 +5,77 @@
 //! Needs `/usr/bin/chromium` (Debian's `chromium`) and `junitparser` (PyPI); a missing one
 //! fails the test with the command that installs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peakload");
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::util::chromium::{render, require_chromium, screenshot};
+use crate::util::python::{junit_cases, require};
+use crate::util::{
+    peakload, run_within, screenshots_dir, shared_cpu, spawn, Case, Journey, Outcome, Scenario,
+    Step, TestServer,
+};
 
-/// Starts the target on 127.0.0.1:0 in its own thread and runtime; returns its port. `/` is
-/// instant, `/item/{id}` waits `id % 10` ms and fails with 500 for id 7 (about 1% of requests).
-fn start_target() -> u16 {
-    use axum::extract::Path as UrlPath;
-    use axum::http::StatusCode;
-    use axum::routing::get;
-
-    async fn item(UrlPath(id): UrlPath<u32>) -> (StatusCode, &'static str) {
-        tokio::time::sleep(Duration::from_millis((id % 10) as u64)).await;
-        if id == 7 {
-            (StatusCode::INTERNAL_SERVER_ERROR, "planted failure")
-        } else {
-            (StatusCode::OK, "{\"ok\":true}")
-        }
-    }
-
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new()
-                .route("/", get(|| async { "ok" }))
-                .route("/item/{id}", get(item));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap().port()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("target started")
+/// Two steps against the harness server: `home` instant, `item` waiting up to 9 ms and
+/// failing for one id in fifty (the server's planted failure).
+fn browse() -> Journey {
+    Journey::new("browse")
+        .step(Step::get("home", "/work").check("{ status = 200 }"))
+        .step(Step::get("item", "/item/{{random_int 1 50}}"))
 }
 
-fn scenario(dir: &Path, port: u16) -> PathBuf {
-    let path = dir.join("scenario.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "report-e2e"
-base_url = "http://127.0.0.1:{port}"
-timeout = "2s"
-thresholds = ["http.error_rate < 10%", "http.p99 < 2s"]
-
-[load]
-start_rps = 20
-max_vus = 50
-stages = [
-  {{ duration = "1500ms", target_rps = 60, name = "ramp" }},
-  {{ duration = "1500ms", target_rps = 60, name = "steady" }},
-]
-
-[[journey]]
-name = "browse"
-
-  [[journey.step]]
-  name = "home"
-  path = "/"
-  check = {{ status = 200 }}
-
-  [[journey.step]]
-  name = "item"
-  path = "/item/{{{{random_int 1 50}}}}"
-"#
-        ),
-    )
-    .unwrap();
-    path
+fn report_scenario(server: &TestServer) -> Scenario {
+    Scenario::new("report-e2e")
+        .base_url(server.url())
+        .timeout("2s")
+        .thresholds(&["http.error_rate < 10%", "http.p99 < 2s"])
+        .stages(20, 50, &[("1500ms", 60, "ramp"), ("1500ms", 60, "steady")])
+        .journey(browse())
 }
 
 /// A run of several short stages (their names must not collide on the charts), long enough
 /// for a diagnosis chart to have a shape.
-fn staged_scenario(dir: &Path, port: u16) -> PathBuf {
-    let path = dir.join("staged.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "report-diagnosis"
-base_url = "http://127.0.0.1:{port}"
-timeout = "2s"
-
-[load]
-start_rps = 10
-max_vus = 50
-stages = [
-  {{ duration = "1s", target_rps = 20, name = "warm-up" }},
-  {{ duration = "1s", target_rps = 40, name = "ramp to the peak" }},
-  {{ duration = "1s", target_rps = 40, name = "doorbuster spike" }},
-  {{ duration = "5s", target_rps = 40, name = "steady" }},
-]
-
-[[journey]]
-name = "browse"
-
-  [[journey.step]]
-  name = "home"
-  path = "/"
-
-  [[journey.step]]
-  name = "item"
-  path = "/item/{{{{random_int 1 50}}}}"
-"#
-        ),
-    )
-    .unwrap();
-    path
+fn staged_scenario(server: &TestServer) -> Scenario {
+    Scenario::new("report-diagnosis")
+        .base_url(server.url())
+        .timeout("2s")
+        .stages(
+            10,
+            50,
+            &[
+                ("1s", 20, "warm-up"),
+                ("1s", 40, "ramp to the peak"),
+                ("1s", 40, "doorbuster spike"),
+                ("5s", 40, "steady"),
+            ],
+        )
+        .journey(
+            Journey::new("browse")
+                .step(Step::get("home", "/work"))
+                .step(Step::get("item", "/item/{{random_int 1 50}}")),
+        )
 }
 
-/// Runs a command to completion within `limit`, killing it past that.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let id = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // Our own child, by its id.
-            unsafe { libc::kill(id as i32, libc::SIGKILL) };
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-struct Run {
-    dir: PathBuf,
-    code: i32,
-    stdout: String,
-}
-
-fn peakload_run(scenario: &Path, out: &Path, extra: &[&str]) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .arg(scenario)
-        .arg("--out")
-        .arg(out)
-        .args(["--no-tui", "--threads", "1", "--drain", "1s"])
+/// `peakload run` of `case` into `out` on one thread with a short drain; fails unless it wrote
+/// results.
+fn peakload_run(case: &Case, out: &Path, extra: &[&str]) -> Outcome {
+    let mut cmd = case.run_command(out);
+    cmd.args(["--no-tui", "--threads", "1", "--drain", "1s"])
         .args(extra);
-    let o = run_bounded(&mut cmd, Duration::from_secs(60));
-    let stdout = text(&o.stdout);
+    let o = spawn(cmd).writing_to(out.to_owned()).finish();
     assert!(
-        out.join("results.json").exists(),
-        "no results: {stdout}\n{}",
-        text(&o.stderr)
+        o.results_path().exists(),
+        "no results: {}\n{}",
+        o.stdout,
+        o.stderr
     );
-    Run {
-        dir: out.to_owned(),
-        code: o.status.code().unwrap_or(-1),
-        stdout,
-    }
+    o
 }
 
-fn chromium_args(profile: &Path) -> Vec<String> {
-    [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect()
-}
-
-fn require_chromium() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-    );
-}
-
-/// What the browser made of a page: its DOM after scripts, and console errors.
-struct Rendered {
-    dom: String,
-    console_errors: Vec<String>,
-}
-
-fn render_in_chromium(page: &Path) -> Rendered {
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let o = run_bounded(
-        Command::new(CHROMIUM)
-            .args(chromium_args(profile.path()))
-            .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
-            .arg(&url),
-        Duration::from_secs(90),
-    );
-    let stderr = text(&o.stderr);
-    let console_errors = stderr
-        .lines()
-        .filter(|l| l.contains("Uncaught") || (l.contains(":CONSOLE") && l.contains("rror")))
-        .map(str::to_string)
-        .collect();
-    Rendered {
-        dom: text(&o.stdout),
-        console_errors,
-    }
-}
-
-/// Takes a screenshot; returns its path and the luminance variance and distinct colours of
-/// its pixels (a blank page has variance ~0 and one colour).
-fn screenshot(page: &Path, png_path: &Path) -> (f64, usize) {
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let o = run_bounded(
-        Command::new(CHROMIUM)
-            .args(chromium_args(profile.path()))
-            .args([
-                "--hide-scrollbars",
-                "--window-size=1280,2200",
-                &format!("--screenshot={}", png_path.display()),
-            ])
-            .arg(&url),
-        Duration::from_secs(90),
-    );
-    assert!(
-        png_path.exists(),
-        "no screenshot: {}\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    let decoder = png::Decoder::new(std::fs::File::open(png_path).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let bytes = &buf[..info.buffer_size()];
-    let channels = info.color_type.samples();
-    assert!(info.width >= 1000 && info.height >= 1000, "{info:?}");
-    let mut colours = std::collections::HashSet::new();
-    let (mut sum, mut sum_sq, mut n) = (0.0, 0.0, 0.0);
-    for px in bytes.chunks_exact(channels) {
-        let (r, g, b) = (px[0] as f64, px[1] as f64, px[2] as f64);
-        let y = 0.299 * r + 0.587 * g + 0.114 * b;
-        sum += y;
-        sum_sq += y * y;
-        n += 1.0;
-        if colours.len() < 10_000 {
-            colours.insert((px[0], px[1], px[2]));
-        }
-    }
-    let mean = sum / n;
-    (sum_sq / n - mean * mean, colours.len())
+/// `peakload report <args>`, within 30 s.
+fn peakload_report(args: &[&std::ffi::OsStr]) -> Outcome {
+    let mut cmd = peakload();
+    cmd.arg("report").args(args);
+    run_within(cmd, Duration::from_secs(30))
 }
 
 /// Point counts of the polylines in a DOM that carry data (more than two points).
@@ -287,7 +91,7 @@ fn data_polylines(dom: &str) -> Vec<usize> {
 }
 
 fn check_rendered_report(report: &Path, shot: &Path, verdict: &str) {
-    let r = render_in_chromium(report);
+    let r = render(report);
     assert!(
         r.console_errors.is_empty(),
         "console errors in {}: {:#?}",
@@ -337,49 +141,11 @@ fn check_rendered_report(report: &Path, shot: &Path, verdict: &str) {
     );
 }
 
-fn require_junitparser() {
-    let ok = Command::new("python3")
-        .args(["-c", "import junitparser"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "Python's junitparser is missing: install it with `pip install junitparser`"
-    );
-}
-
-/// Reads a JUnit file with junitparser; returns one line per test case:
-/// `suite|case|passed|message`.
-fn junit_cases(path: &Path) -> Vec<String> {
-    let script = r#"
-import sys
-from junitparser import JUnitXml, Failure
-xml = JUnitXml.fromfile(sys.argv[1])
-for suite in xml:
-    print(f"suite|{suite.name}|{suite.tests}|{suite.failures}")
-    for case in suite:
-        failures = [r for r in case.result if isinstance(r, Failure)]
-        msg = failures[0].message if failures else ""
-        print(f"case|{case.name}|{case.is_passed}|{msg}")
-"#;
-    let o = run_bounded(
-        Command::new("python3").args(["-c", script]).arg(path),
-        Duration::from_secs(30),
-    );
-    assert!(
-        o.status.success(),
-        "junitparser could not read {}: {}",
-        path.display(),
-        text(&o.stderr)
-    );
-    text(&o.stdout).lines().map(str::to_string).collect()
-}
-
 #[test]
 fn console_errors_are_caught() {
     // The detector itself, on a page that throws: a check that never fires proves nothing.
     require_chromium();
+    let _cpu = shared_cpu();
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("broken.html");
     std::fs::write(
@@ -387,7 +153,7 @@ fn console_errors_are_caught() {
         "<!DOCTYPE html><html><body><p>x</p><script>throw new Error('boom')</script></body></html>",
     )
     .unwrap();
-    let r = render_in_chromium(&page);
+    let r = render(&page);
     assert!(
         r.console_errors.iter().any(|l| l.contains("boom")),
         "{:?}",
@@ -398,18 +164,19 @@ fn console_errors_are_caught() {
 #[test]
 fn reports_from_real_runs_render_in_chromium() {
     require_chromium();
-    require_junitparser();
+    require(&["junitparser"]);
+    let _cpu = shared_cpu();
     let started = Instant::now();
-    let port = start_target();
-    let work = tempfile::tempdir().unwrap();
-    let scenario = scenario(work.path(), port);
+    let server = TestServer::start();
+    let case = Case::new(report_scenario(&server));
+    let work = case.dir();
 
     // A run whose thresholds hold.
-    let junit_ok = work.path().join("ci/junit-ok.xml");
-    let summary = work.path().join("ci/summary.md");
+    let junit_ok = work.join("ci/junit-ok.xml");
+    let summary = work.join("ci/summary.md");
     let ok = peakload_run(
-        &scenario,
-        &work.path().join("ok"),
+        &case,
+        &work.join("ok"),
         &[
             "--junit",
             junit_ok.to_str().unwrap(),
@@ -419,7 +186,7 @@ fn reports_from_real_runs_render_in_chromium() {
     );
     assert_eq!(ok.code, 0, "{}", ok.stdout);
     assert!(ok.stdout.contains("report: "), "{}", ok.stdout);
-    let report_ok = ok.dir.join("report.html");
+    let report_ok = ok.out.join("report.html");
     let html = std::fs::read_to_string(&report_ok).unwrap();
     assert!(html.len() < 2_000_000);
     let md = std::fs::read_to_string(&summary).unwrap();
@@ -433,10 +200,10 @@ fn reports_from_real_runs_render_in_chromium() {
     );
 
     // A run with one threshold it cannot meet.
-    let junit_failed = work.path().join("ci/junit-failed.xml");
+    let junit_failed = work.join("ci/junit-failed.xml");
     let failed = peakload_run(
-        &scenario,
-        &work.path().join("failed"),
+        &case,
+        &work.join("failed"),
         &[
             "--threshold",
             "http.rps > 1000000",
@@ -445,12 +212,9 @@ fn reports_from_real_runs_render_in_chromium() {
         ],
     );
     assert_eq!(failed.code, 1, "thresholds crossed: {}", failed.stdout);
-    let report_failed = failed.dir.join("report.html");
+    let report_failed = failed.out.join("report.html");
 
-    let shots = std::env::var_os("PEAKLOAD_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| work.path().to_owned());
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots_dir(work);
     check_rendered_report(&report_ok, &shots.join("report-passed.png"), "PASSED");
     check_rendered_report(&report_failed, &shots.join("report-failed.png"), "FAILED");
     let failed_html = std::fs::read_to_string(&report_failed).unwrap();
@@ -478,47 +242,32 @@ fn reports_from_real_runs_render_in_chromium() {
     );
 
     // `peakload report` rebuilds from results alone, here compared with the passing run.
-    let rebuilt = work.path().join("compare/report.html");
-    let o = run_bounded(
-        Command::new(BIN)
-            .arg("report")
-            .arg(failed.dir.join("results.json"))
-            .arg("-o")
-            .arg(&rebuilt)
-            .arg("--baseline")
-            .arg(ok.dir.join("results.json")),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let rebuilt = work.join("compare/report.html");
+    let o = peakload_report(&[
+        failed.results_path().as_os_str(),
+        "-o".as_ref(),
+        rebuilt.as_os_str(),
+        "--baseline".as_ref(),
+        ok.results_path().as_os_str(),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
     let html = std::fs::read_to_string(&rebuilt).unwrap();
     assert!(html.contains(">FAILED<") && html.contains("id=\"deltas\""));
     assert!(html.contains("requests/s (baseline)"));
     check_rendered_report(&rebuilt, &shots.join("report-baseline.png"), "FAILED");
 
     // Bad inputs: exit 2 with a clear message.
-    let o = run_bounded(
-        Command::new(BIN)
-            .arg("report")
-            .arg(work.path().join("missing.json")),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("cannot read"),
-        "{}",
-        text(&o.stderr)
-    );
-    let junk = work.path().join("junk.json");
+    let o = peakload_report(&[work.join("missing.json").as_os_str()]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("cannot read"), "{}", o.stderr);
+    let junk = work.join("junk.json");
     std::fs::write(&junk, "{\"not\": \"results\"}").unwrap();
-    let o = run_bounded(
-        Command::new(BIN).arg("report").arg(&junk),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(2));
+    let o = peakload_report(&[junk.as_os_str()]);
+    assert_eq!(o.code, 2);
     assert!(
-        text(&o.stderr).contains("is not a peakload results file"),
+        o.stderr.contains("is not a peakload results file"),
         "{}",
-        text(&o.stderr)
+        o.stderr
     );
     eprintln!("end to end in {:?}", started.elapsed());
 }
@@ -576,14 +325,12 @@ fn add_diagnosis(results: &mut serde_json::Value, turn: f64) {
 #[test]
 fn a_diagnosed_report_renders_its_diagnosis_chart_in_chromium() {
     require_chromium();
-    let port = start_target();
-    let work = tempfile::tempdir().unwrap();
-    let run = peakload_run(
-        &staged_scenario(work.path(), port),
-        &work.path().join("staged"),
-        &[],
-    );
-    let results_path = run.dir.join("results.json");
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(staged_scenario(&server));
+    let work = case.dir();
+    let run = peakload_run(&case, &work.join("staged"), &[]);
+    let results_path = run.results_path();
     let mut results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
     assert!(
@@ -592,20 +339,13 @@ fn a_diagnosed_report_renders_its_diagnosis_chart_in_chromium() {
         results["timeline"]
     );
     add_diagnosis(&mut results, 4.0);
-    let diagnosed = work.path().join("diagnosed.json");
+    let diagnosed = work.join("diagnosed.json");
     std::fs::write(&diagnosed, results.to_string()).unwrap();
-    let page = work.path().join("diagnosed.html");
-    let o = run_bounded(
-        Command::new(BIN)
-            .arg("report")
-            .arg(&diagnosed)
-            .arg("-o")
-            .arg(&page),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let page = work.join("diagnosed.html");
+    let o = peakload_report(&[diagnosed.as_os_str(), "-o".as_ref(), page.as_os_str()]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
 
-    let r = render_in_chromium(&page);
+    let r = render(&page);
     assert!(r.console_errors.is_empty(), "{:#?}", r.console_errors);
     let at = r.dom.find("id=\"diagnosis\"").expect("a diagnosis section");
     assert!(
@@ -634,9 +374,6 @@ fn a_diagnosed_report_renders_its_diagnosis_chart_in_chromium() {
     assert!(r.dom.contains("Database connection pool saturated"));
     assert!(r.dom.contains("13 signal(s), the most moved first"));
 
-    let shots = std::env::var_os("PEAKLOAD_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| work.path().to_owned());
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots_dir(work);
     check_rendered_report(&page, &shots.join("report-diagnosis.png"), "NO THRESHOLDS");
 }

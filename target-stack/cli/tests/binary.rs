@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use peakload_test_support::{redis_url, require_moto, unique};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -104,31 +105,14 @@ fn binary_announces_readiness_and_exits_cleanly_on_sigterm() {
     stop(running);
 }
 
-fn moto_url() -> String {
-    std::env::var("PEAKLOAD_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
-}
-
 /// The binary on DynamoDB + SQS in moto, configured the way Terraform configures the ECS
 /// tasks (environment variables), creating its tables and queues: login → cart → checkout,
 /// a notification delivered, and the AWS gauges in /metrics.
 #[test]
 fn binary_on_aws_backends_serves_a_shopping_journey() {
-    let moto = moto_url();
+    let moto = require_moto();
     let rt = runtime();
-    let reachable = rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{moto}/moto-api/"))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .is_ok()
-    });
-    assert!(
-        reachable,
-        "moto_server is not reachable at {moto}: run the tests through scripts/test, which \
-         starts it (or start `moto_server -H 127.0.0.1 -p 5055` and set PEAKLOAD_MOTO_URL)"
-    );
-    let name = format!("bin{:08x}", fastrand_u32());
+    let name = unique("bin");
     let queue = |q: &str| format!("{moto}/123456789012/{name}-{q}");
     let data = tempfile::tempdir().unwrap();
     let (notifications, multivac, dlq) = (queue("notifications"), queue("multivac"), queue("dlq"));
@@ -234,24 +218,13 @@ fn binary_on_aws_backends_serves_a_shopping_journey() {
     stop(running);
 }
 
-fn fastrand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    nanos ^ std::process::id().rotate_left(16)
-}
-
 /// The binary with its catalogue cache in Redis, chosen by `PEAKLOAD_STACK_REDIS_URL` (the
 /// test Redis, `PEAKLOAD_TEST_REDIS_URL`, which `scripts/test` starts): the second read of a
 /// product is a hit.
 #[test]
 fn binary_keeps_the_catalogue_in_redis_from_the_environment() {
-    let redis = std::env::var("PEAKLOAD_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
-    let prefix = format!("peakload-bin-{:08x}:", fastrand_u32());
+    let redis = redis_url();
+    let prefix = format!("{}:", unique("peakload-bin-"));
     let data = tempfile::tempdir().unwrap();
     let running = start(
         &[

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use peakload_stack::{BackendConfig, RedisConfig};
+use peakload_test_support::redis_url;
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,13 +19,6 @@ both_backends!(
     catalogue_answers_come_from_redis_until_the_ttl,
     checkout_invalidates_the_cached_stock
 );
-
-fn redis_url() -> String {
-    std::env::var("PEAKLOAD_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned())
-}
 
 /// A connection to the test Redis; fails the test, naming `scripts/test`, if it is down.
 async fn redis_conn() -> redis::aio::MultiplexedConnection {

@@ -59,7 +59,7 @@ async fn error_messages_never_contain_the_secret_key() {
     assert_clean("unreachable endpoint", &err);
 
     // A service error from the emulator (no such log group).
-    let moto = require_moto().await;
+    let moto = require_moto();
     let err = sources(&moto)
         .await
         .log_counts(

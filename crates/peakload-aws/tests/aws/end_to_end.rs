@@ -65,7 +65,7 @@ fn find<'a>(series: &'a [Series], name: &str) -> &'a Series {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_metrics_and_logs_in_cloudwatch_show_the_load_and_the_error_burst() {
-    let moto = require_moto().await;
+    let moto = require_moto();
     let sources = moto_sources().await;
     let namespace = unique("PeakloadE2E");
     let service = unique("e2e-");

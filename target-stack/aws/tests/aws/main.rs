@@ -19,22 +19,4 @@ mod overload;
 mod queues;
 mod secrets;
 
-/// Generates `mod $name { sqlite, mariadb }` tests calling `$name(Db)`.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::common::Db::Sqlite).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn mariadb() {
-                    super::$name($crate::common::Db::MariaDb).await
-                }
-            }
-        )*
-    };
-}
+use peakload_test_support::both_backends;

@@ -3,9 +3,11 @@
 
 use peakload_stack::Stack;
 use peakload_stack_aws::secrets::{resolve_mysql_url, PasswordSource};
+use peakload_test_support::mysql::{admin_sql, admin_sql_blocking, mysql_base_url, FreshDatabase};
+use peakload_test_support::{require_moto, unique};
 use reqwest::StatusCode;
 
-use crate::common::{admin_sql, mysql_base_url, require_moto, serve, test_config, DbGuard};
+use crate::common::{serve, test_config, DbGuard};
 
 #[derive(Clone, Copy)]
 enum Store {
@@ -28,46 +30,41 @@ struct UserGuard(String);
 
 impl Drop for UserGuard {
     fn drop(&mut self) {
-        let statements: Vec<String> = ["%", "localhost", "127.0.0.1"]
-            .iter()
-            .map(|host| format!("DROP USER IF EXISTS '{}'@'{host}'", self.0))
-            .collect();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(admin_sql(&statements));
-        })
-        .join();
+        admin_sql_blocking(
+            ["%", "localhost", "127.0.0.1"]
+                .iter()
+                .map(|host| format!("DROP USER IF EXISTS '{}'@'{host}'", self.0))
+                .collect(),
+        );
     }
 }
 
 async fn password_from(store: Store) {
-    let moto = require_moto().await;
-    let tag = format!("{:012x}", fastrand::u64(..) >> 16);
+    let moto = require_moto();
+    let tag = unique("");
     let user = format!("pl_{tag}");
     // Characters that must be percent-encoded in a URL.
     let password = format!("S3cr:t@/{tag}?#");
-    let database = format!("stackaws_{tag}");
-    let mut statements = vec![format!("CREATE DATABASE `{database}`")];
+    let database = FreshDatabase::create("stackaws").await;
+    let mut statements = vec![];
     for host in ["%", "localhost", "127.0.0.1"] {
         statements.push(format!(
             "CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"
         ));
         statements.push(format!(
-            "GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'{host}'"
+            "GRANT ALL PRIVILEGES ON `{}`.* TO '{user}'@'{host}'",
+            database.name()
         ));
     }
     admin_sql(&statements).await;
     let _user = UserGuard(user.clone());
-    let db = DbGuard::MariaDb(database.clone());
 
     let mut url = url::Url::parse(&mysql_base_url()).unwrap();
     url.set_password(None).unwrap();
-    url.set_path(&format!("/{database}"));
+    url.set_path(&format!("/{}", database.name()));
     url.set_username(&user).unwrap();
     let without_password: String = url.clone().into();
+    let db = DbGuard::MariaDb(database);
     let config = peakload_stack_aws::sdk_config(Some(&moto)).await;
     let source = match store {
         Store::SecretsManager => {

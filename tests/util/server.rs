@@ -1,9 +1,11 @@
-//! A real HTTP server for the end-to-end tests, and helpers to run the real binary against it.
+//! The HTTP target of the end-to-end tests.
 //!
 //! [`TestServer::start`] binds `127.0.0.1:0` and serves an axum router from a background thread
-//! with its own runtime, so a test can spawn `peakload` as a separate process and then ask the
-//! server what it received: per-route counters and the values that matter to each test (who
-//! logged in, which token and cookie came back, what templates rendered to).
+//! with its own runtime, so a test can run `peakload` (a separate process, or the library in
+//! the test's own runtime) against it and then ask the server what it received: per-route
+//! counters and the values that matter to each test (who logged in, which token and cookie
+//! came back, what templates rendered to). Dropping it stops it at once, requests still in
+//! flight included.
 //!
 //! Routes:
 //!
@@ -18,6 +20,9 @@
 //! | `POST /echo` | echoes the JSON body; records it, the query and `X-Tag` |
 //! | `GET /delay/{ms}` | answers after `ms` milliseconds |
 //! | `GET /work` | fast, except during the configured [`Stall`] window |
+//! | `GET /item/{id}` | JSON after `id % 10` ms; a 500 for id 7 (a planted failure) |
+//!
+//! Any other path is a 404, counted as `"other"`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -134,14 +139,13 @@ impl TestServer {
                     .expect("server runtime");
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = rx.await;
-                        })
-                        .await
-                        .expect("test server");
+                    tokio::select! {
+                        served = axum::serve(listener, app) => served.expect("test server"),
+                        _ = rx => {}
+                    }
                 });
-                // Connections the load generator left open must not hold the test up.
+                // Requests still in flight (a `/delay/20000` the run gave up on) and connections
+                // the load generator left open must not hold the test up.
                 rt.shutdown_timeout(Duration::from_millis(100));
             })
             .expect("server thread");
@@ -220,6 +224,7 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/echo", post(echo))
         .route("/delay/{ms}", get(delay))
         .route("/work", get(work))
+        .route("/item/{id}", get(item))
         .fallback(|State(s): St| async move {
             s.hit("other");
             StatusCode::NOT_FOUND
@@ -346,4 +351,14 @@ async fn work(State(s): St) -> Response {
         }
     }
     "ok".into_response()
+}
+
+async fn item(State(s): St, Path(id): Path<u32>) -> Response {
+    s.hit("item");
+    tokio::time::sleep(Duration::from_millis(u64::from(id % 10))).await;
+    if id == 7 {
+        (StatusCode::INTERNAL_SERVER_ERROR, "planted failure").into_response()
+    } else {
+        Json(json!({"ok": true})).into_response()
+    }
 }

@@ -1,0 +1,76 @@
+//! The local AWS API emulator, `moto_server`: where it is, the credentials the SDK wants for
+//! it, and a check that it answers.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Once;
+use std::time::Duration;
+
+/// `PEAKLOAD_MOTO_URL`, by default `http://127.0.0.1:5055` (where `scripts/test` starts it).
+pub fn moto_url() -> String {
+    std::env::var("PEAKLOAD_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
+}
+
+/// Credentials and region for the emulator (not secrets), unless the environment has them.
+pub fn aws_env() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            if std::env::var_os(k).is_none() {
+                std::env::set_var(k, v);
+            }
+        }
+    });
+}
+
+/// The emulator's URL, after [`aws_env`]; fails the test (never skips it) when moto does not
+/// answer `GET /moto-api/` within 5 s.
+pub fn require_moto() -> String {
+    aws_env();
+    let url = moto_url();
+    if let Err(why) = answers(&url) {
+        panic!(
+            "moto_server is not reachable at {url} ({why}): run the tests through scripts/test, \
+             which starts it (or start `moto_server -H 127.0.0.1 -p 5055` and set \
+             PEAKLOAD_MOTO_URL)"
+        );
+    }
+    url
+}
+
+/// One plain HTTP/1.1 request: any status line counts as an answer.
+fn answers(url: &str) -> Result<(), String> {
+    let limit = Duration::from_secs(5);
+    let host = url
+        .strip_prefix("http://")
+        .ok_or("not an http:// URL")?
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let mut conn = TcpStream::connect_timeout(&addr, limit).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET /moto-api/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).map_err(|e| e.to_string())?;
+    if head.starts_with(b"HTTP/1.") {
+        Ok(())
+    } else {
+        Err(format!("not HTTP: {:?}", String::from_utf8_lossy(&head)))
+    }
+}

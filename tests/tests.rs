@@ -1,0 +1,11 @@
+//! peakload's integration tests, in one binary (one link, one process): the harness in
+//! [`util`], one module per area. Tests that load the CPU take turns through
+//! [`util::cpu`], since they share this process.
+
+mod util;
+
+mod cli;
+mod dashboard;
+mod diagnose;
+mod library;
+mod report;
