@@ -76,6 +76,46 @@ pub struct Signal {
     /// The interval each of the source's values aggregated (see `Series::span_s`): a change is
     /// only placed in time to within it.
     pub span_s: Option<f64>,
+    /// With `span_s`, where each of the source's intervals started (`[t, t + span_s)`), so that
+    /// the users' experience can be aggregated over the same intervals ([`Signal::aggregate_like`]).
+    pub starts: Vec<f64>,
+}
+
+impl Signal {
+    /// `per_second` (a value per second of the run, as the SLIs are) averaged over the same
+    /// intervals as this signal's values and spread back onto the grid the same way: the users'
+    /// experience as this source would have published it. `None` for instantaneous samples.
+    pub fn aggregate_like(&self, per_second: &[f64]) -> Option<Vec<f64>> {
+        let p = self.span_s.filter(|p| p.is_finite() && *p > 0.0)?;
+        let n = per_second.len();
+        let points: Vec<(f64, f64)> = self
+            .starts
+            .iter()
+            .filter_map(|&t| {
+                let (from, to) = (t.max(0.0), (t + p).min(n as f64));
+                let (mut sum, mut weight) = (0.0, 0.0);
+                let mut i = from.floor().max(0.0) as usize;
+                while (i as f64) < to && i < n {
+                    let overlap = (to.min(i as f64 + 1.0) - from.max(i as f64)).max(0.0);
+                    if overlap > 0.0 && per_second[i].is_finite() {
+                        sum += per_second[i] * overlap;
+                        weight += overlap;
+                    }
+                    i += 1;
+                }
+                (weight > 0.0).then(|| (t, sum / weight))
+            })
+            .collect();
+        let series = Series {
+            source: String::new(),
+            name: String::new(),
+            unit: String::new(),
+            dimensions: Default::default(),
+            points,
+            span_s: Some(p),
+        };
+        resample_known(&series, n).map(|r| r.values)
+    }
 }
 
 impl Input {
@@ -171,6 +211,11 @@ impl Input {
                     values: r.values,
                     known: r.known,
                     span_s: s.span_s,
+                    starts: if s.span_s.is_some() {
+                        s.points.iter().map(|p| p.0).collect()
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
         }

@@ -329,12 +329,16 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     let from = format_value(s.baseline, &s.unit);
     let to = format_value(s.during, &s.unit);
     let lead = s.lead_s.unwrap_or(0.0);
-    let when = if lead >= 1.0 {
-        format!("{lead:.0}s before")
-    } else if lead <= -1.0 {
-        format!("{:.0}s after", -lead)
-    } else {
-        "as".into()
+    // An aggregate's lead is a bound (see `rank::credible_lead`), and no lead is "as" only to
+    // within its interval: say so, so a 10 s average is not read as timed to the second.
+    let span = s.span_s.filter(|p| *p > 0.0);
+    let when = match span {
+        Some(p) if lead >= 1.0 => format!("at least {lead:.0}s (its {p:.0} s period) before"),
+        Some(p) if lead <= -1.0 => format!("at least {:.0}s (its {p:.0} s period) after", -lead),
+        Some(p) => format!("as (to within its {p:.0} s period)"),
+        None if lead >= 1.0 => format!("{lead:.0}s before"),
+        None if lead <= -1.0 => format!("{:.0}s after", -lead),
+        None => "as".into(),
     };
     let users = sli_phrase(sli);
     let name = &s.name;
@@ -384,6 +388,9 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     ]);
     if let Some(l) = s.lead_s {
         evidence.insert("lead_s".into(), l);
+    }
+    if let Some(p) = span {
+        evidence.insert("span_s".into(), p);
     }
     if let Some(p) = &pool {
         evidence.insert("pool_in_use".into(), round3(p.in_use));

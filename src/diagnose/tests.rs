@@ -25,6 +25,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: "seconds".into(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| {
                     let base = 0.001 + 0.0002 * jitter(t + 3);
                     if cause_up {
@@ -39,6 +40,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: "per_second".into(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| 50.0 + jitter(t)),
             },
             Signal {
@@ -46,6 +48,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: "seconds_per_second".into(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| 0.2 + 0.02 * jitter(t + 5)),
             },
             Signal {
@@ -54,6 +57,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: String::new(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| {
                     2.0 * step(t.saturating_sub(6)) * (t as f64 - at as f64)
                 }),
@@ -120,6 +124,7 @@ fn error_burst_carries_log_lines() {
             unit: "per_second".into(),
             known: Vec::new(),
             span_s: None,
+            starts: Vec::new(),
             values: steady(n, |t| 12.0 * step(t)),
         }],
         events: vec![Event {
@@ -443,6 +448,7 @@ fn gauge(name: &str, f: impl Fn(usize) -> f64) -> Signal {
         unit: String::new(),
         known: Vec::new(),
         span_s: None,
+        starts: Vec::new(),
         values: steady(60, f),
     }
 }
@@ -692,6 +698,7 @@ fn cpu_and_memory_name_a_cause_only_at_a_limiting_level() {
         unit: "bytes".into(),
         known: Vec::new(),
         span_s: None,
+        starts: Vec::new(),
         values: vec![128.0 * mib; 60],
     };
     let near = with_cause(mem, "bytes", step(60.0 * mib, 110.0 * mib), vec![limit]);
@@ -806,4 +813,107 @@ fn a_pool_in_use_gauge_names_saturation_only_when_the_pool_was_nearly_full() {
     assert!(!kinds(&with_size(4.0)).contains(&Kind::DbPoolSaturation));
     // Of a pool of 0.06 (a share, as some exporters give it), it is full.
     assert_eq!(kinds(&with_size(0.06))[0], Kind::DbPoolSaturation);
+}
+
+/// A 60 s run whose p95 rises by 200 ms from t=25 s to 45 s while ECS CPU steps from 30 % to
+/// 95 %, read from CloudWatch at `period` with its periods starting at `phase` (CloudWatch's
+/// periods start on the clock, not on the run), beside a noisy and a flat metric.
+fn cloudwatch_case(period: f64, phase: f64) -> Input {
+    let n = 60;
+    let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
+    let degraded = |t: f64| (25.0..45.0).contains(&t);
+    let mut input = Input {
+        latency_stat: "p95",
+        latency_ms: Some(steady(n, |t| {
+            5.0 + jitter(t) + if degraded(t as f64) { 200.0 } else { 0.0 }
+        })),
+        error_rate: Some(vec![0.0; n]),
+        rps: steady(n, |t| 30.0 + jitter(t)),
+        target: vec![30.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    };
+    let truth = |name: &str, t: f64| -> f64 {
+        match name {
+            "cpu" if degraded(t) => 95.0,
+            "cpu" => 30.0,
+            "sqs" => 10.0 + ((t as usize * 31) % 7) as f64,
+            _ => 42.0,
+        }
+    };
+    let mut infra = Infra::default();
+    for (name, key, unit) in [
+        ("cpu", "AWS/ECS/CPUUtilization:Average", "percent"),
+        ("sqs", "AWS/SQS/NumberOfMessagesSent:Sum", "count"),
+        ("rds", "AWS/RDS/ReadIOPS:Average", ""),
+    ] {
+        let mut points = Vec::new();
+        let mut start = phase;
+        while start < n as f64 {
+            // The period's average of ten samples a second.
+            let samples: Vec<f64> = (0..(period * 10.0) as usize)
+                .map(|i| truth(name, start + i as f64 / 10.0))
+                .collect();
+            points.push((start, samples.iter().sum::<f64>() / samples.len() as f64));
+            start += period;
+        }
+        infra.series.push(crate::record::infra::Series {
+            source: "cloudwatch".into(),
+            name: key.into(),
+            unit: unit.into(),
+            dimensions: Default::default(),
+            span_s: Some(period),
+            points,
+        });
+    }
+    input.add_infra(&infra);
+    input
+}
+
+#[test]
+fn an_aggregate_is_never_credited_a_lead_shorter_than_its_period() {
+    // CPU and p95 both turned at t=25.0. Read at 1 s from periods starting 0.4 s off the run's
+    // seconds this said "1s before"; at 5 s "4s before"; at 10 s up to "8s before".
+    for period in [1.0, 5.0, 10.0] {
+        for phase in [
+            0.0,
+            -0.4,
+            -0.6 * period,
+            -3.4f64.rem_euclid(period) - period,
+        ] {
+            let d = analyze(&cloudwatch_case(period, phase));
+            let f = &d.findings[0];
+            let at = format!("period {period}, phase {phase}: {f:?}");
+            assert_eq!(f.kind, Kind::CpuSaturation, "{at}");
+            assert_eq!(f.evidence["lead_s"], 0.0, "{at}");
+            assert_eq!(f.evidence["span_s"], period, "{at}");
+            assert!(
+                f.summary
+                    .contains(&format!("as (to within its {period:.0} s period)")),
+                "{at}"
+            );
+            assert!(!f.summary.contains("s before"), "{at}");
+        }
+    }
+    // A 60 s period over a 60 s run cannot time a 20 s step: no lead is claimed either way.
+    for phase in [0.0, -20.0, -45.0] {
+        let d = analyze(&cloudwatch_case(60.0, phase));
+        for f in &d.findings {
+            assert!(f.evidence.get("lead_s").is_none_or(|l| *l == 0.0), "{f:?}");
+        }
+    }
+}
+
+#[test]
+fn an_aggregate_leads_by_whole_periods_only() {
+    assert_eq!(rank::credible_lead(4.0, None), 4.0);
+    assert_eq!(rank::credible_lead(1.0, Some(1.0)), 0.0);
+    assert_eq!(rank::credible_lead(2.0, Some(1.0)), 1.0);
+    assert_eq!(rank::credible_lead(8.0, Some(10.0)), 0.0);
+    assert_eq!(rank::credible_lead(15.0, Some(10.0)), 0.0);
+    assert_eq!(rank::credible_lead(25.0, Some(10.0)), 15.0);
+    assert_eq!(rank::credible_lead(-12.0, Some(5.0)), -7.0);
+    assert_eq!(rank::credible_lead(-6.0, Some(5.0)), 0.0);
 }

@@ -336,6 +336,7 @@ fn evidence_item(key: &str, v: f64, unit: &str) -> (String, String) {
     let (label, shown) = match key {
         "lead_s" if v < 0.0 => ("followed the users by", secs(-v)),
         "lead_s" => ("led the users by", secs(v)),
+        "span_s" => ("each value covers", secs(v)),
         "changed_at_s" => ("changed at", chart::clock(v)),
         "started_s" => ("activity started at", chart::clock(v)),
         "degraded_at_s" => ("users degraded at", chart::clock(v)),
