@@ -13,7 +13,7 @@
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
 //! | `cpu_saturation` | series rising | `cpu` |
 //! | `memory_pressure` | series rising | `memory`, `rss`, `resident`, `heap`, `swap`, `oom` |
-//! | `scaling_lag` | a scaling event that put capacity in service after the SLI turned; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
+//! | `scaling_lag` | a scale-out that completed after the SLI turned (the first to land gives the lag), else one that failed, else one still in progress when read — each said as such; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
 //! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
 //!
@@ -49,6 +49,7 @@ use super::rank::{Scored, CHANGE_Z};
 use super::sli::Sli;
 use super::{round3, Input};
 use crate::record::findings::{Finding, Kind, Window};
+use crate::record::infra::Event;
 
 /// Below this score a signal names no cause.
 pub const MIN_SCORE: f64 = 0.2;
@@ -574,44 +575,173 @@ fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {
     })
 }
 
-/// Scaling activities that put capacity in service only after the users' experience turned.
+/// How a scaling activity stood when it was read, from its status (AWS's code first) and end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Completed: the new capacity is in service from its end.
+    Done(f64),
+    /// Ended without the capacity (`Failed`, `Cancelled`, `Unfulfilled`), at its end if known.
+    Failed(Option<f64>),
+    /// Not finished when read.
+    Going,
+    /// Replaced by a later activity (`Overridden`): that one tells what came.
+    Superseded,
+}
+
+fn outcome(e: &Event) -> Outcome {
+    let code = e
+        .status
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let failed = ["fail", "cancel", "unfulfilled"]
+        .iter()
+        .any(|w| code.contains(w));
+    match e.end.filter(|t| t.is_finite()) {
+        _ if failed => Outcome::Failed(e.end.filter(|t| t.is_finite())),
+        _ if code.contains("overridden") => Outcome::Superseded,
+        Some(end) if code.is_empty() || code.contains("success") => Outcome::Done(end),
+        // An end with a status that is not final ("InProgress", "WaitingForInstanceWarmup") is
+        // AWS's word against the clock: still going.
+        _ => Outcome::Going,
+    }
+}
+
+/// Whether an activity takes capacity away: EC2 Auto Scaling's "Terminating…", a capacity
+/// "from 4 to 2", or a desired count below the one the same resource last reached.
+fn scales_in(e: &Event, all: &[&Event]) -> bool {
+    static FROM_TO: OnceLock<Regex> = OnceLock::new();
+    let re = FROM_TO
+        .get_or_init(|| Regex::new(r"(?i)from (\d+) to (\d+)").expect("valid capacity pattern"));
+    if e.cause.to_ascii_lowercase().starts_with("terminating") {
+        return true;
+    }
+    if let Some(c) = re.captures(&e.cause) {
+        if let (Ok(from), Ok(to)) = (c[1].parse::<u64>(), c[2].parse::<u64>()) {
+            return to < from;
+        }
+    }
+    let desired = |x: &Event| x.dimensions.get("desired_capacity")?.parse::<u64>().ok();
+    let resource = |x: &Event| x.dimensions.get("resource").cloned();
+    let before = all
+        .iter()
+        .filter(|x| x.start < e.start && resource(x).is_some() && resource(x) == resource(e))
+        .filter(|x| matches!(outcome(x), Outcome::Done(_)))
+        .max_by(|a, b| a.start.total_cmp(&b.start));
+    matches!((before.and_then(|b| desired(b)), desired(e)), (Some(b), Some(d)) if d < b)
+}
+
+/// Scaling activities against the users' degradation. What AWS says of each decides: the
+/// first scale-out that completed after the users' experience turned gives the lag ("came into
+/// service N s after"); without one, a scale-out that failed, or one still in progress when the
+/// activities were read, is reported as such — never as capacity that came.
 fn scaling_findings(input: &Input, sli: &Sli) -> Option<Finding> {
     let onset = sli.onset as f64;
-    let span = (sli.end as f64 + 1.0 - onset).max(1.0);
-    input
+    let end = sli.end as f64 + 1.0;
+    let span = (end - onset).max(1.0);
+    let all: Vec<&Event> = input
         .events
         .iter()
-        .filter(|e| e.name.to_ascii_lowercase().contains("scal"))
-        .filter(|e| e.start <= sli.end as f64 + 1.0)
-        .filter_map(|e| {
-            let in_service = e.end.unwrap_or(f64::INFINITY);
-            let lag = in_service - onset;
-            (lag > 0.0).then_some((e, lag))
+        .filter(|e| e.name.to_ascii_lowercase().contains("scal") && e.start.is_finite())
+        .collect();
+    let outs: Vec<(&Event, Outcome)> = all
+        .iter()
+        .filter(|e| e.start <= end && !scales_in(e, &all))
+        .map(|e| (*e, outcome(e)))
+        .collect();
+    let users = sli_phrase(sli);
+    let at = |t: f64| {
+        if t < 0.0 {
+            format!("{:.0}s before the run", -t)
+        } else {
+            format!("t={t:.0}s")
+        }
+    };
+    let status = |e: &Event| {
+        if e.status.is_empty() {
+            "unknown".to_string()
+        } else {
+            e.status.clone()
+        }
+    };
+    let finding = |e: &Event, score: f64, window_end: f64, evidence: Vec<(&str, f64)>, summary| {
+        let mut evidence: BTreeMap<String, f64> = evidence
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), round3(v)))
+            .collect();
+        evidence.insert("started_s".into(), round3(e.start));
+        evidence.insert("degraded_at_s".into(), onset);
+        Finding {
+            kind: Kind::ScalingLag,
+            signal: format!("{}:{}", e.source, e.name),
+            score: round3(score),
+            window: Window {
+                start_s: e.start.min(onset),
+                end_s: window_end,
+            },
+            evidence,
+            lines: vec![e.cause.clone()],
+            summary,
+        }
+    };
+    // Capacity that came after the users turned: the first to come is the lag they waited.
+    let landed = outs
+        .iter()
+        .filter_map(|(e, o)| match o {
+            Outcome::Done(t) if *t > onset => Some((*e, *t)),
+            _ => None,
         })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(e, lag)| {
-            let shown_lag = if lag.is_finite() { lag } else { span };
-            Finding {
-                kind: Kind::ScalingLag,
-                signal: format!("{}:{}", e.source, e.name),
-                score: round3(0.3 + 0.6 * (shown_lag / span).min(1.0)),
-                window: Window {
-                    start_s: e.start.min(onset),
-                    end_s: e.end.unwrap_or(sli.end as f64 + 1.0),
-                },
-                evidence: BTreeMap::from([
-                    ("started_s".into(), round3(e.start)),
-                    ("in_service_after_breach_s".into(), round3(shown_lag)),
-                    ("degraded_at_s".into(), onset),
-                ]),
-                lines: vec![e.cause.clone()],
-                summary: format!(
-                    "New capacity came into service {:.0}s after {} (activity started at t={:.0}s, status {}): scale earlier — a lower target, step scaling or a warm pool.",
-                    shown_lag,
-                    sli_phrase(sli),
-                    e.start,
-                    if e.status.is_empty() { "unknown" } else { &e.status }
-                ),
-            }
-        })
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((e, t)) = landed {
+        let lag = t - onset;
+        return Some(finding(
+            e,
+            0.3 + 0.6 * (lag / span).min(1.0),
+            t,
+            vec![("in_service_after_breach_s", lag)],
+            format!(
+                "New capacity came into service {lag:.0}s after {users} (the activity started at {}, completed at t={t:.0}s, status {}): scale earlier — a lower target, step scaling or a warm pool.",
+                at(e.start),
+                status(e)
+            ),
+        ));
+    }
+    // No capacity came: a scale-out that failed around the degradation, else one still going.
+    let failed = outs
+        .iter()
+        .filter(|(e, o)| matches!(o, Outcome::Failed(_)) && e.end.is_none_or(|t| t >= onset))
+        .min_by(|a, b| a.0.start.total_cmp(&b.0.start));
+    if let Some((e, Outcome::Failed(ended))) = failed {
+        let when = ended.map_or(String::new(), |t| format!(" at {}", at(t)));
+        return Some(finding(
+            e,
+            0.6,
+            ended.unwrap_or(end).max(onset),
+            ended.map(|t| ("failed_at_s", t)).into_iter().collect(),
+            format!(
+                "A scale-out failed{when} (status {}) while {users}: its capacity never went into service; fix what stopped it (capacity in the zone, quotas, task placement) before scaling earlier.",
+                status(e)
+            ),
+        ));
+    }
+    let going = outs
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Going)
+        .min_by(|a, b| a.0.start.total_cmp(&b.0.start));
+    going.map(|(e, _)| {
+        let waited = (input.len() as f64 - onset).max(0.0);
+        finding(
+            e,
+            0.3 + 0.6 * (waited / span).min(1.0),
+            end,
+            vec![("not_in_service_after_breach_s", waited)],
+            format!(
+                "A scale-out that started at {} was still in progress when its activities were read (status {}): its capacity was not yet in service {waited:.0}s after {users}; scale earlier — a lower target, step scaling or a warm pool — and see why it takes this long.",
+                at(e.start),
+                status(e),
+            ),
+        )
+    })
 }

@@ -171,6 +171,98 @@ fn a_late_scaling_activity_is_scaling_lag() {
     assert_eq!(f.evidence["in_service_after_breach_s"], 24.0);
 }
 
+/// A scaling activity as the AWS sources record it (`observe::aws`).
+fn activity(start: f64, end: Option<f64>, status: &str, desired: u32) -> Event {
+    Event {
+        source: "application-autoscaling".into(),
+        name: "scaling".into(),
+        start,
+        end,
+        cause: format!(
+            "Setting desired count to {desired}. monitor alarm AlarmHigh in state ALARM triggered policy cpu-70"
+        ),
+        status: status.into(),
+        dimensions: [
+            ("resource".to_string(), "service/shop/api".to_string()),
+            ("desired_capacity".to_string(), desired.to_string()),
+        ]
+        .into(),
+    }
+}
+
+/// Users degraded from t=20 s to 44 s of a 60 s run, with these activities.
+fn scaling_case(events: Vec<Event>) -> Option<crate::record::findings::Finding> {
+    let mut input = planted("unrelated_gauge", true, 1000);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for v in lat.iter_mut().skip(20).take(25) {
+        *v += 80.0;
+    }
+    input.events = events;
+    analyze(&input)
+        .findings
+        .into_iter()
+        .find(|f| f.kind == Kind::ScalingLag)
+}
+
+#[test]
+fn a_scaling_activitys_status_and_end_decide_what_it_says() {
+    let pre_run = activity(-90.0, Some(-60.0), "Successful", 2);
+    let going = activity(30.0, None, "InProgress", 6);
+    let landed = activity(
+        25.0,
+        Some(53.0),
+        "Successful: Successfully set desired count to 4. Change successfully fulfilled by ecs.",
+        4,
+    );
+    // The completed scale-out that landed 33 s after the onset is the lag, not the one still
+    // going (which was preferred, and said to have "come into service" after the window's 24 s).
+    let f = scaling_case(vec![pre_run.clone(), going.clone(), landed.clone()]).unwrap();
+    assert_eq!(f.evidence["in_service_after_breach_s"], 33.0, "{f:?}");
+    assert!(
+        f.summary
+            .starts_with("New capacity came into service 33s after")
+            && f.summary.contains("completed at t=53s"),
+        "{}",
+        f.summary
+    );
+    // Only one still going: never "came into service".
+    let f = scaling_case(vec![pre_run.clone(), going.clone()]).unwrap();
+    assert!(!f.summary.contains("came into service"), "{}", f.summary);
+    assert!(
+        f.summary.contains("still in progress") && f.summary.contains("status InProgress"),
+        "{}",
+        f.summary
+    );
+    assert!(!f.evidence.contains_key("in_service_after_breach_s"));
+    assert_eq!(f.evidence["not_in_service_after_breach_s"], 40.0);
+    // A failed scale-out says so, with AWS's reason.
+    let failed = activity(
+        22.0,
+        Some(40.0),
+        "Failed: Failed to set desired count to 8. Reason: unable to place tasks",
+        8,
+    );
+    let f = scaling_case(vec![going.clone(), failed]).unwrap();
+    assert!(
+        f.summary.starts_with("A scale-out failed at t=40s")
+            && f.summary.contains("unable to place tasks")
+            && !f.summary.contains("came into service"),
+        "{}",
+        f.summary
+    );
+    // Capacity in service before the users turned, or a scale-in, is no lag.
+    let scale_in = activity(30.0, Some(50.0), "Successful", 1);
+    assert_eq!(scaling_case(vec![pre_run, scale_in]), None);
+    // Started before the run and still going: said as such.
+    let f = scaling_case(vec![activity(-120.0, None, "InProgress", 3)]).unwrap();
+    assert!(
+        f.summary
+            .starts_with("A scale-out that started at 120s before the run was still in progress"),
+        "{}",
+        f.summary
+    );
+}
+
 #[test]
 fn a_busy_generator_is_reported_even_when_healthy() {
     let mut input = planted("x", true, 1000);

@@ -341,6 +341,8 @@ fn evidence_item(key: &str, v: f64, unit: &str) -> (String, String) {
         "started_s" => ("activity started at", chart::clock(v)),
         "degraded_at_s" => ("users degraded at", chart::clock(v)),
         "in_service_after_breach_s" => ("in service after the breach", secs(v)),
+        "not_in_service_after_breach_s" => ("no new capacity in service for", secs(v)),
+        "failed_at_s" => ("activity failed at", chart::clock(v)),
         "z" => ("size of the change (robust z)", number(v)),
         "correlation" => ("correlation with the users' experience", number(v)),
         "load_correlation" => ("correlation with the load", number(v)),
