@@ -36,6 +36,14 @@
 //! observed among the signals, or at 80% (`ratio`, `percent`), or — in bytes with no limit
 //! known — after growing by 64 MiB and 20%. Below that they stay in the ranking as symptoms.
 //!
+//! An `error_burst` says the service returned errors only when the users' error rate rose;
+//! errors found only in its logs (or another signal) while the users' requests succeeded are
+//! said to have been absorbed inside it.
+//!
+//! A signal whose values aggregate an interval (`span_s`) is said to have moved "as (to within
+//! its 10 s period)" the users' experience, or at least a whole period before or after it
+//! (see `rank::credible_lead`).
+//!
 //! A signal that matches nothing (the server's own request latency, request counts) is still
 //! ranked, but names no cause: it is a symptom.
 
@@ -376,8 +384,15 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         Kind::QueueBacklog => "the queue is backing up because consumers stopped or fell behind: check the workers and scale consumers",
         Kind::Throttling => "requests are being throttled: raise the limit or provisioned capacity, or add backoff",
         Kind::ScalingLag => "capacity changed late: scale earlier (lower target, step scaling, warm pool)",
-        Kind::ErrorBurst => "the service itself returned errors: read its logs for that window",
+        Kind::ErrorBurst => error_advice(sli, name),
         Kind::GeneratorLimited => "the load generator limited the run",
+    };
+    let advice = match (kind, sli.report.error_rate.as_ref()) {
+        (Kind::ErrorBurst, Some(e)) if !e.degraded => format!(
+            "{advice} (the users' error rate stayed at {:.2}%)",
+            e.during * 100.0
+        ),
+        _ => advice.to_string(),
     };
     let mut evidence = BTreeMap::from([
         ("baseline".to_string(), round3(s.baseline)),
@@ -397,17 +412,24 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         evidence.insert("pool_in_use".into(), round3(p.in_use));
         evidence.insert("pool_size".into(), round3(p.size));
     }
-    let mut lines = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
     if kind == Kind::ErrorBurst {
         let (a, b) = (sli.onset as f64 - 1.0, sli.end as f64 + 1.0);
-        lines.extend(
-            input
-                .events
-                .iter()
-                .filter(|e| e.name == "log" && e.start >= a && e.start <= b)
-                .take(5)
-                .map(|e| format!("t={:.0}s {}", e.start, e.cause)),
-        );
+        // A line several patterns matched is recorded once per pattern by older results.
+        let mut cited: Vec<(u64, &str)> = Vec::new();
+        for e in input
+            .events
+            .iter()
+            .filter(|e| e.name == "log" && e.start >= a && e.start <= b)
+        {
+            if cited.len() == 5 {
+                break;
+            }
+            if !cited.contains(&(e.start.to_bits(), e.cause.as_str())) {
+                cited.push((e.start.to_bits(), e.cause.as_str()));
+                lines.push(format!("t={:.0}s {}", e.start, e.cause));
+            }
+        }
         lines.extend(input.error_samples.iter().take(3).cloned());
     }
     Finding {
@@ -425,6 +447,22 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         evidence,
         lines,
         summary: format!("{what}: {advice}."),
+    }
+}
+
+/// What to do about errors that rose in `signal`: the users' own errors say the service
+/// returned them; errors only in its logs (or another signal) while the users' requests
+/// succeeded were handled inside it, and may be why it was slow.
+fn error_advice(sli: &Sli, signal: &str) -> &'static str {
+    let users_saw_them = sli.report.error_rate.as_ref().is_some_and(|e| e.degraded);
+    match (users_saw_them, signal.starts_with("log:")) {
+        (true, _) => "the service itself returned errors: read its logs for that window",
+        (false, true) => {
+            "the service logged errors while the users' requests still succeeded: they were retried or absorbed inside it — read the lines, they may be why it was slow"
+        }
+        (false, false) => {
+            "errors rose there while the users' requests still succeeded: a dependency failing behind retries or fallbacks — read its logs for that window"
+        }
     }
 }
 

@@ -147,6 +147,78 @@ fn error_burst_carries_log_lines() {
 }
 
 #[test]
+fn logged_errors_the_users_did_not_see_are_not_called_returned_errors() {
+    // "ERROR connection pool exhausted" logged from t=25.15 s while p95 rose by 200 ms and
+    // every request still succeeded; counted per 5 s interval from the run's start.
+    let n = 60;
+    let degraded = |t: f64| (25.0..45.0).contains(&t);
+    let mut input = Input {
+        latency_stat: "p95",
+        latency_ms: Some(steady(n, |t| {
+            5.0 + (t % 3) as f64 * 0.3 + if degraded(t as f64) { 200.0 } else { 0.0 }
+        })),
+        error_rate: Some(vec![0.0; n]),
+        rps: vec![30.0; n],
+        target: vec![30.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    };
+    let line = |pattern: &str| Event {
+        source: "cloudwatch_logs:/ecs/api".into(),
+        name: "log".into(),
+        start: 25.15,
+        end: Some(25.15),
+        cause: "ERROR connection pool exhausted: timed out after 5s".into(),
+        status: pattern.into(),
+        dimensions: Default::default(),
+    };
+    let infra = Infra {
+        series: vec![crate::record::infra::Series {
+            source: "cloudwatch_logs".into(),
+            name: "log:errors".into(),
+            unit: "count".into(),
+            dimensions: [("log_group".to_string(), "/ecs/api".to_string())].into(),
+            span_s: Some(5.0),
+            points: (0..12)
+                .map(|k| {
+                    let t = k as f64 * 5.0;
+                    (t, if degraded(t) { 8.0 } else { 0.0 })
+                })
+                .collect(),
+        }],
+        events: vec![line("errors"), line("timeouts")],
+        notes: Vec::new(),
+    };
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.kind == Kind::ErrorBurst)
+        .unwrap_or_else(|| panic!("{d:#?}"));
+    assert!(!f.summary.contains("returned errors"), "{}", f.summary);
+    assert!(
+        f.summary
+            .contains("logged errors while the users' requests still succeeded")
+            && f.summary.contains("stayed at 0.00%"),
+        "{}",
+        f.summary
+    );
+    assert!(
+        f.summary.contains("as (to within its 5 s period)"),
+        "{}",
+        f.summary
+    );
+    assert_eq!(
+        f.lines,
+        vec!["t=25s ERROR connection pool exhausted: timed out after 5s"],
+        "cited once"
+    );
+}
+
+#[test]
 fn a_late_scaling_activity_is_scaling_lag() {
     let mut input = planted("unrelated_gauge", true, 1000);
     let lat = input.latency_ms.as_mut().unwrap();
