@@ -63,6 +63,8 @@ pub struct Input {
     pub latency_floor_ms: f64,
     /// Whether every threshold of the scenario passed; `None` when it had none (or for CSV).
     pub thresholds_passed: Option<bool>,
+    /// Series that could not be placed on the grid, each `name{dims}: why`.
+    pub left_out: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,6 +195,7 @@ impl Input {
             latency_floor_ms: sli::LATENCY_FLOOR_MS,
             thresholds_passed: (!r.thresholds.is_empty())
                 .then(|| r.thresholds.iter().all(|t| t.ok)),
+            left_out: Vec::new(),
         };
         if let Some(infra) = infra {
             input.add_infra(infra);
@@ -200,24 +203,38 @@ impl Input {
         input
     }
 
-    /// Resamples every series onto the grid and keeps the events.
+    /// Resamples every series onto the grid and keeps the events; a series that cannot be
+    /// placed on it is named in `left_out`, with why.
     pub fn add_infra(&mut self, infra: &Infra) {
         let n = self.len();
         for s in &infra.series {
-            if let Some(r) = resample_known(s, n) {
-                self.signals.push(Signal {
-                    name: s.key(),
-                    unit: s.unit.clone(),
-                    values: r.values,
-                    known: r.known,
-                    span_s: s.span_s,
-                    starts: if s.span_s.is_some() {
-                        s.points.iter().map(|p| p.0).collect()
-                    } else {
-                        Vec::new()
-                    },
-                });
-            }
+            let Some(r) = resample_known(s, n) else {
+                let why = match s.span_s {
+                    _ if s.points.is_empty() => "it has no values".to_string(),
+                    Some(p) => format!(
+                        "its {} values ({p:.0} s each) cover fewer than 3 seconds of the {n} s run",
+                        s.points.len()
+                    ),
+                    None => format!(
+                        "fewer than 3 of the run's {n} seconds have a value ({} in all)",
+                        s.points.len()
+                    ),
+                };
+                self.left_out.push(format!("{}: {why}", s.key()));
+                continue;
+            };
+            self.signals.push(Signal {
+                name: s.key(),
+                unit: s.unit.clone(),
+                values: r.values,
+                known: r.known,
+                span_s: s.span_s,
+                starts: if s.span_s.is_some() {
+                    s.points.iter().map(|p| p.0).collect()
+                } else {
+                    Vec::new()
+                },
+            });
         }
         self.events.extend(infra.events.iter().cloned());
     }
@@ -339,6 +356,13 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
     /// Every candidate signal, best first.
     pub ranking: Vec<Ranked>,
+    /// Signals whose values each cover more than the degraded window (a 60 s period for a 20 s
+    /// degradation): they cannot show it, whatever caused it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub too_coarse: Vec<String>,
+    /// Series that could not be placed on the run's seconds at all, each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// Runs the whole analysis.
@@ -355,21 +379,49 @@ pub fn analyze(input: &Input) -> Diagnosis {
             kind: s.kind,
         })
         .collect();
+    let degraded_s = (sli.end + 1).saturating_sub(sli.onset) as f64;
+    let too_coarse = input
+        .signals
+        .iter()
+        .filter(|s| sli.degraded() && s.span_s.is_some_and(|p| p > degraded_s))
+        .map(|s| s.name.clone())
+        .collect();
     Diagnosis {
         healthy: sli.report.healthy,
         sli: sli.report.clone(),
         capacity,
         findings,
         ranking,
+        too_coarse,
+        left_out: input.left_out.clone(),
     }
 }
 
-/// Diagnoses a run from its own results and stores `capacity` and `findings` in them.
+/// Diagnoses a run from its own results and stores `capacity` and `findings` in them; the
+/// series it could not use are named in `infra.notes`.
 pub fn apply(results: &mut Results) -> Diagnosis {
     let d = analyze(&Input::from_results(results, results.infra.as_ref()));
     results.capacity = d.capacity.clone();
     results.findings = d.findings.clone();
+    if let Some(infra) = results.infra.as_mut() {
+        for why in &d.left_out {
+            let note = format!("diagnosis: left out {why}");
+            if !infra.notes.contains(&note) {
+                infra.notes.push(note);
+            }
+        }
+    }
     d
+}
+
+/// Up to three names, then how many more.
+fn listed(names: &[String]) -> String {
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        format!("{shown} and {} more", names.len() - 3)
+    } else {
+        shown
+    }
 }
 
 pub(crate) fn round3(x: f64) -> f64 {
@@ -405,10 +457,24 @@ pub fn render_text(d: &Diagnosis) -> String {
         if d.healthy {
             let _ = writeln!(out, "findings: none — the run stayed healthy");
         } else {
-            if d.ranking.is_empty() {
+            if d.ranking.is_empty() && d.left_out.is_empty() {
                 let _ = writeln!(
                     out,
                     "findings: none — no infrastructure signals were observed; add sources in [observe] (scrape, prometheus, cloudwatch) to learn why"
+                );
+            } else if d.ranking.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "findings: none — none of the {} observed series could be placed on the run's seconds (see below)",
+                    d.left_out.len()
+                );
+            } else if !d.too_coarse.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "findings: none — none of the {} observed signals changed with the degradation, and {} of them average over periods longer than it lasted, so they could not show it: {}; read them at a finer period",
+                    d.ranking.len(),
+                    d.too_coarse.len(),
+                    listed(&d.too_coarse)
                 );
             } else {
                 let _ = writeln!(
@@ -436,6 +502,9 @@ pub fn render_text(d: &Diagnosis) -> String {
                 let _ = writeln!(out, "     | {l}");
             }
         }
+    }
+    for why in &d.left_out {
+        let _ = writeln!(out, "left out: {why}");
     }
     if !d.ranking.is_empty() {
         let shown = d.ranking.len().min(10);

@@ -1071,6 +1071,27 @@ fn an_aggregate_is_never_credited_a_lead_shorter_than_its_period() {
 }
 
 #[test]
+fn a_series_the_grid_cannot_hold_is_named_not_dropped_silently() {
+    let mut input = cloudwatch_case(10.0, 0.0);
+    let mut infra = Infra::default();
+    let mut before = series(vec![(-300.0, 1.0), (-240.0, 2.0)], Some(60.0));
+    before.name = "AWS/SQS/ApproximateNumberOfMessagesVisible:Average".into();
+    let mut sparse = series(vec![(3.0, 1.0), (40.0, 2.0)], None);
+    sparse.name = "queue_depth".into();
+    infra.series = vec![before, sparse];
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert_eq!(
+        d.left_out,
+        [
+            "AWS/SQS/ApproximateNumberOfMessagesVisible:Average: its 2 values (60 s each) cover fewer than 3 seconds of the 60 s run",
+            "queue_depth: fewer than 3 of the run's 60 seconds have a value (2 in all)",
+        ]
+    );
+    assert!(render_text(&d).contains("left out: queue_depth: fewer than 3"));
+}
+
+#[test]
 fn an_aggregate_leads_by_whole_periods_only() {
     assert_eq!(rank::credible_lead(4.0, None), 4.0);
     assert_eq!(rank::credible_lead(1.0, Some(1.0)), 0.0);
