@@ -231,17 +231,15 @@ const FEW_VALUES: usize = 3;
 fn data_notes(series: &[peakload_aws::Series], run_s: f64) -> Vec<String> {
     let metrics = || series.iter().filter(|s| s.source == "cloudwatch");
     let period = |s: &peakload_aws::Series| s.span_s.unwrap_or(60.0);
-    let empty: Vec<&str> = metrics()
-        .filter(|s| s.points.is_empty())
-        .map(|s| s.name.as_str())
-        .collect();
-    let late: Vec<&str> = metrics()
+    // Named with their dimensions: two services' CPU share a name.
+    let empty: Vec<String> = metrics().filter(|s| s.points.is_empty()).map(key).collect();
+    let late: Vec<String> = metrics()
         .filter(|s| {
             s.points
                 .last()
                 .is_some_and(|p| p.0 + 2.0 * period(s) < run_s)
         })
-        .map(|s| s.name.as_str())
+        .map(key)
         .collect();
     let in_run = |s: &peakload_aws::Series| {
         s.points
@@ -251,7 +249,7 @@ fn data_notes(series: &[peakload_aws::Series], run_s: f64) -> Vec<String> {
     };
     let few: Vec<String> = metrics()
         .filter(|s| (1..FEW_VALUES).contains(&in_run(s)))
-        .map(|s| format!("{} ({} at {:.0} s)", s.name, in_run(s), period(s)))
+        .map(|s| format!("{} ({} at {:.0} s)", key(s), in_run(s), period(s)))
         .collect();
     let mut notes = Vec::new();
     if !empty.is_empty() {
@@ -267,17 +265,29 @@ fn data_notes(series: &[peakload_aws::Series], run_s: f64) -> Vec<String> {
         ));
     }
     if !few.is_empty() {
-        let names: Vec<&str> = few.iter().map(String::as_str).collect();
         notes.push(format!(
             "cloudwatch: {} had fewer than {FEW_VALUES} values in the {run_s:.0} s run: too coarse to time a change against the users' (leave `period` out to read the finest each metric has; a standard metric has one value a minute, so publish it at high resolution or run for several minutes)",
-            listed(&names)
+            listed(&few)
         ));
     }
     notes
 }
 
-fn listed(names: &[&str]) -> String {
-    let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+/// `name{k="v",…}`, as the diagnosis names a series.
+fn key(s: &peakload_aws::Series) -> String {
+    if s.dimensions.is_empty() {
+        return s.name.clone();
+    }
+    let dims: Vec<String> = s
+        .dimensions
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect();
+    format!("{}{{{}}}", s.name, dims.join(","))
+}
+
+fn listed(names: &[String]) -> String {
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
     if names.len() > 3 {
         format!("{shown} and {} more", names.len() - 3)
     } else {
@@ -345,6 +355,22 @@ mod tests {
         assert!(
             notes[0].contains("CPUUtilization:Average (2 at 60 s)")
                 && notes[0].contains("leave `period` out"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn two_services_without_data_are_named_apart() {
+        let service = |name: &str| {
+            let mut s = aws_series(vec![]);
+            s.dimensions = [("ServiceName".to_string(), name.to_string())].into();
+            s
+        };
+        let notes = data_notes(&[service("api"), service("worker")], 60.0);
+        assert!(
+            notes[0].starts_with(
+                "cloudwatch: AWS/ECS/CPUUtilization:Average{ServiceName=\"api\"}, AWS/ECS/CPUUtilization:Average{ServiceName=\"worker\"} had no data"
+            ),
             "{notes:?}"
         );
     }
