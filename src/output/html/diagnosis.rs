@@ -177,7 +177,8 @@ pub fn section(out: &mut String, r: &Results, axis: &TimeAxis) {
     out.push_str("<section id=\"diagnosis\"><h2>Diagnosis</h2>");
     let found = findings(&r.findings);
     let degraded = degraded_window(r.capacity.as_ref(), &found);
-    verdict_line(out, r.capacity.as_ref(), &found);
+    let noted = r.infra.as_ref().is_some_and(|i| !i.notes.is_empty());
+    verdict_line(out, r.capacity.as_ref(), &found, noted);
     findings_list(out, &found, &sigs);
 
     let lead = leading(&found, &sigs);
@@ -217,8 +218,9 @@ pub fn section(out: &mut String, r: &Results, axis: &TimeAxis) {
     out.push_str("</figure></section>\n");
 }
 
-/// One sentence: what was found, or plainly that nothing was.
-fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding]) {
+/// One sentence: what was found, or plainly that nothing was (and, when reading the sources
+/// left notes, that a signal may be missing or too coarse).
+fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding], noted: bool) {
     let turned = capacity
         .and_then(|c| c.degraded_at_s)
         .filter(|t| t.is_finite());
@@ -234,6 +236,13 @@ fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding
              baseline, so the run looks healthy. The chart shows latency against the signals \
              that moved most."
             .to_string(),
+        (0, true) if noted => format!(
+            "<b>No cause found</b>: the users' {} degraded{when}, but no observed signal \
+             explains it, and reading the sources left notes: a signal may be missing, or its \
+             period too long to show the change — see <a href=\"#infra\">Infrastructure \
+             signals</a>.",
+            escape(by)
+        ),
         (0, true) => format!(
             "<b>No cause found</b>: the users' {} degraded{when}, but no observed signal \
              explains it; add the service's metrics or logs as sources in <code>[observe]</code>.",
