@@ -66,7 +66,8 @@
 //! period = "10s"                        # 1s, 5s, 10s, 30s or whole minutes; default: the
 //!                                       # finest each metric has (1 s for high-resolution
 //!                                       # metrics while CloudWatch keeps such data, 3 hours;
-//!                                       # a standard metric's minute), said in the notes. A
+//!                                       # a standard metric's minute; at most 3600 values
+//!                                       # for the run), said in the notes. A
 //!                                       # metric coarser than the period asked is read at its
 //!                                       # own. Each value covers its period, from its time.
 //! metrics = [{ namespace = "PeakloadStack", metric = "DbPoolWaitTime", stat = "p99",

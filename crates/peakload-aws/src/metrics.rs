@@ -7,7 +7,8 @@
 //!
 //! [`read_finest`] chooses the period: the finest CloudWatch still keeps for data as old as the
 //! run ([`finest_kept`]: 1 s for 3 hours, 1 minute for 15 days, 5 minutes for 63 days, then an
-//! hour), or the one asked for; then each metric whose data turns out coarser (a standard
+//! hour) and that reads the run in at most 3600 values ([`finest_for_length`]: 1 s up to an
+//! hour's run), or the one asked for; then each metric whose data turns out coarser (a standard
 //! metric has a point a minute, stamped on the minute: [`natural_period`]) is read again at its
 //! own resolution, so that no value claims a shorter interval than it aggregates. Which period
 //! each series was read at is said in a note.
@@ -125,6 +126,19 @@ pub fn finest_kept(age: Duration) -> u32 {
     }
 }
 
+/// Values per metric a run is read at, at most, when the period is left to choose: an hour's
+/// run at 1 s; a longer one at the next coarser period.
+pub const MAX_VALUES_PER_METRIC: f64 = 3600.0;
+
+/// The finest period that keeps a run of `run_s` seconds within [`MAX_VALUES_PER_METRIC`].
+pub fn finest_for_length(run_s: f64) -> u32 {
+    RESOLUTIONS
+        .iter()
+        .copied()
+        .find(|p| run_s / f64::from(*p) <= MAX_VALUES_PER_METRIC)
+        .unwrap_or(3600)
+}
+
 /// How long CloudWatch keeps data at `period`, in words, for notes.
 fn kept_for(period: u32) -> &'static str {
     match period {
@@ -189,7 +203,7 @@ pub(crate) async fn read_finest(
             kept
         }
         Some(p) => p,
-        None => kept,
+        None => kept.max(finest_for_length(window.duration_s())),
     };
     let period = |p: u32| Duration::from_secs(u64::from(p));
     let mut series = fetch(client, redactor, queries, window, period(first), per_call).await?;
@@ -308,6 +322,16 @@ mod tests {
         assert_eq!(finest_kept(h(24 * 14)), 60);
         assert_eq!(finest_kept(h(24 * 20)), 300);
         assert_eq!(finest_kept(h(24 * 100)), 3600);
+    }
+
+    #[test]
+    fn a_long_run_is_read_in_at_most_3600_values() {
+        assert_eq!(finest_for_length(60.0), 1);
+        assert_eq!(finest_for_length(3600.0), 1);
+        assert_eq!(finest_for_length(2.0 * 3600.0), 5);
+        assert_eq!(finest_for_length(8.0 * 3600.0), 10);
+        assert_eq!(finest_for_length(24.0 * 3600.0), 30);
+        assert_eq!(finest_for_length(50.0 * 3600.0), 60);
     }
 
     #[test]
