@@ -9,6 +9,12 @@
 //! succeeds. Read at 1 s, 5 s, 10 s and 60 s periods, each value must stand at the start of
 //! the period it aggregates, and the diagnosis must never credit a lead shorter than a period.
 
+// The scaling-activity fixture (recorded responses in AWS's shapes, which moto lacks), shared
+// with the AWS crate's own tests.
+#[allow(dead_code)]
+#[path = "../crates/peakload-aws/tests/aws/fixture_server.rs"]
+mod fixture_server;
+
 use std::net::TcpListener as StdListener;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +28,7 @@ use peakload::observe::{RunObserver, RunWindow};
 use peakload::record::findings::Kind;
 use peakload::record::infra::Infra;
 use peakload::scenario::{Observe, PrometheusSource};
-use peakload_aws::{CloudWatchConfig, LogsConfig, MetricSpec};
+use peakload_aws::{CloudWatchConfig, EcsService, LogsConfig, MetricSpec, ScalingConfig};
 
 fn moto_url() -> String {
     let url =
@@ -239,14 +245,19 @@ impl Planted {
 /// The users' side of the run: 30 requests a second, all successful; p95 at ~5 ms, 200 ms
 /// more during the fault.
 fn users() -> Input {
+    users_over(RUN_S, FAULT)
+}
+
+/// The users over `seconds`, with p95 200 ms higher during `fault`.
+fn users_over(seconds: usize, fault: std::ops::Range<f64>) -> Input {
     let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
     Input {
         latency_stat: "p95",
         latency_ms: Some(
-            (0..RUN_S)
+            (0..seconds)
                 .map(|t| {
                     5.0 + jitter(t)
-                        + if FAULT.contains(&(t as f64)) {
+                        + if fault.contains(&(t as f64)) {
                             200.0
                         } else {
                             0.0
@@ -254,10 +265,10 @@ fn users() -> Input {
                 })
                 .collect(),
         ),
-        error_rate: Some(vec![0.0; RUN_S]),
-        rps: (0..RUN_S).map(|t| 30.0 + jitter(t)).collect(),
-        target: vec![30.0; RUN_S],
-        generator_busy: vec![false; RUN_S],
+        error_rate: Some(vec![0.0; seconds]),
+        rps: (0..seconds).map(|t| 30.0 + jitter(t)).collect(),
+        target: vec![30.0; seconds],
+        generator_busy: vec![false; seconds],
         generator_kept_up: true,
         latency_floor_ms: sli::LATENCY_FLOOR_MS,
         ..Input::default()
@@ -354,7 +365,7 @@ async fn cloudwatch_at_1_5_10_and_60_s_periods_times_the_planted_step_right() {
             // Two values over the run: said, with what to do.
             assert!(
                 infra.notes.iter().any(|n| n.contains("fewer than 3 values")
-                    && n.contains("AWS/ECS/CPUUtilization:Average (2 at 60 s)")),
+                    && n.contains(&format!("{} (2 at 60 s)", cpu.key()))),
                 "{at}: {:?}",
                 infra.notes
             );
@@ -485,5 +496,73 @@ async fn a_hanging_source_costs_its_own_timeout_and_what_arrived_is_kept() {
         )],
         "{:?}",
         infra.notes
+    );
+}
+
+/// Scaling activities as AWS answers them (the recorded responses, through the real SDK
+/// clients and peakload's reading), against users degraded from t=100 s to 200 s of a 4-minute
+/// run from the fixtures' start: the status and end of each activity decide what is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_activities_as_aws_answers_them_decide_the_scaling_lag_sentence() {
+    moto_url();
+    let fixtures = fixture_server::start("").await;
+    // 2024-11-29T10:00:00Z, the run the fixtures were written for.
+    let window = RunWindow {
+        start_unix: 1_732_874_400.0,
+        duration_s: 240.0,
+    };
+    let read = |ecs: Vec<&str>, asg: Vec<&str>| {
+        let observe = AwsObserve {
+            cloudwatch: Some(CloudWatchConfig {
+                endpoint_url: Some(fixtures.url.clone()),
+                ..CloudWatchConfig::default()
+            }),
+            logs: None,
+            scaling: Some(ScalingConfig {
+                ecs: ecs
+                    .into_iter()
+                    .map(|service| EcsService {
+                        cluster: "peakload-stack".into(),
+                        service: service.into(),
+                    })
+                    .collect(),
+                asg: asg.into_iter().map(String::from).collect(),
+                lookback: None,
+            }),
+        };
+        async move { observe.collect(&window, Duration::from_secs(30)).await }
+    };
+    let scaling_lag = |infra: &Infra| {
+        let mut input = users_over(240, 100.0..200.0);
+        input.add_infra(infra);
+        analyze(&input)
+            .findings
+            .into_iter()
+            .find(|f| f.kind == Kind::ScalingLag)
+    };
+
+    // The API service (2 → 4 done at t=190 s) and the node group (a launch done at 165 s, one
+    // failed at 211 s, a scale-in before the run): the first capacity to come after the users
+    // turned is the node at 165 s.
+    let infra = read(vec!["peakload-stack-api"], vec![fixture_server::ASG_NAME]).await;
+    assert!(infra.notes.is_empty(), "{:?}", infra.notes);
+    let f = scaling_lag(&infra).expect("a scaling finding");
+    assert_eq!(f.evidence["in_service_after_breach_s"], 65.0, "{f:?}");
+    assert!(
+        f.summary
+            .starts_with("New capacity came into service 65s after")
+            && f.summary.contains("completed at t=165s, status Successful"),
+        "{}",
+        f.summary
+    );
+
+    // The worker: a scale-out overridden, one in progress, then one that failed: said so.
+    let infra = read(vec!["peakload-stack-worker"], vec![]).await;
+    let f = scaling_lag(&infra).expect("a scaling finding");
+    assert!(
+        f.summary.starts_with("A scale-out failed at t=181s (status Failed: Failed to set desired count to 8. Reason: the scalable target's MaxCapacity is 6.)")
+            && !f.summary.contains("came into service"),
+        "{}",
+        f.summary
     );
 }
