@@ -32,9 +32,9 @@ use crate::record::hlog::HlogWriter;
 use crate::scenario::{BaseUrl, Load, Scenario};
 use crate::url::{redact_url, split_url, Origin};
 
-/// How long the after-run sources may take, beyond `[observe] settle`, before the run writes
-/// its results without them.
-const AFTER_RUN_LIMIT: Duration = Duration::from_secs(180);
+/// How long the run waits for its after-run sources beyond their own limits (`settle`, then
+/// each read within `[observe] source_timeout`) before it writes its results without them.
+const AFTER_RUN_MARGIN: Duration = Duration::from_secs(30);
 
 /// A run's settings besides the scenario, validated.
 #[derive(Debug, Clone)]
@@ -379,7 +379,7 @@ impl Run<'_> {
         }
         // A stop request or a time limit skips the after-run sources; results are written
         // either way.
-        let limit = scenario.observe.settle + AFTER_RUN_LIMIT;
+        let limit = observer.after_run_bound() + AFTER_RUN_MARGIN;
         let interrupt = async move {
             tokio::select! {
                 () = shutdown.requested() => {}

@@ -63,6 +63,8 @@ pub struct Input {
     pub latency_floor_ms: f64,
     /// Whether every threshold of the scenario passed; `None` when it had none (or for CSV).
     pub thresholds_passed: Option<bool>,
+    /// Series that could not be placed on the grid, each `name{dims}: why`.
+    pub left_out: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +78,46 @@ pub struct Signal {
     /// The interval each of the source's values aggregated (see `Series::span_s`): a change is
     /// only placed in time to within it.
     pub span_s: Option<f64>,
+    /// With `span_s`, where each of the source's intervals started (`[t, t + span_s)`), so that
+    /// the users' experience can be aggregated over the same intervals ([`Signal::aggregate_like`]).
+    pub starts: Vec<f64>,
+}
+
+impl Signal {
+    /// `per_second` (a value per second of the run, as the SLIs are) averaged over the same
+    /// intervals as this signal's values and spread back onto the grid the same way: the users'
+    /// experience as this source would have published it. `None` for instantaneous samples.
+    pub fn aggregate_like(&self, per_second: &[f64]) -> Option<Vec<f64>> {
+        let p = self.span_s.filter(|p| p.is_finite() && *p > 0.0)?;
+        let n = per_second.len();
+        let points: Vec<(f64, f64)> = self
+            .starts
+            .iter()
+            .filter_map(|&t| {
+                let (from, to) = (t.max(0.0), (t + p).min(n as f64));
+                let (mut sum, mut weight) = (0.0, 0.0);
+                let mut i = from.floor().max(0.0) as usize;
+                while (i as f64) < to && i < n {
+                    let overlap = (to.min(i as f64 + 1.0) - from.max(i as f64)).max(0.0);
+                    if overlap > 0.0 && per_second[i].is_finite() {
+                        sum += per_second[i] * overlap;
+                        weight += overlap;
+                    }
+                    i += 1;
+                }
+                (weight > 0.0).then(|| (t, sum / weight))
+            })
+            .collect();
+        let series = Series {
+            source: String::new(),
+            name: String::new(),
+            unit: String::new(),
+            dimensions: Default::default(),
+            points,
+            span_s: Some(p),
+        };
+        resample_known(&series, n).map(|r| r.values)
+    }
 }
 
 impl Input {
@@ -153,6 +195,7 @@ impl Input {
             latency_floor_ms: sli::LATENCY_FLOOR_MS,
             thresholds_passed: (!r.thresholds.is_empty())
                 .then(|| r.thresholds.iter().all(|t| t.ok)),
+            left_out: Vec::new(),
         };
         if let Some(infra) = infra {
             input.add_infra(infra);
@@ -160,19 +203,38 @@ impl Input {
         input
     }
 
-    /// Resamples every series onto the grid and keeps the events.
+    /// Resamples every series onto the grid and keeps the events; a series that cannot be
+    /// placed on it is named in `left_out`, with why.
     pub fn add_infra(&mut self, infra: &Infra) {
         let n = self.len();
         for s in &infra.series {
-            if let Some(r) = resample_known(s, n) {
-                self.signals.push(Signal {
-                    name: s.key(),
-                    unit: s.unit.clone(),
-                    values: r.values,
-                    known: r.known,
-                    span_s: s.span_s,
-                });
-            }
+            let Some(r) = resample_known(s, n) else {
+                let why = match s.span_s {
+                    _ if s.points.is_empty() => "it has no values".to_string(),
+                    Some(p) => format!(
+                        "its {} values ({p:.0} s each) cover fewer than 3 seconds of the {n} s run",
+                        s.points.len()
+                    ),
+                    None => format!(
+                        "fewer than 3 of the run's {n} seconds have a value ({} in all)",
+                        s.points.len()
+                    ),
+                };
+                self.left_out.push(format!("{}: {why}", s.key()));
+                continue;
+            };
+            self.signals.push(Signal {
+                name: s.key(),
+                unit: s.unit.clone(),
+                values: r.values,
+                known: r.known,
+                span_s: s.span_s,
+                starts: if s.span_s.is_some() {
+                    s.points.iter().map(|p| p.0).collect()
+                } else {
+                    Vec::new()
+                },
+            });
         }
         self.events.extend(infra.events.iter().cloned());
     }
@@ -294,6 +356,13 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
     /// Every candidate signal, best first.
     pub ranking: Vec<Ranked>,
+    /// Signals whose values each cover more than the degraded window (a 60 s period for a 20 s
+    /// degradation): they cannot show it, whatever caused it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub too_coarse: Vec<String>,
+    /// Series that could not be placed on the run's seconds at all, each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// Runs the whole analysis.
@@ -310,21 +379,49 @@ pub fn analyze(input: &Input) -> Diagnosis {
             kind: s.kind,
         })
         .collect();
+    let degraded_s = (sli.end + 1).saturating_sub(sli.onset) as f64;
+    let too_coarse = input
+        .signals
+        .iter()
+        .filter(|s| sli.degraded() && s.span_s.is_some_and(|p| p > degraded_s))
+        .map(|s| s.name.clone())
+        .collect();
     Diagnosis {
         healthy: sli.report.healthy,
         sli: sli.report.clone(),
         capacity,
         findings,
         ranking,
+        too_coarse,
+        left_out: input.left_out.clone(),
     }
 }
 
-/// Diagnoses a run from its own results and stores `capacity` and `findings` in them.
+/// Diagnoses a run from its own results and stores `capacity` and `findings` in them; the
+/// series it could not use are named in `infra.notes`.
 pub fn apply(results: &mut Results) -> Diagnosis {
     let d = analyze(&Input::from_results(results, results.infra.as_ref()));
     results.capacity = d.capacity.clone();
     results.findings = d.findings.clone();
+    if let Some(infra) = results.infra.as_mut() {
+        for why in &d.left_out {
+            let note = format!("diagnosis: left out {why}");
+            if !infra.notes.contains(&note) {
+                infra.notes.push(note);
+            }
+        }
+    }
     d
+}
+
+/// Up to three names, then how many more.
+fn listed(names: &[String]) -> String {
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 3 {
+        format!("{shown} and {} more", names.len() - 3)
+    } else {
+        shown
+    }
 }
 
 pub(crate) fn round3(x: f64) -> f64 {
@@ -360,10 +457,24 @@ pub fn render_text(d: &Diagnosis) -> String {
         if d.healthy {
             let _ = writeln!(out, "findings: none — the run stayed healthy");
         } else {
-            if d.ranking.is_empty() {
+            if d.ranking.is_empty() && d.left_out.is_empty() {
                 let _ = writeln!(
                     out,
                     "findings: none — no infrastructure signals were observed; add sources in [observe] (scrape, prometheus, cloudwatch) to learn why"
+                );
+            } else if d.ranking.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "findings: none — none of the {} observed series could be placed on the run's seconds (see below)",
+                    d.left_out.len()
+                );
+            } else if !d.too_coarse.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "findings: none — none of the {} observed signals changed with the degradation, and {} of them average over periods longer than it lasted, so they could not show it: {}; read them at a finer period",
+                    d.ranking.len(),
+                    d.too_coarse.len(),
+                    listed(&d.too_coarse)
                 );
             } else {
                 let _ = writeln!(
@@ -391,6 +502,9 @@ pub fn render_text(d: &Diagnosis) -> String {
                 let _ = writeln!(out, "     | {l}");
             }
         }
+    }
+    for why in &d.left_out {
+        let _ = writeln!(out, "left out: {why}");
     }
     if !d.ranking.is_empty() {
         let shown = d.ranking.len().min(10);

@@ -26,6 +26,14 @@
 //!   of the users' p99 rise than its own rise; when latency degraded, `m` is the square root of
 //!   that share (floored at 0.05, capped at 1). Other units are not comparable and keep 1.
 //!
+//! A signal whose values each aggregate an interval (`span_s`: a CloudWatch period, a count of
+//! log lines per interval) places a change only to within that interval: its alignment `c` is
+//! taken against the users' SLI aggregated over the same intervals, its baseline and its usual
+//! steps end a span before the onset (where the aggregate of the onset's interval may already
+//! lean), and its lead is moved a span toward 0, a lead shorter than the span counting as none
+//! (see [`credible_lead`]): a 10 s average that first leans at t=17 s does not lead a p95 that
+//! rose at 25 s.
+//!
 //! The score is `a × c × g × m`, in 0..1.
 
 use super::rules::classify;
@@ -50,8 +58,11 @@ pub struct Scored {
     pub direction: f64,
     /// When the signal changed (s), if it did.
     pub changed_at: Option<usize>,
-    /// SLI onset minus the signal's change: positive when the signal led.
+    /// SLI onset minus the signal's change: positive when the signal led (for an aggregate,
+    /// see [`credible_lead`]).
     pub lead_s: Option<f64>,
+    /// The interval each of the signal's values aggregated, if any.
+    pub span_s: Option<f64>,
     /// Best lagged rank correlation with the SLI (after the load discount).
     pub correlation: f64,
     /// Rank correlation with achieved throughput.
@@ -80,6 +91,7 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 direction: 0.0,
                 changed_at: None,
                 lead_s: None,
+                span_s: s.span_s,
                 correlation: 0.0,
                 load_correlation: 0.0,
             })
@@ -113,6 +125,19 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
         .iter()
         .map(|s| {
             let xs = rolling_median(&s.values, 3);
+            // An aggregate's interval holding the onset may lean already from its start.
+            let blur = s
+                .span_s
+                .filter(|p| *p > 0.0)
+                .map_or(0, |p| p.ceil() as usize);
+            let base_end = if blur > 0 {
+                base_end
+                    .min(sli.onset.saturating_sub(blur))
+                    .max(b0 + 3)
+                    .min(n)
+            } else {
+                base_end
+            };
             let (med, mad) = median_mad(&xs[b0..base_end]);
             let (lo, hi) = xs
                 .iter()
@@ -122,7 +147,7 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             let noise = (1.4826 * mad).max(0.05 * med.abs());
             let scale = noise.max(0.02 * (hi - lo)).max(1e-12);
             let during = median(&xs[sli.onset.min(n - 1)..=sli.end.min(n - 1)]);
-            let z_local = local_jump(&xs, sli.onset, lag_max as usize);
+            let z_local = local_jump(&xs, sli.onset, lag_max as usize, blur);
             let z = ((during - med).abs() / scale).min(2.0 * z_local);
             // When it changed: against its own noise, with a smaller share of its range than
             // the size of the change uses — a signal that grows a thousandfold (a pool wait
@@ -133,7 +158,7 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 .map(|v| (v - med).abs() > CHANGE_Z * onset_scale)
                 .collect();
             let changed_at = first_sustained(&hit, base_end, MIN_RUN_S).filter(|&t| t <= sli.end);
-            let lead = changed_at.map(|t| sli.onset as f64 - t as f64);
+            let lead = changed_at.map(|t| credible_lead(sli.onset as f64 - t as f64, s.span_s));
             let g = match lead {
                 None => 0.05,
                 Some(l) if (0.0..=lag_max as f64).contains(&l) => 1.0,
@@ -144,8 +169,14 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 Some(l) => (-(l - lag_max as f64) / (lag_max as f64).max(5.0)).exp(),
             };
             let rx = ranks(&without_load(&xs));
+            // An aggregate is compared with the SLI aggregated over the same intervals.
+            let aggregated: Option<Vec<Vec<f64>>> = sli
+                .targets
+                .iter()
+                .map(|t| s.aggregate_like(t).map(|a| ranks(&without_load(&a))))
+                .collect();
             let mut c = 0.0f64;
-            for ry in &target_ranks {
+            for ry in aggregated.as_ref().unwrap_or(&target_ranks) {
                 for lag in 0..=lag_max {
                     c = c.max(lagged(&rx, ry, lag).abs());
                 }
@@ -175,6 +206,7 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 direction,
                 changed_at,
                 lead_s: lead,
+                span_s: s.span_s,
                 correlation: c,
                 load_correlation,
             }
@@ -188,25 +220,46 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
     out
 }
 
-/// The step across `onset` (3 s medians, `lead` + 3 s apart) in units of the signal's usual
-/// steps over the same span before the onset; unbounded when there is too little before it.
-fn local_jump(xs: &[f64], onset: usize, lead: usize) -> f64 {
+/// The step across `onset` (3 s medians, `lead` + `blur` + 3 s apart) in units of the
+/// signal's usual steps over the same span before the onset; unbounded when there is too little
+/// before it. `blur` is how far an aggregate's value may reach back from the onset (its span).
+fn local_jump(xs: &[f64], onset: usize, lead: usize, blur: usize) -> f64 {
     const W: usize = 3;
-    let span = lead + W;
+    let gap = lead + blur;
+    let span = gap + W;
     let n = xs.len();
     if onset < span || onset + W > n || n < span + W + 3 {
         return f64::INFINITY;
     }
-    let before = median(&xs[onset - span..onset - lead]);
+    let before = median(&xs[onset - span..onset - gap]);
     let after = median(&xs[onset..onset + W]);
-    // Usual steps are taken before the onset, where a cause has not yet moved.
-    let until = onset - span;
+    // Usual steps are taken before the onset (and before an aggregate could lean towards it),
+    // where a cause has not yet moved.
+    let until = (onset - span).saturating_sub(blur);
     if until < 3 {
         return f64::INFINITY;
     }
     let steps: Vec<f64> = (0..until).map(|t| (xs[t + span] - xs[t]).abs()).collect();
     let usual = median(&steps).max(1e-12 * before.abs().max(1.0));
     (after - before).abs() / usual
+}
+
+/// A lead (SLI onset minus the signal's change, in seconds) as far as a signal whose values
+/// each aggregate `span` seconds can tell it: the change is placed only to within a span either
+/// way, so the lead moves a span toward 0, and what is left under a span is no lead at all.
+/// Instantaneous signals (`None`) keep their lead.
+pub fn credible_lead(lead: f64, span: Option<f64>) -> f64 {
+    match span.filter(|p| p.is_finite() && *p > 0.0) {
+        None => lead,
+        Some(p) => {
+            let shrunk = lead.signum() * (lead.abs() - p).max(0.0);
+            if shrunk.abs() < p {
+                0.0
+            } else {
+                shrunk
+            }
+        }
+    }
 }
 
 /// `x` minus its least-squares line on `load`, fitted over the seconds `fit`: what is left

@@ -13,7 +13,7 @@
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
 //! | `cpu_saturation` | series rising | `cpu` |
 //! | `memory_pressure` | series rising | `memory`, `rss`, `resident`, `heap`, `swap`, `oom` |
-//! | `scaling_lag` | a scaling event that put capacity in service after the SLI turned; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
+//! | `scaling_lag` | a scale-out that completed after the SLI turned (the first to land gives the lag), else one that failed, else one still in progress when read — each said as such; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
 //! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
 //!
@@ -36,6 +36,14 @@
 //! observed among the signals, or at 80% (`ratio`, `percent`), or — in bytes with no limit
 //! known — after growing by 64 MiB and 20%. Below that they stay in the ranking as symptoms.
 //!
+//! An `error_burst` says the service returned errors only when the users' error rate rose;
+//! errors found only in its logs (or another signal) while the users' requests succeeded are
+//! said to have been absorbed inside it.
+//!
+//! A signal whose values aggregate an interval (`span_s`) is said to have moved "as (to within
+//! its 10 s period)" the users' experience, or at least a whole period before or after it
+//! (see `rank::credible_lead`).
+//!
 //! A signal that matches nothing (the server's own request latency, request counts) is still
 //! ranked, but names no cause: it is a symptom.
 
@@ -49,6 +57,7 @@ use super::rank::{Scored, CHANGE_Z};
 use super::sli::Sli;
 use super::{round3, Input};
 use crate::record::findings::{Finding, Kind, Window};
+use crate::record::infra::Event;
 
 /// Below this score a signal names no cause.
 pub const MIN_SCORE: f64 = 0.2;
@@ -329,12 +338,16 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     let from = format_value(s.baseline, &s.unit);
     let to = format_value(s.during, &s.unit);
     let lead = s.lead_s.unwrap_or(0.0);
-    let when = if lead >= 1.0 {
-        format!("{lead:.0}s before")
-    } else if lead <= -1.0 {
-        format!("{:.0}s after", -lead)
-    } else {
-        "as".into()
+    // An aggregate's lead is a bound (see `rank::credible_lead`), and no lead is "as" only to
+    // within its interval: say so, so a 10 s average is not read as timed to the second.
+    let span = s.span_s.filter(|p| *p > 0.0);
+    let when = match span {
+        Some(p) if lead >= 1.0 => format!("at least {lead:.0}s (its {p:.0} s period) before"),
+        Some(p) if lead <= -1.0 => format!("at least {:.0}s (its {p:.0} s period) after", -lead),
+        Some(p) => format!("as (to within its {p:.0} s period)"),
+        None if lead >= 1.0 => format!("{lead:.0}s before"),
+        None if lead <= -1.0 => format!("{:.0}s after", -lead),
+        None => "as".into(),
     };
     let users = sli_phrase(sli);
     let name = &s.name;
@@ -371,8 +384,15 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         Kind::QueueBacklog => "the queue is backing up because consumers stopped or fell behind: check the workers and scale consumers",
         Kind::Throttling => "requests are being throttled: raise the limit or provisioned capacity, or add backoff",
         Kind::ScalingLag => "capacity changed late: scale earlier (lower target, step scaling, warm pool)",
-        Kind::ErrorBurst => "the service itself returned errors: read its logs for that window",
+        Kind::ErrorBurst => error_advice(sli, name),
         Kind::GeneratorLimited => "the load generator limited the run",
+    };
+    let advice = match (kind, sli.report.error_rate.as_ref()) {
+        (Kind::ErrorBurst, Some(e)) if !e.degraded => format!(
+            "{advice} (the users' error rate stayed at {:.2}%)",
+            e.during * 100.0
+        ),
+        _ => advice.to_string(),
     };
     let mut evidence = BTreeMap::from([
         ("baseline".to_string(), round3(s.baseline)),
@@ -385,21 +405,31 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     if let Some(l) = s.lead_s {
         evidence.insert("lead_s".into(), l);
     }
+    if let Some(p) = span {
+        evidence.insert("span_s".into(), p);
+    }
     if let Some(p) = &pool {
         evidence.insert("pool_in_use".into(), round3(p.in_use));
         evidence.insert("pool_size".into(), round3(p.size));
     }
-    let mut lines = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
     if kind == Kind::ErrorBurst {
         let (a, b) = (sli.onset as f64 - 1.0, sli.end as f64 + 1.0);
-        lines.extend(
-            input
-                .events
-                .iter()
-                .filter(|e| e.name == "log" && e.start >= a && e.start <= b)
-                .take(5)
-                .map(|e| format!("t={:.0}s {}", e.start, e.cause)),
-        );
+        // A line several patterns matched is recorded once per pattern by older results.
+        let mut cited: Vec<(u64, &str)> = Vec::new();
+        for e in input
+            .events
+            .iter()
+            .filter(|e| e.name == "log" && e.start >= a && e.start <= b)
+        {
+            if cited.len() == 5 {
+                break;
+            }
+            if !cited.contains(&(e.start.to_bits(), e.cause.as_str())) {
+                cited.push((e.start.to_bits(), e.cause.as_str()));
+                lines.push(format!("t={:.0}s {}", e.start, e.cause));
+            }
+        }
         lines.extend(input.error_samples.iter().take(3).cloned());
     }
     Finding {
@@ -417,6 +447,22 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         evidence,
         lines,
         summary: format!("{what}: {advice}."),
+    }
+}
+
+/// What to do about errors that rose in `signal`: the users' own errors say the service
+/// returned them; errors only in its logs (or another signal) while the users' requests
+/// succeeded were handled inside it, and may be why it was slow.
+fn error_advice(sli: &Sli, signal: &str) -> &'static str {
+    let users_saw_them = sli.report.error_rate.as_ref().is_some_and(|e| e.degraded);
+    match (users_saw_them, signal.starts_with("log:")) {
+        (true, _) => "the service itself returned errors: read its logs for that window",
+        (false, true) => {
+            "the service logged errors while the users' requests still succeeded: they were retried or absorbed inside it — read the lines, they may be why it was slow"
+        }
+        (false, false) => {
+            "errors rose there while the users' requests still succeeded: a dependency failing behind retries or fallbacks — read its logs for that window"
+        }
     }
 }
 
@@ -567,44 +613,173 @@ fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {
     })
 }
 
-/// Scaling activities that put capacity in service only after the users' experience turned.
+/// How a scaling activity stood when it was read, from its status (AWS's code first) and end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Completed: the new capacity is in service from its end.
+    Done(f64),
+    /// Ended without the capacity (`Failed`, `Cancelled`, `Unfulfilled`), at its end if known.
+    Failed(Option<f64>),
+    /// Not finished when read.
+    Going,
+    /// Replaced by a later activity (`Overridden`): that one tells what came.
+    Superseded,
+}
+
+fn outcome(e: &Event) -> Outcome {
+    let code = e
+        .status
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let failed = ["fail", "cancel", "unfulfilled"]
+        .iter()
+        .any(|w| code.contains(w));
+    match e.end.filter(|t| t.is_finite()) {
+        _ if failed => Outcome::Failed(e.end.filter(|t| t.is_finite())),
+        _ if code.contains("overridden") => Outcome::Superseded,
+        Some(end) if code.is_empty() || code.contains("success") => Outcome::Done(end),
+        // An end with a status that is not final ("InProgress", "WaitingForInstanceWarmup") is
+        // AWS's word against the clock: still going.
+        _ => Outcome::Going,
+    }
+}
+
+/// Whether an activity takes capacity away: EC2 Auto Scaling's "Terminating…", a capacity
+/// "from 4 to 2", or a desired count below the one the same resource last reached.
+fn scales_in(e: &Event, all: &[&Event]) -> bool {
+    static FROM_TO: OnceLock<Regex> = OnceLock::new();
+    let re = FROM_TO
+        .get_or_init(|| Regex::new(r"(?i)from (\d+) to (\d+)").expect("valid capacity pattern"));
+    if e.cause.to_ascii_lowercase().starts_with("terminating") {
+        return true;
+    }
+    if let Some(c) = re.captures(&e.cause) {
+        if let (Ok(from), Ok(to)) = (c[1].parse::<u64>(), c[2].parse::<u64>()) {
+            return to < from;
+        }
+    }
+    let desired = |x: &Event| x.dimensions.get("desired_capacity")?.parse::<u64>().ok();
+    let resource = |x: &Event| x.dimensions.get("resource").cloned();
+    let before = all
+        .iter()
+        .filter(|x| x.start < e.start && resource(x).is_some() && resource(x) == resource(e))
+        .filter(|x| matches!(outcome(x), Outcome::Done(_)))
+        .max_by(|a, b| a.start.total_cmp(&b.start));
+    matches!((before.and_then(|b| desired(b)), desired(e)), (Some(b), Some(d)) if d < b)
+}
+
+/// Scaling activities against the users' degradation. What AWS says of each decides: the
+/// first scale-out that completed after the users' experience turned gives the lag ("came into
+/// service N s after"); without one, a scale-out that failed, or one still in progress when the
+/// activities were read, is reported as such — never as capacity that came.
 fn scaling_findings(input: &Input, sli: &Sli) -> Option<Finding> {
     let onset = sli.onset as f64;
-    let span = (sli.end as f64 + 1.0 - onset).max(1.0);
-    input
+    let end = sli.end as f64 + 1.0;
+    let span = (end - onset).max(1.0);
+    let all: Vec<&Event> = input
         .events
         .iter()
-        .filter(|e| e.name.to_ascii_lowercase().contains("scal"))
-        .filter(|e| e.start <= sli.end as f64 + 1.0)
-        .filter_map(|e| {
-            let in_service = e.end.unwrap_or(f64::INFINITY);
-            let lag = in_service - onset;
-            (lag > 0.0).then_some((e, lag))
+        .filter(|e| e.name.to_ascii_lowercase().contains("scal") && e.start.is_finite())
+        .collect();
+    let outs: Vec<(&Event, Outcome)> = all
+        .iter()
+        .filter(|e| e.start <= end && !scales_in(e, &all))
+        .map(|e| (*e, outcome(e)))
+        .collect();
+    let users = sli_phrase(sli);
+    let at = |t: f64| {
+        if t < 0.0 {
+            format!("{:.0}s before the run", -t)
+        } else {
+            format!("t={t:.0}s")
+        }
+    };
+    let status = |e: &Event| {
+        if e.status.is_empty() {
+            "unknown".to_string()
+        } else {
+            e.status.clone()
+        }
+    };
+    let finding = |e: &Event, score: f64, window_end: f64, evidence: Vec<(&str, f64)>, summary| {
+        let mut evidence: BTreeMap<String, f64> = evidence
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), round3(v)))
+            .collect();
+        evidence.insert("started_s".into(), round3(e.start));
+        evidence.insert("degraded_at_s".into(), onset);
+        Finding {
+            kind: Kind::ScalingLag,
+            signal: format!("{}:{}", e.source, e.name),
+            score: round3(score),
+            window: Window {
+                start_s: e.start.min(onset),
+                end_s: window_end,
+            },
+            evidence,
+            lines: vec![e.cause.clone()],
+            summary,
+        }
+    };
+    // Capacity that came after the users turned: the first to come is the lag they waited.
+    let landed = outs
+        .iter()
+        .filter_map(|(e, o)| match o {
+            Outcome::Done(t) if *t > onset => Some((*e, *t)),
+            _ => None,
         })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(e, lag)| {
-            let shown_lag = if lag.is_finite() { lag } else { span };
-            Finding {
-                kind: Kind::ScalingLag,
-                signal: format!("{}:{}", e.source, e.name),
-                score: round3(0.3 + 0.6 * (shown_lag / span).min(1.0)),
-                window: Window {
-                    start_s: e.start.min(onset),
-                    end_s: e.end.unwrap_or(sli.end as f64 + 1.0),
-                },
-                evidence: BTreeMap::from([
-                    ("started_s".into(), round3(e.start)),
-                    ("in_service_after_breach_s".into(), round3(shown_lag)),
-                    ("degraded_at_s".into(), onset),
-                ]),
-                lines: vec![e.cause.clone()],
-                summary: format!(
-                    "New capacity came into service {:.0}s after {} (activity started at t={:.0}s, status {}): scale earlier — a lower target, step scaling or a warm pool.",
-                    shown_lag,
-                    sli_phrase(sli),
-                    e.start,
-                    if e.status.is_empty() { "unknown" } else { &e.status }
-                ),
-            }
-        })
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((e, t)) = landed {
+        let lag = t - onset;
+        return Some(finding(
+            e,
+            0.3 + 0.6 * (lag / span).min(1.0),
+            t,
+            vec![("in_service_after_breach_s", lag)],
+            format!(
+                "New capacity came into service {lag:.0}s after {users} (the activity started at {}, completed at t={t:.0}s, status {}): scale earlier — a lower target, step scaling or a warm pool.",
+                at(e.start),
+                status(e)
+            ),
+        ));
+    }
+    // No capacity came: a scale-out that failed around the degradation, else one still going.
+    let failed = outs
+        .iter()
+        .filter(|(e, o)| matches!(o, Outcome::Failed(_)) && e.end.is_none_or(|t| t >= onset))
+        .min_by(|a, b| a.0.start.total_cmp(&b.0.start));
+    if let Some((e, Outcome::Failed(ended))) = failed {
+        let when = ended.map_or(String::new(), |t| format!(" at {}", at(t)));
+        return Some(finding(
+            e,
+            0.6,
+            ended.unwrap_or(end).max(onset),
+            ended.map(|t| ("failed_at_s", t)).into_iter().collect(),
+            format!(
+                "A scale-out failed{when} (status {}) while {users}: its capacity never went into service; fix what stopped it (capacity in the zone, quotas, task placement) before scaling earlier.",
+                status(e)
+            ),
+        ));
+    }
+    let going = outs
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Going)
+        .min_by(|a, b| a.0.start.total_cmp(&b.0.start));
+    going.map(|(e, _)| {
+        let waited = (input.len() as f64 - onset).max(0.0);
+        finding(
+            e,
+            0.3 + 0.6 * (waited / span).min(1.0),
+            end,
+            vec![("not_in_service_after_breach_s", waited)],
+            format!(
+                "A scale-out that started at {} was still in progress when its activities were read (status {}): its capacity was not yet in service {waited:.0}s after {users}; scale earlier — a lower target, step scaling or a warm pool — and see why it takes this long.",
+                at(e.start),
+                status(e),
+            ),
+        )
+    })
 }

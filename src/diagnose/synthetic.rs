@@ -173,6 +173,7 @@ pub fn case(seed: u64, spec: Spec) -> Case {
             unit: String::new(),
             known: Vec::new(),
             span_s: None,
+            starts: Vec::new(),
             values,
         });
     }

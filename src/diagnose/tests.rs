@@ -25,6 +25,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: "seconds".into(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| {
                     let base = 0.001 + 0.0002 * jitter(t + 3);
                     if cause_up {
@@ -39,6 +40,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: "per_second".into(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| 50.0 + jitter(t)),
             },
             Signal {
@@ -46,6 +48,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: "seconds_per_second".into(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| 0.2 + 0.02 * jitter(t + 5)),
             },
             Signal {
@@ -54,6 +57,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 unit: String::new(),
                 known: Vec::new(),
                 span_s: None,
+                starts: Vec::new(),
                 values: steady(n, |t| {
                     2.0 * step(t.saturating_sub(6)) * (t as f64 - at as f64)
                 }),
@@ -120,6 +124,7 @@ fn error_burst_carries_log_lines() {
             unit: "per_second".into(),
             known: Vec::new(),
             span_s: None,
+            starts: Vec::new(),
             values: steady(n, |t| 12.0 * step(t)),
         }],
         events: vec![Event {
@@ -139,6 +144,78 @@ fn error_burst_carries_log_lines() {
     assert_eq!(f.kind, Kind::ErrorBurst);
     assert_eq!(f.lines, vec!["t=21s ERROR payment gateway refused"]);
     assert_eq!(d.capacity.unwrap().limited_by.as_deref(), Some("errors"));
+}
+
+#[test]
+fn logged_errors_the_users_did_not_see_are_not_called_returned_errors() {
+    // "ERROR connection pool exhausted" logged from t=25.15 s while p95 rose by 200 ms and
+    // every request still succeeded; counted per 5 s interval from the run's start.
+    let n = 60;
+    let degraded = |t: f64| (25.0..45.0).contains(&t);
+    let mut input = Input {
+        latency_stat: "p95",
+        latency_ms: Some(steady(n, |t| {
+            5.0 + (t % 3) as f64 * 0.3 + if degraded(t as f64) { 200.0 } else { 0.0 }
+        })),
+        error_rate: Some(vec![0.0; n]),
+        rps: vec![30.0; n],
+        target: vec![30.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    };
+    let line = |pattern: &str| Event {
+        source: "cloudwatch_logs:/ecs/api".into(),
+        name: "log".into(),
+        start: 25.15,
+        end: Some(25.15),
+        cause: "ERROR connection pool exhausted: timed out after 5s".into(),
+        status: pattern.into(),
+        dimensions: Default::default(),
+    };
+    let infra = Infra {
+        series: vec![crate::record::infra::Series {
+            source: "cloudwatch_logs".into(),
+            name: "log:errors".into(),
+            unit: "count".into(),
+            dimensions: [("log_group".to_string(), "/ecs/api".to_string())].into(),
+            span_s: Some(5.0),
+            points: (0..12)
+                .map(|k| {
+                    let t = k as f64 * 5.0;
+                    (t, if degraded(t) { 8.0 } else { 0.0 })
+                })
+                .collect(),
+        }],
+        events: vec![line("errors"), line("timeouts")],
+        notes: Vec::new(),
+    };
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.kind == Kind::ErrorBurst)
+        .unwrap_or_else(|| panic!("{d:#?}"));
+    assert!(!f.summary.contains("returned errors"), "{}", f.summary);
+    assert!(
+        f.summary
+            .contains("logged errors while the users' requests still succeeded")
+            && f.summary.contains("stayed at 0.00%"),
+        "{}",
+        f.summary
+    );
+    assert!(
+        f.summary.contains("as (to within its 5 s period)"),
+        "{}",
+        f.summary
+    );
+    assert_eq!(
+        f.lines,
+        vec!["t=25s ERROR connection pool exhausted: timed out after 5s"],
+        "cited once"
+    );
 }
 
 #[test]
@@ -164,6 +241,98 @@ fn a_late_scaling_activity_is_scaling_lag() {
         .find(|f| f.kind == Kind::ScalingLag)
         .expect("scaling finding");
     assert_eq!(f.evidence["in_service_after_breach_s"], 24.0);
+}
+
+/// A scaling activity as the AWS sources record it (`observe::aws`).
+fn activity(start: f64, end: Option<f64>, status: &str, desired: u32) -> Event {
+    Event {
+        source: "application-autoscaling".into(),
+        name: "scaling".into(),
+        start,
+        end,
+        cause: format!(
+            "Setting desired count to {desired}. monitor alarm AlarmHigh in state ALARM triggered policy cpu-70"
+        ),
+        status: status.into(),
+        dimensions: [
+            ("resource".to_string(), "service/shop/api".to_string()),
+            ("desired_capacity".to_string(), desired.to_string()),
+        ]
+        .into(),
+    }
+}
+
+/// Users degraded from t=20 s to 44 s of a 60 s run, with these activities.
+fn scaling_case(events: Vec<Event>) -> Option<crate::record::findings::Finding> {
+    let mut input = planted("unrelated_gauge", true, 1000);
+    let lat = input.latency_ms.as_mut().unwrap();
+    for v in lat.iter_mut().skip(20).take(25) {
+        *v += 80.0;
+    }
+    input.events = events;
+    analyze(&input)
+        .findings
+        .into_iter()
+        .find(|f| f.kind == Kind::ScalingLag)
+}
+
+#[test]
+fn a_scaling_activitys_status_and_end_decide_what_it_says() {
+    let pre_run = activity(-90.0, Some(-60.0), "Successful", 2);
+    let going = activity(30.0, None, "InProgress", 6);
+    let landed = activity(
+        25.0,
+        Some(53.0),
+        "Successful: Successfully set desired count to 4. Change successfully fulfilled by ecs.",
+        4,
+    );
+    // The completed scale-out that landed 33 s after the onset is the lag, not the one still
+    // going (which was preferred, and said to have "come into service" after the window's 24 s).
+    let f = scaling_case(vec![pre_run.clone(), going.clone(), landed.clone()]).unwrap();
+    assert_eq!(f.evidence["in_service_after_breach_s"], 33.0, "{f:?}");
+    assert!(
+        f.summary
+            .starts_with("New capacity came into service 33s after")
+            && f.summary.contains("completed at t=53s"),
+        "{}",
+        f.summary
+    );
+    // Only one still going: never "came into service".
+    let f = scaling_case(vec![pre_run.clone(), going.clone()]).unwrap();
+    assert!(!f.summary.contains("came into service"), "{}", f.summary);
+    assert!(
+        f.summary.contains("still in progress") && f.summary.contains("status InProgress"),
+        "{}",
+        f.summary
+    );
+    assert!(!f.evidence.contains_key("in_service_after_breach_s"));
+    assert_eq!(f.evidence["not_in_service_after_breach_s"], 40.0);
+    // A failed scale-out says so, with AWS's reason.
+    let failed = activity(
+        22.0,
+        Some(40.0),
+        "Failed: Failed to set desired count to 8. Reason: unable to place tasks",
+        8,
+    );
+    let f = scaling_case(vec![going.clone(), failed]).unwrap();
+    assert!(
+        f.summary.starts_with("A scale-out failed at t=40s")
+            && f.summary.contains("unable to place tasks")
+            && !f.summary.contains("came into service"),
+        "{}",
+        f.summary
+    );
+    // Capacity in service before the users turned, or a scale-in, is no lag.
+    let scale_in = activity(30.0, Some(50.0), "Successful", 1);
+    assert_eq!(scaling_case(vec![pre_run, scale_in]), None);
+    // Started before the run and still going: said as such.
+    let f = scaling_case(vec![activity(-120.0, None, "InProgress", 3)]).unwrap();
+    assert!(
+        f.summary
+            .starts_with("A scale-out that started at 120s before the run was still in progress"),
+        "{}",
+        f.summary
+    );
 }
 
 #[test]
@@ -443,6 +612,7 @@ fn gauge(name: &str, f: impl Fn(usize) -> f64) -> Signal {
         unit: String::new(),
         known: Vec::new(),
         span_s: None,
+        starts: Vec::new(),
         values: steady(60, f),
     }
 }
@@ -692,6 +862,7 @@ fn cpu_and_memory_name_a_cause_only_at_a_limiting_level() {
         unit: "bytes".into(),
         known: Vec::new(),
         span_s: None,
+        starts: Vec::new(),
         values: vec![128.0 * mib; 60],
     };
     let near = with_cause(mem, "bytes", step(60.0 * mib, 110.0 * mib), vec![limit]);
@@ -806,4 +977,128 @@ fn a_pool_in_use_gauge_names_saturation_only_when_the_pool_was_nearly_full() {
     assert!(!kinds(&with_size(4.0)).contains(&Kind::DbPoolSaturation));
     // Of a pool of 0.06 (a share, as some exporters give it), it is full.
     assert_eq!(kinds(&with_size(0.06))[0], Kind::DbPoolSaturation);
+}
+
+/// A 60 s run whose p95 rises by 200 ms from t=25 s to 45 s while ECS CPU steps from 30 % to
+/// 95 %, read from CloudWatch at `period` with its periods starting at `phase` (CloudWatch's
+/// periods start on the clock, not on the run), beside a noisy and a flat metric.
+fn cloudwatch_case(period: f64, phase: f64) -> Input {
+    let n = 60;
+    let jitter = |t: usize| ((t * 7919) % 13) as f64 / 13.0;
+    let degraded = |t: f64| (25.0..45.0).contains(&t);
+    let mut input = Input {
+        latency_stat: "p95",
+        latency_ms: Some(steady(n, |t| {
+            5.0 + jitter(t) + if degraded(t as f64) { 200.0 } else { 0.0 }
+        })),
+        error_rate: Some(vec![0.0; n]),
+        rps: steady(n, |t| 30.0 + jitter(t)),
+        target: vec![30.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    };
+    let truth = |name: &str, t: f64| -> f64 {
+        match name {
+            "cpu" if degraded(t) => 95.0,
+            "cpu" => 30.0,
+            "sqs" => 10.0 + ((t as usize * 31) % 7) as f64,
+            _ => 42.0,
+        }
+    };
+    let mut infra = Infra::default();
+    for (name, key, unit) in [
+        ("cpu", "AWS/ECS/CPUUtilization:Average", "percent"),
+        ("sqs", "AWS/SQS/NumberOfMessagesSent:Sum", "count"),
+        ("rds", "AWS/RDS/ReadIOPS:Average", ""),
+    ] {
+        let mut points = Vec::new();
+        let mut start = phase;
+        while start < n as f64 {
+            // The period's average of ten samples a second.
+            let samples: Vec<f64> = (0..(period * 10.0) as usize)
+                .map(|i| truth(name, start + i as f64 / 10.0))
+                .collect();
+            points.push((start, samples.iter().sum::<f64>() / samples.len() as f64));
+            start += period;
+        }
+        infra.series.push(crate::record::infra::Series {
+            source: "cloudwatch".into(),
+            name: key.into(),
+            unit: unit.into(),
+            dimensions: Default::default(),
+            span_s: Some(period),
+            points,
+        });
+    }
+    input.add_infra(&infra);
+    input
+}
+
+#[test]
+fn an_aggregate_is_never_credited_a_lead_shorter_than_its_period() {
+    // CPU and p95 both turned at t=25.0. Read at 1 s from periods starting 0.4 s off the run's
+    // seconds this said "1s before"; at 5 s "4s before"; at 10 s up to "8s before".
+    for period in [1.0, 5.0, 10.0] {
+        for phase in [
+            0.0,
+            -0.4,
+            -0.6 * period,
+            -3.4f64.rem_euclid(period) - period,
+        ] {
+            let d = analyze(&cloudwatch_case(period, phase));
+            let f = &d.findings[0];
+            let at = format!("period {period}, phase {phase}: {f:?}");
+            assert_eq!(f.kind, Kind::CpuSaturation, "{at}");
+            assert_eq!(f.evidence["lead_s"], 0.0, "{at}");
+            assert_eq!(f.evidence["span_s"], period, "{at}");
+            assert!(
+                f.summary
+                    .contains(&format!("as (to within its {period:.0} s period)")),
+                "{at}"
+            );
+            assert!(!f.summary.contains("s before"), "{at}");
+        }
+    }
+    // A 60 s period over a 60 s run cannot time a 20 s step: no lead is claimed either way.
+    for phase in [0.0, -20.0, -45.0] {
+        let d = analyze(&cloudwatch_case(60.0, phase));
+        for f in &d.findings {
+            assert!(f.evidence.get("lead_s").is_none_or(|l| *l == 0.0), "{f:?}");
+        }
+    }
+}
+
+#[test]
+fn a_series_the_grid_cannot_hold_is_named_not_dropped_silently() {
+    let mut input = cloudwatch_case(10.0, 0.0);
+    let mut infra = Infra::default();
+    let mut before = series(vec![(-300.0, 1.0), (-240.0, 2.0)], Some(60.0));
+    before.name = "AWS/SQS/ApproximateNumberOfMessagesVisible:Average".into();
+    let mut sparse = series(vec![(3.0, 1.0), (40.0, 2.0)], None);
+    sparse.name = "queue_depth".into();
+    infra.series = vec![before, sparse];
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert_eq!(
+        d.left_out,
+        [
+            "AWS/SQS/ApproximateNumberOfMessagesVisible:Average: its 2 values (60 s each) cover fewer than 3 seconds of the 60 s run",
+            "queue_depth: fewer than 3 of the run's 60 seconds have a value (2 in all)",
+        ]
+    );
+    assert!(render_text(&d).contains("left out: queue_depth: fewer than 3"));
+}
+
+#[test]
+fn an_aggregate_leads_by_whole_periods_only() {
+    assert_eq!(rank::credible_lead(4.0, None), 4.0);
+    assert_eq!(rank::credible_lead(1.0, Some(1.0)), 0.0);
+    assert_eq!(rank::credible_lead(2.0, Some(1.0)), 1.0);
+    assert_eq!(rank::credible_lead(8.0, Some(10.0)), 0.0);
+    assert_eq!(rank::credible_lead(15.0, Some(10.0)), 0.0);
+    assert_eq!(rank::credible_lead(25.0, Some(10.0)), 15.0);
+    assert_eq!(rank::credible_lead(-12.0, Some(5.0)), -7.0);
+    assert_eq!(rank::credible_lead(-6.0, Some(5.0)), 0.0);
 }

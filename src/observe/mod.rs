@@ -57,6 +57,8 @@ pub struct RunObserver {
     prometheus: Option<crate::scenario::PrometheusSource>,
     aws: Option<aws::AwsObserve>,
     settle: std::time::Duration,
+    /// How long each after-run read may take.
+    source_timeout: std::time::Duration,
     insecure: bool,
 }
 
@@ -98,6 +100,7 @@ impl RunObserver {
             prometheus: observe.prometheus.clone(),
             aws: aws::AwsObserve::from_scenario(observe),
             settle: observe.settle,
+            source_timeout: observe.source_timeout,
             insecure,
         })
     }
@@ -107,10 +110,17 @@ impl RunObserver {
         self.prometheus.is_some() || self.aws.is_some()
     }
 
+    /// The longest [`RunObserver::finish`] can take once its sources are reached: `settle`,
+    /// then resolving AWS credentials and the reads, each within `[observe] source_timeout`.
+    pub fn after_run_bound(&self) -> std::time::Duration {
+        self.settle + 2 * self.source_timeout
+    }
+
     /// Stops scraping, waits `settle`, reads the after-run sources, and returns everything
-    /// observed (`None` when nothing was configured). When `interrupt` completes first (a
-    /// signal, a time limit), the after-run sources are skipped and a note says so: what
-    /// was scraped is kept either way.
+    /// observed (`None` when nothing was configured). The sources are read at the same time,
+    /// each read within `[observe] source_timeout`: one that fails or hangs becomes a note
+    /// naming it, and the others are kept. When `interrupt` completes first (a signal, a time
+    /// limit), what had arrived is kept and the notes name the reads that had not answered.
     pub async fn finish(
         self,
         window: Option<RunWindow>,
@@ -127,7 +137,7 @@ impl RunObserver {
                 Err(e) => infra.notes.push(format!("the scrape task failed: {e}")),
             }
         }
-        if !(self.prometheus.is_some() || self.aws.is_some()) {
+        if self.prometheus.is_none() && self.aws.is_none() {
             return Some(infra);
         }
         let Some(w) = window else {
@@ -136,22 +146,60 @@ impl RunObserver {
                 .push("after-run sources: the run's start time is unknown".into());
             return Some(infra);
         };
+        let limit = self.source_timeout;
+        let insecure = self.insecure;
+        let settled = std::cell::Cell::new(false);
+        let prometheus: std::cell::RefCell<Option<Infra>> = Default::default();
+        let aws_progress = peakload_aws::SharedProgress::default();
         let after_run = async {
             tokio::time::sleep(self.settle).await;
-            let mut read = Infra::default();
-            if let Some(p) = &self.prometheus {
-                read.extend(prometheus::fetch(p, &w, self.insecure).await);
-            }
-            if let Some(a) = &self.aws {
-                read.extend(a.collect(&w).await);
-            }
-            read
+            settled.set(true);
+            let prometheus_read = async {
+                if let Some(p) = &self.prometheus {
+                    let read = match tokio::time::timeout(limit, prometheus::fetch(p, &w, insecure))
+                        .await
+                    {
+                        Ok(read) => read,
+                        Err(_) => Infra {
+                            notes: vec![format!(
+                                "prometheus query_range at {}: no answer within {} s; the other sources were read",
+                                p.url,
+                                limit.as_secs_f64()
+                            )],
+                            ..Infra::default()
+                        },
+                    };
+                    *prometheus.borrow_mut() = Some(read);
+                }
+            };
+            let aws_read = async {
+                if let Some(a) = &self.aws {
+                    a.collect_into(&w, limit, &aws_progress).await;
+                }
+            };
+            tokio::join!(prometheus_read, aws_read);
         };
-        tokio::select! {
-            read = after_run => infra.extend(read),
-            () = interrupt => infra.notes.push(
-                "after-run sources (Prometheus, AWS) were not read: interrupted".into(),
-            ),
+        let interrupted = tokio::select! {
+            () = after_run => false,
+            () = interrupt => true,
+        };
+        if interrupted && !settled.get() {
+            infra.notes.push(
+                "after-run sources (Prometheus, AWS) were not read: interrupted while waiting for them to settle"
+                    .into(),
+            );
+            return Some(infra);
+        }
+        match (prometheus.into_inner(), &self.prometheus) {
+            (Some(read), _) => infra.extend(read),
+            (None, Some(p)) => infra.notes.push(format!(
+                "prometheus query_range at {}: not read: interrupted before it answered (what the other sources returned is kept)",
+                p.url
+            )),
+            (None, None) => {}
+        }
+        if let Some(a) = &self.aws {
+            infra.extend(a.infra(aws_progress, &w));
         }
         Some(infra)
     }

@@ -59,10 +59,19 @@
 //!
 //! # AWS, read after the run through the standard credential chain (AWS_PROFILE, env, role).
 //! # settle = "2m" in [observe] waits before reading: CloudWatch publishes with a delay.
+//! # source_timeout = "60s" in [observe]: how long each after-run read (a Prometheus server,
+//! # the CloudWatch metrics, one log group, one scaling resource) may take; one that fails or
+//! # hangs is named in the notes and the others are kept (also when the run is interrupted).
 //! [observe.cloudwatch]                  # optional: GetMetricData
 //! region = "eu-west-1"                  # default: the standard chain
 //! endpoint_url = "http://127.0.0.1:5055"   # optional (an emulator); logs and scaling use it too
-//! period = "1m"                         # 1s, 5s, 10s, 30s or whole minutes; default 1m
+//! period = "10s"                        # 1s, 5s, 10s, 30s or whole minutes; default: the
+//!                                       # finest each metric has (1 s for high-resolution
+//!                                       # metrics while CloudWatch keeps such data, 3 hours;
+//!                                       # a standard metric's minute; at most 3600 values
+//!                                       # for the run), said in the notes. A
+//!                                       # metric coarser than the period asked is read at its
+//!                                       # own. Each value covers its period, from its time.
 //! metrics = [{ namespace = "PeakloadStack", metric = "DbPoolWaitTime", stat = "p99",
 //!              dimensions = { Service = "peakload-stack-api" }, unit = "Seconds" }]
 //! presets = [{ kind = "ecs_service", cluster = "shop", service = "api" },
@@ -73,7 +82,8 @@
 //! log_groups = ["/ecs/shop-api"]
 //! patterns = ["ERROR", { name = "timeouts", filter = "?timeout ?\"timed out\"" }]
 //!                                       # default: errors, timeouts, oom
-//! interval = "10s"                      # default: the CloudWatch period, else 1m
+//! interval = "10s"                      # default: the CloudWatch period if set, else 1s
+//!                                       # (1m for runs over 3 hours)
 //!
 //! [observe.scaling]                     # optional: scaling activities as events
 //! ecs = [{ cluster = "shop", service = "api" }]   # Application Auto Scaling

@@ -7,7 +7,8 @@
 //! [observe.cloudwatch]
 //! region = "eu-west-1"              # default: the standard chain (AWS_REGION, profile, …)
 //! endpoint_url = "http://127.0.0.1:5055"   # optional: an emulator; used by logs and scaling too
-//! period = 60                       # seconds: 1, 5, 10, 30 or a multiple of 60 (default 60)
+//! period = 60                       # seconds: 1, 5, 10, 30 or a multiple of 60; default:
+//!                                   # the finest each metric has (see `metrics::read_finest`)
 //! metrics = [
 //!   { namespace = "PeakloadStack", metric = "RequestCount", stat = "Sum",
 //!     dimensions = { Service = "peakload-stack-api" }, unit = "Count" },
@@ -28,7 +29,8 @@
 //!   "ERROR",                                           # name = filter = "ERROR"
 //!   { name = "timeouts", filter = "?timeout ?\"timed out\"" },
 //! ]                                                    # default: errors, timeouts, oom
-//! interval = 10                     # seconds per count (default: the cloudwatch period, else 60)
+//! interval = 10                     # seconds per count (default: the cloudwatch period if
+//!                                   # set, else 1 for runs up to 3 hours, else 60)
 //! samples = 3                       # sample lines kept per pattern and log group
 //!
 //! [observe.scaling]
@@ -46,7 +48,7 @@ use crate::error::AwsSourceError;
 use crate::presets::Preset;
 
 /// `[observe.cloudwatch]`: where AWS is, and which metrics to read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudWatchConfig {
     /// Default: the standard chain's region.
@@ -56,36 +58,21 @@ pub struct CloudWatchConfig {
     /// too. Default: the standard endpoints (or `AWS_ENDPOINT_URL…`).
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// Seconds per data point.
-    #[serde(default = "default_period")]
-    pub period: u32,
+    /// Seconds per data point; `None`: the finest each metric has (high-resolution metrics at
+    /// 1 s while CloudWatch keeps such data, standard ones at their minute).
+    #[serde(default)]
+    pub period: Option<u32>,
     #[serde(default)]
     pub metrics: Vec<MetricSpec>,
     #[serde(default)]
     pub presets: Vec<Preset>,
 }
 
-fn default_period() -> u32 {
-    60
-}
-
-impl Default for CloudWatchConfig {
-    fn default() -> Self {
-        CloudWatchConfig {
-            region: None,
-            endpoint_url: None,
-            period: default_period(),
-            metrics: Vec::new(),
-            presets: Vec::new(),
-        }
-    }
-}
-
 impl CloudWatchConfig {
     /// Checks what CloudWatch would refuse, before any call; every problem at once.
     pub fn validate(&self) -> Result<(), AwsSourceError> {
         let mut problems = Vec::new();
-        if let Err(e) = check_period(self.period) {
+        if let Some(Err(e)) = self.period.map(check_period) {
             problems.push(e);
         }
         for (i, m) in self.metrics.iter().enumerate() {
@@ -104,10 +91,6 @@ impl CloudWatchConfig {
         } else {
             Err(AwsSourceError::Config(problems.join("; ")))
         }
-    }
-
-    pub fn period(&self) -> Duration {
-        Duration::from_secs(u64::from(self.period))
     }
 
     /// The explicit metrics followed by every preset's expansion.
@@ -241,7 +224,8 @@ pub struct LogsConfig {
     /// Default: [`LogPattern::defaults`].
     #[serde(default)]
     pub patterns: Vec<LogPattern>,
-    /// Seconds per count; default: the CloudWatch period, else 60.
+    /// Seconds per count; default: the CloudWatch period if one is set, else
+    /// [`LogsConfig::interval_for`] the run.
     #[serde(default)]
     pub interval: Option<u32>,
     /// Sample lines kept per pattern and log group.
@@ -261,6 +245,15 @@ impl LogsConfig {
             interval: None,
             samples: default_samples(),
         }
+    }
+
+    /// Seconds per count for a run of `run_s` seconds: the configured interval, else `period`
+    /// (the CloudWatch section's), else 1 s for runs up to 3 hours (a count a second times a
+    /// change as well as the lines' own timestamps allow) and 1 minute beyond.
+    pub fn interval_for(&self, period: Option<u32>, run_s: f64) -> u32 {
+        self.interval
+            .or(period)
+            .unwrap_or(if run_s <= 3.0 * 3600.0 { 1 } else { 60 })
     }
 
     /// The patterns to count: the configured ones, or the defaults.

@@ -22,6 +22,16 @@ pub enum AwsSourceError {
     },
 }
 
+impl AwsSourceError {
+    /// The message without the operation's name, for a caller that names the read itself.
+    pub fn detail(&self) -> String {
+        match self {
+            AwsSourceError::Call { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Removes known secrets (the secret access key, the session token) from text.
 #[derive(Clone, Default)]
 pub struct Redactor {

@@ -17,6 +17,12 @@
 //! `[observe.logs]` and `[observe.scaling]` sections ask for ([`config`]) into one
 //! [`Observed`]. Series and events mirror the diagnosis core's `observe` model.
 //!
+//! Each read (the metrics, each log group, each scaling resource) runs at the same time as the
+//! others and has its own time limit; one that fails or does not answer is named in
+//! [`Observed::errors`] — with its resource and endpoint — and the rest is kept.
+//! [`AwsSources::collect_into`] gathers into a [`Progress`] the caller shares, so a caller that
+//! stops waiting keeps what arrived and knows which reads had not answered.
+//!
 //! Credentials never leave the SDK: error messages pass a [`Redactor`] that knows the secret
 //! key and session token in use, and no type here holds or prints them.
 
@@ -28,7 +34,9 @@ pub mod model;
 pub mod presets;
 pub mod scaling;
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
@@ -67,7 +75,13 @@ pub struct AwsSources {
     app_autoscaling: aws_sdk_applicationautoscaling::Client,
     autoscaling: aws_sdk_autoscaling::Client,
     redactor: Redactor,
+    /// Where the calls go, for messages: `at http://127.0.0.1:5055`, `in eu-west-1`.
+    whereabouts: String,
 }
+
+/// How long one read (the metrics, one log group, one scaling resource) may take unless the
+/// caller says otherwise.
+pub const READ_LIMIT: Duration = Duration::from_secs(60);
 
 /// Everything read for a run: what [`AwsSources::collect`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,8 +89,28 @@ pub struct Observed {
     pub series: Vec<Series>,
     pub events: Vec<Event>,
     pub log_samples: Vec<LogSample>,
-    /// Sources that failed (the others are still read), each a redacted message.
+    /// Reads that failed or did not answer in time (the others are still read), each naming the
+    /// operation, its resource and endpoint, with a redacted message.
     pub errors: Vec<String>,
+    /// What the reader chose or noticed (the period each metric was read at, partial counts).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// What a collection has gathered so far; [`AwsSources::collect_into`] fills it as each read
+/// finishes, so a caller that stops waiting keeps what arrived.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub observed: Observed,
+    /// The reads started and not yet finished, named as in [`Observed::errors`].
+    pub pending: Vec<String>,
+}
+
+/// A [`Progress`] shared between a collection and its caller.
+pub type SharedProgress = Arc<Mutex<Progress>>;
+
+fn lock(p: &SharedProgress) -> std::sync::MutexGuard<'_, Progress> {
+    p.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl AwsSources {
@@ -111,13 +145,49 @@ impl AwsSources {
         if let Some(token) = credentials.session_token() {
             secrets.push(token.to_owned());
         }
+        let whereabouts = match (sdk.endpoint_url(), sdk.region()) {
+            (Some(url), _) => format!("at {}", error::display_endpoint(url)),
+            (None, Some(region)) => format!("in {region}"),
+            (None, None) => String::new(),
+        };
         Ok(AwsSources {
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
             app_autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
             redactor: Redactor::new(secrets),
+            whereabouts,
         })
+    }
+
+    /// `what` and where its calls go, as messages name a read.
+    fn read_name(&self, what: String) -> String {
+        if self.whereabouts.is_empty() {
+            what
+        } else {
+            format!("{what} {}", self.whereabouts)
+        }
+    }
+
+    /// The metrics at the finest period each has (or `asked`), with notes saying which period
+    /// each was read at; see [`metrics::read_finest`]. `now` dates the window.
+    pub async fn metrics_finest(
+        &self,
+        queries: &[MetricQuery],
+        window: &RunWindow,
+        asked: Option<u32>,
+        now: SystemTime,
+    ) -> Result<(Vec<Series>, Vec<String>), AwsSourceError> {
+        metrics::read_finest(
+            &self.cloudwatch,
+            &self.redactor,
+            queries,
+            window,
+            asked,
+            now,
+            metrics::MAX_QUERIES_PER_CALL,
+        )
+        .await
     }
 
     /// One series per query, over `window` at `period` (1, 5, 10, 30 s or a multiple of 60).
@@ -209,8 +279,9 @@ impl AwsSources {
             .await
     }
 
-    /// Reads every configured source. A source that fails is named in
-    /// [`Observed::errors`]; the others are still read. Configuration errors fail at once.
+    /// Reads every configured source, each read with [`READ_LIMIT`]. A read that fails or
+    /// does not answer is named in [`Observed::errors`]; the others are still read.
+    /// Configuration errors fail at once.
     pub async fn collect(
         &self,
         cloudwatch: Option<&CloudWatchConfig>,
@@ -218,63 +289,159 @@ impl AwsSources {
         scaling: Option<&ScalingConfig>,
         window: &RunWindow,
     ) -> Result<Observed, AwsSourceError> {
+        let progress = SharedProgress::default();
+        self.collect_into(cloudwatch, logs, scaling, window, READ_LIMIT, &progress)
+            .await?;
+        let observed = std::mem::take(&mut lock(&progress).observed);
+        Ok(observed)
+    }
+
+    /// As [`AwsSources::collect`], every read at once, each with its own time limit `limit`,
+    /// gathering into `progress` as each finishes: when the caller stops waiting (drops this
+    /// future), `progress` holds what arrived, and its `pending` names the reads that had not
+    /// answered (they are cancelled with the future).
+    pub async fn collect_into(
+        &self,
+        cloudwatch: Option<&CloudWatchConfig>,
+        logs: Option<&LogsConfig>,
+        scaling: Option<&ScalingConfig>,
+        window: &RunWindow,
+        limit: Duration,
+        progress: &SharedProgress,
+    ) -> Result<(), AwsSourceError> {
         if let Some(c) = cloudwatch {
             c.validate()?;
         }
         if let Some(l) = logs {
             l.validate()?;
         }
-        let mut out = Observed::default();
+        let mut reads = tokio::task::JoinSet::new();
+        let w = *window;
         if let Some(c) = cloudwatch {
             let queries = c.queries();
             if !queries.is_empty() {
-                match self.metrics(&queries, window, c.period()).await {
-                    Ok(series) => out.series.extend(series),
-                    Err(e) => out.errors.push(e.to_string()),
-                }
+                let name = self.read_name(format!(
+                    "cloudwatch GetMetricData ({} metric{})",
+                    queries.len(),
+                    if queries.len() == 1 { "" } else { "s" }
+                ));
+                let (me, asked, now) = (self.clone(), c.period, SystemTime::now());
+                start(
+                    &mut reads,
+                    progress,
+                    name,
+                    limit,
+                    async move { me.metrics_finest(&queries, &w, asked, now).await },
+                    |o, (series, notes)| {
+                        o.series.extend(series);
+                        o.notes.extend(notes);
+                    },
+                );
             }
         }
         if let Some(l) = logs {
-            let secs = l.interval.or(cloudwatch.map(|c| c.period)).unwrap_or(60);
-            match self
-                .log_counts(l, window, Duration::from_secs(u64::from(secs)))
-                .await
-            {
-                Ok(counts) => {
-                    out.series.extend(counts.series);
-                    out.log_samples.extend(counts.samples);
-                    if counts.truncated {
-                        out.errors.push(format!(
-                            "logs: more than {} matching lines for a pattern; counts are partial",
-                            logs::MAX_EVENTS_PER_PATTERN
-                        ));
-                    }
-                }
-                Err(e) => out.errors.push(e.to_string()),
+            let secs = l.interval_for(cloudwatch.and_then(|c| c.period), window.duration_s());
+            for group in &l.log_groups {
+                let name = self.read_name(format!("logs FilterLogEvents on {group}"));
+                let (me, group, patterns, samples) =
+                    (self.clone(), group.clone(), l.patterns(), l.samples);
+                let truncated = format!(
+                    "logs: {group}: more than {} matching lines for a pattern; its counts are partial",
+                    logs::MAX_EVENTS_PER_PATTERN
+                );
+                start(
+                    &mut reads,
+                    progress,
+                    name,
+                    limit,
+                    async move {
+                        logs::fetch(
+                            &me.logs,
+                            &me.redactor,
+                            std::slice::from_ref(&group),
+                            &patterns,
+                            &w,
+                            Duration::from_secs(u64::from(secs)),
+                            samples,
+                        )
+                        .await
+                    },
+                    move |o, counts| {
+                        o.series.extend(counts.series);
+                        o.log_samples.extend(counts.samples);
+                        if counts.truncated {
+                            o.notes.push(truncated);
+                        }
+                    },
+                );
             }
         }
         if let Some(s) = scaling {
-            let mut activities = Vec::new();
+            let lookback = s.lookback();
             for service in &s.ecs {
-                match self
-                    .ecs_scaling_activities(service, window, s.lookback())
-                    .await
-                {
-                    Ok(a) => activities.extend(a),
-                    Err(e) => out.errors.push(e.to_string()),
-                }
+                let name = self.read_name(format!(
+                    "application-autoscaling DescribeScalingActivities on {}",
+                    service.resource_id()
+                ));
+                let (me, service) = (self.clone(), service.clone());
+                start(
+                    &mut reads,
+                    progress,
+                    name,
+                    limit,
+                    async move { me.ecs_scaling_activities(&service, &w, lookback).await },
+                    move |o, activities| o.events.extend(scaling::timeline(&activities, &w)),
+                );
             }
             for group in &s.asg {
-                match self
-                    .asg_scaling_activities(group, window, s.lookback())
-                    .await
-                {
-                    Ok(a) => activities.extend(a),
-                    Err(e) => out.errors.push(e.to_string()),
-                }
+                let name =
+                    self.read_name(format!("autoscaling DescribeScalingActivities on {group}"));
+                let (me, group) = (self.clone(), group.clone());
+                start(
+                    &mut reads,
+                    progress,
+                    name,
+                    limit,
+                    async move { me.asg_scaling_activities(&group, &w, lookback).await },
+                    move |o, activities| o.events.extend(scaling::timeline(&activities, &w)),
+                );
             }
-            out.events.extend(scaling::timeline(&activities, window));
         }
-        Ok(out)
+        while reads.join_next().await.is_some() {}
+        lock(progress)
+            .observed
+            .events
+            .sort_by(|a, b| a.start.total_cmp(&b.start));
+        Ok(())
     }
+}
+
+/// Starts one read on `reads`: named in `progress.pending` until it finishes; then what it
+/// returned goes into `progress.observed` through `keep`, or a message naming it into
+/// `errors` when it failed or took longer than `limit`.
+fn start<T: Send + 'static>(
+    reads: &mut tokio::task::JoinSet<()>,
+    progress: &SharedProgress,
+    name: String,
+    limit: Duration,
+    read: impl Future<Output = Result<T, AwsSourceError>> + Send + 'static,
+    keep: impl FnOnce(&mut Observed, T) + Send + 'static,
+) {
+    lock(progress).pending.push(name.clone());
+    let progress = progress.clone();
+    reads.spawn(async move {
+        let outcome = tokio::time::timeout(limit, read).await;
+        let mut p = lock(&progress);
+        if let Some(at) = p.pending.iter().position(|n| *n == name) {
+            p.pending.remove(at);
+        }
+        match outcome {
+            Ok(Ok(value)) => keep(&mut p.observed, value),
+            Ok(Err(e)) => p.observed.errors.push(format!("{name}: {}", e.detail())),
+            Err(_) => p.observed.errors.push(format!(
+                "{name}: no answer within {} s; the other sources were read",
+                limit.as_secs_f64()
+            )),
+        }
+    });
 }

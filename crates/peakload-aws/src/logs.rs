@@ -24,7 +24,8 @@ const SAMPLE_MAX_BYTES: usize = 1000;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogCounts {
     /// One series per (log group, pattern): `name` = `log:<pattern>`, unit `Count`, one point
-    /// per interval (zeros included: no match is a finding too).
+    /// per interval at its start, `span_s` the interval (zeros included: no match is a finding
+    /// too).
     pub series: Vec<Series>,
     pub samples: Vec<LogSample>,
     /// Whether some (log group, pattern) had more than [`MAX_EVENTS_PER_PATTERN`] lines.
@@ -125,6 +126,8 @@ pub(crate) async fn fetch(
                     .enumerate()
                     .map(|(i, n)| (i as f64 * step, n))
                     .collect(),
+                // A count covers its whole interval, not the moment it starts.
+                span_s: Some(step),
             });
         }
     }

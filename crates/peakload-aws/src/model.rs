@@ -23,6 +23,10 @@ pub struct Series {
     /// `(seconds since run start, value)`, ascending. A metric's point is stamped at the start
     /// of its period, as CloudWatch does; periods with no data have no point.
     pub points: Vec<(f64, f64)>,
+    /// The interval each value aggregates: the metric's period, or the log count's interval.
+    /// The point `(t, v)` covers `[t, t + span_s)`.
+    #[serde(default)]
+    pub span_s: Option<f64>,
 }
 
 /// Something that happened over an interval: here, a scaling activity.
@@ -65,6 +69,11 @@ impl RunWindow {
             Ok(d) => d.as_secs_f64(),
             Err(e) => -e.duration().as_secs_f64(),
         }
+    }
+
+    /// The run's length in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.offset(self.end).max(0.0)
     }
 
     pub(crate) fn start_epoch_secs(&self) -> f64 {

@@ -405,10 +405,13 @@ pub struct Panel {
 }
 
 pub const PANEL_HEIGHT: u32 = 124;
+/// Above each panel's plot: a strip for its title, so the title never covers the data (a line
+/// at the top of its range, such as a CPU at 95 %, stays in full view).
+const TITLE_ROW: u32 = 20;
+/// Above the first panel's plot, under its title: two rows for the spans' labels.
+const SPAN_ROWS: u32 = 32;
 pub const SPAN: RGBColor = MARKER;
 const SPAN_LABEL_PX: f64 = 6.8;
-/// Estimated advance of a character of the 14 px bold panel titles.
-const TITLE_PX: f64 = 7.0;
 
 /// The y range a panel shows: its data with some air, from 0 when the data is not far above
 /// it, so a flat signal is not blown up into noise and a shift stays visible.
@@ -455,7 +458,12 @@ pub fn stacked_time_chart(
     let labels = stage_names(axis.stages, x_max);
     let header = header_height(&labels);
     let x_axis = 30;
-    let height = header + panels.len() as u32 * PANEL_HEIGHT + x_axis;
+    let span_rows = if spans.iter().any(|s| s.start.is_finite()) {
+        SPAN_ROWS
+    } else {
+        0
+    };
+    let height = header + panels.len() as u32 * (PANEL_HEIGHT + TITLE_ROW) + span_rows + x_axis;
     let clip = |t: f64| t.clamp(0.0, x_max);
     let mut svg = String::new();
     {
@@ -464,13 +472,15 @@ pub fn stacked_time_chart(
         let (_, mut rest) = root.split_vertically(header);
         for (i, panel) in panels.iter().enumerate() {
             let last = i + 1 == panels.len();
-            let (area, below) = rest.split_vertically(PANEL_HEIGHT + if last { x_axis } else { 0 });
+            let strip = TITLE_ROW + if i == 0 { span_rows } else { 0 };
+            let (area, below) =
+                rest.split_vertically(PANEL_HEIGHT + strip + if last { x_axis } else { 0 });
             rest = below;
             let (lo, hi) = panel_range(&panel.lines);
             let mut chart = ChartBuilder::on(&area)
                 .margin_left(10)
                 .margin_right(MARGIN_RIGHT)
-                .margin_top(4)
+                .margin_top(4 + strip)
                 .margin_bottom(if last { 2 } else { 4 })
                 .x_label_area_size(if last { x_axis - 2 } else { 0 })
                 .y_label_area_size(78)
@@ -549,15 +559,11 @@ pub fn stacked_time_chart(
             } else {
                 panel.title.clone()
             };
-            let width = title.chars().count() as f64 * TITLE_PX + 8.0;
-            root.draw(&Rectangle::new(
-                [(left + 1, top + 1), (left + width as i32, top + 19)],
-                WHITE.mix(0.85).filled(),
-            ))
-            .map_err(err)?;
+            // In the strip above the plot, not over it.
+            let title_top = top - strip as i32 + 1;
             root.draw(&Text::new(
                 title,
-                (left + 5, top + 3),
+                (left + 5, title_top),
                 ("sans-serif", 14)
                     .into_font()
                     .style(FontStyle::Bold)
@@ -582,13 +588,7 @@ pub fn stacked_time_chart(
                     })
                     .collect();
                 for l in place_labels(&items, PLOT_RIGHT, 2, SPAN_LABEL_PX, true) {
-                    let y = top + 22 + l.row as i32 * 16;
-                    let w = l.text.chars().count() as f64 * SPAN_LABEL_PX;
-                    root.draw(&Rectangle::new(
-                        [(l.x as i32 - 2, y), (l.x as i32 + w as i32, y + 15)],
-                        WHITE.mix(0.8).filled(),
-                    ))
-                    .map_err(err)?;
+                    let y = top - span_rows as i32 + l.row as i32 * 16;
                     root.draw(&Text::new(
                         l.text,
                         (l.x as i32, y + 1),
@@ -912,7 +912,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let height = 22 + 4 * PANEL_HEIGHT + 30;
+        let height = 22 + 4 * (PANEL_HEIGHT + TITLE_ROW) + SPAN_ROWS + 30;
         assert!(
             svg.contains(&format!("viewBox=\"0 0 960 {height}\"")),
             "{}",
@@ -934,6 +934,69 @@ mod tests {
             "the clock once, under the last panel"
         );
         assert!(stacked_time_chart(&axis, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn a_panels_title_and_span_labels_sit_above_its_data() {
+        // CPU at 95 % for most of the run: its line runs along the top of the panel.
+        let cpu: Vec<(f64, f64)> = (0..60)
+            .map(|t| (t as f64, if t < 10 { 30.0 } else { 95.0 }))
+            .collect();
+        let axis = TimeAxis {
+            x_max: 60.0,
+            stages: &[],
+            markers: &[],
+        };
+        let panel = Panel {
+            title: "AWS/ECS/CPUUtilization:Average (ClusterName=shop, ServiceName=api)".into(),
+            color: color(0),
+            unit: "%".into(),
+            lines: vec![Line::new("cpu", color(0), cpu)],
+            bands: Vec::new(),
+        };
+        let spans = [Span {
+            start: 2.0,
+            end: None,
+            label: "desired 6 · InProgress".into(),
+        }];
+        let svg = stacked_time_chart(&axis, &[panel], &spans).unwrap();
+        let y_of = |text: &str| -> i32 {
+            let at = svg
+                .find(&format!(">\n{text}\n<"))
+                .unwrap_or_else(|| panic!("{text}"));
+            let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+            let y = tag
+                .split(" y=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            y.parse().unwrap()
+        };
+        let top_of_data = svg
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .filter(|pts| pts.split(' ').count() > 2)
+            .flat_map(|pts| {
+                pts.split(' ')
+                    .filter_map(|xy| xy.split(',').nth(1)?.parse::<i32>().ok())
+            })
+            .min()
+            .unwrap();
+        // Text is drawn from its top; 14 px and 13 px fonts.
+        let title = y_of("AWS/ECS/CPUUtilization:Average (ClusterName=shop, ServiceName=api)");
+        let label = y_of("desired 6 · InProgress");
+        assert!(title + 16 <= label, "title {title}, label {label}");
+        assert!(
+            label + 15 < top_of_data,
+            "label {label} over the data at {top_of_data}"
+        );
+        assert!(
+            !svg.contains("fill-opacity=\"0.85\""),
+            "no box over the plot"
+        );
     }
 
     #[test]

@@ -177,7 +177,8 @@ pub fn section(out: &mut String, r: &Results, axis: &TimeAxis) {
     out.push_str("<section id=\"diagnosis\"><h2>Diagnosis</h2>");
     let found = findings(&r.findings);
     let degraded = degraded_window(r.capacity.as_ref(), &found);
-    verdict_line(out, r.capacity.as_ref(), &found);
+    let noted = r.infra.as_ref().is_some_and(|i| !i.notes.is_empty());
+    verdict_line(out, r.capacity.as_ref(), &found, noted);
     findings_list(out, &found, &sigs);
 
     let lead = leading(&found, &sigs);
@@ -217,8 +218,9 @@ pub fn section(out: &mut String, r: &Results, axis: &TimeAxis) {
     out.push_str("</figure></section>\n");
 }
 
-/// One sentence: what was found, or plainly that nothing was.
-fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding]) {
+/// One sentence: what was found, or plainly that nothing was (and, when reading the sources
+/// left notes, that a signal may be missing or too coarse).
+fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding], noted: bool) {
     let turned = capacity
         .and_then(|c| c.degraded_at_s)
         .filter(|t| t.is_finite());
@@ -234,6 +236,13 @@ fn verdict_line(out: &mut String, capacity: Option<&Capacity>, found: &[&Finding
              baseline, so the run looks healthy. The chart shows latency against the signals \
              that moved most."
             .to_string(),
+        (0, true) if noted => format!(
+            "<b>No cause found</b>: the users' {} degraded{when}, but no observed signal \
+             explains it, and reading the sources left notes: a signal may be missing, or its \
+             period too long to show the change — see <a href=\"#infra\">Infrastructure \
+             signals</a>.",
+            escape(by)
+        ),
         (0, true) => format!(
             "<b>No cause found</b>: the users' {} degraded{when}, but no observed signal \
              explains it; add the service's metrics or logs as sources in <code>[observe]</code>.",
@@ -336,10 +345,13 @@ fn evidence_item(key: &str, v: f64, unit: &str) -> (String, String) {
     let (label, shown) = match key {
         "lead_s" if v < 0.0 => ("followed the users by", secs(-v)),
         "lead_s" => ("led the users by", secs(v)),
+        "span_s" => ("each value covers", secs(v)),
         "changed_at_s" => ("changed at", chart::clock(v)),
         "started_s" => ("activity started at", chart::clock(v)),
         "degraded_at_s" => ("users degraded at", chart::clock(v)),
         "in_service_after_breach_s" => ("in service after the breach", secs(v)),
+        "not_in_service_after_breach_s" => ("no new capacity in service for", secs(v)),
+        "failed_at_s" => ("activity failed at", chart::clock(v)),
         "z" => ("size of the change (robust z)", number(v)),
         "correlation" => ("correlation with the users' experience", number(v)),
         "load_correlation" => ("correlation with the load", number(v)),

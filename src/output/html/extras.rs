@@ -437,10 +437,17 @@ pub fn infra_section(out: &mut String, infra: &Infra, x_max: f64, degraded: Opti
                     chart::clock(t)
                 }
             };
+            // A log line is an instant: it has no "until".
+            let until = match e.end {
+                _ if e.log => "–".to_string(),
+                Some(t) if t == e.start() => "–".to_string(),
+                Some(t) => at(t),
+                None => "not finished when read".to_string(),
+            };
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 at(e.start()),
-                e.end.map(at).unwrap_or_else(|| "still going".into()),
+                until,
                 escape(&e.title),
                 escape(&e.detail)
             ));
@@ -688,6 +695,30 @@ mod tests {
         assert!(e[2].scaling && e[3].scaling && !e[0].scaling);
         assert_eq!(e[3].end, None);
         assert_eq!(markers(&e).len(), 3, "the log line is not a marker");
+    }
+
+    #[test]
+    fn a_log_line_has_no_until_and_an_unfinished_activity_says_so() {
+        let mut old_log = event("cloudwatch_logs:/ecs/api", "log", 25.15, None, "errors");
+        old_log.cause = "ERROR pool exhausted".into();
+        let mut log = old_log.clone();
+        log.end = Some(25.15);
+        let infra = Infra {
+            events: vec![
+                old_log,
+                log,
+                event("autoscaling", "scaling", 30.0, None, "InProgress"),
+            ],
+            ..Infra::default()
+        };
+        let mut html = String::new();
+        infra_section(&mut html, &infra, 60.0, None);
+        assert!(!html.contains("still going"), "{html}");
+        assert_eq!(html.matches("<td>25s</td><td>–</td>").count(), 2, "{html}");
+        assert!(
+            html.contains("<td>30s</td><td>not finished when read</td>"),
+            "{html}"
+        );
     }
 
     #[test]

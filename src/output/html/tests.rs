@@ -656,6 +656,17 @@ fn a_healthy_run_says_no_cause_and_still_charts_what_moved() {
     c.degraded_at_s = Some(50.0);
     let html = page(&r, None);
     assert!(html.contains("<b>No cause found</b>: the users' errors degraded at 50s, but no observed signal explains it"));
+    // With notes from reading the sources (a metric too coarse to show the change), it points
+    // at them instead of asking for sources that are there.
+    r.infra.get_or_insert_with(Default::default).notes.push(
+        "cloudwatch: AWS/ECS/CPUUtilization:Average (2 at 60 s) had fewer than 3 values".into(),
+    );
+    let html = page(&r, None);
+    assert!(
+        html.contains("reading the sources left notes") && html.contains("href=\"#infra\""),
+        "{}",
+        &html[html.find("No cause found").unwrap_or(0)..][..400]
+    );
 }
 
 #[test]

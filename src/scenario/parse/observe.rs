@@ -30,7 +30,14 @@ pub struct Observe {
     /// How long to wait after the load stops before reading the after-run sources: CloudWatch
     /// publishes data points with a delay.
     pub settle: Duration,
+    /// How long each after-run read (a Prometheus server, the CloudWatch metrics, one log group,
+    /// one scaling resource) may take before it is given up and named in a note; the others
+    /// are kept.
+    pub source_timeout: Duration,
 }
+
+/// `[observe] source_timeout` unless set.
+pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `[observe.prometheus]` in a scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +60,7 @@ impl Default for Observe {
             logs: None,
             scaling: None,
             settle: Duration::ZERO,
+            source_timeout: SOURCE_TIMEOUT,
         }
     }
 }
@@ -81,6 +89,7 @@ const OBSERVE_KEYS: &[&str] = &[
     "scrape",
     "scrape_interval",
     "settle",
+    "source_timeout",
     "prometheus",
     "cloudwatch",
     "logs",
@@ -214,6 +223,12 @@ impl<'s> Compiler<'s> {
         {
             out.settle = d;
         }
+        if let Some(d) = f
+            .get("source_timeout")
+            .and_then(|v| self.duration(v, "source_timeout", true))
+        {
+            out.source_timeout = d;
+        }
         if let Some(p) = f.get("prometheus") {
             out.prometheus = self.prometheus(p);
         }
@@ -267,17 +282,27 @@ impl<'s> Compiler<'s> {
                 continue;
             };
             let at = f.get(key).map_or(f.at, |v| v.span().start);
+            // The general duration hint ("250ms", "1.5s") names values these keys refuse.
+            let hint = match key {
+                "period" => "write \"1s\", \"5s\", \"10s\", \"30s\" or whole minutes such as \"1m\" (or leave period out: the finest each metric has)",
+                _ => "write whole seconds, such as \"10s\" or \"15m\"",
+            };
+            if key == "period" && text.trim() == "auto" {
+                *field = serde_json::Value::Null;
+                continue;
+            }
             match parse_duration(&text) {
                 Ok(d) if d.subsec_nanos() == 0 => *field = serde_json::Value::from(d.as_secs()),
                 Ok(_) => {
                     self.error(
                         at,
-                        format!("{what} \"{key}\" must be whole seconds, found \"{text}\""),
+                        format!("{what} \"{key}\" must be whole seconds, found \"{text}\"; {hint}"),
                     );
                     return None;
                 }
                 Err(e) => {
-                    self.error(at, format!("bad duration for \"{key}\": {e}"));
+                    let reason = e.split("; ").next().unwrap_or(&e);
+                    self.error(at, format!("bad duration for \"{key}\": {reason}; {hint}"));
                     return None;
                 }
             }

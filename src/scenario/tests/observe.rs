@@ -58,7 +58,7 @@ fn observe_mistakes_are_reported_with_positions() {
         vec![
             "s.toml:8:11: \"scrape\" entry \"stak\": URL must start with http:// or https:// (or \"stack\")".to_string(),
             "s.toml:8:19: \"scrape\" must be a string, found integer 3".to_string(),
-            "s.toml:9:1: unknown key \"scrap_interval\" in [observe]; expected one of: scrape, scrape_interval, settle, prometheus, cloudwatch, logs, scaling (did you mean \"scrape_interval\"?)".to_string(),
+            "s.toml:9:1: unknown key \"scrap_interval\" in [observe]; expected one of: scrape, scrape_interval, settle, source_timeout, prometheus, cloudwatch, logs, scaling (did you mean \"scrape_interval\"?)".to_string(),
             "s.toml:10:1: [observe.prometheus] needs url = \"http://host:9090\"".to_string(),
             "s.toml:11:8: \"step\" must be longer than zero, found \"0s\"".to_string(),
             "s.toml:12:11: \"queries\" needs at least one name = \"promql\"".to_string(),
@@ -100,7 +100,7 @@ lookback = "15m"
     assert_eq!(o.settle, Duration::from_secs(90));
     assert!(o.reads_aws() && !o.is_empty());
     let cw = o.cloudwatch.as_ref().unwrap();
-    assert_eq!(cw.period, 1);
+    assert_eq!(cw.period, Some(1));
     assert_eq!(cw.region.as_deref(), Some("eu-west-1"));
     let names: Vec<String> = cw.queries().iter().map(|q| q.series_name()).collect();
     assert!(names.contains(&"PeakloadStack/DbPoolWaitTime:p99".to_string()));
@@ -183,6 +183,35 @@ fn aws_section_mistakes_say_where() {
         e.starts_with("s.toml:8:10:") && e.contains("whole seconds"),
         "{e}"
     );
+    // A period's mistakes suggest periods, not "250ms" or "1.5s" (which it refuses).
+    for bad in ["-1s", "5", "1.5s", "soon"] {
+        let e = one_error(&format!(
+            "{OBSERVE_BASE}[observe.cloudwatch]\nperiod = \"{bad}\"\n"
+        ));
+        assert!(
+            e.starts_with("s.toml:8:10:")
+                && e.contains("write \"1s\", \"5s\", \"10s\", \"30s\" or whole minutes")
+                && !e.contains("250ms")
+                && !e.contains("1.5s\",")
+                && !e.contains("\"5ms\""),
+            "{bad}: {e}"
+        );
+    }
+    let e = one_error(&format!(
+        "{OBSERVE_BASE}[observe.logs]\nlog_groups = [\"/x\"]\ninterval = \"-5s\"\n"
+    ));
+    assert!(
+        e.contains("\"interval\"")
+            && e.contains("whole seconds, such as \"10s\"")
+            && !e.contains("250ms"),
+        "{e}"
+    );
+    // Said outright, the default.
+    let s = parse(&format!(
+        "{OBSERVE_BASE}[observe.cloudwatch]\nperiod = \"auto\"\n"
+    ))
+    .unwrap();
+    assert_eq!(s.observe.cloudwatch.unwrap().period, None);
 }
 
 /// The Terraform deployment prints an `[observe]` block for peakload
@@ -232,7 +261,7 @@ fn the_terraform_observe_output_compiles() {
     let o = s.observe;
     assert_eq!(o.settle, Duration::from_secs(120));
     let cw = o.cloudwatch.unwrap();
-    assert_eq!(cw.period, 60);
+    assert_eq!(cw.period, None, "the finest each metric has");
     assert!(cw.presets.len() >= 8, "{:?}", cw.presets);
     assert_eq!(cw.metrics.len(), 2);
     assert_eq!(o.logs.unwrap().log_groups.len(), 2);

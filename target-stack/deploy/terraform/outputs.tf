@@ -163,7 +163,6 @@ output "peakload_scenario_observe" {
 
     [observe.cloudwatch]
     region = "${local.region}"
-    period = "1m"
     presets = [
       { kind = "ecs_service", cluster = "${aws_ecs_cluster.this.name}", service = "${aws_ecs_service.api.name}" },
       { kind = "ecs_service", cluster = "${aws_ecs_cluster.this.name}", service = "${aws_ecs_service.worker.name}" },

@@ -56,7 +56,7 @@ fn the_documented_toml_shape_parses() {
     let cw = &s.observe.cloudwatch;
     cw.validate().unwrap();
     assert_eq!(cw.region.as_deref(), Some("eu-west-1"));
-    assert_eq!(cw.period, 10);
+    assert_eq!(cw.period, Some(10));
     assert_eq!(cw.metrics[0].dimensions["Service"], "peakload-stack-api");
     assert_eq!(cw.metrics[1].stat, "p99");
     assert_eq!(cw.presets.len(), 6);
@@ -118,7 +118,7 @@ fn typos_and_impossible_periods_are_errors() {
         "{err}"
     );
     let defaults: CloudWatchConfig = toml::from_str("").unwrap();
-    assert_eq!(defaults.period, 60);
+    assert_eq!(defaults.period, None, "chosen per run and metric");
     assert!(LogsConfig::new(vec![], vec![]).validate().is_err());
     assert_eq!(
         LogsConfig::new(vec!["g".into()], vec![])

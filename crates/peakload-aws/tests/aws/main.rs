@@ -9,6 +9,7 @@ mod fixture_server;
 
 mod config;
 mod credentials;
+mod deadlines;
 mod end_to_end;
 mod logs;
 mod metrics;
