@@ -30,31 +30,7 @@ use peakload::record::infra::Infra;
 use peakload::scenario::{Observe, PrometheusSource};
 use peakload_aws::{CloudWatchConfig, EcsService, LogsConfig, MetricSpec, ScalingConfig};
 
-fn moto_url() -> String {
-    let url =
-        std::env::var("PEAKLOAD_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned());
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    assert!(
-        std::net::TcpStream::connect(addr).is_ok(),
-        "moto_server is not reachable at {url}: run the tests through scripts/test, which starts \
-         it (or start `moto_server -H 127.0.0.1 -p 5055` and set PEAKLOAD_MOTO_URL)"
-    );
-    // Emulator credentials (not secrets), unless the environment has some.
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        if std::env::var_os(k).is_none() {
-            std::env::set_var(k, v);
-        }
-    }
-    url
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{:012x}", fastrand::u64(..) >> 16)
-}
+use peakload_test_support::{require_moto as moto_url, unique};
 
 fn epoch(at: SystemTime) -> f64 {
     at.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()

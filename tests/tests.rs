@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod cloudwatch;
 mod dashboard;
 mod diagnose;
 mod library;
