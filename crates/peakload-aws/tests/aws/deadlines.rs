@@ -16,7 +16,7 @@ use crate::fixture_server::{self, Options};
 
 #[tokio::test]
 async fn a_source_that_hangs_costs_its_own_limit_and_the_rest_is_kept() {
-    let moto = require_moto().await;
+    let moto = require_moto();
     let ns = unique("PeakloadHang");
     let host = unique("h");
     let base = recent_minute();
