@@ -30,6 +30,101 @@ pub enum Command {
     /// The bundled reference stack.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Run history: record runs, import them, list, show, accept an intended change.
+    #[command(subcommand)]
+    History(HistoryCommand),
+    /// Judge a run against the comparable runs recorded before it (regression gate).
+    Gate(GateCli),
+}
+
+/// Where the run history is kept: a SQLite file (created when missing) or a
+/// `postgres://user@host/db` URL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryDb {
+    /// History database: a SQLite file, or postgres://user@host:port/db.
+    #[arg(
+        long = "history",
+        value_name = "DB",
+        env = "PEAKLOAD_HISTORY",
+        default_value = "peakload-history.db"
+    )]
+    pub db: String,
+}
+
+/// What a recorded run is labelled with.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunLabelsCli {
+    /// Environment label; runs are compared only with runs of the same environment
+    /// [default: default].
+    #[arg(long, env = "PEAKLOAD_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// The commit the run was made from [default: $GITHUB_SHA, else $CI_COMMIT_SHA].
+    #[arg(long)]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Record a results.json in the history.
+    Add {
+        results: PathBuf,
+        #[command(flatten)]
+        labels: RunLabelsCli,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// Import runs from CSV: run_id,time,scenario,step,metric,value[,environment,commit].
+    Import {
+        file: PathBuf,
+        /// Environment for rows without one [default: default].
+        #[arg(long)]
+        environment: Option<String>,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// List recorded runs, oldest first.
+    List {
+        #[arg(long)]
+        scenario: Option<String>,
+        #[arg(long)]
+        environment: Option<String>,
+        /// The newest N runs.
+        #[arg(long, default_value_t = 30)]
+        limit: i64,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// Show a run: its labels, its figures per step, and each gated metric's series up to it.
+    Show {
+        run: i64,
+        /// How many runs of each series to print.
+        #[arg(long, default_value_t = 12)]
+        last: usize,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+    /// Accept an intended change: the gate's baseline starts at RUN from now on.
+    Accept {
+        run: i64,
+        /// Take the acceptance back.
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        db: HistoryDb,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GateCli {
+    /// A results.json to judge (without recording it); or use --run.
+    pub results: Option<PathBuf>,
+    /// A recorded run to judge against the runs recorded before it.
+    #[arg(long, conflicts_with = "results")]
+    pub run: Option<i64>,
+    #[command(flatten)]
+    pub labels: RunLabelsCli,
+    #[command(flatten)]
+    pub db: HistoryDb,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +190,12 @@ pub struct RunCli {
     pub insecure: bool,
     #[command(flatten)]
     pub outputs: OutputFlags,
+    /// Record the run in this history (a SQLite file or a postgres:// URL) and judge it
+    /// against the comparable runs recorded before it.
+    #[arg(long, value_name = "DB", env = "PEAKLOAD_HISTORY")]
+    pub history: Option<String>,
+    #[command(flatten)]
+    pub labels: RunLabelsCli,
 }
 
 #[derive(Debug, clap::Args)]

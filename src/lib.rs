@@ -5,7 +5,8 @@
 //! `url` (URLs and their redaction) → `scenario` (TOML → validated model) → `plan` (schedules)
 //! → `record` (HDR histograms, one aggregator, and the `results.json` contract: results,
 //! infrastructure signals, findings) → `http` (the client) → `engine` (VUs) → `gate`
-//! (thresholds) and `observe` (infrastructure sources) → `diagnose` (causes) → `output`
+//! (thresholds, change detection) → `history` (recorded runs) and `observe` (infrastructure
+//! sources) → `diagnose` (causes) → `output`
 //! (summary, dashboard, report, JUnit, Markdown) → `cli` (clap definitions) → `cmd` (one module
 //! per command; exit codes are decided there). `main` parses arguments and calls
 //! [`cmd::main`]. `docs/architecture.md` draws it and says where each kind of change goes.
@@ -15,6 +16,7 @@ pub mod cmd;
 pub mod diagnose;
 pub mod engine;
 pub mod gate;
+pub mod history;
 pub mod http;
 pub mod observe;
 pub mod output;
@@ -30,9 +32,9 @@ mod layering {
 
     use std::path::Path;
 
-    const ORDER: [&str; 12] = [
-        "url", "scenario", "plan", "record", "http", "engine", "gate", "observe", "diagnose",
-        "output", "cli", "cmd",
+    const ORDER: [&str; 13] = [
+        "url", "scenario", "plan", "record", "http", "engine", "gate", "history", "observe",
+        "diagnose", "output", "cli", "cmd",
     ];
 
     fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -8,5 +8,6 @@ mod cli;
 mod cloudwatch;
 mod dashboard;
 mod diagnose;
+mod history;
 mod library;
 mod report;

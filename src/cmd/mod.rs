@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod diagnose;
+pub mod history;
 pub mod report;
 pub mod run;
 pub mod shutdown;
@@ -22,6 +23,9 @@ use crate::scenario::ScenarioErrors;
 pub mod exit {
     pub const OK: i32 = 0;
     pub const THRESHOLDS: i32 = 1;
+    /// A gated metric regressed against the run history: the same family as thresholds (the
+    /// build should fail), told apart in the output.
+    pub const REGRESSED: i32 = 1;
     pub const INVALID: i32 = 2;
     pub const ABORTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
@@ -35,6 +39,9 @@ pub enum Outcome {
     ThresholdsCrossed,
     /// The run was stopped (signal, key) and wrote what it had measured.
     Interrupted,
+    /// A gated metric regressed against the comparable runs in the history (and no threshold
+    /// was crossed).
+    Regressed,
 }
 
 /// Why a command could not do what it was asked.
@@ -63,6 +70,7 @@ pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
         Ok(Outcome::Success) => exit::OK,
         Ok(Outcome::ThresholdsCrossed) => exit::THRESHOLDS,
         Ok(Outcome::Interrupted) => exit::ABORTED,
+        Ok(Outcome::Regressed) => exit::REGRESSED,
         Err(Failure::Scenario(_) | Failure::Invalid(_) | Failure::Output(_)) => exit::INVALID,
         Err(Failure::Aborted(_)) => exit::ABORTED,
         Err(Failure::Unreachable(_)) => exit::UNREACHABLE,
@@ -77,6 +85,8 @@ pub fn main(cli: Cli) -> i32 {
         Command::Report(args) => report::command(args),
         Command::Diagnose(args) => diagnose::command(&args),
         Command::Stack(StackCommand::Up { args }) => stack::up(&args),
+        Command::History(cmd) => history::command(cmd),
+        Command::Gate(args) => history::gate(args),
     };
     if let Err(e) = &result {
         eprintln!("{e}");

@@ -62,9 +62,14 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
     if let Some(t) = &args.target {
         split_url(t).map_err(|e| Failure::Invalid(format!("--target {t:?}: {e}")))?;
     }
+    // With a history, the results are read back from a known place to be recorded.
+    let out = match (&args.out, &args.history) {
+        (None, Some(_)) => Some(default_out_dir(&scenario.name, SystemTime::now())),
+        _ => args.out,
+    };
     let options = RunOptions {
         target: args.target,
-        out: args.out,
+        out,
         threads: args.threads,
         drain: args.drain,
         quiet: args.quiet,
@@ -77,11 +82,32 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Aborted(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
         let shutdown = Shutdown::from_signals()
             .map_err(|e| Failure::Aborted(format!("cannot watch SIGTERM: {e}")))?;
         execute(scenario, &options, shutdown).await
-    })
+    })?;
+    drop(rt);
+    match (&args.history, &options.out, outcome) {
+        // An interrupted run is a shorter test, not comparable with the history: not recorded.
+        (Some(db), Some(out), Outcome::Success | Outcome::ThresholdsCrossed) => {
+            let gated =
+                super::history::record_and_gate(&out.join("results.json"), db, &args.labels)?;
+            Ok(match outcome {
+                Outcome::ThresholdsCrossed => outcome,
+                _ => gated,
+            })
+        }
+        _ => Ok(outcome),
+    }
+}
+
+/// `reports/<name>-<UTC timestamp>/`.
+fn default_out_dir(name: &str, at: SystemTime) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace([':', '-'], "");
+    PathBuf::from("reports").join(format!("{}-{}", sanitize(name), stamp))
 }
 
 /// Runs a scenario to its end or until `shutdown` asks to stop, and writes what it measured.
@@ -91,12 +117,10 @@ pub async fn execute(
     mut shutdown: Shutdown,
 ) -> Result<Outcome, Failure> {
     let started_wall = SystemTime::now();
-    let out_dir = options.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(started_wall)
-            .to_string()
-            .replace([':', '-'], "");
-        PathBuf::from("reports").join(format!("{}-{}", sanitize(&scenario.name), stamp))
-    });
+    let out_dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&scenario.name, started_wall));
     std::fs::create_dir_all(&out_dir).map_err(|e| {
         Failure::Output(format!(
             "cannot create output directory {}: {e}",

@@ -10,6 +10,7 @@
 //! - [`python`]: `results.json` against the committed JSON Schema, and Python readers
 //!   (`hdrhistogram`, `junitparser`) of what peakload writes.
 //! - [`chromium`], [`tmux`]: a real browser for the report, a real terminal for the dashboard.
+//! - [`postgres`]: a schema of its own per test on the PostgreSQL server.
 //! - [`stack`]: the bundled reference stack as its own process, and its fault switch.
 //! - the AWS API emulator comes from `peakload_test_support` (`require_moto`).
 //!
@@ -20,6 +21,7 @@
 
 pub mod chromium;
 pub mod cpu;
+pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod scenario;

@@ -20,6 +20,7 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 pub mod code {
     pub const OK: i32 = 0;
     pub const THRESHOLDS: i32 = 1;
+    pub const REGRESSED: i32 = 1;
     pub const INVALID: i32 = 2;
     pub const INTERRUPTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;

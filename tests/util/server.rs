@@ -19,6 +19,7 @@
 //! | `GET /status/{code}` | answers with that status |
 //! | `POST /echo` | echoes the JSON body; records it, the query and `X-Tag` |
 //! | `GET /delay/{ms}` | answers after `ms` milliseconds |
+//! | `GET /slow` | answers after the delay set by [`TestServer::set_slow_ms`] (0 at first): the same scenario, a slower system |
 //! | `GET /work` | fast, except during the configured [`Stall`] window |
 //! | `GET /item/{id}` | JSON after `id % 10` ms; a 500 for id 7 (a planted failure) |
 //!
@@ -80,6 +81,8 @@ pub struct ServerState {
     work_first: OnceLock<Instant>,
     /// `/work` requests held by the stall.
     pub stalled: AtomicU64,
+    /// How long `/slow` takes, in ms.
+    slow_ms: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -157,6 +160,11 @@ impl TestServer {
         }
     }
 
+    /// From now on `/slow` answers after `ms` milliseconds.
+    pub fn set_slow_ms(&self, ms: u64) {
+        self.state.slow_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -223,6 +231,7 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/status/{code}", get(status))
         .route("/echo", post(echo))
         .route("/delay/{ms}", get(delay))
+        .route("/slow", get(slow))
         .route("/work", get(work))
         .route("/item/{id}", get(item))
         .fallback(|State(s): St| async move {
@@ -333,6 +342,13 @@ async fn echo(
 
 async fn delay(State(s): St, Path(ms): Path<u64>) -> Response {
     s.hit("delay");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    "done".into_response()
+}
+
+async fn slow(State(s): St) -> Response {
+    s.hit("slow");
+    let ms = s.slow_ms.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     "done".into_response()
 }

@@ -1,0 +1,210 @@
+//! A recorded run judged against the comparable runs recorded before it: one
+//! [`MetricVerdict`] per scope and gated metric, from `gate::change::judge` with the metric's
+//! default policy.
+
+use crate::gate::change::{judge, Judgement, Method, Policy, Verdict};
+
+use super::{HistoryError, Series, Store, StoredRun};
+
+/// One metric of one scope of the judged run.
+#[derive(Debug, Clone)]
+pub struct MetricVerdict {
+    pub scope: String,
+    pub metric: String,
+    /// The judged run's value.
+    pub value: f64,
+    /// Run ids of the series judged (oldest first, the judged run last).
+    pub run_ids: Vec<i64>,
+    pub judgement: Judgement,
+}
+
+impl MetricVerdict {
+    pub fn regressed(&self) -> bool {
+        self.judgement.verdict == Verdict::Regressed
+    }
+}
+
+/// Judges run `id` against its history. Metrics without a gate policy are skipped.
+pub async fn judge_run(
+    store: &Store,
+    id: i64,
+) -> Result<(StoredRun, Vec<MetricVerdict>), HistoryError> {
+    let run = store.run(id).await?;
+    let series = store.series_until(&run).await?;
+    let verdicts = judge_series(&run, &series)?;
+    Ok((run, verdicts))
+}
+
+/// The verdicts for `run` over `series` (each ending, where the run has the metric, with
+/// the run's own value).
+pub fn judge_series(
+    run: &StoredRun,
+    series: &[Series],
+) -> Result<Vec<MetricVerdict>, HistoryError> {
+    let mut out = Vec::new();
+    for s in series {
+        let Some(policy) = Policy::for_metric(&s.metric) else {
+            continue;
+        };
+        if s.points.last().map(|p| p.run_id) != Some(run.id) {
+            continue;
+        }
+        let values: Vec<f64> = s.points.iter().map(|p| p.value).collect();
+        let accepted: Vec<usize> = s
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.accepted)
+            .map(|(i, _)| i)
+            .collect();
+        let judgement = judge(&values, &accepted, &policy).map_err(|e| {
+            HistoryError::Invalid(format!("{} {} of run {}: {e}", s.scope, s.metric, run.id))
+        })?;
+        out.push(MetricVerdict {
+            scope: s.scope.clone(),
+            metric: s.metric.clone(),
+            value: *values.last().expect("the run's own value"),
+            run_ids: s.points.iter().map(|p| p.run_id).collect(),
+            judgement,
+        });
+    }
+    // The whole run first, then steps; within a scope, the metrics in a fixed order.
+    let rank = |m: &str| {
+        super::RECORDED_METRICS
+            .iter()
+            .position(|r| *r == m)
+            .unwrap_or(usize::MAX)
+    };
+    out.sort_by(|a, b| {
+        (
+            a.scope != super::HTTP_SCOPE,
+            &a.scope,
+            rank(&a.metric),
+            &a.metric,
+        )
+            .cmp(&(
+                b.scope != super::HTTP_SCOPE,
+                &b.scope,
+                rank(&b.metric),
+                &b.metric,
+            ))
+    });
+    Ok(out)
+}
+
+fn unit(metric: &str) -> &'static str {
+    match metric {
+        "error_rate" | "checks" => "",
+        "rps" => " req/s",
+        _ => " ms",
+    }
+}
+
+fn figure(metric: &str, v: f64) -> String {
+    match metric {
+        "error_rate" | "checks" => format!("{:.2} %", v * 100.0),
+        _ => format!("{}{}", trim(v), unit(metric)),
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// The verdict in words, one line: what was compared with what, the change, and how sure.
+pub fn describe(v: &MetricVerdict) -> String {
+    let j = &v.judgement;
+    let what = format!("{} {}", v.scope, v.metric);
+    let now = figure(&v.metric, v.value);
+    let Some(base) = &j.baseline else {
+        return format!("{what}: insufficient history (no earlier comparable run); now {now}");
+    };
+    let base_ids = &v.run_ids[base.first_run..base.first_run + base.runs];
+    let base_words = format!(
+        "baseline median {} over {} run(s) (#{}..#{})",
+        figure(&v.metric, base.median),
+        base.runs,
+        base_ids.first().copied().unwrap_or_default(),
+        base_ids.last().copied().unwrap_or_default(),
+    );
+    let Some(change) = &j.change else {
+        let policy = Policy::for_metric(&v.metric).expect("gated metric");
+        return format!(
+            "{what}: insufficient history ({} comparable run(s) since the last accepted one, \
+             {} needed); now {now}, {base_words}",
+            base.runs, policy.min_history
+        );
+    };
+    let verdict = match j.verdict {
+        Verdict::Regressed => "REGRESSED",
+        Verdict::Improved => "improved",
+        Verdict::Unchanged => "unchanged",
+        Verdict::InsufficientHistory => "insufficient history",
+    };
+    let size = match change.relative {
+        Some(r) => format!("{:+.1} %", r * 100.0),
+        None => format!("{:+}{}", trim(change.absolute), unit(&v.metric)),
+    };
+    let method = match change.method {
+        Method::ChangePoint => "change-point scan",
+        Method::NewestRuns => "newest-runs test",
+    };
+    let since = if j.compared.runs > 1 {
+        let first = v.run_ids[j.compared.first_run];
+        format!(
+            " (runs #{first}.. at median {})",
+            figure(&v.metric, j.compared.median)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{what}: {verdict}: now {now} vs {base_words}; change {size}{since}, p = {:.4} ({method})",
+        change.p_value
+    )
+}
+
+/// Judges a run not recorded (a results file) against the comparable recorded runs that
+/// started before it, as if it were recorded next.
+pub async fn judge_new(
+    store: &Store,
+    run: &super::NewRun,
+) -> Result<Vec<MetricVerdict>, HistoryError> {
+    let pseudo = StoredRun {
+        id: i64::MAX,
+        scenario: run.scenario.clone(),
+        load_hash: run.load_hash.clone(),
+        environment: run.environment.clone(),
+        commit: run.commit.clone(),
+        started_at: run.started_at.clone(),
+        started_ms: run.started_ms,
+        status: run.status.clone(),
+        source: run.source.clone(),
+        external_id: run.external_id.clone(),
+        accepted: false,
+        recorded_at: String::new(),
+    };
+    let mut series = store.series_until(&pseudo).await?;
+    for v in &run.values {
+        let point = super::SeriesPoint {
+            run_id: pseudo.id,
+            started_at: run.started_at.clone(),
+            value: v.value,
+            accepted: false,
+        };
+        match series
+            .iter_mut()
+            .find(|s| s.scope == v.scope && s.metric == v.metric)
+        {
+            Some(s) => s.points.push(point),
+            None => series.push(Series {
+                scope: v.scope.clone(),
+                metric: v.metric.clone(),
+                points: vec![point],
+            }),
+        }
+    }
+    judge_series(&pseudo, &series)
+}

@@ -1,0 +1,254 @@
+//! The run history end to end, through the binary: runs recorded with `run --history` against
+//! the harness server, a slower system caught by the gate on the right step, an intended change
+//! accepted and not alerted again; the CSV import's errors and a replay with `gate --run`, on a
+//! SQLite file and on the PostgreSQL server.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::{
+    code, peakload, run_within, shared_cpu, Case, Journey, Outcome, Scenario, Step, TestServer,
+};
+
+/// Two steps: `home` fast, `checkout` as slow as the server's `/slow` is set.
+fn shop(server: &TestServer) -> Case {
+    Case::new(
+        Scenario::new("history-e2e")
+            .base_url(server.url())
+            .timeout("2s")
+            .rps(40, "1s")
+            .journey(
+                Journey::new("buy")
+                    .step(Step::get("home", "/status/200"))
+                    .step(Step::get("checkout", "/slow")),
+            ),
+    )
+}
+
+fn history(db: &str, args: &[&str]) -> Outcome {
+    let mut cmd = peakload();
+    cmd.arg("history").args(args).arg("--history").arg(db);
+    run_within(cmd, Duration::from_secs(60))
+}
+
+fn gate(db: &str, args: &[&str]) -> Outcome {
+    let mut cmd = peakload();
+    cmd.arg("gate").args(args).arg("--history").arg(db);
+    run_within(cmd, Duration::from_secs(60))
+}
+
+/// `run --history` on one thread; the exit code and the output.
+fn recorded_run(case: &Case, server: &TestServer, db: &Path) -> Outcome {
+    let mut cmd = case.command(server, &["--threads", "1", "--drain", "2s"]);
+    cmd.arg("--history")
+        .arg(db)
+        .arg("--environment")
+        .arg("ci")
+        .env_remove("GITHUB_SHA")
+        .env("CI_COMMIT_SHA", "feedc0de");
+    crate::util::spawn(cmd).writing_to(case.out()).finish()
+}
+
+fn gate_lines(out: &Outcome) -> Vec<&str> {
+    out.stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.contains(": REGRESSED:")
+                || l.contains(": unchanged:")
+                || l.contains(": improved:")
+                || l.contains(": insufficient history")
+        })
+        .collect()
+}
+
+#[test]
+fn slower_checkout_fails_the_gate_and_an_accepted_change_does_not_alert_again() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    server.set_slow_ms(15);
+    let case = shop(&server);
+    let db = case.dir().join("history.db");
+
+    // The first runs have nothing to be compared with, then a baseline builds up.
+    for i in 0..10 {
+        let out = recorded_run(&case, &server, &db);
+        out.expect_code(code::OK);
+        if i == 0 {
+            assert!(
+                out.stdout.contains("insufficient history"),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+    let last_good = recorded_run(&case, &server, &db);
+    last_good.expect_code(code::OK);
+    assert!(
+        last_good.stdout.contains("gate: no regression"),
+        "{}",
+        last_good.stdout
+    );
+
+    // The same scenario against a slower checkout.
+    server.set_slow_ms(60);
+    let slow = recorded_run(&case, &server, &db);
+    slow.expect_code(code::REGRESSED);
+    let lines = gate_lines(&slow);
+    let regressed: Vec<&&str> = lines.iter().filter(|l| l.contains("REGRESSED")).collect();
+    assert!(
+        regressed
+            .iter()
+            .any(|l| l.starts_with("buy/checkout p50: REGRESSED")),
+        "{}",
+        slow.stdout
+    );
+    assert!(
+        !regressed.iter().any(|l| l.starts_with("buy/home")),
+        "the fast step did not change: {}",
+        slow.stdout
+    );
+    assert!(slow.stdout.contains("gate: "), "{}", slow.stdout);
+
+    // The history holds the 12 runs, labelled.
+    let list = history(db.to_str().unwrap(), &["list"]);
+    list.expect_code(code::OK);
+    let rows: Vec<&str> = list
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .collect();
+    assert_eq!(rows.len(), 12, "{}", list.stdout);
+    assert!(rows
+        .iter()
+        .all(|r| r.contains("history-e2e") && r.contains("ci") && r.contains("feedc0de")));
+    let slow_id = rows
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches('#')
+        .to_string();
+
+    // A replay of the slow run gives the same verdict; the run before it passes.
+    gate(db.to_str().unwrap(), &["--run", &slow_id]).expect_code(code::REGRESSED);
+    let before = (slow_id.parse::<i64>().unwrap() - 1).to_string();
+    gate(db.to_str().unwrap(), &["--run", &before]).expect_code(code::OK);
+
+    // show prints the series, the slow value last.
+    let show = history(db.to_str().unwrap(), &["show", &slow_id]);
+    show.expect_code(code::OK);
+    assert!(show.stdout.contains("buy/checkout"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("commit       feedc0de"),
+        "{}",
+        show.stdout
+    );
+
+    // Not accepted, the next slow run still fails.
+    recorded_run(&case, &server, &db).expect_code(code::REGRESSED);
+
+    // The slowdown was intended: accepted, the following runs build a new baseline, and the
+    // gate does not alert on them again.
+    history(db.to_str().unwrap(), &["accept", &slow_id]).expect_code(code::OK);
+    for _ in 0..9 {
+        let out = recorded_run(&case, &server, &db);
+        assert_eq!(out.code, code::OK, "{}", out.stdout);
+    }
+    let judged = recorded_run(&case, &server, &db);
+    judged.expect_code(code::OK);
+    let lines = gate_lines(&judged);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("buy/checkout p50: unchanged")),
+        "judged against the accepted level: {}",
+        judged.stdout
+    );
+}
+
+#[test]
+fn csv_import_reports_bad_rows_and_replays_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "run_id,time,scenario,step,metric,value\n\
+         r1,2026-11-01T10:00:00Z,shop,http,p99,120\n\
+         r2,2026-11-02,shop,http,p99,120\n",
+    )
+    .unwrap();
+    let db = dir.path().join("h.db");
+    let out = history(db.to_str().unwrap(), &["import", bad.to_str().unwrap()]);
+    out.expect_code(code::INVALID);
+    assert!(
+        out.stderr.contains(&format!("{}:3:4: time", bad.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was imported"),
+        "{}",
+        out.stderr
+    );
+
+    // Twelve flat runs and a 13th with checkout p95 40 % higher, in PostgreSQL.
+    let mut csv = String::from("run_id,time,scenario,step,metric,value,environment\n");
+    for i in 1..=13 {
+        let p95 = if i == 13 {
+            140.0
+        } else {
+            100.0 + (i % 4) as f64
+        };
+        csv.push_str(&format!(
+            "run-{i},2026-11-{i:02}T10:00:00Z,shop,buy/checkout,p95,{p95},ci\n\
+             run-{i},2026-11-{i:02}T10:00:00Z,shop,http,rps,{},ci\n",
+            200.0 + (i % 3) as f64
+        ));
+    }
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, csv).unwrap();
+    let (url, schema) = crate::util::postgres::fresh_schema();
+    // Trust authentication ignores the password; it is there to be kept out of the output.
+    let url = url.replacen("postgres@", "postgres:secret@", 1);
+    let result = std::panic::catch_unwind(|| {
+        let out = history(&url, &["import", good.to_str().unwrap()]);
+        out.expect_code(code::OK);
+        assert!(out.stdout.contains("imported 13 run(s)"), "{}", out.stdout);
+        // Importing again adds nothing.
+        let again = history(&url, &["import", good.to_str().unwrap()]);
+        assert!(
+            again.stdout.contains("imported 0 run(s)"),
+            "{}",
+            again.stdout
+        );
+        let list = history(&url, &["list", "--environment", "ci"]);
+        let ids: Vec<String> = list
+            .stdout
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('#'))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 13, "{}", list.stdout);
+        let judged = gate(&url, &["--run", &ids[12]]);
+        judged.expect_code(code::REGRESSED);
+        assert!(
+            judged.stdout.contains("buy/checkout p95: REGRESSED"),
+            "{}",
+            judged.stdout
+        );
+        assert!(
+            judged.stdout.contains("http rps: unchanged"),
+            "{}",
+            judged.stdout
+        );
+        gate(&url, &["--run", &ids[11]]).expect_code(code::OK);
+        // The password never shows.
+        assert!(!judged.stdout.contains("secret") && !judged.stderr.contains("secret"));
+    });
+    crate::util::postgres::drop_schema(&schema);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
