@@ -160,10 +160,12 @@ pub fn describe(v: &MetricVerdict) -> String {
     } else {
         String::new()
     };
-    format!(
-        "{what}: {verdict}: now {now} vs {base_words}; change {size}{since}, p = {:.4} ({method})",
-        change.p_value
-    )
+    let p = if change.p_value < 0.0001 {
+        "p < 0.0001".to_string()
+    } else {
+        format!("p = {:.4}", change.p_value)
+    };
+    format!("{what}: {verdict}: now {now} vs {base_words}; change {size}{since}, {p} ({method})")
 }
 
 /// Judges a run not recorded (a results file) against the comparable recorded runs that
