@@ -39,7 +39,14 @@ fn gate(db: &str, args: &[&str]) -> Outcome {
 
 /// `run --history` on one thread; the exit code and the output.
 fn recorded_run(case: &Case, server: &TestServer, db: &Path) -> Outcome {
-    let mut cmd = case.command(server, &["--threads", "1", "--drain", "2s"]);
+    recorded_run_with(case, server, db, &[])
+}
+
+fn recorded_run_with(case: &Case, server: &TestServer, db: &Path, extra: &[&str]) -> Outcome {
+    let mut cmd = case.command(
+        server,
+        &[&["--threads", "1", "--drain", "2s"], extra].concat(),
+    );
     cmd.arg("--history")
         .arg(db)
         .arg("--environment")
@@ -92,8 +99,57 @@ fn slower_checkout_fails_the_gate_and_an_accepted_change_does_not_alert_again() 
 
     // The same scenario against a slower checkout.
     server.set_slow_ms(60);
-    let slow = recorded_run(&case, &server, &db);
+    let junit = case.dir().join("junit.xml");
+    let summary = case.dir().join("summary.md");
+    let slow = recorded_run_with(
+        &case,
+        &server,
+        &db,
+        &[
+            "--junit",
+            junit.to_str().unwrap(),
+            "--summary-md",
+            summary.to_str().unwrap(),
+        ],
+    );
     slow.expect_code(code::REGRESSED);
+    // The verdicts reach results.json (valid against the schema), the report's trend, the
+    // JUnit XML (a regression, not a threshold) and the Markdown summary.
+    crate::util::assert_valid_results(&slow.results_path());
+    let results = slow.results();
+    let gated = results["regression"]["metrics"].as_array().unwrap();
+    let p50 = gated
+        .iter()
+        .find(|m| m["scope"] == "buy/checkout" && m["metric"] == "p50")
+        .unwrap();
+    assert_eq!(p50["verdict"], "regressed");
+    assert_eq!(p50["trend"].as_array().unwrap().len(), 12);
+    let report = std::fs::read_to_string(case.out().join("report.html")).unwrap();
+    assert!(
+        report.contains("<section id=\"trend\">"),
+        "no trend section"
+    );
+    assert!(report.contains("class=\"current regressed\""));
+    let cases = crate::util::python::junit_cases(&junit);
+    assert!(
+        cases.iter().any(|c| c.starts_with("suite|regression|")),
+        "{cases:?}"
+    );
+    assert!(
+        cases
+            .iter()
+            .any(|c| c.starts_with("case|buy/checkout p50|False|buy/checkout p50: REGRESSED")),
+        "{cases:?}"
+    );
+    assert!(
+        cases
+            .iter()
+            .any(|c| c.starts_with("case|buy/home p50|True|")),
+        "{cases:?}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("Regressed against the history"), "{md}");
+    assert!(md.contains("- ❌ buy/checkout p50: REGRESSED"), "{md}");
     let lines = gate_lines(&slow);
     let regressed: Vec<&&str> = lines.iter().filter(|l| l.contains("REGRESSED")).collect();
     assert!(

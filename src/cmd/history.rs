@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::cli::{HistoryCommand, RunLabelsCli};
 use crate::history::shape::{commit_from_ci, from_results, RunLabels};
-use crate::history::verdicts::{describe, judge_run, MetricVerdict};
+use crate::history::verdicts::{describe, judge_run, regression_gate, MetricVerdict};
 use crate::history::{import, HistoryError, Store};
 use crate::record::results::Results;
 
@@ -281,27 +281,38 @@ pub fn gate(args: crate::cli::GateCli) -> Result<Outcome, Failure> {
     })
 }
 
-/// `run --history`: records the finished run and judges it; `Regressed` when a metric
-/// regressed.
+/// How many runs of each series the report's trend charts show.
+pub const TREND_RUNS: usize = 30;
+
+/// `run --history`: records the finished run, judges it and keeps the verdicts in its
+/// results file; `Regressed` when a metric regressed.
 pub(crate) fn record_and_gate(
     results_path: &Path,
     db: &str,
     labels_cli: &RunLabelsCli,
 ) -> Result<Outcome, Failure> {
-    let r = load(results_path)?;
+    let mut r = load(results_path)?;
     let run = from_results(&r, &labels(labels_cli)).map_err(failure)?;
-    with_store(db, async |store| {
+    let (outcome, gate) = with_store(db, async |store| {
         let id = store.add(&run).await.map_err(failure)?;
         println!(
             "\n  history: recorded run #{id} in {} ({}); judged against the runs before it:",
             store.target(),
             run.environment
         );
-        let (_, verdicts) = judge_run(store, id).await.map_err(failure)?;
-        Ok(if print_verdicts(&verdicts) {
+        let (stored, verdicts) = judge_run(store, id).await.map_err(failure)?;
+        let outcome = if print_verdicts(&verdicts) {
             Outcome::Regressed
         } else {
             Outcome::Success
-        })
-    })
+        };
+        Ok((
+            outcome,
+            regression_gate(store.target(), &stored, &verdicts, TREND_RUNS),
+        ))
+    })?;
+    r.regression = Some(gate);
+    r.save(results_path)
+        .map_err(|e| Failure::Output(e.to_string()))?;
+    Ok(outcome)
 }

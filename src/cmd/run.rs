@@ -62,10 +62,16 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
     if let Some(t) = &args.target {
         split_url(t).map_err(|e| Failure::Invalid(format!("--target {t:?}: {e}")))?;
     }
-    // With a history, the results are read back from a known place to be recorded.
+    // With a history, the results are read back from a known place to be recorded, and the
+    // JUnit and Markdown files wait for the verdicts.
     let out = match (&args.out, &args.history) {
         (None, Some(_)) => Some(default_out_dir(&scenario.name, SystemTime::now())),
         _ => args.out,
+    };
+    let requested_files = args.outputs.clone();
+    let outputs = match &args.history {
+        Some(_) => OutputFlags::default(),
+        None => args.outputs,
     };
     let options = RunOptions {
         target: args.target,
@@ -76,7 +82,7 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         no_tui: args.no_tui,
         insecure: args.insecure,
         progress_every: args.progress_every.max(Duration::from_millis(200)),
-        outputs: args.outputs,
+        outputs,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -88,18 +94,37 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         execute(scenario, &options, shutdown).await
     })?;
     drop(rt);
-    match (&args.history, &options.out, outcome) {
-        // An interrupted run is a shorter test, not comparable with the history: not recorded.
-        (Some(db), Some(out), Outcome::Success | Outcome::ThresholdsCrossed) => {
-            let gated =
-                super::history::record_and_gate(&out.join("results.json"), db, &args.labels)?;
-            Ok(match outcome {
-                Outcome::ThresholdsCrossed => outcome,
-                _ => gated,
-            })
+    let (Some(db), Some(out)) = (&args.history, &options.out) else {
+        return Ok(outcome);
+    };
+    let results_path = out.join("results.json");
+    // An interrupted run is a shorter test, not comparable with the history: not recorded.
+    let gated = match outcome {
+        Outcome::Success | Outcome::ThresholdsCrossed => Some(super::history::record_and_gate(
+            &results_path,
+            db,
+            &args.labels,
+        )?),
+        _ => None,
+    };
+    let results = crate::record::results::Results::load(&results_path)
+        .map_err(|e| Failure::Output(e.to_string()))?;
+    let files = artifacts::Artifacts {
+        report: gated.map(|_| out.join("report.html")),
+        also: requested_files,
+    };
+    match artifacts::write(&results, None, &files) {
+        Ok(written) => {
+            for (what, p) in written.iter().filter(|(what, _)| *what != "report") {
+                println!("  {what}: {}", p.display());
+            }
         }
-        _ => Ok(outcome),
+        Err(e) => return Err(Failure::Output(e.to_string())),
     }
+    Ok(match (outcome, gated) {
+        (Outcome::Success, Some(gated)) => gated,
+        _ => outcome,
+    })
 }
 
 /// `reports/<name>-<UTC timestamp>/`.

@@ -4,7 +4,8 @@
 
 use crate::gate::change::{judge, Judgement, Method, Policy, Verdict};
 
-use super::{HistoryError, Series, Store, StoredRun};
+use super::{HistoryError, Series, SeriesPoint, Store, StoredRun};
+use crate::record::regression::{GatedMetric, RegressionGate, TrendPoint};
 
 /// One metric of one scope of the judged run.
 #[derive(Debug, Clone)]
@@ -13,8 +14,8 @@ pub struct MetricVerdict {
     pub metric: String,
     /// The judged run's value.
     pub value: f64,
-    /// Run ids of the series judged (oldest first, the judged run last).
-    pub run_ids: Vec<i64>,
+    /// The series judged (oldest first, the judged run last).
+    pub points: Vec<SeriesPoint>,
     pub judgement: Judgement,
 }
 
@@ -64,7 +65,7 @@ pub fn judge_series(
             scope: s.scope.clone(),
             metric: s.metric.clone(),
             value: *values.last().expect("the run's own value"),
-            run_ids: s.points.iter().map(|p| p.run_id).collect(),
+            points: s.points.clone(),
             judgement,
         });
     }
@@ -121,7 +122,10 @@ pub fn describe(v: &MetricVerdict) -> String {
     let Some(base) = &j.baseline else {
         return format!("{what}: insufficient history (no earlier comparable run); now {now}");
     };
-    let base_ids = &v.run_ids[base.first_run..base.first_run + base.runs];
+    let base_ids: Vec<i64> = v.points[base.first_run..base.first_run + base.runs]
+        .iter()
+        .map(|p| p.run_id)
+        .collect();
     let base_words = format!(
         "baseline median {} over {} run(s) (#{}..#{})",
         figure(&v.metric, base.median),
@@ -152,7 +156,7 @@ pub fn describe(v: &MetricVerdict) -> String {
         Method::NewestRuns => "newest-runs test",
     };
     let since = if j.compared.runs > 1 {
-        let first = v.run_ids[j.compared.first_run];
+        let first = v.points[j.compared.first_run].run_id;
         format!(
             " (runs #{first}.. at median {})",
             figure(&v.metric, j.compared.median)
@@ -190,7 +194,7 @@ pub async fn judge_new(
     };
     let mut series = store.series_until(&pseudo).await?;
     for v in &run.values {
-        let point = super::SeriesPoint {
+        let point = SeriesPoint {
             run_id: pseudo.id,
             started_at: run.started_at.clone(),
             value: v.value,
@@ -209,4 +213,55 @@ pub async fn judge_new(
         }
     }
     judge_series(&pseudo, &series)
+}
+
+/// The verdicts as results.json keeps them, each with its latest `trend_runs` runs.
+pub fn regression_gate(
+    database: &str,
+    run: &StoredRun,
+    verdicts: &[MetricVerdict],
+    trend_runs: usize,
+) -> RegressionGate {
+    let metrics = verdicts
+        .iter()
+        .map(|v| {
+            let j = &v.judgement;
+            let from = v.points.len().saturating_sub(trend_runs);
+            let changed = matches!(j.verdict, Verdict::Regressed | Verdict::Improved);
+            GatedMetric {
+                scope: v.scope.clone(),
+                metric: v.metric.clone(),
+                verdict: match j.verdict {
+                    Verdict::Regressed => "regressed",
+                    Verdict::Improved => "improved",
+                    Verdict::Unchanged => "unchanged",
+                    Verdict::InsufficientHistory => "insufficient_history",
+                }
+                .to_string(),
+                value: v.value,
+                baseline_median: j.baseline.as_ref().map(|b| b.median),
+                baseline_runs: j.baseline.as_ref().map_or(0, |b| b.runs),
+                relative_change: j.change.as_ref().and_then(|c| c.relative),
+                p_value: j.change.as_ref().map(|c| c.p_value),
+                description: describe(v),
+                trend: v.points[from..]
+                    .iter()
+                    .map(|p| TrendPoint {
+                        run_id: p.run_id,
+                        started_at: p.started_at.clone(),
+                        value: p.value,
+                        accepted: p.accepted,
+                    })
+                    .collect(),
+                baseline_from_run: j.baseline.as_ref().map(|b| v.points[b.first_run].run_id),
+                changed_from_run: changed.then(|| v.points[j.compared.first_run].run_id),
+            }
+        })
+        .collect();
+    RegressionGate {
+        database: database.to_string(),
+        run_id: run.id,
+        environment: run.environment.clone(),
+        metrics,
+    }
 }

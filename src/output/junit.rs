@@ -1,9 +1,13 @@
 //! JUnit XML for CI test reports: one `testsuite` named `thresholds`, one `testcase` per
 //! threshold; a crossed threshold carries a `<failure>` with the measured value and the limit.
+//! A run judged against its history adds a `testsuite` named `regression`, one `testcase` per
+//! gated metric: a regression is a `<failure type="regression">`, a metric without enough
+//! history is `<skipped>`.
 
 use std::fmt::Write as _;
 
 use super::verdict::threshold_view;
+use crate::record::regression::RegressionGate;
 use crate::record::results::Results;
 
 /// Escapes text for XML content and attributes, dropping characters XML 1.0 forbids.
@@ -25,8 +29,10 @@ fn xml(s: &str) -> String {
 }
 
 pub fn junit(r: &Results) -> String {
-    let tests = r.thresholds.len();
-    let failures = r.thresholds.iter().filter(|t| !t.ok).count();
+    let gated = r.regression.as_ref().map_or(&[][..], |g| &g.metrics[..]);
+    let regressions = gated.iter().filter(|m| m.verdict == "regressed").count();
+    let tests = r.thresholds.len() + gated.len();
+    let failures = r.thresholds.iter().filter(|t| !t.ok).count() + regressions;
     let classname = format!("peakload.{}", r.scenario.name);
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -36,7 +42,9 @@ pub fn junit(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "  <testsuite name=\"thresholds\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        "  <testsuite name=\"thresholds\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        r.thresholds.len(),
+        failures - regressions,
         r.duration_s,
         xml(r.started_at.trim_end_matches('Z'))
     );
@@ -81,8 +89,58 @@ pub fn junit(r: &Results) -> String {
             );
         }
     }
-    s.push_str("  </testsuite>\n</testsuites>\n");
+    s.push_str("  </testsuite>\n");
+    if let Some(g) = &r.regression {
+        regression_suite(&mut s, r, g, regressions);
+    }
+    s.push_str("</testsuites>\n");
     s
+}
+
+fn regression_suite(s: &mut String, r: &Results, g: &RegressionGate, regressions: usize) {
+    let skipped = g
+        .metrics
+        .iter()
+        .filter(|m| m.verdict == "insufficient_history")
+        .count();
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"regression\" tests=\"{}\" failures=\"{regressions}\" errors=\"0\" skipped=\"{skipped}\" time=\"0\" timestamp=\"{}\">",
+        g.metrics.len(),
+        xml(r.started_at.trim_end_matches('Z'))
+    );
+    let classname = xml(&format!("peakload.{}.regression", r.scenario.name));
+    for m in &g.metrics {
+        let name = xml(&format!("{} {}", m.scope, m.metric));
+        let _ = write!(
+            s,
+            "    <testcase name=\"{name}\" classname=\"{classname}\" time=\"0\""
+        );
+        match m.verdict.as_str() {
+            "regressed" => {
+                let _ = writeln!(
+                    s,
+                    ">\n      <failure message=\"{}\" type=\"regression\">{}\nhistory: {} (run #{}, {})</failure>\n    </testcase>",
+                    xml(&m.description),
+                    xml(&m.description),
+                    xml(&g.database),
+                    g.run_id,
+                    xml(&g.environment),
+                );
+            }
+            "insufficient_history" => {
+                let _ = writeln!(
+                    s,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    xml(&m.description)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "/>");
+            }
+        }
+    }
+    s.push_str("  </testsuite>\n");
 }
 
 #[cfg(test)]

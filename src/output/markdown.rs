@@ -26,7 +26,7 @@ pub fn summary_md(r: &Results) -> String {
     let v = Verdict::of(r);
     let icon = match v {
         Verdict::Passed => "✅",
-        Verdict::Failed => "❌",
+        Verdict::Failed | Verdict::Regressed => "❌",
         Verdict::NoThresholds => "ℹ️",
     };
     let failed = r.thresholds.iter().filter(|t| !t.ok).count();
@@ -56,8 +56,32 @@ pub fn summary_md(r: &Results) -> String {
                 r.thresholds.len()
             ),
             Verdict::NoThresholds => "No thresholds were set.".into(),
+            Verdict::Regressed if r.thresholds.is_empty() => "No thresholds were set.".into(),
+            Verdict::Regressed => format!("All {} threshold(s) held.", r.thresholds.len()),
         }
     );
+    if let Some(g) = &r.regression {
+        let regressed: Vec<_> = g.regressed().collect();
+        if regressed.is_empty() {
+            let _ = writeln!(
+                s,
+                "History (run #{}, {}): no regression against the comparable runs.\n",
+                g.run_id,
+                cell(&g.environment)
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "**Regressed against the history** (run #{}, {}; not a threshold):\n",
+                g.run_id,
+                cell(&g.environment)
+            );
+            for m in regressed {
+                let _ = writeln!(s, "- ❌ {}", cell(&m.description));
+            }
+            s.push('\n');
+        }
+    }
     let sm = &r.summary;
     let l = &sm.latency_ms;
     s.push_str(

@@ -13,13 +13,23 @@ pub enum Verdict {
     Passed,
     /// At least one threshold was crossed (or could not be measured).
     Failed,
+    /// The thresholds held (or there were none) but a gated metric regressed against the
+    /// run history.
+    Regressed,
     /// No thresholds were set: nothing to pass or fail.
     NoThresholds,
 }
 
 impl Verdict {
     pub fn of(r: &Results) -> Self {
-        if r.thresholds.is_empty() {
+        let failed = r.thresholds.iter().any(|t| !t.ok);
+        let regressed = r
+            .regression
+            .as_ref()
+            .is_some_and(|g| g.regressed().next().is_some());
+        if !failed && regressed {
+            Verdict::Regressed
+        } else if r.thresholds.is_empty() {
             Verdict::NoThresholds
         } else if r.thresholds.iter().all(|t| t.ok) {
             Verdict::Passed
@@ -32,6 +42,7 @@ impl Verdict {
         match self {
             Verdict::Passed => "PASSED",
             Verdict::Failed => "FAILED",
+            Verdict::Regressed => "REGRESSED",
             Verdict::NoThresholds => "NO THRESHOLDS",
         }
     }

@@ -62,6 +62,9 @@ pub struct Results {
     /// Causes found by the diagnosis, best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// This run judged against the comparable runs in its history (`run --history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<super::regression::RegressionGate>,
 }
 
 /// Why a results file could not be read or written.

@@ -10,6 +10,7 @@ pub mod chart;
 pub mod diagnosis;
 pub mod extras;
 pub mod series;
+mod trend;
 
 use std::fmt::Write as _;
 
@@ -76,6 +77,7 @@ pub fn render(report: &Report) -> String {
         markers: &markers,
     };
     diagnosis::section(&mut out, r, &axis);
+    trend::section(&mut out, r.regression.as_ref());
     time_charts(&mut out, r, report.baseline, &axis);
     distribution(&mut out, r, report.baseline);
     steps_table(&mut out, r);
@@ -108,7 +110,7 @@ fn verdict_header(out: &mut String, r: &Results) {
     let v = Verdict::of(r);
     let class = match v {
         Verdict::Passed => "passed",
-        Verdict::Failed => "failed",
+        Verdict::Failed | Verdict::Regressed => "failed",
         Verdict::NoThresholds => "none",
     };
     let failed = r.thresholds.iter().filter(|t| !t.ok).count();
@@ -116,6 +118,15 @@ fn verdict_header(out: &mut String, r: &Results) {
         Verdict::Passed => format!("all {} threshold(s) held", r.thresholds.len()),
         Verdict::Failed => format!("{failed} of {} threshold(s) crossed", r.thresholds.len()),
         Verdict::NoThresholds => "no thresholds were set".into(),
+        Verdict::Regressed => format!(
+            "{} metric(s) regressed against the run history; thresholds: {}",
+            r.regression.as_ref().map_or(0, |g| g.regressed().count()),
+            if r.thresholds.is_empty() {
+                "none set".to_string()
+            } else {
+                format!("all {} held", r.thresholds.len())
+            }
+        ),
     };
     let status = if r.status == "completed" {
         String::new()
@@ -272,6 +283,9 @@ fn nav(out: &mut String, report: &Report) {
     let mut links = Vec::new();
     if diagnosis::present(report.results) {
         links.push(("diagnosis", "Diagnosis"));
+    }
+    if report.results.regression.is_some() {
+        links.push(("trend", "Trend"));
     }
     links.extend([
         ("time", "Over time"),
