@@ -63,6 +63,16 @@ pub struct RunLabelsCli {
     pub commit: Option<String>,
 }
 
+/// Changes to the regression gate's defaults (docs/history.md).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GatePolicyCli {
+    /// Change a gated metric's policy: METRIC:KEY=VALUE[,KEY=VALUE] with keys alpha,
+    /// min_effect (e.g. 15%), min_absolute, min_history, confirm_runs; METRIC `*` for all
+    /// (repeatable), e.g. --gate-policy "p99:min_effect=15%".
+    #[arg(long = "gate-policy", value_name = "METRIC:KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
     /// Record a results.json in the history.
@@ -123,6 +133,8 @@ pub struct GateCli {
     pub run: Option<i64>,
     #[command(flatten)]
     pub labels: RunLabelsCli,
+    #[command(flatten)]
+    pub policy: GatePolicyCli,
     #[command(flatten)]
     pub db: HistoryDb,
 }
@@ -196,6 +208,8 @@ pub struct RunCli {
     pub history: Option<String>,
     #[command(flatten)]
     pub labels: RunLabelsCli,
+    #[command(flatten)]
+    pub gate_policy: GatePolicyCli,
 }
 
 #[derive(Debug, clap::Args)]

@@ -300,6 +300,24 @@ fn csv_import_reports_bad_rows_and_replays_on_postgres() {
             judged.stdout
         );
         gate(&url, &["--run", &ids[11]]).expect_code(code::OK);
+        // A team that only cares about larger changes says so per metric.
+        let lenient = gate(
+            &url,
+            &["--run", &ids[12], "--gate-policy", "p95:min_effect=50%"],
+        );
+        lenient.expect_code(code::OK);
+        assert!(
+            lenient.stdout.contains("buy/checkout p95: unchanged"),
+            "{}",
+            lenient.stdout
+        );
+        let bad = gate(&url, &["--run", &ids[12], "--gate-policy", "p95:alpha=2"]);
+        bad.expect_code(code::INVALID);
+        assert!(
+            bad.stderr.contains("alpha must be between 0 and 1"),
+            "{}",
+            bad.stderr
+        );
         // The password never shows.
         assert!(!judged.stdout.contains("secret") && !judged.stderr.contains("secret"));
     });

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::cli::{HistoryCommand, RunLabelsCli};
+use crate::cli::{GatePolicyCli, HistoryCommand, RunLabelsCli};
+use crate::history::policy::{parse_override, PolicyOverride};
 use crate::history::shape::{commit_from_ci, from_results, RunLabels};
 use crate::history::verdicts::{describe, judge_run, regression_gate, MetricVerdict};
 use crate::history::{import, HistoryError, Store};
@@ -29,6 +30,14 @@ pub(crate) fn labels(cli: &RunLabelsCli) -> RunLabels {
             .clone()
             .or_else(|| commit_from_ci(|name| std::env::var(name).ok())),
     }
+}
+
+/// The `--gate-policy` values, validated.
+pub(crate) fn overrides(cli: &GatePolicyCli) -> Result<Vec<PolicyOverride>, Failure> {
+    cli.overrides
+        .iter()
+        .map(|o| parse_override(o).map_err(|e| Failure::Invalid(format!("--gate-policy {e}"))))
+        .collect()
 }
 
 /// Runs `f` on a runtime of its own with the store open, closing it afterwards.
@@ -247,6 +256,7 @@ pub(crate) fn print_verdicts(verdicts: &[MetricVerdict]) -> bool {
 
 /// `peakload gate`: a recorded run (`--run`) or a results file, judged against the history.
 pub fn gate(args: crate::cli::GateCli) -> Result<Outcome, Failure> {
+    let overrides = overrides(&args.policy)?;
     let new = match (&args.results, args.run) {
         (Some(path), None) => {
             Some(from_results(&load(path)?, &labels(&args.labels)).map_err(failure)?)
@@ -260,11 +270,11 @@ pub fn gate(args: crate::cli::GateCli) -> Result<Outcome, Failure> {
     };
     with_store(&args.db.db, async |store| {
         let verdicts = match (&new, args.run) {
-            (Some(run), _) => crate::history::verdicts::judge_new(store, run)
+            (Some(run), _) => crate::history::verdicts::judge_new(store, run, &overrides)
                 .await
                 .map_err(failure)?,
             (None, Some(id)) => {
-                let (run, verdicts) = judge_run(store, id).await.map_err(failure)?;
+                let (run, verdicts) = judge_run(store, id, &overrides).await.map_err(failure)?;
                 println!(
                     "run #{} ({}, {}, {}) against the runs recorded before it:",
                     run.id, run.scenario, run.environment, run.started_at
@@ -290,6 +300,7 @@ pub(crate) fn record_and_gate(
     results_path: &Path,
     db: &str,
     labels_cli: &RunLabelsCli,
+    overrides: &[PolicyOverride],
 ) -> Result<Outcome, Failure> {
     let mut r = load(results_path)?;
     let run = from_results(&r, &labels(labels_cli)).map_err(failure)?;
@@ -300,7 +311,7 @@ pub(crate) fn record_and_gate(
             store.target(),
             run.environment
         );
-        let (stored, verdicts) = judge_run(store, id).await.map_err(failure)?;
+        let (stored, verdicts) = judge_run(store, id, overrides).await.map_err(failure)?;
         let outcome = if print_verdicts(&verdicts) {
             Outcome::Regressed
         } else {

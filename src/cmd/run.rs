@@ -53,6 +53,7 @@ pub struct RunOptions {
 
 /// `peakload run`: the scenario and `--threshold`s are checked before anything is sent.
 pub fn command(args: RunCli) -> Result<Outcome, Failure> {
+    let gate_policy = super::history::overrides(&args.gate_policy)?;
     let mut scenario = crate::scenario::load_scenario(&args.scenario).map_err(Failure::Scenario)?;
     for expr in &args.thresholds {
         let t = crate::scenario::parse_threshold(expr, &scenario)
@@ -104,6 +105,7 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
             &results_path,
             db,
             &args.labels,
+            &gate_policy,
         )?),
         _ => None,
     };

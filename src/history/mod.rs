@@ -9,6 +9,7 @@
 //! [`Results`]: crate::record::results::Results
 
 pub mod import;
+pub mod policy;
 pub mod shape;
 mod store;
 pub mod time;

@@ -201,7 +201,7 @@ async fn slower_run_regresses_until_accepted(store: &Store) {
             .await
             .unwrap();
     }
-    let (_, verdicts) = judge_run(store, last).await.unwrap();
+    let (_, verdicts) = judge_run(store, last, &[]).await.unwrap();
     assert!(
         verdicts
             .iter()
@@ -212,7 +212,7 @@ async fn slower_run_regresses_until_accepted(store: &Store) {
 
     let slow = from_results(&results(&at(13), 1.4, jitter(13)), &labels()).unwrap();
     let slow_id = store.add(&slow).await.unwrap();
-    let (_, verdicts) = judge_run(store, slow_id).await.unwrap();
+    let (_, verdicts) = judge_run(store, slow_id, &[]).await.unwrap();
     let regressed: Vec<(&str, &str)> = verdicts
         .iter()
         .filter(|v| v.regressed())
@@ -247,7 +247,7 @@ async fn slower_run_regresses_until_accepted(store: &Store) {
         .add(&from_results(&results(&at(13), 1.4, 0.0), &other_env).unwrap())
         .await
         .unwrap();
-    let (_, verdicts) = judge_run(store, id).await.unwrap();
+    let (_, verdicts) = judge_run(store, id, &[]).await.unwrap();
     assert!(verdicts
         .iter()
         .all(|v| v.judgement.verdict == Verdict::InsufficientHistory));
@@ -261,7 +261,7 @@ async fn slower_run_regresses_until_accepted(store: &Store) {
             .add(&from_results(&r, &labels()).unwrap())
             .await
             .unwrap();
-        let (_, verdicts) = judge_run(store, id).await.unwrap();
+        let (_, verdicts) = judge_run(store, id, &[]).await.unwrap();
         after.extend(verdicts.into_iter().filter(|v| v.regressed()));
     }
     assert!(
@@ -272,7 +272,7 @@ async fn slower_run_regresses_until_accepted(store: &Store) {
     // Judging the slow run again (a replay) gives the same verdict as before: the mark only
     // moves the baseline of the runs from it on, and the slow run is the first of them.
     store.set_accepted(slow_id, false).await.unwrap();
-    let (_, again) = judge_run(store, slow_id).await.unwrap();
+    let (_, again) = judge_run(store, slow_id, &[]).await.unwrap();
     assert!(again
         .iter()
         .any(|v| v.regressed() && v.scope == "buy/checkout"));

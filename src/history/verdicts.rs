@@ -4,6 +4,8 @@
 
 use crate::gate::change::{judge, Judgement, Method, Policy, Verdict};
 
+use super::policy::{policy_for, PolicyOverride};
+
 use super::{HistoryError, Series, SeriesPoint, Store, StoredRun};
 use crate::record::regression::{GatedMetric, RegressionGate, TrendPoint};
 
@@ -17,6 +19,8 @@ pub struct MetricVerdict {
     /// The series judged (oldest first, the judged run last).
     pub points: Vec<SeriesPoint>,
     pub judgement: Judgement,
+    /// The policy it was judged with.
+    pub policy: Policy,
 }
 
 impl MetricVerdict {
@@ -29,10 +33,11 @@ impl MetricVerdict {
 pub async fn judge_run(
     store: &Store,
     id: i64,
+    overrides: &[PolicyOverride],
 ) -> Result<(StoredRun, Vec<MetricVerdict>), HistoryError> {
     let run = store.run(id).await?;
     let series = store.series_until(&run).await?;
-    let verdicts = judge_series(&run, &series)?;
+    let verdicts = judge_series(&run, &series, overrides)?;
     Ok((run, verdicts))
 }
 
@@ -41,10 +46,11 @@ pub async fn judge_run(
 pub fn judge_series(
     run: &StoredRun,
     series: &[Series],
+    overrides: &[PolicyOverride],
 ) -> Result<Vec<MetricVerdict>, HistoryError> {
     let mut out = Vec::new();
     for s in series {
-        let Some(policy) = Policy::for_metric(&s.metric) else {
+        let Some(policy) = policy_for(&s.metric, overrides) else {
             continue;
         };
         if s.points.last().map(|p| p.run_id) != Some(run.id) {
@@ -67,6 +73,7 @@ pub fn judge_series(
             value: *values.last().expect("the run's own value"),
             points: s.points.clone(),
             judgement,
+            policy,
         });
     }
     // The whole run first, then steps; within a scope, the metrics in a fixed order.
@@ -134,11 +141,10 @@ pub fn describe(v: &MetricVerdict) -> String {
         base_ids.last().copied().unwrap_or_default(),
     );
     let Some(change) = &j.change else {
-        let policy = Policy::for_metric(&v.metric).expect("gated metric");
         return format!(
             "{what}: insufficient history ({} comparable run(s) since the last accepted one, \
              {} needed); now {now}, {base_words}",
-            base.runs, policy.min_history
+            base.runs, v.policy.min_history
         );
     };
     let verdict = match j.verdict {
@@ -177,6 +183,7 @@ pub fn describe(v: &MetricVerdict) -> String {
 pub async fn judge_new(
     store: &Store,
     run: &super::NewRun,
+    overrides: &[PolicyOverride],
 ) -> Result<Vec<MetricVerdict>, HistoryError> {
     let pseudo = StoredRun {
         id: i64::MAX,
@@ -212,7 +219,7 @@ pub async fn judge_new(
             }),
         }
     }
-    judge_series(&pseudo, &series)
+    judge_series(&pseudo, &series, overrides)
 }
 
 /// The verdicts as results.json keeps them, each with its latest `trend_runs` runs.

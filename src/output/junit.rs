@@ -179,6 +179,76 @@ mod tests {
     }
 
     #[test]
+    fn regressions_are_their_own_suite_with_one_case_per_metric() {
+        use crate::record::regression::{GatedMetric, RegressionGate};
+        let mut r = synthetic(
+            10,
+            1,
+            vec![ThresholdResult {
+                expr: "http.p99 < 50ms".into(),
+                value: Some(12.0),
+                ok: true,
+            }],
+        );
+        let metric = |scope: &str, verdict: &str, description: &str| GatedMetric {
+            scope: scope.into(),
+            metric: "p95".into(),
+            verdict: verdict.into(),
+            value: 140.0,
+            baseline_median: Some(100.0),
+            baseline_runs: 12,
+            relative_change: Some(0.4),
+            p_value: Some(0.0001),
+            description: description.into(),
+            trend: Vec::new(),
+            baseline_from_run: Some(1),
+            changed_from_run: None,
+        };
+        r.regression = Some(RegressionGate {
+            database: "h.db".into(),
+            run_id: 13,
+            environment: "ci".into(),
+            metrics: vec![
+                metric(
+                    "buy/checkout",
+                    "regressed",
+                    "buy/checkout p95: REGRESSED: now 140 ms",
+                ),
+                metric("buy/home", "unchanged", "buy/home p95: unchanged"),
+                metric(
+                    "http",
+                    "insufficient_history",
+                    "http p95: insufficient history",
+                ),
+            ],
+        });
+        let x = junit(&r);
+        assert!(
+            x.contains("<testsuites name=\"peakload\" tests=\"4\" failures=\"1\""),
+            "{x}"
+        );
+        assert!(
+            x.contains("<testsuite name=\"thresholds\" tests=\"1\" failures=\"0\""),
+            "{x}"
+        );
+        assert!(x.contains(
+            "<testsuite name=\"regression\" tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""
+        ), "{x}");
+        assert!(
+            x.contains(
+                "<failure message=\"buy/checkout p95: REGRESSED: now 140 ms\" type=\"regression\">"
+            ),
+            "{x}"
+        );
+        assert!(x.contains("<testcase name=\"buy/home p95\""), "{x}");
+        assert_eq!(x.matches("<testcase").count(), 4);
+        assert!(
+            x.contains("<skipped message=\"http p95: insufficient history\"/>"),
+            "{x}"
+        );
+    }
+
+    #[test]
     fn no_thresholds_is_an_empty_suite() {
         let x = junit(&synthetic(10, 1, vec![]));
         assert!(x.contains("tests=\"0\" failures=\"0\""));
