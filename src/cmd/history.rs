@@ -193,7 +193,28 @@ async fn show(store: &Store, id: i64, last: usize) -> Result<(), HistoryError> {
     if run.accepted {
         println!("  accepted     the gate's baseline starts at this run");
     }
-    let series = store.series_until(&run).await?;
+    let mut series = store.series_until(&run).await?;
+    // The whole run first, then the steps; each scope's metrics in the recorded order.
+    let rank = |m: &str| {
+        crate::history::RECORDED_METRICS
+            .iter()
+            .position(|r| *r == m)
+            .unwrap_or(usize::MAX)
+    };
+    series.sort_by(|a, b| {
+        (
+            a.scope != crate::history::HTTP_SCOPE,
+            &a.scope,
+            rank(&a.metric),
+            &a.metric,
+        )
+            .cmp(&(
+                b.scope != crate::history::HTTP_SCOPE,
+                &b.scope,
+                rank(&b.metric),
+                &b.metric,
+            ))
+    });
     println!("\n  series up to this run (oldest first; * = accepted level starts):");
     let mut scope = "";
     for s in &series {
