@@ -166,6 +166,20 @@ fn slower_checkout_fails_the_gate_and_an_accepted_change_does_not_alert_again() 
     );
     assert!(slow.stdout.contains("gate: "), "{}", slow.stdout);
 
+    // The same results judged without recording (`gate results.json`): the same verdict,
+    // its own recorded copy not counted as history.
+    let again = gate(
+        db.to_str().unwrap(),
+        &[slow.results_path().to_str().unwrap(), "--environment", "ci"],
+    );
+    again.expect_code(code::REGRESSED);
+    assert!(
+        again.stdout.contains("buy/checkout p50: REGRESSED")
+            && again.stdout.contains("over 11 run(s)"),
+        "{}",
+        again.stdout
+    );
+
     // The history holds the 12 runs, labelled.
     let list = history(db.to_str().unwrap(), &["list"]);
     list.expect_code(code::OK);

@@ -179,14 +179,16 @@ pub fn describe(v: &MetricVerdict) -> String {
 }
 
 /// Judges a run not recorded (a results file) against the comparable recorded runs that
-/// started before it, as if it were recorded next.
+/// started before it, as if it were recorded next. Runs recorded at the very same start time
+/// are left out: that is this run itself, when its results were recorded already.
 pub async fn judge_new(
     store: &Store,
     run: &super::NewRun,
     overrides: &[PolicyOverride],
 ) -> Result<Vec<MetricVerdict>, HistoryError> {
     let pseudo = StoredRun {
-        id: i64::MAX,
+        // No stored id is below 1: only runs that started strictly earlier compare.
+        id: 0,
         scenario: run.scenario.clone(),
         load_hash: run.load_hash.clone(),
         environment: run.environment.clone(),
