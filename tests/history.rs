@@ -180,6 +180,23 @@ fn slower_checkout_fails_the_gate_and_an_accepted_change_does_not_alert_again() 
         again.stdout
     );
 
+    // Adding the same results file again adds nothing.
+    let dup = history(
+        db.to_str().unwrap(),
+        &[
+            "add",
+            slow.results_path().to_str().unwrap(),
+            "--environment",
+            "ci",
+        ],
+    );
+    dup.expect_code(code::OK);
+    assert!(
+        dup.stdout.contains("already recorded as run #"),
+        "{}",
+        dup.stdout
+    );
+
     // The history holds the 12 runs, labelled.
     let list = history(db.to_str().unwrap(), &["list"]);
     list.expect_code(code::OK);

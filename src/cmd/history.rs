@@ -67,6 +67,17 @@ pub fn command(cmd: HistoryCommand) -> Result<Outcome, Failure> {
             let r = load(&results)?;
             let run = from_results(&r, &labels(&l)).map_err(failure)?;
             with_store(&db.db, async |store| {
+                if let Some(id) = store
+                    .find_recorded(&run.scenario, &run.environment, &run.started_at)
+                    .await
+                    .map_err(failure)?
+                {
+                    println!(
+                        "already recorded as run #{id} (same scenario, environment and start \
+                         time); nothing added"
+                    );
+                    return Ok(Outcome::Success);
+                }
                 let id = store.add(&run).await.map_err(failure)?;
                 println!(
                     "recorded run #{id}: {} ({}) in {}",

@@ -278,6 +278,28 @@ impl Store {
         })
     }
 
+    /// The id of a run from a results file already recorded with the same scenario,
+    /// environment and start time (the same results file added twice).
+    pub async fn find_recorded(
+        &self,
+        scenario: &str,
+        environment: &str,
+        started_at: &str,
+    ) -> Result<Option<i64>, HistoryError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM peakload_runs WHERE scenario = $1 AND environment = $2 \
+                 AND started_at = $3 AND source = 'results' ORDER BY id LIMIT 1",
+            )
+            .bind(scenario)
+            .bind(environment)
+            .bind(started_at)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| self.err(e))
+        })
+    }
+
     pub async fn run(&self, id: i64) -> Result<StoredRun, HistoryError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM peakload_runs WHERE id = $1");
         on_pool!(self, pool => {

@@ -177,6 +177,22 @@ async fn stores_runs_losslessly(store: &Store) {
         assert_eq!(h.value_at_quantile(q), original.value_at_quantile(q));
     }
 
+    assert_eq!(
+        store.find_recorded("shop", "ci", &at(1)).await.unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        store
+            .find_recorded("shop", "staging", &at(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_recorded("shop", "ci", &at(2)).await.unwrap(),
+        None
+    );
+
     let listed = store.list(Some("shop"), None, 10).await.unwrap();
     assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
     assert!(store
