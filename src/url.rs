@@ -195,10 +195,10 @@ pub fn encode_literal_target(text: &str) -> Result<String, (usize, String)> {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
+    // `get` is `None` when the prefix's length falls inside a multi-byte character.
+    match s.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => Some(&s[prefix.len()..]),
+        _ => None,
     }
 }
 
@@ -272,6 +272,22 @@ mod tests {
             Err(UrlError::Host)
         );
         assert_eq!(split_url("http://a b/"), Err(UrlError::Host));
+    }
+
+    #[test]
+    fn non_ascii_urls_are_refused_not_a_panic() {
+        for u in [
+            "éééé",
+            "é",
+            "httpé://x",
+            "http:/éé",
+            "https:/é",
+            "http://é/",
+            "ｈttp://x",
+        ] {
+            assert!(split_url(u).is_err(), "{u}");
+        }
+        assert_eq!(redact_url("éééé"), "(invalid URL)");
     }
 
     #[test]

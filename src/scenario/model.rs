@@ -57,8 +57,16 @@ impl Load {
     /// The planned duration of the whole run.
     pub fn duration(&self) -> Duration {
         match self {
-            Load::Open(o) => o.stages.iter().map(|s| s.duration).sum(),
-            Load::Closed(c) => c.stages.iter().map(|s| s.duration).sum(),
+            // Saturating: the compiler refuses a plan longer than MAX_DURATION, but a sum must
+            // not panic on a hand-built one either.
+            Load::Open(o) => o
+                .stages
+                .iter()
+                .fold(Duration::ZERO, |a, s| a.saturating_add(s.duration)),
+            Load::Closed(c) => c
+                .stages
+                .iter()
+                .fold(Duration::ZERO, |a, s| a.saturating_add(s.duration)),
         }
     }
 }

@@ -8,6 +8,7 @@ use toml::de::DeValue;
 use super::fields::Fields;
 use super::{Compiler, Value};
 use crate::scenario::diag::did_you_mean;
+use crate::scenario::duration::MAX_DURATION;
 use crate::scenario::model::*;
 
 const OPEN_KEYS: &[&str] = &[
@@ -123,6 +124,7 @@ impl<'s> Compiler<'s> {
             );
         }
         let shorthand_stage = |c: &mut Self| duration.and_then(|d| c.duration(d, "duration", true));
+        let plan_at = stages.map_or(f.at, |s| s.span().start);
 
         if closed {
             let mut start_vus = f
@@ -147,6 +149,7 @@ impl<'s> Compiler<'s> {
             } else {
                 stages.map(|s| self.vu_stages(s)).unwrap_or_default()
             };
+            self.plan_length(stages.iter().map(|s| s.duration), plan_at);
             Load::Closed(ClosedLoad { start_vus, stages })
         } else {
             let mut start_rps = f
@@ -171,6 +174,7 @@ impl<'s> Compiler<'s> {
             } else {
                 stages.map(|s| self.rate_stages(s)).unwrap_or_default()
             };
+            self.plan_length(stages.iter().map(|s| s.duration), plan_at);
             let max_vus = f
                 .get("max_vus")
                 .and_then(|v| self.u32_in(v, "max_vus", 1))
@@ -209,6 +213,18 @@ impl<'s> Compiler<'s> {
         }
     }
 
+    /// The whole plan must fit in [`MAX_DURATION`], like each of its stages.
+    fn plan_length(&mut self, mut stages: impl Iterator<Item = Duration>, at: usize) {
+        let total = stages.try_fold(Duration::ZERO, |a, d| a.checked_add(d));
+        if total.is_none_or(|t| t > MAX_DURATION) {
+            self.error(
+                at,
+                "the stages add up to more than 366 days, the longest plan peakload runs; \
+                 shorten them",
+            );
+        }
+    }
+
     fn stage_tables<'t, 'i>(&mut self, v: &'t Value<'i>) -> Vec<&'t Value<'i>> {
         match v.get_ref() {
             DeValue::Array(a) if a.is_empty() => {
@@ -239,10 +255,7 @@ impl<'s> Compiler<'s> {
                 None
             }
         };
-        let name = f
-            .get("name")
-            .and_then(|n| self.string(n, "name"))
-            .map(str::to_string);
+        let name = f.get("name").and_then(|n| self.name_value(n, "name"));
         (duration.unwrap_or(Duration::from_secs(1)), name)
     }
 
