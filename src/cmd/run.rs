@@ -161,7 +161,9 @@ struct Running {
     run_start: Instant,
     cpu_before: f64,
     threads: usize,
-    workers: tokio::task::JoinHandle<()>,
+    /// Ends with why a worker thread failed, if one did.
+    workers: tokio::task::JoinHandle<Option<String>>,
+    worker_failure: Option<String>,
     recorder: JoinHandle<RunTotals>,
     live: Arc<Mutex<LiveView>>,
     observer: RunObserver,
@@ -268,11 +270,7 @@ impl Run<'_> {
         )
         .map_err(|e| Failure::Invalid(format!("[observe]: {e}")))?;
         let handles = spawn_workers(config, tx);
-        let workers = tokio::task::spawn_blocking(move || {
-            for w in handles {
-                let _ = w.join();
-            }
-        });
+        let workers = tokio::task::spawn_blocking(move || join_workers(handles));
         let options = self.options;
         if !options.quiet {
             eprintln!(
@@ -304,6 +302,7 @@ impl Run<'_> {
             cpu_before,
             threads,
             workers,
+            worker_failure: None,
             recorder,
             live,
             observer,
@@ -323,7 +322,13 @@ impl Run<'_> {
             let drawing = running.dashboard.as_ref().is_some_and(|d| d.is_running());
             let quiet = self.options.quiet || drawing;
             tokio::select! {
-                _ = &mut running.workers => break,
+                joined = &mut running.workers => {
+                    running.worker_failure = match joined {
+                        Ok(failure) => failure,
+                        Err(e) => Some(e.to_string()),
+                    };
+                    break;
+                }
                 () = shutdown.requested() => on_stop(&running.stop, &mut interrupted, quiet),
                 () = stop_key(&mut running.dashboard) => on_stop(&running.stop, &mut interrupted, quiet),
                 _ = progress.tick(), if !quiet => {
@@ -423,6 +428,16 @@ impl Run<'_> {
             }
             Err(e) => Some(e),
         };
+        if let Some(why) = running.worker_failure {
+            // The load stopped short of its plan: never a completed run, whatever it measured.
+            if let Some(e) = write_failed {
+                eprintln!("error: {e}");
+            }
+            return Err(Failure::Aborted(format!(
+                "the run was aborted: {why}; what was measured is written in {}",
+                path.display()
+            )));
+        }
         if interrupted {
             if let Some(e) = write_failed {
                 eprintln!("error: {e}");
@@ -437,6 +452,24 @@ impl Run<'_> {
         }
         Ok(Outcome::Success)
     }
+}
+
+/// Waits for every worker thread; a panic in any is said (with its message), so the run
+/// ends as aborted instead of completed.
+pub(crate) fn join_workers(handles: Vec<JoinHandle<()>>) -> Option<String> {
+    let mut failures = Vec::new();
+    for w in handles {
+        let name = w.thread().name().unwrap_or("a worker").to_string();
+        if let Err(panic) = w.join() {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            failures.push(format!("{name} failed ({what})"));
+        }
+    }
+    (!failures.is_empty()).then(|| failures.join("; "))
 }
 
 /// A first stop request drains; a second exits at once.

@@ -119,3 +119,34 @@ name = "j"
     assert_eq!(r.summary.requests, got.len() as u64);
     assert_eq!(r.summary.iterations * 2, r.summary.requests);
 }
+
+/// A worker thread that panics makes the run aborted (exit 3), never "completed" with exit 0;
+/// the message says which thread and why.
+#[test]
+fn a_worker_panic_is_an_aborted_run() {
+    let spawn = |name: &str, fail: bool| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                if fail {
+                    panic!("overflow when adding duration to instant {}", 1);
+                }
+            })
+            .unwrap()
+    };
+    let why = run::join_workers(vec![
+        spawn("peakload-worker-0", false),
+        spawn("peakload-worker-1", true),
+    ])
+    .expect("the panic is seen");
+    assert!(
+        why.contains("peakload-worker-1") && why.contains("overflow when adding duration"),
+        "{why}"
+    );
+    assert_eq!(
+        run::join_workers(vec![spawn("peakload-worker-0", false)]),
+        None
+    );
+    let failure: Result<Outcome, super::Failure> = Err(super::Failure::Aborted(why));
+    assert_eq!(super::exit_code(&failure), super::exit::ABORTED);
+}
