@@ -29,7 +29,7 @@
 //! [load]                                # optional; default: open model, 10s at 1 rps
 //! model = "open"                        # "open" (default) or "closed"
 //! start_rps = 0                         # rate at t = 0; each stage ramps linearly; default 0
-//! max_vus = 500                         # cap on concurrent iterations; default 1000
+//! max_vus = 500                         # cap on concurrent iterations; default 1000, most 100000
 //! pre_allocated_vus = 20                # default min(max_vus, max(1, ⌈first target_rps⌉))
 //! max_lag = "5s"                        # arrivals waiting longer for a VU are dropped; default 5s
 //! stages = [
@@ -41,6 +41,8 @@
 //! # Shorthands: rps = 100, duration = "30s"  (open: one stage, start_rps = rps)
 //! #             vus = 10, duration = "30s"   (closed: one stage, start_vus = vus; implies
 //! #                                          model = "closed")
+//! # Limits: rates up to 10000000 per second, VU counts up to 100000, durations (each stage
+//! # and all stages together) up to 366 days.
 //!
 //! [stack]                             # optional, with base_url = "stack" only: flags for the
 //! args = ["--db-pool-size", "2"]        # bundled stack (`peakload stack up --help`); peakload

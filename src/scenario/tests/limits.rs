@@ -98,3 +98,83 @@ fn names_are_limited_in_length() {
     let name = &s.journeys[0].steps[0].name;
     assert!(name.len() <= 256 && name.ends_with('…'), "{}", name.len());
 }
+
+#[test]
+fn counts_and_rates_are_bounded_by_what_one_process_runs() {
+    for (load, at, what) in [
+        (
+            "vus = 4294967295\nduration = \"1s\"",
+            "s.toml:5:7",
+            "\"vus\" must be an integer from 1 to 100000",
+        ),
+        (
+            "rps = 1\nduration = \"1s\"\nmax_vus = 4294967295",
+            "s.toml:7:11",
+            "\"max_vus\"",
+        ),
+        (
+            "rps = 1\nduration = \"1s\"\npre_allocated_vus = 100001",
+            "s.toml:7:21",
+            "from 0 to 100000",
+        ),
+        (
+            "model = \"closed\"\nstages = [{ duration = \"1s\", target_vus = 200000 }]",
+            "s.toml:6:43",
+            "\"target_vus\"",
+        ),
+        (
+            "rps = 1.797e308\nduration = \"1s\"",
+            "s.toml:5:7",
+            "at most 10000000 per second",
+        ),
+        (
+            "start_rps = 1e300\nstages = [{ duration = \"1s\", target_rps = 1 }]",
+            "s.toml:5:13",
+            "\"start_rps\"",
+        ),
+        ("rps = inf\nduration = \"1s\"", "s.toml:5:7", "≥ 0"),
+        ("rps = nan\nduration = \"1s\"", "s.toml:5:7", "≥ 0"),
+    ] {
+        let e = one_error(&with("", load, "", ""));
+        assert!(e.starts_with(at) && e.contains(what), "{load}: {e}");
+    }
+    // At the bounds: accepted.
+    parse(&with("", "vus = 100000\nduration = \"1s\"", "", "")).unwrap();
+    parse(&with("", "rps = 10000000\nduration = \"1s\"", "", "")).unwrap();
+    // A huge weight is fine: choosing a journey costs no memory per unit of weight.
+    parse(&with(
+        "",
+        "rps = 1\nduration = \"1s\"",
+        "weight = 4294967295",
+        "",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn urls_that_run_would_refuse_are_refused_by_check() {
+    for base in [
+        "http://[::1",
+        "http://127.0.0.1:65536",
+        "http://:80",
+        "http://",
+        "éééé",
+    ] {
+        let e = one_error(&format!(
+            "name = \"x\"\nbase_url = \"{base}\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n"
+        ));
+        assert!(e.starts_with("s.toml:2:12: base_url: "), "{base}: {e}");
+    }
+    for url in [
+        "http://",
+        "http://h:99999/",
+        "http://h:99999/{{vu}}",
+        "http://user:PASS@:99999/x?k={{vu}}",
+    ] {
+        let e = one_error(&format!(
+            "name = \"x\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\nname = \"s\"\nurl = \"{url}\"\n"
+        ));
+        assert!(e.starts_with("s.toml:6:7: url: "), "{url}: {e}");
+        assert!(!e.contains("PASS"), "{e}");
+    }
+}
