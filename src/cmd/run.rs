@@ -107,6 +107,16 @@ pub async fn execute(
     let mut stack_process = None;
     let base_url = match (&options.target, &scenario.base_url) {
         (Some(t), _) => t.trim_end_matches('/').to_string(),
+        // Every step has an absolute URL: the first one's origin is the target checked.
+        (None, BaseUrl::Url(u)) if u.is_empty() => {
+            first_step_origin(&scenario).ok_or_else(|| {
+                Failure::Invalid(
+                    "the scenario has no base_url and its first step's URL is built from \
+                 variables; add base_url or pass --target"
+                        .into(),
+                )
+            })?
+        }
         (None, BaseUrl::Url(u)) => u.clone(),
         (None, BaseUrl::Stack) => {
             let data = out_dir.join("stack-data");
@@ -470,6 +480,20 @@ pub(crate) fn join_workers(handles: Vec<JoinHandle<()>>) -> Option<String> {
         }
     }
     (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+/// `scheme://host:port` of the first step's URL, when its literal start names it.
+fn first_step_origin(scenario: &Scenario) -> Option<String> {
+    let step = scenario.journeys.first()?.steps.first()?;
+    let Some(crate::scenario::Part::Lit(head)) = step.url.parts.first() else {
+        return None;
+    };
+    let (origin, _) = split_url(head).ok()?;
+    Some(format!(
+        "{}://{}",
+        if origin.tls { "https" } else { "http" },
+        origin.host_header()
+    ))
 }
 
 /// A first stop request drains; a second exits at once.

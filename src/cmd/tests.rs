@@ -150,3 +150,71 @@ fn a_worker_panic_is_an_aborted_run() {
     let failure: Result<Outcome, super::Failure> = Err(super::Failure::Aborted(why));
     assert_eq!(super::exit_code(&failure), super::exit::ABORTED);
 }
+
+/// A password in a step's URL and the values of its query (API keys) reach neither
+/// results.json, nor report.html, nor what `check` prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_a_step_url_are_in_no_output() {
+    let server = ScriptedServer::start(
+        Transport::Tcp,
+        vec![(0..8).flat_map(|_| answer(&ok("x"))).collect()],
+    )
+    .await;
+    let authority = server.url().trim_start_matches("http://").to_string();
+    let src = format!(
+        r#"name = "secrets"
+[load]
+rps = 2
+duration = "1s"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  url = "http://user:PASS@{authority}/a?api_key=SECRET&page=2"
+"#
+    );
+    let scenario = crate::scenario::parse_scenario(&src, Path::new("s.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = super::check::describe_plan(&scenario);
+    assert!(plan.contains("?api_key=…&page=…"), "{plan}");
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        target: None,
+        out: Some(dir.path().to_path_buf()),
+        threads: Some(1),
+        drain: Duration::from_secs(5),
+        quiet: true,
+        no_tui: true,
+        insecure: true,
+        progress_every: Duration::from_secs(5),
+        outputs: OutputFlags::default(),
+    };
+    run::execute(
+        scenario,
+        &options,
+        Shutdown::from_token(CancellationToken::new()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the run failed: {e:?}"));
+    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    assert!(r.summary.requests >= 1);
+    assert_eq!(
+        r.steps[0].path,
+        format!("http://{authority}/a?api_key=…&page=…")
+    );
+    for (what, text) in [
+        ("check", plan),
+        (
+            "results.json",
+            std::fs::read_to_string(dir.path().join("results.json")).unwrap(),
+        ),
+        (
+            "report.html",
+            std::fs::read_to_string(dir.path().join("report.html")).unwrap(),
+        ),
+    ] {
+        assert!(
+            !text.contains("PASS") && !text.contains("SECRET") && !text.contains("user:"),
+            "{what} leaks a credential"
+        );
+    }
+}

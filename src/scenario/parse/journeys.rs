@@ -250,7 +250,13 @@ impl<'s> Compiler<'s> {
                 self.name_value(n, "name").unwrap_or_default(),
                 n.span().start,
             ),
-            None => (clip_name(format!("{method} {target_text}")), target_at),
+            None => (
+                clip_name(format!(
+                    "{method} {}",
+                    crate::url::redact_path(&target_text)
+                )),
+                target_at,
+            ),
         };
 
         let query = match f.get("query") {
