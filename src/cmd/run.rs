@@ -97,12 +97,31 @@ pub async fn execute(
             .replace([':', '-'], "");
         PathBuf::from("reports").join(format!("{}-{}", sanitize(&scenario.name), stamp))
     });
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
+    let created = !out_dir.exists();
+    let result = execute_in(scenario, options, &mut shutdown, started_wall, &out_dir).await;
+    if created && result.is_err() {
+        // Only when empty: an aborted run's files, or the stack's log, stay.
+        let _ = std::fs::remove_dir(&out_dir);
+    }
+    result
+}
+
+async fn execute_in(
+    scenario: Scenario,
+    options: &RunOptions,
+    shutdown: &mut Shutdown,
+    started_wall: SystemTime,
+    out_dir: &Path,
+) -> Result<Outcome, Failure> {
+    std::fs::create_dir_all(out_dir).map_err(|e| {
         Failure::Output(format!(
             "cannot create output directory {}: {e}",
             out_dir.display()
         ))
     })?;
+    // Every output must be writable before anything is sent.
+    artifacts::check_writable(out_dir, &options.outputs)
+        .map_err(|e| Failure::Output(format!("{e}; nothing was sent")))?;
 
     let mut stack_process = None;
     let base_url = match (&options.target, &scenario.base_url) {
@@ -139,10 +158,10 @@ pub async fn execute(
         scenario: &scenario,
         options,
         base_url: &base_url,
-        out_dir: &out_dir,
+        out_dir,
         started_wall,
     };
-    let result = run.go(&mut shutdown).await;
+    let result = run.go(shutdown).await;
     if let Some(p) = stack_process {
         p.stop().await;
     }
@@ -409,9 +428,12 @@ impl Run<'_> {
             .is_some()
             .then(|| crate::diagnose::apply(&mut results));
         let path = self.out_dir.join("results.json");
-        results
-            .save(&path)
-            .map_err(|e| Failure::Aborted(e.to_string()))?;
+        // What could not be written after the load; the rest is still written and shown.
+        let mut unwritten: Vec<String> = totals.hlog_error.iter().cloned().collect();
+        let saved = results.save(&path);
+        if let Err(e) = &saved {
+            unwritten.push(e.to_string());
+        }
         print!("{}", output::summary(&results));
         if let Some(d) = &diagnosis {
             print!("\n{}", crate::diagnose::render_text(d));
@@ -423,39 +445,38 @@ impl Run<'_> {
                 println!("    {n}");
             }
         }
-        println!("\n  results: {}", path.display());
+        if saved.is_ok() {
+            println!("\n  results: {}", path.display());
+        }
         let files = artifacts::Artifacts {
             report: Some(self.out_dir.join("report.html")),
             also: self.options.outputs.clone(),
         };
         let written = artifacts::write(&results, None, &files);
-        let write_failed = match written {
+        match written {
             Ok(files) => {
                 for (what, p) in files {
                     println!("  {what}: {}", p.display());
                 }
-                None
             }
-            Err(e) => Some(e),
-        };
+            Err(e) => unwritten.push(e.to_string()),
+        }
+        if !unwritten.is_empty() {
+            if let Some(why) = &running.worker_failure {
+                unwritten.push(format!("the run was aborted: {why}"));
+            }
+            // Exit 3 and 0 promise that what was measured is written: not so here.
+            return Err(Failure::Unwritten(unwritten.join("; ")));
+        }
         if let Some(why) = running.worker_failure {
             // The load stopped short of its plan: never a completed run, whatever it measured.
-            if let Some(e) = write_failed {
-                eprintln!("error: {e}");
-            }
             return Err(Failure::Aborted(format!(
                 "the run was aborted: {why}; what was measured is written in {}",
                 path.display()
             )));
         }
         if interrupted {
-            if let Some(e) = write_failed {
-                eprintln!("error: {e}");
-            }
             return Ok(Outcome::Interrupted);
-        }
-        if let Some(e) = write_failed {
-            return Err(Failure::Output(e.to_string()));
         }
         if results.thresholds.iter().any(|t| !t.ok) {
             return Ok(Outcome::ThresholdsCrossed);

@@ -218,3 +218,116 @@ name = "j"
         );
     }
 }
+
+fn quiet_options(out: &Path, outputs: OutputFlags, target: String) -> RunOptions {
+    RunOptions {
+        target: Some(target),
+        out: Some(out.to_path_buf()),
+        threads: Some(1),
+        drain: Duration::from_secs(5),
+        quiet: true,
+        no_tui: true,
+        insecure: true,
+        progress_every: Duration::from_secs(5),
+        outputs,
+    }
+}
+
+const TWO_REQUESTS: &str = r#"name = "out"
+base_url = "http://127.0.0.1:9"
+[load]
+rps = 2
+duration = "1s"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "s"
+  path = "/"
+"#;
+
+/// An output that cannot be written is found before anything is sent: exit 2, the server saw
+/// no request, and the output directory the run made is not left behind empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_output_stops_the_run_before_anything_is_sent() {
+    let server = ScriptedServer::start(
+        Transport::Tcp,
+        vec![(0..4).flat_map(|_| answer(&ok("x"))).collect()],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    for outputs in [
+        OutputFlags {
+            junit: Some(blocker.join("junit.xml")),
+            summary_md: None,
+        },
+        OutputFlags {
+            junit: None,
+            summary_md: Some(blocker.join("summary.md")),
+        },
+    ] {
+        let out = dir.path().join("out");
+        let scenario =
+            crate::scenario::parse_scenario(TWO_REQUESTS, Path::new("s.toml"), &|_| None).unwrap();
+        let result = run::execute(
+            scenario,
+            &quiet_options(&out, outputs, server.url()),
+            Shutdown::from_token(CancellationToken::new()),
+        )
+        .await;
+        let Err(e) = &result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(super::exit_code(&result), super::exit::INVALID, "{e}");
+        assert!(e.to_string().contains("a-file"), "{e}");
+        assert!(!out.exists(), "an empty output directory is left");
+    }
+    // The run made its preflight connection, but no request.
+    assert!(server.settle(0).await.is_empty());
+}
+
+/// The HDR log on a full disk (/dev/full): the load was sent, results.json is still written
+/// whole, and the run ends with its own exit code and says what was not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_written_after_the_load_has_its_own_exit_code() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let server = ScriptedServer::start(
+        Transport::Tcp,
+        vec![(0..4).flat_map(|_| answer(&ok("x"))).collect()],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink("/dev/full", out.join("latency.hlog")).unwrap();
+    let scenario =
+        crate::scenario::parse_scenario(TWO_REQUESTS, Path::new("s.toml"), &|_| None).unwrap();
+    let result = run::execute(
+        scenario,
+        &quiet_options(&out, OutputFlags::default(), server.url()),
+        Shutdown::from_token(CancellationToken::new()),
+    )
+    .await;
+    assert_eq!(
+        super::exit_code(&result),
+        super::exit::UNWRITTEN,
+        "{result:?}"
+    );
+    let e = result.unwrap_err().to_string();
+    assert!(
+        e.contains("HDR interval log") && e.contains("No space"),
+        "{e}"
+    );
+    let r = Results::load(&out.join("results.json")).unwrap();
+    assert_eq!(r.summary.requests, 2);
+    assert!(out.join("report.html").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

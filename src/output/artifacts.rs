@@ -82,8 +82,49 @@ fn put(what: &'static str, path: &Path, bytes: &[u8], append: bool) -> Result<()
             .map_err(fail)?;
         f.write_all(bytes).map_err(fail)
     } else {
-        std::fs::write(path, bytes).map_err(fail)
+        crate::record::results::write_atomic(path, bytes).map_err(fail)
     }
+}
+
+/// Checks, before anything is sent, that every file a run will write can be written: the
+/// output directory (results, HDR log, report) and the JUnit and Markdown paths. Nothing is
+/// left behind by the check (a file it had to create is removed again).
+pub fn check_writable(out_dir: &Path, also: &OutputFlags) -> Result<(), WriteError> {
+    let probe = out_dir.join(format!(".peakload-write-check.{}", std::process::id()));
+    probe_file("output directory", &probe, false).map_err(|mut e| {
+        e.path = out_dir.to_owned();
+        e
+    })?;
+    if let Some(p) = &also.junit {
+        probe_file("JUnit XML", p, true)?;
+    }
+    if let Some(p) = &also.summary_md {
+        probe_file("Markdown summary", p, true)?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing without changing it (creating its directory if needed); a file
+/// that did not exist is removed again, as is the probe.
+fn probe_file(what: &'static str, path: &Path, keep_existing: bool) -> Result<(), WriteError> {
+    let fail = |source| WriteError {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let existed = keep_existing && path.exists();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(fail)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
