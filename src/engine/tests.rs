@@ -376,3 +376,46 @@ async fn the_drain_bounds_the_end_of_both_models() {
         );
     }
 }
+
+/// A sold-out checkout (409, accepted by the step's check) carries no order id: with
+/// `optional = true` that is no error and the journey goes on with the variable unset; without
+/// it, the same answer is an `extract_failed`.
+#[tokio::test]
+async fn an_optional_extraction_without_a_value_is_no_error() {
+    let sold_out = b"HTTP/1.1 409 Conflict\r\nContent-Length: 20\r\n\r\n{\"error\":\"sold out\"}";
+    for (optional, errors) in [(true, 0), (false, 1)] {
+        let server = ScriptedServer::start(
+            Transport::Tcp,
+            vec![[answer(sold_out), answer(&ok(""))].concat()],
+        )
+        .await;
+        let src = format!(
+            r#"name = "checkout"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "checkout"
+  method = "POST"
+  path = "/checkout"
+  check = {{ status = [201, 409] }}
+  extract = {{ order_id = {{ json = "$.order_id", optional = {optional} }} }}
+  [[journey.step]]
+  name = "next"
+  path = "/next"
+"#
+        );
+        let totals = one_iteration(&src, &server.url()).await;
+        assert_eq!(
+            totals.errors(ErrorKind::ExtractFailed),
+            errors,
+            "optional = {optional}"
+        );
+        // A failed extraction ends the iteration; an optional one without a value does not.
+        assert_eq!(
+            totals.steps[1].requests,
+            1 - errors,
+            "optional = {optional}"
+        );
+        assert_eq!(totals.journeys[0].errors, errors);
+    }
+}

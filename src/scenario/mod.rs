@@ -118,6 +118,9 @@
 //!   think = "1s..3s"                    # pause after this step: fixed "500ms" or a range
 //!   extract = { token = { json = "$.token" }, order_id = { json = "/order_id" },
 //!               req = { header = "X-Request-Id" }, code = { regex = "code=(\\d+)" } }
+//!   # optional = true beside the source: a response without the value (e.g. a 409 the check
+//!   # accepts) leaves the variable unset instead of an extract_failed error
+//!   #   extract = { order_id = { json = "$.order_id", optional = true } }
 //!   check = { status = 200, body_contains = "ok", json = { "$.status" = "ok" },
 //!             max_duration = "500ms" }
 //!   # status = 200 | [201, 409] | "2xx" | "200..299"

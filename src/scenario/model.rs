@@ -236,6 +236,9 @@ pub struct Extraction {
     /// Index into `Journey::vars`.
     pub var: usize,
     pub source: ExtractSource,
+    /// `optional = true`: a response without the value (a sold-out answer the check accepts)
+    /// leaves the variable unset instead of failing the step as `extract_failed`.
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone)]

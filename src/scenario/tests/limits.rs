@@ -178,3 +178,43 @@ fn urls_that_run_would_refuse_are_refused_by_check() {
         assert!(!e.contains("PASS"), "{e}");
     }
 }
+
+#[test]
+fn optional_is_a_boolean_beside_one_extraction_source() {
+    let s = parse(&with(
+        "",
+        "rps = 1\nduration = \"1s\"",
+        "",
+        "extract = { id = { json = \"$.id\", optional = true }, t = { header = \"X-T\" } }",
+    ))
+    .unwrap();
+    let e = &s.journeys[0].steps[0].extract;
+    assert!(e[0].optional && !e[1].optional);
+    let e = one_error(&with(
+        "",
+        "rps = 1\nduration = \"1s\"",
+        "",
+        "extract = { id = { json = \"$.id\", optional = \"yes\" } }",
+    ));
+    assert!(
+        e.starts_with("s.toml:12:46:") && e.contains("true or false"),
+        "{e}"
+    );
+    let e = one_error(&with(
+        "",
+        "rps = 1\nduration = \"1s\"",
+        "",
+        "extract = { id = { optional = true } }",
+    ));
+    assert!(e.contains("needs exactly one source"), "{e}");
+}
+
+#[test]
+fn the_shipped_scenarios_pass_check() {
+    for f in ["black-friday.toml", "breaking-point.toml", "smoke.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(f);
+        load_scenario(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
