@@ -60,7 +60,8 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         scenario.thresholds.push(t);
     }
     if let Some(t) = &args.target {
-        split_url(t).map_err(|e| Failure::Invalid(format!("--target {t:?}: {e}")))?;
+        // Not echoed: it may hold credentials.
+        split_url(t).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
     }
     let options = RunOptions {
         target: args.target,

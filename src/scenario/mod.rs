@@ -202,8 +202,10 @@ pub use threshold::parse_threshold;
 
 /// Reads and compiles a scenario file, taking `{{env.NAME}}` from the process environment.
 pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioErrors> {
-    let src = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| ScenarioErrors::whole_file(path, format!("can't read scenario file: {e}")))?;
+    let src =
+        String::from_utf8(bytes).map_err(|e| diag::not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     parse_scenario(&src, path, &|name| std::env::var(name).ok())
 }
 

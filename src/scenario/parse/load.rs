@@ -231,7 +231,7 @@ impl<'s> Compiler<'s> {
             self.error(
                 v.span().start,
                 format!(
-                    "\"{key}\" must be at most {MAX_RPS} per second (one process), found {r}; \
+                    "\"{key}\" must be at most {MAX_RPS} per second (one process), found {r:e}; \
                      split a larger load into shards"
                 ),
             );

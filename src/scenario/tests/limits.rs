@@ -218,3 +218,25 @@ fn the_shipped_scenarios_pass_check() {
         load_scenario(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let dir = Dir::new(&[("scenario.toml", "")]);
+    std::fs::write(dir.path(), b"name = \"x\"\n[[journey]]\nname = \"j\xff\"\n").unwrap();
+    let e = load_scenario(&dir.path()).unwrap_err();
+    let d = &e.diagnostics[0];
+    assert_eq!((d.line, d.col), (3, 10), "{e}");
+    assert!(d.message.contains("byte 32 (0xFF)"), "{e}");
+}
+
+#[test]
+fn a_huge_value_is_not_echoed_whole_in_an_error() {
+    let long = "x".repeat(100_000);
+    let e = one_error(&with(
+        "",
+        "rps = 1\nduration = \"1s\"",
+        "",
+        &format!("headers = {{ A = \"{{{{{long}}}}}\" }}"),
+    ));
+    assert!(e.len() < 1200 && e.contains("message cut"), "{}", e.len());
+}
