@@ -7,6 +7,8 @@
 
 use std::io;
 
+use std::future::Future as _;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{HttpError, Truncation};
@@ -331,6 +333,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<'_, S> {
     }
 }
 
+/// Reads one response from `bytes` as the client reads it from a connection, for the fuzz
+/// targets: its status and body length, or why it is not a valid response.
+pub fn parse_response(bytes: &[u8], max_headers: usize) -> Result<(u16, usize), String> {
+    let mut stream = tokio::io::join(bytes, tokio::io::sink());
+    let mut bufs = Buffers::default();
+    let outcome = {
+        let mut ex = Exchange {
+            stream: &mut stream,
+            tls: false,
+            bufs: &mut bufs,
+            max_headers,
+            head_request: false,
+            sent: 0,
+            received: 0,
+        };
+        // An in-memory stream never waits, so one poll finishes the read.
+        let mut read = std::pin::pin!(ex.read_response());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match read.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => return Err("the read waited on memory".into()),
+        }
+    };
+    match outcome {
+        Ok(_) => {
+            let (a, b) = bufs.layout.body;
+            let len = if bufs.layout.chunked {
+                bufs.decoded.len()
+            } else {
+                b.saturating_sub(a)
+            };
+            Ok((bufs.layout.status, len))
+        }
+        Err(Failure::Error(e)) => Err(e.to_string()),
+        Err(Failure::NoResponse { reset }) => Err(format!("no response (reset: {reset})")),
+        Err(Failure::Unsent(e)) => Err(e.to_string()),
+    }
+}
+
 fn reserve(buf: &mut Vec<u8>, want: usize) {
     let free = buf.capacity() - buf.len();
     if free < want.min(64 * 1024) {
@@ -505,6 +546,35 @@ fn contains_token(value: &[u8], token: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The entry point the fuzz target uses reads what a connection would give.
+    #[test]
+    fn responses_in_memory() {
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 100),
+            Ok((200, 2))
+        );
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                100
+            ),
+            Ok((201, 3))
+        );
+        for bad in [
+            &b""[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nhi",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                parse_response(bad, 100).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn chunk_size_lines() {

@@ -94,11 +94,16 @@ impl Results {
             path: path.to_owned(),
             source,
         })?;
+        Results::from_slice(&bytes, path)
+    }
+
+    /// Reads results from bytes; `path` names them in errors.
+    pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Results, ResultsError> {
         let parse = |source| ResultsError::Parse {
             path: path.to_owned(),
             source,
         };
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse)?;
+        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(parse)?;
         if let Some(found) = doc.get("schema_version").and_then(|v| v.as_u64()) {
             if found > u64::from(SCHEMA_VERSION) {
                 return Err(ResultsError::Schema {
