@@ -331,3 +331,99 @@ async fn a_log_that_cannot_be_written_after_the_load_has_its_own_exit_code() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// The shipped scenarios, mutated (spliced tokens that broke `check` before: non-ASCII text,
+/// huge numbers and durations, template and table brackets; deleted and duplicated ranges),
+/// go through the compiler and `check`'s description without a panic. Deterministic seeds, so a
+/// failure names the input that broke.
+#[test]
+fn mutated_scenarios_never_panic_check() {
+    const TOKENS: &[&str] = &[
+        "é",
+        "éééé",
+        "\u{0}",
+        "\"",
+        "'",
+        "{{",
+        "}}",
+        "{{user.",
+        "[[",
+        "]]",
+        "[",
+        "]",
+        "{",
+        "}",
+        "=",
+        ",",
+        "\n",
+        "18446744073709551615s",
+        "8784h",
+        "1e308",
+        "1.797e308",
+        "-1",
+        "nan",
+        "inf",
+        "4294967295",
+        "0",
+        "http://",
+        "http://[::1",
+        ":99999",
+        "user:PASS@",
+        "?k=",
+        "%",
+        "#",
+        "..",
+        "weight = ",
+        "optional = true",
+        "duration = ",
+        "target_rps = ",
+        "max_vus = ",
+        "vus = ",
+        "url = ",
+        "settle = ",
+        "[observe]\nscrape = [\"é\"]\n",
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    for file in ["black-friday.toml", "breaking-point.toml", "smoke.toml"] {
+        let path = dir.join(file);
+        let original = std::fs::read_to_string(&path).unwrap();
+        for seed in 0..300u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut text = original.clone();
+            for _ in 0..rng.usize(1..4) {
+                let mut at = rng.usize(0..=text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                match rng.u8(0..3) {
+                    0 => text.insert_str(at, TOKENS[rng.usize(0..TOKENS.len())]),
+                    1 => {
+                        let mut end = (at + rng.usize(0..40)).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        text.replace_range(at..end, "");
+                    }
+                    _ => {
+                        let mut end = (at + rng.usize(0..200)).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        let copy = text[at..end].to_string();
+                        text.insert_str(at, &copy);
+                    }
+                }
+            }
+            let outcome = std::panic::catch_unwind(|| {
+                if let Ok(s) = crate::scenario::parse_scenario(&text, &path, &|_| None) {
+                    let _ = super::check::describe_plan(&s);
+                    let _ = crate::plan::Plan::new(&s.load).target_in_second(0);
+                }
+            });
+            assert!(outcome.is_ok(), "{file} seed {seed} panicked on:\n{text}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 900);
+}
