@@ -151,6 +151,54 @@ mod tests {
         assert!(md.starts_with("earlier step\n## "), "{md}");
     }
 
+    /// results.json mutated (fixed seeds) is read or refused, and whatever is read renders as
+    /// every file: never a panic.
+    #[test]
+    fn mutated_results_never_panic_the_reader_or_the_renderers() {
+        let json = serde_json::to_string(&tiny()).unwrap();
+        const TOKENS: &[&str] = &[
+            "null",
+            "-1",
+            "1e308",
+            "18446744073709551615",
+            "\"\"",
+            "[]",
+            "{}",
+            "\"é\"",
+            "0",
+            "\"HISTFAAAA\"",
+            "true",
+        ];
+        let mut read = 0;
+        for seed in 0..1000u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut text = json.clone();
+            // Replace a value (after a ':' ) with a token: mostly still valid JSON.
+            for _ in 0..rng.usize(1..3) {
+                let colons: Vec<usize> = text.match_indices(':').map(|(i, _)| i).collect();
+                let at = colons[rng.usize(0..colons.len())] + 1;
+                let end = text[at..]
+                    .find([',', '}', ']'])
+                    .map_or(text.len(), |i| at + i);
+                text.replace_range(at..end, TOKENS[rng.usize(0..TOKENS.len())]);
+            }
+            if let Ok(r) = Results::from_slice(text.as_bytes(), Path::new("r.json")) {
+                read += 1;
+                let _ = html::render(&Report {
+                    results: &r,
+                    baseline: Some(&r),
+                });
+                let _ = crate::output::junit::junit(&r);
+                let _ = crate::output::markdown::summary_md(&r);
+                let _ = crate::output::summary(&r);
+            }
+        }
+        assert!(
+            read > 0,
+            "no mutated file was readable: the test reads nothing"
+        );
+    }
+
     #[test]
     fn unwritable_paths_are_named() {
         let dir = tempfile::tempdir().unwrap();
