@@ -195,10 +195,10 @@ pub fn encode_literal_target(text: &str) -> Result<String, (usize, String)> {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
+    // `get` is `None` when the prefix's length falls inside a multi-byte character.
+    match s.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => Some(&s[prefix.len()..]),
+        _ => None,
     }
 }
 
@@ -218,12 +218,36 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// A step path without its query string, which may carry keys or tokens.
+/// A step's path or URL as shown to people (results, reports, `check`, names made from it):
+/// the user name and password of an absolute URL are dropped, and every query value becomes
+/// `…` (the names stay, to tell the steps apart; values may be keys or tokens).
 pub fn redact_path(path: &str) -> String {
-    match path.split_once('?') {
-        Some((p, _)) => format!("{p}?…"),
-        None => path.to_string(),
+    let (before, query) = match path.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (path, None),
+    };
+    let mut out = match before.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{tail}")
+        }
+        None => before.to_string(),
+    };
+    if let Some(q) = query {
+        out.push('?');
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((name, _)) => format!("{name}=…"),
+                None if p.is_empty() => String::new(),
+                None => "…".to_string(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 /// Error messages never carry URLs with credentials or queries.
@@ -272,6 +296,37 @@ mod tests {
             Err(UrlError::Host)
         );
         assert_eq!(split_url("http://a b/"), Err(UrlError::Host));
+    }
+
+    #[test]
+    fn shown_paths_carry_no_credentials_and_no_query_values() {
+        assert_eq!(
+            redact_path("http://user:PASS@host:8080/a/b?api_key=SECRET&page=2"),
+            "http://host:8080/a/b?api_key=…&page=…"
+        );
+        assert_eq!(redact_path("HTTPS://u@h/x"), "HTTPS://h/x");
+        assert_eq!(redact_path("http://a:b@c@h"), "http://h");
+        assert_eq!(redact_path("/a?TOKEN"), "/a?…");
+        assert_eq!(redact_path("/a?k={{token}}&&x"), "/a?k=…&&…");
+        // '@' in a path is no user name.
+        assert_eq!(redact_path("/users/@me"), "/users/@me");
+        assert_eq!(redact_path("é?é=é"), "é?é=…");
+    }
+
+    #[test]
+    fn non_ascii_urls_are_refused_not_a_panic() {
+        for u in [
+            "éééé",
+            "é",
+            "httpé://x",
+            "http:/éé",
+            "https:/é",
+            "http://é/",
+            "ｈttp://x",
+        ] {
+            assert!(split_url(u).is_err(), "{u}");
+        }
+        assert_eq!(redact_url("éééé"), "(invalid URL)");
     }
 
     #[test]

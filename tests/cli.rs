@@ -976,24 +976,27 @@ fn exit_codes_are_the_documented_ones() {
             exit::THRESHOLDS,
             exit::INVALID,
             exit::ABORTED,
-            exit::UNREACHABLE
+            exit::UNREACHABLE,
+            exit::UNWRITTEN
         ],
         [
             code::OK,
             code::THRESHOLDS,
             code::INVALID,
             code::INTERRUPTED,
-            code::UNREACHABLE
+            code::UNREACHABLE,
+            code::UNWRITTEN
         ]
     );
     assert_eq!(
-        [0, 1, 2, 3, 4],
+        [0, 1, 2, 3, 4, 5],
         [
             code::OK,
             code::THRESHOLDS,
             code::INVALID,
             code::INTERRUPTED,
-            code::UNREACHABLE
+            code::UNREACHABLE,
+            code::UNWRITTEN
         ]
     );
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Failure, Outcome};
 use crate::plan::{ArrivalSchedule, VuSchedule};
 use crate::scenario::{BaseUrl, FeedMode, Load, Scenario};
-use crate::url::redact_url;
+use crate::url::{redact_path, redact_url};
 
 pub fn command(path: &Path) -> Result<Outcome, Failure> {
     let s = crate::scenario::load_scenario(path).map_err(Failure::Scenario)?;
@@ -59,7 +59,7 @@ pub fn describe_plan(s: &Scenario) -> String {
                 "    {} {} {}",
                 st.name,
                 st.method,
-                st.url.describe(&j.vars)
+                redact_path(&st.url.describe(&j.vars))
             );
         }
     }

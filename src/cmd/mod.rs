@@ -29,6 +29,7 @@ pub mod exit {
     pub const INVALID: i32 = 2;
     pub const ABORTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
+    pub const UNWRITTEN: i32 = 5;
 }
 
 /// How a command ended when it did what it was asked.
@@ -59,6 +60,10 @@ pub enum Failure {
     /// The target did not answer, or the bundled stack did not start.
     #[error("error: {0}")]
     Unreachable(String),
+    /// The load was sent, but a file it should have left (results, HDR log, report, JUnit,
+    /// Markdown) could not be written.
+    #[error("error: the load was sent, but {0}")]
+    Unwritten(String),
     /// The run could not go on (the runtime, the recorder).
     #[error("error: {0}")]
     Aborted(String),
@@ -74,6 +79,7 @@ pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
         Err(Failure::Scenario(_) | Failure::Invalid(_) | Failure::Output(_)) => exit::INVALID,
         Err(Failure::Aborted(_)) => exit::ABORTED,
         Err(Failure::Unreachable(_)) => exit::UNREACHABLE,
+        Err(Failure::Unwritten(_)) => exit::UNWRITTEN,
     }
 }
 

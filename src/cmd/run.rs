@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 use super::shutdown::Shutdown;
 use super::stack;
 use super::{exit, Failure, Outcome};
-use crate::cli::{OutputFlags, RunCli};
+use crate::cli::{OutputFlags, RunCli, RunLabelsCli};
 use crate::engine::vu::Prepared;
 use crate::engine::{spawn_workers, EngineConfig};
 use crate::gate;
+use crate::history::policy::PolicyOverride;
 use crate::http::ClientOptions;
 use crate::observe::scrape::LiveSignals;
 use crate::observe::{RunObserver, RunWindow};
@@ -61,7 +62,8 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         scenario.thresholds.push(t);
     }
     if let Some(t) = &args.target {
-        split_url(t).map_err(|e| Failure::Invalid(format!("--target {t:?}: {e}")))?;
+        // Not echoed: it may hold credentials.
+        split_url(t).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
     }
     // With a history, the results are read back from a known place to be recorded, and the
     // JUnit and Markdown files wait for the verdicts.
@@ -98,14 +100,37 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
     let (Some(db), Some(out)) = (&args.history, &options.out) else {
         return Ok(outcome);
     };
+    // The load was sent: a history or output that cannot be written now is exit 5, not 2.
+    record_after_run(
+        outcome,
+        db,
+        out,
+        &args.labels,
+        &gate_policy,
+        requested_files,
+    )
+    .map_err(|f| match f {
+        Failure::Output(m) | Failure::Invalid(m) => Failure::Unwritten(m),
+        other => other,
+    })
+}
+
+fn record_after_run(
+    outcome: Outcome,
+    db: &str,
+    out: &Path,
+    labels: &RunLabelsCli,
+    gate_policy: &[PolicyOverride],
+    requested_files: OutputFlags,
+) -> Result<Outcome, Failure> {
     let results_path = out.join("results.json");
     // An interrupted run is a shorter test, not comparable with the history: not recorded.
     let gated = match outcome {
         Outcome::Success | Outcome::ThresholdsCrossed => Some(super::history::record_and_gate(
             &results_path,
             db,
-            &args.labels,
-            &gate_policy,
+            labels,
+            gate_policy,
         )?),
         _ => None,
     };
@@ -148,16 +173,45 @@ pub async fn execute(
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&scenario.name, started_wall));
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
+    let created = !out_dir.exists();
+    let result = execute_in(scenario, options, &mut shutdown, started_wall, &out_dir).await;
+    if created && result.is_err() {
+        // Only when empty: an aborted run's files, or the stack's log, stay.
+        let _ = std::fs::remove_dir(&out_dir);
+    }
+    result
+}
+
+async fn execute_in(
+    scenario: Scenario,
+    options: &RunOptions,
+    shutdown: &mut Shutdown,
+    started_wall: SystemTime,
+    out_dir: &Path,
+) -> Result<Outcome, Failure> {
+    std::fs::create_dir_all(out_dir).map_err(|e| {
         Failure::Output(format!(
             "cannot create output directory {}: {e}",
             out_dir.display()
         ))
     })?;
+    // Every output must be writable before anything is sent.
+    artifacts::check_writable(out_dir, &options.outputs)
+        .map_err(|e| Failure::Output(format!("{e}; nothing was sent")))?;
 
     let mut stack_process = None;
     let base_url = match (&options.target, &scenario.base_url) {
         (Some(t), _) => t.trim_end_matches('/').to_string(),
+        // Every step has an absolute URL: the first one's origin is the target checked.
+        (None, BaseUrl::Url(u)) if u.is_empty() => {
+            first_step_origin(&scenario).ok_or_else(|| {
+                Failure::Invalid(
+                    "the scenario has no base_url and its first step's URL is built from \
+                 variables; add base_url or pass --target"
+                        .into(),
+                )
+            })?
+        }
         (None, BaseUrl::Url(u)) => u.clone(),
         (None, BaseUrl::Stack) => {
             let data = out_dir.join("stack-data");
@@ -180,10 +234,10 @@ pub async fn execute(
         scenario: &scenario,
         options,
         base_url: &base_url,
-        out_dir: &out_dir,
+        out_dir,
         started_wall,
     };
-    let result = run.go(&mut shutdown).await;
+    let result = run.go(shutdown).await;
     if let Some(p) = stack_process {
         p.stop().await;
     }
@@ -212,7 +266,9 @@ struct Running {
     run_start: Instant,
     cpu_before: f64,
     threads: usize,
-    workers: tokio::task::JoinHandle<()>,
+    /// Ends with why a worker thread failed, if one did.
+    workers: tokio::task::JoinHandle<Option<String>>,
+    worker_failure: Option<String>,
     recorder: JoinHandle<RunTotals>,
     live: Arc<Mutex<LiveView>>,
     observer: RunObserver,
@@ -319,11 +375,7 @@ impl Run<'_> {
         )
         .map_err(|e| Failure::Invalid(format!("[observe]: {e}")))?;
         let handles = spawn_workers(config, tx);
-        let workers = tokio::task::spawn_blocking(move || {
-            for w in handles {
-                let _ = w.join();
-            }
-        });
+        let workers = tokio::task::spawn_blocking(move || join_workers(handles));
         let options = self.options;
         if !options.quiet {
             eprintln!(
@@ -355,6 +407,7 @@ impl Run<'_> {
             cpu_before,
             threads,
             workers,
+            worker_failure: None,
             recorder,
             live,
             observer,
@@ -374,7 +427,13 @@ impl Run<'_> {
             let drawing = running.dashboard.as_ref().is_some_and(|d| d.is_running());
             let quiet = self.options.quiet || drawing;
             tokio::select! {
-                _ = &mut running.workers => break,
+                joined = &mut running.workers => {
+                    running.worker_failure = match joined {
+                        Ok(failure) => failure,
+                        Err(e) => Some(e.to_string()),
+                    };
+                    break;
+                }
                 () = shutdown.requested() => on_stop(&running.stop, &mut interrupted, quiet),
                 () = stop_key(&mut running.dashboard) => on_stop(&running.stop, &mut interrupted, quiet),
                 _ = progress.tick(), if !quiet => {
@@ -445,9 +504,12 @@ impl Run<'_> {
             .is_some()
             .then(|| crate::diagnose::apply(&mut results));
         let path = self.out_dir.join("results.json");
-        results
-            .save(&path)
-            .map_err(|e| Failure::Aborted(e.to_string()))?;
+        // What could not be written after the load; the rest is still written and shown.
+        let mut unwritten: Vec<String> = totals.hlog_error.iter().cloned().collect();
+        let saved = results.save(&path);
+        if let Err(e) = &saved {
+            unwritten.push(e.to_string());
+        }
         print!("{}", output::summary(&results));
         if let Some(d) = &diagnosis {
             print!("\n{}", crate::diagnose::render_text(d));
@@ -459,35 +521,76 @@ impl Run<'_> {
                 println!("    {n}");
             }
         }
-        println!("\n  results: {}", path.display());
+        if saved.is_ok() {
+            println!("\n  results: {}", path.display());
+        }
         let files = artifacts::Artifacts {
             report: Some(self.out_dir.join("report.html")),
             also: self.options.outputs.clone(),
         };
         let written = artifacts::write(&results, None, &files);
-        let write_failed = match written {
+        match written {
             Ok(files) => {
                 for (what, p) in files {
                     println!("  {what}: {}", p.display());
                 }
-                None
             }
-            Err(e) => Some(e),
-        };
-        if interrupted {
-            if let Some(e) = write_failed {
-                eprintln!("error: {e}");
-            }
-            return Ok(Outcome::Interrupted);
+            Err(e) => unwritten.push(e.to_string()),
         }
-        if let Some(e) = write_failed {
-            return Err(Failure::Output(e.to_string()));
+        if !unwritten.is_empty() {
+            if let Some(why) = &running.worker_failure {
+                unwritten.push(format!("the run was aborted: {why}"));
+            }
+            // Exit 3 and 0 promise that what was measured is written: not so here.
+            return Err(Failure::Unwritten(unwritten.join("; ")));
+        }
+        if let Some(why) = running.worker_failure {
+            // The load stopped short of its plan: never a completed run, whatever it measured.
+            return Err(Failure::Aborted(format!(
+                "the run was aborted: {why}; what was measured is written in {}",
+                path.display()
+            )));
+        }
+        if interrupted {
+            return Ok(Outcome::Interrupted);
         }
         if results.thresholds.iter().any(|t| !t.ok) {
             return Ok(Outcome::ThresholdsCrossed);
         }
         Ok(Outcome::Success)
     }
+}
+
+/// Waits for every worker thread; a panic in any is said (with its message), so the run
+/// ends as aborted instead of completed.
+pub(crate) fn join_workers(handles: Vec<JoinHandle<()>>) -> Option<String> {
+    let mut failures = Vec::new();
+    for w in handles {
+        let name = w.thread().name().unwrap_or("a worker").to_string();
+        if let Err(panic) = w.join() {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            failures.push(format!("{name} failed ({what})"));
+        }
+    }
+    (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+/// `scheme://host:port` of the first step's URL, when its literal start names it.
+fn first_step_origin(scenario: &Scenario) -> Option<String> {
+    let step = scenario.journeys.first()?.steps.first()?;
+    let Some(crate::scenario::Part::Lit(head)) = step.url.parts.first() else {
+        return None;
+    };
+    let (origin, _) = split_url(head).ok()?;
+    Some(format!(
+        "{}://{}",
+        if origin.tls { "https" } else { "http" },
+        origin.host_header()
+    ))
 }
 
 /// A first stop request drains; a second exits at once.

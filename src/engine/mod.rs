@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{Client, ClientOptions};
-use crate::plan::{weighted_order, ArrivalSchedule, VuSchedule};
+use crate::plan::{ArrivalSchedule, JourneyOrder, VuSchedule};
 use crate::record::{IntervalReport, Shard};
 use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
 use vu::{IterationEnd, Prepared, Stopping, Vu};
@@ -122,9 +122,9 @@ async fn worker(thread: usize, config: Arc<EngineConfig>, shard: Rc<RefCell<Shar
 }
 
 /// Which journey each arrival (open) or VU (closed) runs, by index modulo its length.
-fn journey_order(scenario: &Scenario) -> Rc<Vec<usize>> {
+fn journey_order(scenario: &Scenario) -> Rc<JourneyOrder> {
     let weights: Vec<u32> = scenario.journeys.iter().map(|j| j.weight).collect();
-    Rc::new(weighted_order(&weights))
+    Rc::new(JourneyOrder::new(&weights))
 }
 
 /// This thread's share of `total` when split over `threads` as evenly as possible.
@@ -221,7 +221,7 @@ async fn open_vu(
     id: u64,
     config: Arc<EngineConfig>,
     state: Rc<OpenState>,
-    order: Rc<Vec<usize>>,
+    order: Rc<JourneyOrder>,
     max_lag: Duration,
     shard: Rc<RefCell<Shard>>,
     ended: CancellationToken,
@@ -263,7 +263,7 @@ async fn open_vu(
         }
         state.busy.set(state.busy.get() + 1);
         shard.borrow_mut().set_busy(state.busy.get());
-        let journey = &config.prepared.journeys[order[(k % order.len() as u64) as usize]];
+        let journey = &config.prepared.journeys[order.pick(k)];
         vu.iterate(&config.prepared, journey, k, Some(at), &shard, stopping)
             .await;
         state.busy.set(state.busy.get() - 1);
@@ -340,7 +340,7 @@ struct ClosedShared {
     running: Rc<Cell<u32>>,
     iterations: Rc<Cell<u64>>,
     alive: Rc<RefCell<Vec<bool>>>,
-    order: Rc<Vec<usize>>,
+    order: Rc<JourneyOrder>,
 }
 
 async fn closed_vu(
@@ -361,7 +361,7 @@ async fn closed_vu(
     running.set(running.get() + 1);
     shard.borrow_mut().set_busy(running.get());
     let mut vu = Vu::new(id, Client::new(config.client.clone()));
-    let journey = &config.prepared.journeys[order[(id % order.len() as u64) as usize]];
+    let journey = &config.prepared.journeys[order.pick(id)];
     let stopping = Stopping {
         stop: &config.stop,
         ended: &ended,

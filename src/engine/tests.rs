@@ -376,3 +376,151 @@ async fn the_drain_bounds_the_end_of_both_models() {
         );
     }
 }
+
+/// A sold-out checkout (409, accepted by the step's check) carries no order id: with
+/// `optional = true` that is no error and the journey goes on with the variable unset; without
+/// it, the same answer is an `extract_failed`.
+#[tokio::test]
+async fn an_optional_extraction_without_a_value_is_no_error() {
+    let sold_out = b"HTTP/1.1 409 Conflict\r\nContent-Length: 20\r\n\r\n{\"error\":\"sold out\"}";
+    for (optional, errors) in [(true, 0), (false, 1)] {
+        let server = ScriptedServer::start(
+            Transport::Tcp,
+            vec![[answer(sold_out), answer(&ok(""))].concat()],
+        )
+        .await;
+        let src = format!(
+            r#"name = "checkout"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "checkout"
+  method = "POST"
+  path = "/checkout"
+  check = {{ status = [201, 409] }}
+  extract = {{ order_id = {{ json = "$.order_id", optional = {optional} }} }}
+  [[journey.step]]
+  name = "next"
+  path = "/next"
+"#
+        );
+        let totals = one_iteration(&src, &server.url()).await;
+        assert_eq!(
+            totals.errors(ErrorKind::ExtractFailed),
+            errors,
+            "optional = {optional}"
+        );
+        // A failed extraction ends the iteration; an optional one without a value does not.
+        assert_eq!(
+            totals.steps[1].requests,
+            1 - errors,
+            "optional = {optional}"
+        );
+        assert_eq!(totals.journeys[0].errors, errors);
+    }
+}
+
+/// Mutated templates (fixed seeds) in a path, a header and a body compile or are refused, and
+/// what compiles renders with any variable value: never a panic, and the request target never
+/// holds a space, CR or LF.
+#[test]
+fn mutated_templates_render_without_a_panic_or_an_unsafe_target() {
+    use super::render::{render, RenderCtx, VarValue};
+    const TOKENS: &[&str] = &[
+        "{{",
+        "}}",
+        "{{v}}",
+        "{{ v }}",
+        "{{uuid}}",
+        "{{random_int 1 9}}",
+        "{{random_int 9 1}}",
+        "{{random_int 0 18446744073709551615}}",
+        "{{now_ms}}",
+        "{{vu}}",
+        "{{iteration}}",
+        "é",
+        "%",
+        "%2",
+        "%zz",
+        "#",
+        "?",
+        "&",
+        "=",
+        "/",
+        "\\\"",
+        " ",
+        "\\t",
+        "{{env.X}}",
+        "{{user.x}}",
+    ];
+    const VALUES: &[&str] = &[
+        "",
+        " ",
+        "a b",
+        "\r\n",
+        "é",
+        "%",
+        "{\"a\":1}",
+        "../..",
+        "?x=1#f",
+    ];
+    let mut compiled = 0;
+    for seed in 0..2000u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut template = String::from("/a/{{v}}?q={{v}}");
+        for _ in 0..rng.usize(1..5) {
+            let mut at = rng.usize(0..=template.len());
+            while !template.is_char_boundary(at) {
+                at -= 1;
+            }
+            template.insert_str(at, TOKENS[rng.usize(0..TOKENS.len())]);
+        }
+        let src = format!(
+            "name = \"t\"\nbase_url = \"http://127.0.0.1:9\"\n[[journey]]\nname = \"j\"\n\
+             [[journey.step]]\nname = \"a\"\npath = \"/a\"\nextract = {{ v = {{ json = \"$.v\" }} }}\n\
+             [[journey.step]]\nname = \"b\"\npath = \"{template}\"\nheaders = {{ X = \"{template}\" }}\n\
+             body = \"{template}\"\n"
+        );
+        let Ok(s) = parse_scenario(&src, Path::new("t.toml"), &|_| None) else {
+            continue;
+        };
+        compiled += 1;
+        let value = VALUES[rng.usize(0..VALUES.len())];
+        let vars: Vec<VarValue> = s.journeys[0]
+            .vars
+            .iter()
+            .map(|_| VarValue {
+                text: value.to_string(),
+                json_literal: value.starts_with('{'),
+                set: true,
+            })
+            .collect();
+        let rows: Vec<Option<&[String]>> = Vec::new();
+        let ctx = RenderCtx {
+            vars: &vars,
+            rows: &rows,
+            vu: 1,
+            iteration: 2,
+        };
+        let step = &s.journeys[0].steps[1];
+        let mut out = Vec::new();
+        render(&step.url, &ctx, &mut out);
+        assert!(
+            !out.iter().any(|b| matches!(b, b' ' | b'\r' | b'\n')),
+            "seed {seed}: {template:?} with {value:?} → {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        for (_, h) in &step.headers {
+            out.clear();
+            render(h, &ctx, &mut out);
+        }
+        if let crate::scenario::Body::Raw { text, .. } = &step.body {
+            out.clear();
+            render(text, &ctx, &mut out);
+        }
+    }
+    assert!(
+        compiled > 100,
+        "{compiled} compiled: the test renders too little"
+    );
+}

@@ -568,6 +568,8 @@ impl Vu {
                         set: true,
                     };
                 }
+                // Declared optional: no value is an answer, not an error; nothing stale is kept.
+                None if e.optional => self.vars[e.var] = VarValue::default(),
                 None => {
                     v.extract_failed = true;
                     if v.error.is_none() {

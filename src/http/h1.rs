@@ -7,6 +7,8 @@
 
 use std::io;
 
+use std::future::Future as _;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{HttpError, Truncation};
@@ -331,6 +333,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<'_, S> {
     }
 }
 
+/// Reads one response from `bytes` as the client reads it from a connection, for the fuzz
+/// targets: its status and body length, or why it is not a valid response.
+pub fn parse_response(bytes: &[u8], max_headers: usize) -> Result<(u16, usize), String> {
+    let mut stream = tokio::io::join(bytes, tokio::io::sink());
+    let mut bufs = Buffers::default();
+    let outcome = {
+        let mut ex = Exchange {
+            stream: &mut stream,
+            tls: false,
+            bufs: &mut bufs,
+            max_headers,
+            head_request: false,
+            sent: 0,
+            received: 0,
+        };
+        // An in-memory stream never waits, so one poll finishes the read.
+        let mut read = std::pin::pin!(ex.read_response());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match read.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => return Err("the read waited on memory".into()),
+        }
+    };
+    match outcome {
+        Ok(_) => {
+            let (a, b) = bufs.layout.body;
+            let len = if bufs.layout.chunked {
+                bufs.decoded.len()
+            } else {
+                b.saturating_sub(a)
+            };
+            Ok((bufs.layout.status, len))
+        }
+        Err(Failure::Error(e)) => Err(e.to_string()),
+        Err(Failure::NoResponse { reset }) => Err(format!("no response (reset: {reset})")),
+        Err(Failure::Unsent(e)) => Err(e.to_string()),
+    }
+}
+
 fn reserve(buf: &mut Vec<u8>, want: usize) {
     let free = buf.capacity() - buf.len();
     if free < want.min(64 * 1024) {
@@ -389,6 +430,12 @@ fn parse_into<'b>(
         Err(e) => return Err(HttpError::Protocol(format!("invalid response head: {e}"))),
     };
     let status = resp.code.unwrap_or(0);
+    // RFC 9110 §15: a status code is 100 to 599; "000" is no answer to count as a status.
+    if !(100..600).contains(&status) {
+        return Err(HttpError::Protocol(format!(
+            "invalid response head: status code {status} is not 100..599"
+        )));
+    }
     let version = resp.version.unwrap_or(1);
     let base = buf.as_ptr() as usize;
     layout.status = status;
@@ -505,6 +552,90 @@ fn contains_token(value: &[u8], token: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Mutated responses (fixed seeds): a status and a body no longer than what was read, or an
+    /// error; never a panic.
+    #[test]
+    fn mutated_responses_never_panic() {
+        const SEEDS: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+        ];
+        const TOKENS: &[&[u8]] = &[
+            b"\r\n",
+            b"\n",
+            b":",
+            b" ",
+            b"\xff",
+            b"Content-Length: ",
+            b"Transfer-Encoding: chunked",
+            b"18446744073709551616",
+            b"-1",
+            b"ffffffffffffffff",
+            b"0\r\n\r\n",
+            b"HTTP/1.1 ",
+        ];
+        for seed in 0..5000u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut bytes = SEEDS[rng.usize(0..SEEDS.len())].to_vec();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(0..=bytes.len());
+                match rng.u8(0..3) {
+                    0 => {
+                        let t = TOKENS[rng.usize(0..TOKENS.len())];
+                        bytes.splice(at..at, t.iter().copied());
+                    }
+                    1 => {
+                        let end = (at + rng.usize(0..8)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        if at < bytes.len() {
+                            bytes[at] = rng.u8(..);
+                        }
+                    }
+                }
+            }
+            if let Ok((status, body)) = parse_response(&bytes, 100) {
+                assert!(body <= bytes.len(), "seed {seed}: {bytes:?}");
+                assert!((100..600).contains(&status), "seed {seed}: {bytes:?}");
+            }
+        }
+    }
+
+    /// The entry point the fuzz target uses reads what a connection would give.
+    #[test]
+    fn responses_in_memory() {
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 100),
+            Ok((200, 2))
+        );
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                100
+            ),
+            Ok((201, 3))
+        );
+        for bad in [
+            &b""[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nhi",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n",
+            b"\xff\xfe",
+            // Found by mutation: a status "000" was taken as a response with status 0.
+            b"HTTP/1.0 000 OK\r\n\r\nuntil\xff close",
+            b"HTTP/1.1 999 Nine\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(
+                parse_response(bad, 100).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn chunk_size_lines() {

@@ -21,6 +21,9 @@
 
 mod cookies;
 mod h1;
+/// The response reader on bytes in memory, for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub use h1::parse_response;
 mod tls;
 
 #[cfg(test)]

@@ -82,8 +82,49 @@ fn put(what: &'static str, path: &Path, bytes: &[u8], append: bool) -> Result<()
             .map_err(fail)?;
         f.write_all(bytes).map_err(fail)
     } else {
-        std::fs::write(path, bytes).map_err(fail)
+        crate::record::results::write_atomic(path, bytes).map_err(fail)
     }
+}
+
+/// Checks, before anything is sent, that every file a run will write can be written: the
+/// output directory (results, HDR log, report) and the JUnit and Markdown paths. Nothing is
+/// left behind by the check (a file it had to create is removed again).
+pub fn check_writable(out_dir: &Path, also: &OutputFlags) -> Result<(), WriteError> {
+    let probe = out_dir.join(format!(".peakload-write-check.{}", std::process::id()));
+    probe_file("output directory", &probe, false).map_err(|mut e| {
+        e.path = out_dir.to_owned();
+        e
+    })?;
+    if let Some(p) = &also.junit {
+        probe_file("JUnit XML", p, true)?;
+    }
+    if let Some(p) = &also.summary_md {
+        probe_file("Markdown summary", p, true)?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing without changing it (creating its directory if needed); a file
+/// that did not exist is removed again, as is the probe.
+fn probe_file(what: &'static str, path: &Path, keep_existing: bool) -> Result<(), WriteError> {
+    let fail = |source| WriteError {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let existed = keep_existing && path.exists();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(fail)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -108,6 +149,54 @@ mod tests {
         assert!(html.starts_with("<!DOCTYPE html>"));
         let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
         assert!(md.starts_with("earlier step\n## "), "{md}");
+    }
+
+    /// results.json mutated (fixed seeds) is read or refused, and whatever is read renders as
+    /// every file: never a panic.
+    #[test]
+    fn mutated_results_never_panic_the_reader_or_the_renderers() {
+        let json = serde_json::to_string(&tiny()).unwrap();
+        const TOKENS: &[&str] = &[
+            "null",
+            "-1",
+            "1e308",
+            "18446744073709551615",
+            "\"\"",
+            "[]",
+            "{}",
+            "\"é\"",
+            "0",
+            "\"HISTFAAAA\"",
+            "true",
+        ];
+        let mut read = 0;
+        for seed in 0..1000u64 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut text = json.clone();
+            // Replace a value (after a ':' ) with a token: mostly still valid JSON.
+            for _ in 0..rng.usize(1..3) {
+                let colons: Vec<usize> = text.match_indices(':').map(|(i, _)| i).collect();
+                let at = colons[rng.usize(0..colons.len())] + 1;
+                let end = text[at..]
+                    .find([',', '}', ']'])
+                    .map_or(text.len(), |i| at + i);
+                text.replace_range(at..end, TOKENS[rng.usize(0..TOKENS.len())]);
+            }
+            if let Ok(r) = Results::from_slice(text.as_bytes(), Path::new("r.json")) {
+                read += 1;
+                let _ = html::render(&Report {
+                    results: &r,
+                    baseline: Some(&r),
+                });
+                let _ = crate::output::junit::junit(&r);
+                let _ = crate::output::markdown::summary_md(&r);
+                let _ = crate::output::summary(&r);
+            }
+        }
+        assert!(
+            read > 0,
+            "no mutated file was readable: the test reads nothing"
+        );
     }
 
     #[test]

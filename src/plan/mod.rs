@@ -187,8 +187,85 @@ impl Plan {
     }
 }
 
+/// Weights (after dividing by their common factor) that add up to at most this get the exact
+/// smooth round-robin table; larger ones are spread without a table.
+const ORDER_TABLE_MAX: u64 = 1 << 16;
+
+/// Which journey each iteration (open) or VU (closed) runs, by its index: spread over journeys
+/// by weight, deterministically and evenly. Memory grows with the number of journeys, never
+/// with the weights (a weight of 4,294,967,295 costs what a weight of 1 does).
+#[derive(Debug, Clone)]
+pub struct JourneyOrder {
+    /// Smooth weighted round-robin, one period, when the weights are small.
+    table: Vec<usize>,
+    /// Otherwise: each journey's end in one period of `total` slots...
+    ends: Vec<u64>,
+    total: u64,
+    /// ...visited `stride` slots apart (coprime with `total`, so every slot once a period).
+    stride: u64,
+}
+
+impl JourneyOrder {
+    pub fn new(weights: &[u32]) -> Self {
+        let common = weights
+            .iter()
+            .fold(0u64, |g, &w| gcd(g, u64::from(w)))
+            .max(1);
+        let reduced: Vec<u64> = weights.iter().map(|&w| u64::from(w) / common).collect();
+        let total: u64 = reduced.iter().sum();
+        if total <= ORDER_TABLE_MAX {
+            let small: Vec<u32> = reduced.iter().map(|&w| w as u32).collect();
+            return JourneyOrder {
+                table: weighted_order(&small),
+                ends: Vec::new(),
+                total,
+                stride: 1,
+            };
+        }
+        let ends = reduced
+            .iter()
+            .scan(0u64, |acc, &w| {
+                *acc += w;
+                Some(*acc)
+            })
+            .collect();
+        // Near the golden section of the period, so neighbouring indices land far apart.
+        let mut stride = ((total as f64) * 0.618_033_988_7) as u64;
+        while gcd(stride, total) != 1 {
+            stride += 1;
+        }
+        JourneyOrder {
+            table: Vec::new(),
+            ends,
+            total,
+            stride,
+        }
+    }
+
+    /// The journey (its index in the weights) that index `k` runs.
+    pub fn pick(&self, k: u64) -> usize {
+        if !self.table.is_empty() {
+            return self.table[(k % self.table.len() as u64) as usize];
+        }
+        if self.total == 0 {
+            return 0;
+        }
+        let slot =
+            (u128::from(k % self.total) * u128::from(self.stride) % u128::from(self.total)) as u64;
+        self.ends.partition_point(|&end| end <= slot)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Spreads iterations over journeys by weight, deterministically and evenly
 /// (smooth weighted round-robin): weights 2:1 give A, B, A, A, B, A, ...
+/// One entry per unit of weight: [`JourneyOrder`] calls it only for small totals.
 pub fn weighted_order(weights: &[u32]) -> Vec<usize> {
     let total: i64 = weights.iter().map(|&w| w as i64).sum();
     let mut current = vec![0i64; weights.len()];
@@ -302,5 +379,33 @@ mod tests {
         let o = weighted_order(&[70, 30]);
         assert_eq!(o.iter().filter(|&&j| j == 0).count(), 70);
         assert_eq!(o.len(), 100);
+    }
+
+    #[test]
+    fn huge_weights_cost_no_memory_and_keep_their_proportions() {
+        // The same order as the table for weights with a common factor.
+        let o = JourneyOrder::new(&[2_000_000_000, 1_000_000_000]);
+        assert_eq!(
+            (0..6).map(|k| o.pick(k)).collect::<Vec<_>>(),
+            [0, 1, 0, 0, 1, 0]
+        );
+        // Coprime and huge: no table, every index picks a journey, in proportion.
+        let o = JourneyOrder::new(&[u32::MAX, 1, 3_000_000_000]);
+        assert!(o.table.is_empty() && o.ends.len() == 3);
+        let n = 1_000_000u64;
+        let mut count = [0u64; 3];
+        for k in 0..n {
+            count[o.pick(k)] += 1;
+        }
+        let total = f64::from(u32::MAX) + 1.0 + 3e9;
+        let share0 = count[0] as f64 / n as f64;
+        assert!(
+            (share0 - f64::from(u32::MAX) / total).abs() < 0.01,
+            "{count:?}"
+        );
+        assert!(count[1] <= 1, "{count:?}");
+        // Deterministic, and the same index always picks the same journey.
+        assert_eq!(o.pick(123_456_789), o.pick(123_456_789));
+        assert_eq!(JourneyOrder::new(&[3]).pick(7), 0);
     }
 }

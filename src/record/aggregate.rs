@@ -27,6 +27,8 @@ pub struct RunTotals {
     pub schedule_lag: Histogram<u64>,
     pub samples: Vec<ErrorSample>,
     pub timeline: Vec<TimelinePoint>,
+    /// Why the HDR interval log stopped being written (a full disk, ...), if it did.
+    pub hlog_error: Option<String>,
 }
 
 impl RunTotals {
@@ -39,6 +41,7 @@ impl RunTotals {
             schedule_lag: new_histogram(),
             samples: Vec::new(),
             timeline: Vec::new(),
+            hlog_error: None,
         }
     }
 }
@@ -173,9 +176,21 @@ impl Aggregator {
         }
         self.finalize_all();
         if let Some(h) = self.hlog.as_mut() {
-            let _ = h.flush();
+            let flushed = h.flush();
+            self.hlog_failed(flushed);
         }
         self.totals
+    }
+
+    /// The first error writing the HDR log is kept for the run's end, and the log is given
+    /// up: a partial log is said to be partial, never passed off as complete.
+    fn hlog_failed(&mut self, written: std::io::Result<()>) {
+        if let Err(e) = written {
+            self.totals
+                .hlog_error
+                .get_or_insert_with(|| format!("cannot write the HDR interval log: {e}"));
+            self.hlog = None;
+        }
     }
 
     fn ingest(&mut self, report: IntervalReport) {
@@ -240,15 +255,16 @@ impl Aggregator {
             1.0
         };
         if let Some(h) = self.hlog.as_mut() {
-            let _ = h.interval(None, s as f64, length, &interval.latency);
+            let mut written = h.interval(None, s as f64, length, &interval.latency);
             for (tag, c) in self.step_tags.iter().zip(&report.steps) {
-                if c.requests > 0 {
-                    let _ = h.interval(Some(tag), s as f64, length, &c.latency);
+                if c.requests > 0 && written.is_ok() {
+                    written = h.interval(Some(tag), s as f64, length, &c.latency);
                 }
             }
             // Once a second: an immediate exit (second Ctrl-C) still leaves every finished
             // second in the log.
-            let _ = h.flush();
+            let written = written.and_then(|()| h.flush());
+            self.hlog_failed(written);
         }
         let now = Instant::now();
         let cpu = process_cpu_seconds();

@@ -97,11 +97,16 @@ impl Results {
             path: path.to_owned(),
             source,
         })?;
+        Results::from_slice(&bytes, path)
+    }
+
+    /// Reads results from bytes; `path` names them in errors.
+    pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Results, ResultsError> {
         let parse = |source| ResultsError::Parse {
             path: path.to_owned(),
             source,
         };
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse)?;
+        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(parse)?;
         if let Some(found) = doc.get("schema_version").and_then(|v| v.as_u64()) {
             if found > u64::from(SCHEMA_VERSION) {
                 return Err(ResultsError::Schema {
@@ -116,11 +121,32 @@ impl Results {
     /// Writes the results as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<(), ResultsError> {
         let json = serde_json::to_vec_pretty(self).expect("results serialize");
-        std::fs::write(path, json).map_err(|source| ResultsError::Write {
+        write_atomic(path, &json).map_err(|source| ResultsError::Write {
             path: path.to_owned(),
             source,
         })
     }
+}
+
+/// Writes `bytes` to `path` so that the file is complete or absent (or its old version): a
+/// temporary file beside it, synced, then renamed over it. A full disk leaves no truncated
+/// file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

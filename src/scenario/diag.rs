@@ -68,6 +68,27 @@ impl ScenarioErrors {
     }
 }
 
+/// A file that is not UTF-8: where the first bad byte is (line, column and byte offset).
+pub(crate) fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ScenarioErrors {
+    let at = e.valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let (line, col) = line_col(valid, at);
+    ScenarioErrors {
+        diagnostics: vec![Diagnostic {
+            path: path.to_path_buf(),
+            line,
+            col,
+            message: format!(
+                "the file is not valid UTF-8 at byte {at} (0x{:02X}); save it as UTF-8",
+                bytes[at]
+            ),
+        }],
+    }
+}
+
+/// The longest message kept: a value echoed in a message (a 10 MB template) is cut.
+const MAX_MESSAGE_BYTES: usize = 1000;
+
 /// Problems gathered while compiling, as byte offsets into the source.
 pub(crate) struct Collector {
     found: Vec<(usize, String)>,
@@ -79,7 +100,17 @@ impl Collector {
     }
 
     pub(crate) fn error(&mut self, at: usize, message: impl Into<String>) {
-        self.found.push((at, message.into()));
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let full = message.len();
+            let mut end = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(&format!("… (message cut; {full} bytes)"));
+        }
+        self.found.push((at, message));
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -14,6 +14,10 @@ const UNITS: &[(&str, u128)] = &[
     ("ns", 1),
 ];
 
+/// The longest duration a scenario or a flag may give (a stage, the whole plan, `settle`, a
+/// timeout): far beyond any load test, and far from where adding it to a clock overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 const HINT: &str = "write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)";
 
 /// Parses a duration such as `"250ms"`, `"1.5s"`, `"2m"`, `"1h30m"`, `"500us"`.
@@ -63,7 +67,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
             return Err(format!("invalid number in duration \"{text}\"; {HINT}"));
         }
-        let overflow = || format!("duration \"{text}\" is too long");
+        let overflow = || too_long(text);
         let whole: u128 = if whole.is_empty() {
             0
         } else {
@@ -78,9 +82,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         total = total.checked_add(ns).ok_or_else(overflow)?;
     }
-    let secs = u64::try_from(total / 1_000_000_000)
-        .map_err(|_| format!("duration \"{text}\" is too long"))?;
-    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+    if total > MAX_DURATION.as_nanos() {
+        return Err(too_long(text));
+    }
+    Ok(Duration::new(
+        (total / 1_000_000_000) as u64,
+        (total % 1_000_000_000) as u32,
+    ))
+}
+
+/// The message for a duration past [`MAX_DURATION`].
+pub fn too_long(text: &str) -> String {
+    format!("duration \"{text}\" is too long; the most is 366 days (\"8784h\")")
 }
 
 /// Parses a think time: a fixed `"500ms"` or a uniform range `"1s..3s"`.

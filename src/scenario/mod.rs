@@ -29,7 +29,7 @@
 //! [load]                                # optional; default: open model, 10s at 1 rps
 //! model = "open"                        # "open" (default) or "closed"
 //! start_rps = 0                         # rate at t = 0; each stage ramps linearly; default 0
-//! max_vus = 500                         # cap on concurrent iterations; default 1000
+//! max_vus = 500                         # cap on concurrent iterations; default 1000, most 100000
 //! pre_allocated_vus = 20                # default min(max_vus, max(1, ⌈first target_rps⌉))
 //! max_lag = "5s"                        # arrivals waiting longer for a VU are dropped; default 5s
 //! stages = [
@@ -41,6 +41,8 @@
 //! # Shorthands: rps = 100, duration = "30s"  (open: one stage, start_rps = rps)
 //! #             vus = 10, duration = "30s"   (closed: one stage, start_vus = vus; implies
 //! #                                          model = "closed")
+//! # Limits: rates up to 10000000 per second, VU counts up to 100000, durations (each stage
+//! # and all stages together) up to 366 days.
 //!
 //! [stack]                             # optional, with base_url = "stack" only: flags for the
 //! args = ["--db-pool-size", "2"]        # bundled stack (`peakload stack up --help`); peakload
@@ -116,6 +118,9 @@
 //!   think = "1s..3s"                    # pause after this step: fixed "500ms" or a range
 //!   extract = { token = { json = "$.token" }, order_id = { json = "/order_id" },
 //!               req = { header = "X-Request-Id" }, code = { regex = "code=(\\d+)" } }
+//!   # optional = true beside the source: a response without the value (e.g. a 409 the check
+//!   # accepts) leaves the variable unset instead of an extract_failed error
+//!   #   extract = { order_id = { json = "$.order_id", optional = true } }
 //!   check = { status = 200, body_contains = "ok", json = { "$.status" = "ok" },
 //!             max_duration = "500ms" }
 //!   # status = 200 | [201, 409] | "2xx" | "200..299"
@@ -197,8 +202,10 @@ pub use threshold::parse_threshold;
 
 /// Reads and compiles a scenario file, taking `{{env.NAME}}` from the process environment.
 pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioErrors> {
-    let src = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| ScenarioErrors::whole_file(path, format!("can't read scenario file: {e}")))?;
+    let src =
+        String::from_utf8(bytes).map_err(|e| diag::not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     parse_scenario(&src, path, &|name| std::env::var(name).ok())
 }
 

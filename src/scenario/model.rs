@@ -57,8 +57,16 @@ impl Load {
     /// The planned duration of the whole run.
     pub fn duration(&self) -> Duration {
         match self {
-            Load::Open(o) => o.stages.iter().map(|s| s.duration).sum(),
-            Load::Closed(c) => c.stages.iter().map(|s| s.duration).sum(),
+            // Saturating: the compiler refuses a plan longer than MAX_DURATION, but a sum must
+            // not panic on a hand-built one either.
+            Load::Open(o) => o
+                .stages
+                .iter()
+                .fold(Duration::ZERO, |a, s| a.saturating_add(s.duration)),
+            Load::Closed(c) => c
+                .stages
+                .iter()
+                .fold(Duration::ZERO, |a, s| a.saturating_add(s.duration)),
         }
     }
 }
@@ -228,6 +236,9 @@ pub struct Extraction {
     /// Index into `Journey::vars`.
     pub var: usize,
     pub source: ExtractSource,
+    /// `optional = true`: a response without the value (a sold-out answer the check accepts)
+    /// leaves the variable unset instead of failing the step as `extract_failed`.
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone)]

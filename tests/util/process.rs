@@ -24,6 +24,7 @@ pub mod code {
     pub const INVALID: i32 = 2;
     pub const INTERRUPTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
+    pub const UNWRITTEN: i32 = 5;
 }
 
 /// `peakload` with no arguments yet.

@@ -115,8 +115,16 @@ impl Ranged for RunClock {
     type ValueType = f64;
 
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        // A results file may hold any numbers: an infinite or huge position is pinned, never
+        // an overflow.
         let f = value / self.x_max;
-        limit.0 + (f * (limit.1 - limit.0) as f64).round() as i32
+        let offset = f * f64::from(limit.1 - limit.0);
+        let offset = if offset.is_finite() {
+            offset.round() as i32
+        } else {
+            0
+        };
+        limit.0.saturating_add(offset)
     }
 
     fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
@@ -740,6 +748,22 @@ pub fn color(i: usize) -> RGBColor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by mutating results.json: a run length of 0 (or a huge time) put an infinite
+    /// position through `as i32` and overflowed the addition.
+    #[test]
+    fn any_run_length_maps_inside_the_chart_without_overflow() {
+        for (x_max, value) in [
+            (0.0, 1.0),
+            (1e-300, 1e300),
+            (f64::MAX, 1.0),
+            (1.0, f64::MAX),
+        ] {
+            let clock = RunClock::new(x_max);
+            let _ = clock.map(&value, (10, 500));
+        }
+        assert_eq!(RunClock::new(10.0).map(&5.0, (0, 100)), 50);
+    }
 
     fn stages() -> Vec<StageInfo> {
         vec![

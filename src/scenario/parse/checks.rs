@@ -55,7 +55,8 @@ impl<'s> Compiler<'s> {
                 continue;
             }
             let what = format!("extract \"{var}\"");
-            let Some(f) = self.fields(ev, &what, EXTRACT_KEYS, &[]) else {
+            let Some(f) = self.fields(ev, &what, &[EXTRACT_KEYS, &["optional"]].concat(), &[])
+            else {
                 continue;
             };
             let present: Vec<_> = f
@@ -114,7 +115,21 @@ impl<'s> Compiler<'s> {
                     journey.vars.len() - 1
                 }
             };
-            out.push(Extraction { var: index, source });
+            let optional = match f.get("optional") {
+                Some(o) => match o.get_ref() {
+                    DeValue::Boolean(b) => *b,
+                    _ => {
+                        self.type_error(o, "optional", "true or false");
+                        false
+                    }
+                },
+                None => false,
+            };
+            out.push(Extraction {
+                var: index,
+                source,
+                optional,
+            });
         }
         out
     }

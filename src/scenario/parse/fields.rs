@@ -10,6 +10,23 @@ use super::{Compiler, Key, Value};
 use crate::scenario::diag::{did_you_mean, suggest};
 use crate::scenario::duration::parse_duration;
 
+/// The longest name (scenario, journey, step, stage, feeder), in bytes.
+pub(super) const MAX_NAME_BYTES: usize = 256;
+
+/// `text` cut to at most [`MAX_NAME_BYTES`] on a character boundary, for names made from a
+/// step's method and path.
+pub(super) fn clip_name(mut text: String) -> String {
+    if text.len() > MAX_NAME_BYTES {
+        let mut end = MAX_NAME_BYTES - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// A table's entries in file order, with the keys already checked.
 pub(super) struct Fields<'t, 'i> {
     pub(super) entries: Vec<(&'t Key<'i>, &'t Value<'i>)>,
@@ -301,6 +318,17 @@ impl<'s> Compiler<'s> {
         let s = self.string(v, key)?;
         if s.trim().is_empty() {
             self.error(v.span().start, format!("\"{key}\" must not be empty"));
+            return None;
+        }
+        if s.len() > MAX_NAME_BYTES {
+            self.error(
+                v.span().start,
+                format!(
+                    "\"{key}\" is {} bytes long; the most is {MAX_NAME_BYTES} (names label \
+                     results, logs and reports)",
+                    s.len()
+                ),
+            );
             return None;
         }
         Some(s.to_string())

@@ -3,6 +3,7 @@
 
 use toml::de::DeValue;
 
+use super::fields::clip_name;
 use super::values::is_tchar;
 use super::{Compiler, Value};
 use crate::scenario::duration::parse_think;
@@ -249,7 +250,13 @@ impl<'s> Compiler<'s> {
                 self.name_value(n, "name").unwrap_or_default(),
                 n.span().start,
             ),
-            None => (format!("{method} {target_text}"), target_at),
+            None => (
+                clip_name(format!(
+                    "{method} {}",
+                    crate::url::redact_path(&target_text)
+                )),
+                target_at,
+            ),
         };
 
         let query = match f.get("query") {

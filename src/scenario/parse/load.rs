@@ -8,6 +8,7 @@ use toml::de::DeValue;
 use super::fields::Fields;
 use super::{Compiler, Value};
 use crate::scenario::diag::did_you_mean;
+use crate::scenario::duration::MAX_DURATION;
 use crate::scenario::model::*;
 
 const OPEN_KEYS: &[&str] = &[
@@ -20,6 +21,11 @@ const OPEN_KEYS: &[&str] = &[
     "rps",
     "duration",
 ];
+/// The most VUs one process runs (`vus`, `max_vus`, `target_vus`, ...).
+pub const MAX_VUS: u32 = 100_000;
+/// The highest arrival rate one process is asked for, per second.
+pub const MAX_RPS: f64 = 10_000_000.0;
+
 const CLOSED_KEYS: &[&str] = &["model", "start_vus", "stages", "vus", "duration"];
 
 impl<'s> Compiler<'s> {
@@ -123,14 +129,15 @@ impl<'s> Compiler<'s> {
             );
         }
         let shorthand_stage = |c: &mut Self| duration.and_then(|d| c.duration(d, "duration", true));
+        let plan_at = stages.map_or(f.at, |s| s.span().start);
 
         if closed {
             let mut start_vus = f
                 .get("start_vus")
-                .and_then(|v| self.u32_in(v, "start_vus", 0))
+                .and_then(|v| self.vus_in(v, "start_vus", 0))
                 .unwrap_or(0);
             let stages = if let (Some(vus), None) = (shorthand, stages) {
-                let n = self.u32_in(vus, "vus", 1).unwrap_or(1);
+                let n = self.vus_in(vus, "vus", 1).unwrap_or(1);
                 if f.get("start_vus").is_some() {
                     self.error(
                         f.key_at("start_vus"),
@@ -147,14 +154,15 @@ impl<'s> Compiler<'s> {
             } else {
                 stages.map(|s| self.vu_stages(s)).unwrap_or_default()
             };
+            self.plan_length(stages.iter().map(|s| s.duration), plan_at);
             Load::Closed(ClosedLoad { start_vus, stages })
         } else {
             let mut start_rps = f
                 .get("start_rps")
-                .and_then(|v| self.non_negative(v, "start_rps"))
+                .and_then(|v| self.rate(v, "start_rps"))
                 .unwrap_or(0.0);
             let stages = if let (Some(rps), None) = (shorthand, stages) {
-                let r = self.non_negative(rps, "rps").unwrap_or(1.0);
+                let r = self.rate(rps, "rps").unwrap_or(1.0);
                 if f.get("start_rps").is_some() {
                     self.error(
                         f.key_at("start_rps"),
@@ -171,15 +179,16 @@ impl<'s> Compiler<'s> {
             } else {
                 stages.map(|s| self.rate_stages(s)).unwrap_or_default()
             };
+            self.plan_length(stages.iter().map(|s| s.duration), plan_at);
             let max_vus = f
                 .get("max_vus")
-                .and_then(|v| self.u32_in(v, "max_vus", 1))
+                .and_then(|v| self.vus_in(v, "max_vus", 1))
                 .unwrap_or(1000);
             let first_target = stages.first().map_or(1.0, |s| s.target_rps);
             let default_pre =
                 (first_target.ceil().max(1.0).min(f64::from(u32::MAX)) as u32).min(max_vus);
             let pre_allocated_vus = match f.get("pre_allocated_vus") {
-                Some(v) => match self.u32_in(v, "pre_allocated_vus", 0) {
+                Some(v) => match self.vus_in(v, "pre_allocated_vus", 0) {
                     Some(n) if n > max_vus => {
                         self.error(
                             v.span().start,
@@ -206,6 +215,40 @@ impl<'s> Compiler<'s> {
                 max_vus,
                 max_lag,
             })
+        }
+    }
+
+    /// A number of VUs: each is a task with its own connection, so the count is bounded.
+    fn vus_in(&mut self, v: &Value<'_>, key: &str, min: u32) -> Option<u32> {
+        self.int_in(v, key, i64::from(min), i64::from(MAX_VUS))
+            .map(|n| n as u32)
+    }
+
+    /// An arrival rate, per second, from 0 to [`MAX_RPS`].
+    fn rate(&mut self, v: &Value<'_>, key: &str) -> Option<f64> {
+        let r = self.non_negative(v, key)?;
+        if r > MAX_RPS {
+            self.error(
+                v.span().start,
+                format!(
+                    "\"{key}\" must be at most {MAX_RPS} per second (one process), found {r:e}; \
+                     split a larger load into shards"
+                ),
+            );
+            return None;
+        }
+        Some(r)
+    }
+
+    /// The whole plan must fit in [`MAX_DURATION`], like each of its stages.
+    fn plan_length(&mut self, mut stages: impl Iterator<Item = Duration>, at: usize) {
+        let total = stages.try_fold(Duration::ZERO, |a, d| a.checked_add(d));
+        if total.is_none_or(|t| t > MAX_DURATION) {
+            self.error(
+                at,
+                "the stages add up to more than 366 days, the longest plan peakload runs; \
+                 shorten them",
+            );
         }
     }
 
@@ -239,10 +282,7 @@ impl<'s> Compiler<'s> {
                 None
             }
         };
-        let name = f
-            .get("name")
-            .and_then(|n| self.string(n, "name"))
-            .map(str::to_string);
+        let name = f.get("name").and_then(|n| self.name_value(n, "name"));
         (duration.unwrap_or(Duration::from_secs(1)), name)
     }
 
@@ -266,7 +306,7 @@ impl<'s> Compiler<'s> {
             }
             let (duration, name) = self.stage_common(&f);
             let target_rps = match f.get("target_rps") {
-                Some(t) => self.non_negative(t, "target_rps").unwrap_or(0.0),
+                Some(t) => self.rate(t, "target_rps").unwrap_or(0.0),
                 None => {
                     if f.get("target_vus").is_none() && f.missing("target_rps") {
                         self.error(
@@ -306,7 +346,7 @@ impl<'s> Compiler<'s> {
             }
             let (duration, name) = self.stage_common(&f);
             let target_vus = match f.get("target_vus") {
-                Some(t) => self.u32_in(t, "target_vus", 0).unwrap_or(0),
+                Some(t) => self.vus_in(t, "target_vus", 0).unwrap_or(0),
                 None => {
                     if f.get("target_rps").is_none() && f.missing("target_vus") {
                         self.error(

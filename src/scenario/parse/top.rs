@@ -219,17 +219,14 @@ impl<'s> Compiler<'s> {
             return None;
         };
         let url = url.trim_end_matches('/');
-        let lower = url.to_ascii_lowercase();
-        let host = lower
-            .strip_prefix("http://")
-            .or_else(|| lower.strip_prefix("https://"));
-        match host {
-            Some(h) if !h.is_empty() => Some(BaseUrl::Url(url.to_string())),
-            _ => {
+        match crate::url::split_url(url) {
+            Ok(_) => Some(BaseUrl::Url(url.to_string())),
+            Err(e) => {
+                // The URL is not echoed: it may hold credentials or come from the environment.
                 self.error(
                     v.span().start,
                     format!(
-                        "base_url \"{url}\" must be an http:// or https:// URL \
+                        "base_url: {e}; it must be an http:// or https:// URL \
                          (e.g. \"http://127.0.0.1:8080\") or \"stack\""
                     ),
                 );

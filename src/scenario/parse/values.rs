@@ -179,11 +179,23 @@ impl<'s> Compiler<'s> {
         }
         let t = b.finish();
         if absolute {
-            if let Some(url) = t.as_literal() {
+            // The whole URL, or its literal start when that holds the whole authority
+            // ("http://h:99999/{{id}}"): what run would refuse, check refuses.
+            let head = t.as_literal().or_else(|| match t.parts.first() {
+                Some(Part::Lit(l))
+                    if l.split_once("://")
+                        .is_some_and(|(_, rest)| rest.contains(['/', '?'])) =>
+                {
+                    Some(l.as_str())
+                }
+                _ => None,
+            });
+            if let Some(url) = head {
                 match crate::url::split_url(url) {
                     // A wrong scheme is reported by the caller, with what to write instead.
                     Ok(_) | Err(crate::url::UrlError::Scheme) => {}
-                    Err(e) => self.error(v.span().start, format!("url \"{s}\": {e}")),
+                    // Not the URL itself: it may hold credentials.
+                    Err(e) => self.error(v.span().start, format!("url: {e}")),
                 }
             }
         }

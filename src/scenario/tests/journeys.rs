@@ -33,7 +33,7 @@ fn structure_errors() {
         (format!("{base}{step}path = \"/\"\nquery = {{ a = [1] }}"), "s.toml:7:15: \"a\" must be a string, number or boolean, found an array"),
         (format!("{base}{step}path = \"/\"\ntimeout = \"0s\""), "s.toml:7:11: \"timeout\" must be longer than zero, found \"0s\""),
         (format!("name = \"x\"\n{step}path = \"/\""), "s.toml:5:8: this step uses a relative path, so the scenario needs base_url: add base_url = \"http://host:port\" (or \"stack\") at the top, or use url = \"https://...\" in every step"),
-        (format!("name = \"x\"\nbase_url = \"localhost:80\"\n{step}path = \"/\""), "s.toml:2:12: base_url \"localhost:80\" must be an http:// or https:// URL (e.g. \"http://127.0.0.1:8080\") or \"stack\""),
+        (format!("name = \"x\"\nbase_url = \"localhost:80\"\n{step}path = \"/\""), "s.toml:2:12: base_url: URL must start with http:// or https://; it must be an http:// or https:// URL (e.g. \"http://127.0.0.1:8080\") or \"stack\""),
         (format!("{base}journey = 3"), "s.toml:3:11: \"journey\" must be an array of tables, written [[journey]], found integer 3"),
         (format!("{base}thresholds = [\"http.p99 < 1 parsec\"]\n{step}path = \"/\""), "s.toml:3:15: invalid latency \"1 parsec\" for http.p99 (e.g. 300ms or 1.5s): unknown unit \"parsec\" in duration \"1 parsec\"; write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)"),
     ];

@@ -105,7 +105,7 @@ fn load_errors() {
         ("stages = []", "s.toml:4:10: \"stages\" is empty; add at least one stage"),
         ("stages = [{ duration = \"0s\", target_rps = 1 }]", "s.toml:4:24: \"duration\" must be longer than zero, found \"0s\""),
         ("stages = [{ duration = \"1s\", target_rps = -1 }]", "s.toml:4:43: \"target_rps\" must be a number ≥ 0, found -1"),
-        ("stages = [{ duration = \"1s\", target_rps = 1 }]\nmax_vus = 0", "s.toml:5:11: \"max_vus\" must be an integer ≥ 1, found 0"),
+        ("stages = [{ duration = \"1s\", target_rps = 1 }]\nmax_vus = 0", "s.toml:5:11: \"max_vus\" must be an integer from 1 to 100000, found 0"),
         ("stages = [{ duration = \"1s\", target_rps = 1 }]\nmax_vus = 2\npre_allocated_vus = 3", "s.toml:6:21: pre_allocated_vus (3) is above max_vus (2); lower it or raise max_vus"),
         ("stages = [{ target_rps = 1 }]", "s.toml:4:11: this stage has no \"duration\"; add e.g. duration = \"30s\""),
         ("rps = 1\nduration = \"1s\"\nstart_rps = 2", "s.toml:6:1: with the shorthand rps = N, start_rps is N already; remove start_rps"),

@@ -5,6 +5,7 @@
 mod checks;
 mod feeders;
 mod journeys;
+mod limits;
 mod load;
 mod observe;
 mod thresholds;

@@ -180,7 +180,7 @@ fn targets_that_cannot_be_sent_as_written_are_refused_where_they_go_wrong() {
     let e = one_error(&format!("{step}url = \"http://a b/x\"\n"));
     assert_eq!(
         e,
-        "s.toml:6:7: url \"http://a b/x\": URL host has characters a host name cannot have"
+        "s.toml:6:7: url: URL host has characters a host name cannot have"
     );
 }
 
