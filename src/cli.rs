@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::plan::ShardSpec;
+
 pub use crate::output::artifacts::OutputFlags;
 
 #[derive(Debug, Parser)]
@@ -93,6 +95,19 @@ pub struct RunCli {
     /// Accept any TLS certificate (self-signed test environments only).
     #[arg(long)]
     pub insecure: bool,
+    /// Run slice I of N of the plan (e.g. 0/4): arrival k (open) or VU k (closed) is shard
+    /// k mod N's, so N shards together run exactly the plan. Without it, inside a Kubernetes
+    /// Indexed Job: JOB_COMPLETION_INDEX of PEAKLOAD_SHARD_COUNT.
+    #[arg(long, value_parser = shard_arg)]
+    pub shard: Option<ShardSpec>,
+    /// Start the load at this absolute time (RFC 3339, e.g. 2026-11-27T09:00:00Z), so that
+    /// every shard starts together; the run waits until then, ready.
+    #[arg(long, value_parser = time_arg)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// With --start-at: how late the load may start before the run refuses to start at all
+    /// (a shard starting later would run a different test than the others).
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub start_tolerance: std::time::Duration,
     #[command(flatten)]
     pub outputs: OutputFlags,
 }
@@ -122,6 +137,38 @@ fn threads_arg(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn shard_arg(s: &str) -> Result<ShardSpec, String> {
+    ShardSpec::parse(s)
+}
+
+/// RFC 3339: `2026-11-27T09:00:00Z`, fractions of a second and `+01:00`-style offsets allowed.
+pub fn time_arg(s: &str) -> Result<std::time::SystemTime, String> {
+    let bad = |e: &dyn std::fmt::Display| {
+        format!("{s:?} is not an RFC 3339 time ({e}), e.g. 2026-11-27T09:00:00Z")
+    };
+    let t = s.trim();
+    let (local, offset_s) = match t.len().checked_sub(6).map(|i| t.split_at(i)) {
+        Some((head, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail.as_bytes()[3] == b':'
+                && head.contains('T') =>
+        {
+            let h: i64 = tail[1..3].parse().map_err(|e| bad(&e))?;
+            let m: i64 = tail[4..6].parse().map_err(|e| bad(&e))?;
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            (format!("{head}Z"), sign * (h * 3600 + m * 60))
+        }
+        _ => (t.to_string(), 0),
+    };
+    let utc = humantime::parse_rfc3339(&local).map_err(|e| bad(&e))?;
+    let shift = std::time::Duration::from_secs(offset_s.unsigned_abs());
+    Ok(if offset_s >= 0 {
+        utc - shift
+    } else {
+        utc + shift
+    })
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {

@@ -25,6 +25,8 @@ pub mod exit {
     pub const INVALID: i32 = 2;
     pub const ABORTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
+    pub const START_MISSED: i32 = 5;
+    pub const INCOMPLETE: i32 = 6;
 }
 
 /// How a command ended when it did what it was asked.
@@ -55,6 +57,9 @@ pub enum Failure {
     /// The run could not go on (the runtime, the recorder).
     #[error("error: {0}")]
     Aborted(String),
+    /// `--start-at` had passed by more than `--start-tolerance`; nothing was sent.
+    #[error("error: {0}")]
+    StartMissed(String),
 }
 
 /// The one mapping from how a command ended to the process's exit code.
@@ -66,6 +71,7 @@ pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
         Err(Failure::Scenario(_) | Failure::Invalid(_) | Failure::Output(_)) => exit::INVALID,
         Err(Failure::Aborted(_)) => exit::ABORTED,
         Err(Failure::Unreachable(_)) => exit::UNREACHABLE,
+        Err(Failure::StartMissed(_)) => exit::START_MISSED,
     }
 }
 

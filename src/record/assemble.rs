@@ -84,6 +84,8 @@ pub fn build_results(run: &FinishedRun<'_>) -> Results {
         infra: None,
         capacity: None,
         findings: Vec::new(),
+        shard: None,
+        merged: None,
     }
 }
 

@@ -171,6 +171,8 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         infra: None,
         capacity: None,
         findings: Vec::new(),
+        shard: None,
+        merged: None,
     }
 }
 
