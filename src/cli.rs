@@ -29,6 +29,8 @@ pub enum Command {
     },
     /// Make the HTML report (and optionally JUnit XML and a Markdown summary) from results.
     Report(ReportCli),
+    /// Merge the shards of a distributed run (`run --shard I/N`) into the whole run's results.
+    Merge(MergeCli),
     /// The bundled reference stack.
     #[command(subcommand)]
     Stack(StackCommand),
@@ -58,6 +60,26 @@ pub struct ReportCli {
     /// Another run's results.json to compare with: overlaid on the charts, deltas per step.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub outputs: OutputFlags,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeCli {
+    /// Shard directories, their results.json files, or a directory holding shard directories.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the merged results.json, latency.hlog, report.html, junit.xml and
+    /// summary.md.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The scenario file, to evaluate the thresholds again [default: the path the shards
+    /// recorded, when it exists here].
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Extra threshold, evaluated on the merged result (repeatable).
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
     #[command(flatten)]
     pub outputs: OutputFlags,
 }

@@ -8,5 +8,6 @@ mod cli;
 mod cloudwatch;
 mod dashboard;
 mod diagnose;
+mod distributed;
 mod library;
 mod report;

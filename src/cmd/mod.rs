@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod diagnose;
+pub mod merge;
 pub mod report;
 pub mod run;
 pub mod shutdown;
@@ -37,6 +38,8 @@ pub enum Outcome {
     ThresholdsCrossed,
     /// The run was stopped (signal, key) and wrote what it had measured.
     Interrupted,
+    /// Merged shards with one missing or failed: written, but not the planned test.
+    Incomplete,
 }
 
 /// Why a command could not do what it was asked.
@@ -68,6 +71,7 @@ pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
         Ok(Outcome::Success) => exit::OK,
         Ok(Outcome::ThresholdsCrossed) => exit::THRESHOLDS,
         Ok(Outcome::Interrupted) => exit::ABORTED,
+        Ok(Outcome::Incomplete) => exit::INCOMPLETE,
         Err(Failure::Scenario(_) | Failure::Invalid(_) | Failure::Output(_)) => exit::INVALID,
         Err(Failure::Aborted(_)) => exit::ABORTED,
         Err(Failure::Unreachable(_)) => exit::UNREACHABLE,
@@ -82,6 +86,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(args) => run::command(args),
         Command::Report(args) => report::command(args),
         Command::Diagnose(args) => diagnose::command(&args),
+        Command::Merge(args) => merge::command(args),
         Command::Stack(StackCommand::Up { args }) => stack::up(&args),
     };
     if let Err(e) = &result {

@@ -58,6 +58,7 @@ pub fn summary_md(r: &Results) -> String {
             Verdict::NoThresholds => "No thresholds were set.".into(),
         }
     );
+    s.push_str(&super::shards::markdown(r));
     let sm = &r.summary;
     let l = &sm.latency_ms;
     s.push_str(

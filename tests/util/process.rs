@@ -23,6 +23,8 @@ pub mod code {
     pub const INVALID: i32 = 2;
     pub const INTERRUPTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
+    pub const START_MISSED: i32 = 5;
+    pub const INCOMPLETE: i32 = 6;
 }
 
 /// `peakload` with no arguments yet.

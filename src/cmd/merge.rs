@@ -1,0 +1,185 @@
+//! `peakload merge`: the results of the N shards of a distributed run → the result of the
+//! whole plan, written as one run writes it (results.json, latency.hlog, report.html, JUnit,
+//! Markdown), with thresholds and the diagnosis run again on the merged figures.
+//!
+//! Inputs are shard directories (with `results.json` and `latency.hlog`), `results.json` files,
+//! or a directory holding shard directories (a shared volume, one directory per pod).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Failure, Outcome};
+use crate::cli::MergeCli;
+use crate::output::artifacts::{self, Artifacts};
+use crate::record::hlog::{read_intervals, HlogWriter};
+use crate::record::merge::{merge, ShardInput};
+use crate::record::results::Results;
+use crate::scenario::Scenario;
+
+pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
+    let mut files = Vec::new();
+    for input in &args.inputs {
+        files.extend(results_files(input)?);
+    }
+    if files.is_empty() {
+        return Err(Failure::Invalid(
+            "no results.json found in the inputs: give shard directories, results.json files, \
+             or a directory holding shard directories"
+                .into(),
+        ));
+    }
+    let mut inputs = Vec::new();
+    for file in &files {
+        let results = Results::load(file).map_err(|e| Failure::Invalid(e.to_string()))?;
+        let hlog = file.with_file_name("latency.hlog");
+        let intervals = match std::fs::read_to_string(&hlog) {
+            Ok(text) => Some(
+                read_intervals(&text)
+                    .map_err(|e| Failure::Invalid(format!("{}: {e}", hlog.display())))?,
+            ),
+            Err(_) => None,
+        };
+        inputs.push(ShardInput {
+            source: file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(file)
+                .display()
+                .to_string(),
+            results,
+            intervals,
+        });
+    }
+    let thresholds_wanted: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for i in &inputs {
+            for t in &i.results.thresholds {
+                if !v.contains(&t.expr) {
+                    v.push(t.expr.clone());
+                }
+            }
+        }
+        v.extend(args.thresholds.iter().cloned());
+        v
+    };
+    let scenario_path = args.scenario.clone().or_else(|| {
+        inputs
+            .first()
+            .map(|i| PathBuf::from(&i.results.scenario.file))
+            .filter(|p| p.is_file())
+    });
+    let merged = merge(inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
+    let mut results = merged.results;
+
+    // Thresholds, on the merged figures: the scenario's and those given to the shards.
+    if !thresholds_wanted.is_empty() {
+        let scenario: Scenario = match &scenario_path {
+            Some(p) => crate::scenario::load_scenario(p).map_err(Failure::Scenario)?,
+            None => {
+                return Err(Failure::Invalid(format!(
+                    "the shards have thresholds ({}) and the scenario file {:?} is not here to \
+                     read them against: pass --scenario FILE",
+                    thresholds_wanted.join(", "),
+                    results.scenario.file
+                )))
+            }
+        };
+        let parsed = thresholds_wanted
+            .iter()
+            .map(|e| {
+                crate::scenario::parse_threshold(e, &scenario)
+                    .map_err(|err| Failure::Invalid(format!("threshold {e:?}: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        results.thresholds = crate::gate::evaluate(&parsed, &results);
+    }
+    let diagnosis = results
+        .infra
+        .is_some()
+        .then(|| crate::diagnose::apply(&mut results));
+
+    let out = &args.out;
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::Output(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let path = out.join("results.json");
+    results
+        .save(&path)
+        .map_err(|e| Failure::Output(e.to_string()))?;
+    write_hlog(&out.join("latency.hlog"), merged.started, &merged.intervals)?;
+    print!("{}", crate::output::summary(&results));
+    print!("{}", crate::output::shards::text(&results));
+    if let Some(d) = &diagnosis {
+        print!("\n{}", crate::diagnose::render_text(d));
+    }
+    println!("\n  results: {}", path.display());
+    let mut also = args.outputs.clone();
+    also.junit.get_or_insert_with(|| out.join("junit.xml"));
+    also.summary_md
+        .get_or_insert_with(|| out.join("summary.md"));
+    let files = Artifacts {
+        report: Some(out.join("report.html")),
+        also,
+    };
+    let written =
+        artifacts::write(&results, None, &files).map_err(|e| Failure::Output(e.to_string()))?;
+    for (what, p) in written {
+        println!("  {what}: {}", p.display());
+    }
+    if results.status == "incomplete" {
+        return Ok(Outcome::Incomplete);
+    }
+    if results.thresholds.iter().any(|t| !t.ok) {
+        return Ok(Outcome::ThresholdsCrossed);
+    }
+    Ok(Outcome::Success)
+}
+
+/// `results.json` files named by one input: the file itself, a shard directory, or a
+/// directory of shard directories.
+fn results_files(input: &Path) -> Result<Vec<PathBuf>, Failure> {
+    if input.is_file() {
+        return Ok(vec![input.to_owned()]);
+    }
+    if !input.is_dir() {
+        return Err(Failure::Invalid(format!(
+            "{}: no such file or directory",
+            input.display()
+        )));
+    }
+    let own = input.join("results.json");
+    if own.is_file() {
+        return Ok(vec![own]);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+        .map_err(|e| Failure::Invalid(format!("cannot read {}: {e}", input.display())))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("results.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn write_hlog(
+    path: &Path,
+    started: std::time::SystemTime,
+    intervals: &[(Option<String>, u32, f64, hdrhistogram::Histogram<u64>)],
+) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::Output(format!("cannot write {}: {e}", path.display()));
+    let file = std::fs::File::create(path).map_err(fail)?;
+    let mut w = HlogWriter::new(std::io::BufWriter::new(file), started).map_err(fail)?;
+    for (tag, t, length, h) in intervals {
+        w.interval(
+            tag.as_deref(),
+            *t as f64,
+            length.max(Duration::from_millis(1).as_secs_f64()),
+            h,
+        )
+        .map_err(fail)?;
+    }
+    w.flush().map_err(fail)
+}

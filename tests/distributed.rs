@@ -1,0 +1,236 @@
+//! Distributed runs: shards as separate processes against one loopback server, merged.
+//!
+//! The merged result of N shards must be the single run's, count for count: the same
+//! arrivals, requests, iterations and errors; its histograms must be the sum of the shards'
+//! (every percentile recomputed from that sum); a missing shard must make it `incomplete`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use peakload::record::results::{decode_histogram, LatencyStats, Results};
+use serde_json::Value;
+
+use crate::util::{
+    code, peakload, run_within, shared_cpu, spawn, Case, Journey, Scenario, Step, TestServer,
+};
+
+const ROWS: usize = 400;
+
+fn case() -> Case {
+    let users: String = std::iter::once("name".to_string())
+        .chain((0..ROWS).map(|i| format!("user{i}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Case::new(
+        Scenario::new("sharded")
+            .timeout("5s")
+            .rps(40, "3s")
+            .thresholds(&["http.error_rate < 50%"])
+            .feeder("user", "users.csv", "unique")
+            .journey(
+                Journey::new("shop")
+                    .step(Step::get("item", "/item/{{iteration}}"))
+                    .step(Step::post("echo", "/echo").json(
+                        r#"{ user = "{{user.name}}", vu = "{{vu}}", it = "{{iteration}}" }"#,
+                    )),
+            ),
+    )
+    .file("users.csv", &users)
+}
+
+/// A rendered `{{vu}}` or `{{iteration}}`: a JSON number or a string of one.
+fn number(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+fn results(dir: &Path) -> Results {
+    Results::load(&dir.join("results.json")).expect("results.json")
+}
+
+fn merge(inputs: &[&Path], out: &Path) -> crate::util::Outcome {
+    let mut cmd = peakload();
+    cmd.arg("merge").args(inputs).arg("--out").arg(out);
+    run_within(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn three_shards_merge_to_the_single_run_count_for_count() {
+    let _cpu = shared_cpu();
+    let case = case();
+
+    // The plan run whole, once.
+    let whole_server = TestServer::start();
+    let whole_out = case.dir().join("whole");
+    let mut cmd = case.run_command(&whole_out);
+    cmd.arg("--target").arg(whole_server.url()).arg("-q");
+    run_within(cmd, Duration::from_secs(60)).expect_code(code::OK);
+    let whole = results(&whole_out);
+
+    // The same plan as three shards, three processes, started together.
+    let server = TestServer::start();
+    let at = SystemTime::now() + Duration::from_secs(4);
+    let at = humantime::format_rfc3339_millis(at).to_string();
+    let shards: Vec<_> = (0..3)
+        .map(|i| {
+            let out = case.dir().join(format!("shard-{i}"));
+            let mut cmd: Command = case.run_command(&out);
+            cmd.arg("--target")
+                .arg(server.url())
+                .arg("-q")
+                .arg("--threads")
+                .arg("1")
+                .arg("--shard")
+                .arg(format!("{i}/3"))
+                .arg("--start-at")
+                .arg(&at);
+            (out, spawn(cmd))
+        })
+        .collect();
+    let dirs: Vec<_> = shards
+        .into_iter()
+        .map(|(out, p)| {
+            p.finish_within(Duration::from_secs(60))
+                .expect_code(code::OK);
+            out
+        })
+        .collect();
+    let parts: Vec<Results> = dirs.iter().map(|d| results(d)).collect();
+    for (i, p) in parts.iter().enumerate() {
+        let s = p.shard.as_ref().expect("a shard says which it is");
+        assert_eq!((s.index, s.count), (i as u32, 3));
+        assert_eq!(s.asked.plan_arrivals, Some(120));
+        assert_eq!(s.asked.arrivals, Some(40));
+        let late = s.late_start_ms.expect("late start recorded");
+        assert!(
+            (0.0..2000.0).contains(&late),
+            "shard {i} started {late} ms late"
+        );
+    }
+
+    // Across the shards: every arrival once, every unique row once, VUs numbered apart.
+    let echoed: Vec<Value> = server.echoed().into_iter().map(|e| e.body).collect();
+    let its: BTreeSet<u64> = echoed.iter().map(|b| number(&b["it"])).collect();
+    assert_eq!(its, (0..120).collect(), "iterations of the union");
+    let users: BTreeSet<&str> = echoed.iter().map(|b| b["user"].as_str().unwrap()).collect();
+    assert_eq!(
+        users.len(),
+        echoed.len(),
+        "a unique row used twice across shards"
+    );
+    let vus_by_shard: Vec<BTreeSet<u64>> = (0..3)
+        .map(|i| {
+            echoed
+                .iter()
+                .map(|b| number(&b["vu"]))
+                .filter(|v| v % 3 == i)
+                .collect()
+        })
+        .collect();
+    assert!(
+        vus_by_shard.iter().all(|s| !s.is_empty()),
+        "{vus_by_shard:?}"
+    );
+
+    // Merged.
+    let merged_out = case.dir().join("merged");
+    let m = merge(&[&dirs[0], &dirs[1], &dirs[2]], &merged_out);
+    m.expect_code(code::OK);
+    crate::util::assert_valid_results(&merged_out.join("results.json"));
+    let merged = results(&merged_out);
+    assert_eq!(merged.status, "completed");
+    let (a, b) = (&merged.summary, &whole.summary);
+    assert_eq!(a.requests, b.requests);
+    assert_eq!(a.requests, 240);
+    assert_eq!(a.iterations, b.iterations);
+    assert_eq!(a.errors, b.errors);
+    assert_eq!(
+        a.errors, 1,
+        "/item/7 fails once, in whichever shard ran arrival 7"
+    );
+    assert_eq!(merged.errors, whole.errors);
+    for (x, y) in merged.steps.iter().zip(&whole.steps) {
+        assert_eq!(
+            (&x.name, x.requests, x.errors),
+            (&y.name, y.requests, y.errors)
+        );
+    }
+    let planned: f64 = merged.timeline.iter().map(|p| p.target_rps).sum();
+    assert_eq!(planned, 120.0, "the union's planned arrivals");
+    let started: u64 = merged.timeline.iter().map(|p| p.iterations_started).sum();
+    assert_eq!(started, 120);
+
+    // The merged histogram is the shards' added, and its percentiles come from it.
+    let mut sum = decode_histogram(&parts[0].summary.histogram).unwrap();
+    sum.auto(true);
+    for p in &parts[1..] {
+        sum.add(decode_histogram(&p.summary.histogram).unwrap())
+            .unwrap();
+    }
+    let got = decode_histogram(&merged.summary.histogram).unwrap();
+    assert_eq!(got, sum);
+    assert_eq!(got.len(), 240);
+    assert_eq!(
+        merged.summary.latency_ms,
+        LatencyStats::from_histogram(&sum)
+    );
+    let t = &merged.thresholds;
+    assert_eq!(t.len(), 1);
+    assert!(t[0].ok);
+    assert_eq!(t[0].value, Some((1.0f64 / 240.0 * 1e3).round() / 1e3));
+
+    let info = merged.merged.as_ref().expect("merge info");
+    assert_eq!(info.shards.len(), 3);
+    assert!(info.missing.is_empty() && info.failed.is_empty());
+    for f in ["latency.hlog", "report.html", "junit.xml", "summary.md"] {
+        assert!(merged_out.join(f).is_file(), "{f} written");
+    }
+    let hlog = std::fs::read_to_string(merged_out.join("latency.hlog")).unwrap();
+    let per_second: u64 = peakload::record::hlog::read_intervals(&hlog)
+        .unwrap()
+        .iter()
+        .filter(|i| i.tag.is_none())
+        .map(|i| i.histogram.len())
+        .sum();
+    assert_eq!(per_second, 240, "the merged hlog holds every request once");
+    assert!(m.stdout.contains("shards (3 of 3)"), "{}", m.stdout);
+
+    // One shard missing: written, but incomplete, named, with its own exit code.
+    let partial_out = case.dir().join("partial");
+    let p = merge(&[&dirs[0], &dirs[2]], &partial_out);
+    p.expect_code(code::INCOMPLETE);
+    let partial = results(&partial_out);
+    assert_eq!(partial.status, "incomplete");
+    assert_eq!(partial.merged.as_ref().unwrap().missing, vec![1]);
+    assert!(p.stdout.contains("missing shard(s) 1/3"), "{}", p.stdout);
+    let md = std::fs::read_to_string(partial_out.join("summary.md")).unwrap();
+    assert!(md.contains("INCOMPLETE"), "{md}");
+
+    // The same shard twice is refused, not added twice.
+    merge(&[&dirs[0], &dirs[0]], &case.dir().join("twice")).expect_code(code::INVALID);
+}
+
+#[test]
+fn a_shard_that_missed_its_start_refuses_to_run() {
+    let case = case();
+    let server = TestServer::start();
+    let at = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60));
+    let o = case.run(&server, &["--shard", "0/2", "--start-at", &at.to_string()]);
+    o.expect_code(code::START_MISSED);
+    assert!(o.stderr.contains("--start-tolerance"), "{}", o.stderr);
+    assert_eq!(server.total(), 0, "nothing was sent");
+    assert!(!o.results_path().exists());
+}
+
+#[test]
+fn an_indexed_job_without_its_shard_count_refuses_to_run_the_whole_plan() {
+    let case = case();
+    let server = TestServer::start();
+    let o = case.run_with_env(&server, &[], &[("JOB_COMPLETION_INDEX", "2")]);
+    o.expect_code(code::INVALID);
+    assert!(o.stderr.contains("PEAKLOAD_SHARD_COUNT"), "{}", o.stderr);
+    assert_eq!(server.total(), 0);
+}
