@@ -965,7 +965,8 @@ fn results_match_the_schema_and_hdr_outputs_read_back_in_python() {
     schema_verdict(&drifted).expect_err("unknown error kind accepted");
 }
 
-/// Every documented exit code is produced by the binary somewhere in this file; this pins the
+/// Every documented exit code is produced by the binary somewhere in this file (5 and 6 in
+/// tests/distributed.rs); this pins the
 /// library's constants to the same table.
 #[test]
 fn exit_codes_are_the_documented_ones() {
@@ -976,24 +977,30 @@ fn exit_codes_are_the_documented_ones() {
             exit::THRESHOLDS,
             exit::INVALID,
             exit::ABORTED,
-            exit::UNREACHABLE
+            exit::UNREACHABLE,
+            exit::START_MISSED,
+            exit::INCOMPLETE
         ],
         [
             code::OK,
             code::THRESHOLDS,
             code::INVALID,
             code::INTERRUPTED,
-            code::UNREACHABLE
+            code::UNREACHABLE,
+            code::START_MISSED,
+            code::INCOMPLETE
         ]
     );
     assert_eq!(
-        [0, 1, 2, 3, 4],
+        [0, 1, 2, 3, 4, 5, 6],
         [
             code::OK,
             code::THRESHOLDS,
             code::INVALID,
             code::INTERRUPTED,
-            code::UNREACHABLE
+            code::UNREACHABLE,
+            code::START_MISSED,
+            code::INCOMPLETE
         ]
     );
 }

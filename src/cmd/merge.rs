@@ -19,7 +19,7 @@ use crate::scenario::Scenario;
 pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
     let mut files = Vec::new();
     for input in &args.inputs {
-        files.extend(results_files(input)?);
+        files.extend(results_files(input, &args.out)?);
     }
     if files.is_empty() {
         return Err(Failure::Invalid(
@@ -139,8 +139,8 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
 }
 
 /// `results.json` files named by one input: the file itself, a shard directory, or a
-/// directory of shard directories.
-fn results_files(input: &Path) -> Result<Vec<PathBuf>, Failure> {
+/// directory of shard directories (where `out`, a merge written there before, is left out).
+fn results_files(input: &Path, out: &Path) -> Result<Vec<PathBuf>, Failure> {
     if input.is_file() {
         return Ok(vec![input.to_owned()]);
     }
@@ -157,11 +157,20 @@ fn results_files(input: &Path) -> Result<Vec<PathBuf>, Failure> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(input)
         .map_err(|e| Failure::Invalid(format!("cannot read {}: {e}", input.display())))?
         .filter_map(|e| e.ok())
-        .map(|e| e.path().join("results.json"))
+        .map(|e| e.path())
+        .filter(|p| !same_dir(p, out))
+        .map(|p| p.join("results.json"))
         .filter(|p| p.is_file())
         .collect();
     found.sort();
     Ok(found)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn write_hlog(
