@@ -237,3 +237,79 @@ fn an_indexed_job_without_its_shard_count_refuses_to_run_the_whole_plan() {
     assert!(o.stderr.contains("PEAKLOAD_SHARD_COUNT"), "{}", o.stderr);
     assert_eq!(server.total(), 0);
 }
+
+/// Closed model as shards: the plan's VUs split across them (remainder spread), numbered as
+/// the plan numbers them; one shard stopped part-way and one never run make the merge
+/// `incomplete` with both named.
+#[test]
+fn closed_shards_split_the_vus_and_a_stopped_or_missing_shard_is_named() {
+    let _cpu = shared_cpu();
+    let case = Case::new(
+        Scenario::new("closed-sharded")
+            .timeout("5s")
+            .vus(7, "3s")
+            .journey(
+                Journey::new("shop").step(
+                    Step::post("echo", "/echo")
+                        .json(r#"{ vu = "{{vu}}", it = "{{iteration}}" }"#)
+                        .think("50ms"),
+                ),
+            ),
+    );
+    let server = TestServer::start();
+    let root = case.dir().join("shards");
+    let spawn_shard = |i: u32| {
+        let out = root.join(format!("shard-{i}"));
+        let mut cmd: Command = case.run_command(&out);
+        cmd.arg("--target")
+            .arg(server.url())
+            .arg("-q")
+            .env("JOB_COMPLETION_INDEX", i.to_string())
+            .env("PEAKLOAD_SHARD_COUNT", "4");
+        spawn(cmd).writing_to(out)
+    };
+    // Shards 0 and 1 run whole; shard 2 is stopped after a second; shard 3 never runs.
+    let (a, b, c) = (spawn_shard(0), spawn_shard(1), spawn_shard(2));
+    std::thread::sleep(Duration::from_millis(1500));
+    c.signal(libc::SIGTERM);
+    let c = c.finish_within(Duration::from_secs(60));
+    c.expect_code(code::INTERRUPTED);
+    a.finish_within(Duration::from_secs(60))
+        .expect_code(code::OK);
+    b.finish_within(Duration::from_secs(60))
+        .expect_code(code::OK);
+
+    // 7 VUs over 4 shards: 2, 2, 2, 1; VU k is shard k mod 4's.
+    for (i, want) in [(0u32, 2u32), (1, 2), (2, 2)] {
+        let r = results(&root.join(format!("shard-{i}")));
+        assert_eq!(r.shard.as_ref().unwrap().asked.max_vus, want, "shard {i}");
+        assert_eq!(r.shard.as_ref().unwrap().asked.plan_max_vus, 7);
+    }
+    let echoed: Vec<Value> = server.echoed().into_iter().map(|e| e.body).collect();
+    let vus: BTreeSet<u64> = echoed.iter().map(|b| number(&b["vu"])).collect();
+    assert_eq!(vus, [0, 1, 2, 4, 5, 6].into(), "shard 3 (VU 3) never ran");
+    let its: Vec<u64> = echoed.iter().map(|b| number(&b["it"])).collect();
+    let distinct: BTreeSet<u64> = its.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        its.len(),
+        "an iteration number used twice across shards"
+    );
+
+    let out = root.join("merged");
+    let m = merge(&[&root], &out);
+    m.expect_code(code::INCOMPLETE);
+    let merged = results(&out);
+    assert_eq!(merged.status, "incomplete");
+    let info = merged.merged.as_ref().unwrap();
+    assert_eq!((&info.missing, &info.failed), (&vec![3], &vec![2]));
+    // Every request the server answered is in the merged result once (the stopped shard's
+    // in-flight requests finish within the drain).
+    assert_eq!(merged.summary.requests, echoed.len() as u64);
+    assert!(
+        m.stdout
+            .contains("missing shard(s) 3/4; failed shard(s) 2/4"),
+        "{}",
+        m.stdout
+    );
+}
