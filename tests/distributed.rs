@@ -211,6 +211,8 @@ fn three_shards_merge_to_the_single_run_count_for_count() {
     assert!(p.stdout.contains("missing shard(s) 1/3"), "{}", p.stdout);
     let md = std::fs::read_to_string(partial_out.join("summary.md")).unwrap();
     assert!(md.contains("INCOMPLETE"), "{md}");
+    let html = std::fs::read_to_string(partial_out.join("report.html")).unwrap();
+    assert!(html.contains("id=\"shards\"") && html.contains("Missing: 1/3."));
 
     // The same shard twice is refused, not added twice.
     merge(&[&dirs[0], &dirs[0]], &case.dir().join("twice")).expect_code(code::INVALID);
