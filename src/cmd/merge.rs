@@ -6,12 +6,10 @@
 //! or a directory holding shard directories (a shared volume, one directory per pod).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::{Failure, Outcome};
 use crate::cli::MergeCli;
 use crate::output::artifacts::{self, Artifacts};
-use crate::record::hlog::{read_intervals, HlogWriter};
 use crate::record::merge::{merge, ShardInput};
 use crate::record::results::Results;
 use crate::scenario::Scenario;
@@ -31,14 +29,9 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
     let mut inputs = Vec::new();
     for file in &files {
         let results = Results::load(file).map_err(|e| Failure::Invalid(e.to_string()))?;
-        let hlog = file.with_file_name("latency.hlog");
-        let intervals = match std::fs::read_to_string(&hlog) {
-            Ok(text) => Some(
-                read_intervals(&text)
-                    .map_err(|e| Failure::Invalid(format!("{}: {e}", hlog.display())))?,
-            ),
-            Err(_) => None,
-        };
+        let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))
+            .ok()
+            .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead>);
         inputs.push(ShardInput {
             source: file
                 .parent()
@@ -47,7 +40,7 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
                 .display()
                 .to_string(),
             results,
-            intervals,
+            hlog,
         });
     }
     let thresholds_wanted: Vec<String> = {
@@ -68,8 +61,18 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
             .map(|i| PathBuf::from(&i.results.scenario.file))
             .filter(|p| p.is_file())
     });
-    let merged = merge(inputs).map_err(|e| Failure::Invalid(e.to_string()))?;
-    let mut results = merged.results;
+    let out = &args.out;
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::Output(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let hlog_path = out.join("latency.hlog");
+    let hlog = std::fs::File::create(&hlog_path)
+        .map_err(|e| Failure::Output(format!("cannot write {}: {e}", hlog_path.display())))?;
+    let mut results = merge(inputs, std::io::BufWriter::new(hlog))
+        .map_err(|e| Failure::Invalid(e.to_string()))?;
 
     // Thresholds, on the merged figures: the scenario's and those given to the shards.
     if !thresholds_wanted.is_empty() {
@@ -109,7 +112,6 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
     results
         .save(&path)
         .map_err(|e| Failure::Output(e.to_string()))?;
-    write_hlog(&out.join("latency.hlog"), merged.started, &merged.intervals)?;
     print!("{}", crate::output::summary(&results));
     print!("{}", crate::output::shards::text(&results));
     if let Some(d) = &diagnosis {
@@ -171,24 +173,4 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
-}
-
-fn write_hlog(
-    path: &Path,
-    started: std::time::SystemTime,
-    intervals: &[(Option<String>, u32, f64, hdrhistogram::Histogram<u64>)],
-) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::Output(format!("cannot write {}: {e}", path.display()));
-    let file = std::fs::File::create(path).map_err(fail)?;
-    let mut w = HlogWriter::new(std::io::BufWriter::new(file), started).map_err(fail)?;
-    for (tag, t, length, h) in intervals {
-        w.interval(
-            tag.as_deref(),
-            *t as f64,
-            length.max(Duration::from_millis(1).as_secs_f64()),
-            h,
-        )
-        .map_err(fail)?;
-    }
-    w.flush().map_err(fail)
 }

@@ -89,40 +89,46 @@ pub struct HlogInterval {
 pub fn read_intervals(text: &str) -> Result<Vec<HlogInterval>, String> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('"') {
-            continue;
+        if let Some(iv) = parse_line(line).map_err(|e| format!("line {}: {e}", n + 1))? {
+            out.push(iv);
         }
-        let bad = |what: &str| format!("line {}: {what}", n + 1);
-        let (tag, rest) = match line.strip_prefix("Tag=") {
-            Some(r) => {
-                let (t, rest) = r
-                    .split_once(',')
-                    .ok_or_else(|| bad("a tag and nothing else"))?;
-                (Some(t.to_string()), rest)
-            }
-            None => (None, line),
-        };
-        let mut fields = rest.splitn(4, ',');
-        let mut num = |what: &str| -> Result<f64, String> {
-            fields
-                .next()
-                .and_then(|f| f.trim().parse::<f64>().ok())
-                .ok_or_else(|| bad(&format!("no {what}")))
-        };
-        let start = num("start time")?;
-        let length = num("interval length")?;
-        let _max = num("interval max")?;
-        let encoded = fields.next().ok_or_else(|| bad("no histogram"))?;
-        let histogram = super::results::decode_histogram(encoded.trim()).map_err(|e| bad(&e))?;
-        out.push(HlogInterval {
-            tag,
-            start,
-            length,
-            histogram,
-        });
     }
     Ok(out)
+}
+
+/// One line of a log: `None` for a comment, the header line or a blank line.
+pub fn parse_line(line: &str) -> Result<Option<HlogInterval>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') || line.starts_with('"') {
+        return Ok(None);
+    }
+    let (tag, rest) = match line.strip_prefix("Tag=") {
+        Some(r) => {
+            let (t, rest) = r
+                .split_once(',')
+                .ok_or_else(|| "a tag and nothing else".to_string())?;
+            (Some(t.to_string()), rest)
+        }
+        None => (None, line),
+    };
+    let mut fields = rest.splitn(4, ',');
+    let mut num = |what: &str| -> Result<f64, String> {
+        fields
+            .next()
+            .and_then(|f| f.trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("no {what}"))
+    };
+    let start = num("start time")?;
+    let length = num("interval length")?;
+    let _max = num("interval max")?;
+    let encoded = fields.next().ok_or_else(|| "no histogram".to_string())?;
+    let histogram = super::results::decode_histogram(encoded.trim())?;
+    Ok(Some(HlogInterval {
+        tag,
+        start,
+        length,
+        histogram,
+    }))
 }
 
 #[cfg(test)]

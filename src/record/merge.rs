@@ -10,11 +10,12 @@
 //! `incomplete` with the shards named in [`MergeInfo`]: never a smaller test in disguise.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
 use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
-use super::hlog::HlogInterval;
+use super::hlog::{parse_line, HlogInterval, HlogWriter};
 use super::results::{
     decode_histogram, encode_histogram, round3, IntervalLatency, JourneyResult, LagStats,
     LatencyStats, MergeInfo, MergedShard, Results, StepResult, TimelinePoint,
@@ -25,17 +26,9 @@ pub struct ShardInput {
     /// Where it came from (shown in the per-shard table).
     pub source: String,
     pub results: Results,
-    /// The intervals of its `latency.hlog`, when there is one.
-    pub intervals: Option<Vec<HlogInterval>>,
-}
-
-/// The merged result and the merged per-second histograms for `latency.hlog`.
-pub struct Merged {
-    pub results: Results,
-    /// `(tag, second since the merged start, length, histogram)`, in time order.
-    pub intervals: Vec<(Option<String>, u32, f64, Histogram<u64>)>,
-    /// When the merged run started.
-    pub started: SystemTime,
+    /// Its `latency.hlog`, when there is one: read line by line while merging, so memory holds
+    /// one second of every shard's histograms, never a whole log.
+    pub hlog: Option<Box<dyn BufRead>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +41,10 @@ pub enum MergeError {
     Unreadable { input: String, message: String },
 }
 
-/// Adds the shards up. Inputs that cannot belong to one distributed run (no shard, different
-/// scenarios or shard counts, one index twice) are refused.
-pub fn merge(mut inputs: Vec<ShardInput>) -> Result<Merged, MergeError> {
+/// Adds the shards up and writes the merged `latency.hlog` to `hlog_out`. Inputs that cannot
+/// belong to one distributed run (no shard, different scenarios or shard counts, one index
+/// twice) are refused.
+pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Results, MergeError> {
     let first = inputs.first().ok_or(MergeError::Empty)?;
     let count = first
         .results
@@ -288,7 +282,7 @@ pub fn merge(mut inputs: Vec<ShardInput>) -> Result<Merged, MergeError> {
     }
 
     // Timeline and latency.hlog, aligned by wall clock.
-    let (timeline, intervals, note) = timeline(&inputs, &offsets)?;
+    let (timeline, note) = timeline(&mut inputs, &offsets, started, hlog_out)?;
     r.timeline = timeline;
     if let Some(note) = note {
         r.generator.notes.push(note);
@@ -333,21 +327,17 @@ pub fn merge(mut inputs: Vec<ShardInput>) -> Result<Merged, MergeError> {
         missing,
         failed,
     });
-    Ok(Merged {
-        results: r,
-        intervals,
-        started,
-    })
+    Ok(r)
 }
 
-type Intervals = Vec<(Option<String>, u32, f64, Histogram<u64>)>;
-
-/// The merged timeline; the merged hlog intervals; a note when per-second percentiles could
-/// not be recomputed exactly (a shard without its `latency.hlog`).
-fn timeline(
-    inputs: &[ShardInput],
+/// The merged timeline, with the merged `latency.hlog` written as it goes; a note when
+/// per-second percentiles could not be recomputed exactly (a shard without its log).
+fn timeline<W: Write>(
+    inputs: &mut [ShardInput],
     offsets: &[f64],
-) -> Result<(Vec<TimelinePoint>, Intervals, Option<String>), MergeError> {
+    started: SystemTime,
+    hlog_out: W,
+) -> Result<(Vec<TimelinePoint>, Option<String>), MergeError> {
     let second = |t: f64, i: usize| (t + offsets[i]).round().max(0.0) as u32;
     let mut points: BTreeMap<u32, TimelinePoint> = BTreeMap::new();
     for (i, x) in inputs.iter().enumerate() {
@@ -384,46 +374,69 @@ fn timeline(
             a.max = a.max.max(b.max);
         }
     }
-    let mut merged: BTreeMap<(u32, Option<String>), (f64, Adder)> = BTreeMap::new();
-    let mut without = Vec::new();
-    for (i, x) in inputs.iter().enumerate() {
-        let Some(intervals) = &x.intervals else {
-            without.push(x.source.clone());
-            continue;
-        };
-        for iv in intervals {
-            let e = merged
-                .entry((second(iv.start, i), iv.tag.clone()))
-                .or_insert_with(|| (0.0, Adder::default()));
-            e.0 = e.0.max(iv.length);
-            e.1.add_histogram(&iv.histogram)
-                .map_err(|message| MergeError::Unreadable {
-                    input: x.source.clone(),
-                    message: format!("latency.hlog: {message}"),
-                })?;
-        }
-    }
-    let mut intervals = Vec::new();
-    for ((t, tag), (length, adder)) in merged {
-        let h = adder.finish();
-        if tag.is_none() && without.is_empty() {
-            if let Some(p) = points.get_mut(&t) {
-                let ms = |us: u64| round3(us as f64 / 1000.0);
-                p.latency_ms = if h.is_empty() {
-                    IntervalLatency::default()
-                } else {
-                    IntervalLatency {
-                        p50: ms(h.value_at_quantile(0.5)),
-                        p95: ms(h.value_at_quantile(0.95)),
-                        p99: ms(h.value_at_quantile(0.99)),
-                        max: ms(h.max()),
-                    }
-                };
+    let without: Vec<String> = inputs
+        .iter()
+        .filter(|x| x.hlog.is_none())
+        .map(|x| x.source.clone())
+        .collect();
+    let fail_write = |e: std::io::Error| MergeError::Unreadable {
+        input: "the merged latency.hlog".into(),
+        message: e.to_string(),
+    };
+    let mut out = HlogWriter::new(hlog_out, started).map_err(fail_write)?;
+    // Each shard's log is in time order: take every shard's lines of merged second t, add them
+    // up by tag, write them, forget them, go on to t + 1.
+    let mut readers: Vec<Option<Lines>> = inputs
+        .iter_mut()
+        .map(|x| x.hlog.take().map(|r| Lines::new(r, x.source.clone())))
+        .collect();
+    loop {
+        let next = readers
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let r = r.as_mut()?;
+                match r.peek() {
+                    Ok(Some(iv)) => Some(Ok(second(iv.start, i))),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+            .collect::<Result<Vec<u32>, MergeError>>()?
+            .into_iter()
+            .min();
+        let Some(t) = next else { break };
+        let mut by_tag: BTreeMap<Option<String>, (f64, Adder)> = BTreeMap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            let Some(r) = r.as_mut() else { continue };
+            while let Some(iv) = r.peek()? {
+                if second(iv.start, i) != t {
+                    break;
+                }
+                let iv = r.take().expect("peeked");
+                let e = by_tag
+                    .entry(iv.tag.clone())
+                    .or_insert_with(|| (0.0, Adder::default()));
+                e.0 = e.0.max(iv.length);
+                e.1.add_histogram(&iv.histogram)
+                    .map_err(|message| MergeError::Unreadable {
+                        input: r.source.clone(),
+                        message: format!("latency.hlog: {message}"),
+                    })?;
             }
         }
-        intervals.push((tag, t, length, h));
+        for (tag, (length, adder)) in by_tag {
+            let h = adder.finish();
+            if tag.is_none() && without.is_empty() {
+                if let Some(p) = points.get_mut(&t) {
+                    p.latency_ms = interval_latency(&h);
+                }
+            }
+            out.interval(tag.as_deref(), t as f64, length.max(0.001), &h)
+                .map_err(fail_write)?;
+        }
     }
-    intervals.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    out.flush().map_err(fail_write)?;
     let note = (!without.is_empty()).then(|| {
         format!(
             "per-second latency: the worst shard's percentiles, not recomputed (no latency.hlog \
@@ -431,7 +444,69 @@ fn timeline(
             without.join(", ")
         )
     });
-    Ok((points.into_values().collect(), intervals, note))
+    Ok((points.into_values().collect(), note))
+}
+
+fn interval_latency(h: &Histogram<u64>) -> IntervalLatency {
+    if h.is_empty() {
+        return IntervalLatency::default();
+    }
+    let ms = |us: u64| round3(us as f64 / 1000.0);
+    IntervalLatency {
+        p50: ms(h.value_at_quantile(0.5)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+/// A shard's `latency.hlog`, one interval at a time with one looked ahead.
+struct Lines {
+    reader: Box<dyn BufRead>,
+    source: String,
+    line: usize,
+    buf: String,
+    ahead: Option<HlogInterval>,
+}
+
+impl Lines {
+    fn new(reader: Box<dyn BufRead>, source: String) -> Self {
+        Lines {
+            reader,
+            source,
+            line: 0,
+            buf: String::new(),
+            ahead: None,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<&HlogInterval>, MergeError> {
+        while self.ahead.is_none() {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_line(&mut self.buf)
+                .map_err(|e| self.error(e.to_string()))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            self.ahead = parse_line(&self.buf)
+                .map_err(|e| self.error(format!("line {}: {e}", self.line)))?;
+        }
+        Ok(self.ahead.as_ref())
+    }
+
+    fn take(&mut self) -> Option<HlogInterval> {
+        self.ahead.take()
+    }
+
+    fn error(&self, message: String) -> MergeError {
+        MergeError::Unreadable {
+            input: format!("{}/latency.hlog", self.source),
+            message,
+        }
+    }
 }
 
 fn shard_row(x: &ShardInput) -> MergedShard {
