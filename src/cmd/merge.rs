@@ -71,8 +71,11 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
     let hlog_path = out.join("latency.hlog");
     let hlog = std::fs::File::create(&hlog_path)
         .map_err(|e| Failure::Output(format!("cannot write {}: {e}", hlog_path.display())))?;
-    let mut results = merge(inputs, std::io::BufWriter::new(hlog))
-        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    let mut results = merge(inputs, std::io::BufWriter::new(hlog)).map_err(|e| {
+        // No half-merged log left behind for inputs that are not one run.
+        let _ = std::fs::remove_file(&hlog_path);
+        Failure::Invalid(e.to_string())
+    })?;
 
     // Thresholds, on the merged figures: the scenario's and those given to the shards.
     if !thresholds_wanted.is_empty() {
