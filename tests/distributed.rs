@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use peakload::record::infra::{Infra, Series};
 use peakload::record::results::{decode_histogram, LatencyStats, Results};
 use serde_json::Value;
 
@@ -216,6 +217,50 @@ fn three_shards_merge_to_the_single_run_count_for_count() {
 
     // The same shard twice is refused, not added twice.
     merge(&[&dirs[0], &dirs[0]], &case.dir().join("twice")).expect_code(code::INVALID);
+
+    // Infrastructure observed by two shards (the same system) is taken once, from the lowest
+    // index, and the diagnosis runs on the merged load.
+    let observed = case.dir().join("observed");
+    for (i, d) in dirs.iter().enumerate() {
+        let to = observed.join(format!("shard-{i}"));
+        std::fs::create_dir_all(&to).unwrap();
+        let mut r = results(d);
+        if i < 2 {
+            r.infra = Some(Infra {
+                series: vec![Series {
+                    source: "scrape:test".into(),
+                    name: "queue_depth".into(),
+                    unit: "count".into(),
+                    dimensions: Default::default(),
+                    points: (0..4).map(|t| (t as f64, (i * 100 + t) as f64)).collect(),
+                    span_s: None,
+                }],
+                events: Vec::new(),
+                notes: Vec::new(),
+            });
+        }
+        r.save(&to.join("results.json")).unwrap();
+        std::fs::copy(d.join("latency.hlog"), to.join("latency.hlog")).unwrap();
+    }
+    let out = observed.join("merged");
+    merge(&[&observed], &out).expect_code(code::OK);
+    let m = results(&out);
+    let infra = m.infra.expect("infra kept");
+    assert_eq!(infra.series.len(), 1, "observed once, not once per shard");
+    assert_eq!(infra.series[0].points.len(), 4);
+    assert!(
+        infra.series[0].points.iter().all(|p| p.1 < 100.0),
+        "shard 0's copy"
+    );
+    assert!(
+        infra.notes.iter().any(|n| n.contains("1 other shard(s)")),
+        "{:?}",
+        infra.notes
+    );
+    assert!(
+        m.capacity.is_some(),
+        "the diagnosis ran on the merged result"
+    );
 }
 
 #[test]
