@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::plan::ShardSpec;
+
 pub use crate::output::artifacts::OutputFlags;
 
 #[derive(Debug, Parser)]
@@ -27,6 +29,8 @@ pub enum Command {
     },
     /// Make the HTML report (and optionally JUnit XML and a Markdown summary) from results.
     Report(ReportCli),
+    /// Merge the shards of a distributed run (`run --shard I/N`) into the whole run's results.
+    Merge(MergeCli),
     /// The bundled reference stack.
     #[command(subcommand)]
     Stack(StackCommand),
@@ -168,6 +172,26 @@ pub struct ReportCli {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct MergeCli {
+    /// Shard directories, their results.json files, or a directory holding shard directories.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the merged results.json, latency.hlog, report.html, junit.xml and
+    /// summary.md.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The scenario file, to evaluate the thresholds again [default: the path the shards
+    /// recorded, when it exists here].
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Extra threshold, evaluated on the merged result (repeatable).
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    #[command(flatten)]
+    pub outputs: OutputFlags,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct RunCli {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
@@ -200,6 +224,19 @@ pub struct RunCli {
     /// Accept any TLS certificate (self-signed test environments only).
     #[arg(long)]
     pub insecure: bool,
+    /// Run slice I of N of the plan (e.g. 0/4): arrival k (open) or VU k (closed) is shard
+    /// k mod N's, so N shards together run exactly the plan. Without it, inside a Kubernetes
+    /// Indexed Job: JOB_COMPLETION_INDEX of PEAKLOAD_SHARD_COUNT.
+    #[arg(long, value_parser = shard_arg)]
+    pub shard: Option<ShardSpec>,
+    /// Start the load at this absolute time (RFC 3339, e.g. 2026-11-27T09:00:00Z), so that
+    /// every shard starts together; the run waits until then, ready.
+    #[arg(long, value_parser = time_arg)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// With --start-at: how late the load may start before the run refuses to start at all
+    /// (a shard starting later would run a different test than the others).
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub start_tolerance: std::time::Duration,
     #[command(flatten)]
     pub outputs: OutputFlags,
     /// Record the run in this history (a SQLite file or a postgres:// URL) and judge it
@@ -237,6 +274,38 @@ fn threads_arg(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn shard_arg(s: &str) -> Result<ShardSpec, String> {
+    ShardSpec::parse(s)
+}
+
+/// RFC 3339: `2026-11-27T09:00:00Z`, fractions of a second and `+01:00`-style offsets allowed.
+pub fn time_arg(s: &str) -> Result<std::time::SystemTime, String> {
+    let bad = |e: &dyn std::fmt::Display| {
+        format!("{s:?} is not an RFC 3339 time ({e}), e.g. 2026-11-27T09:00:00Z")
+    };
+    let t = s.trim();
+    let (local, offset_s) = match t.len().checked_sub(6).map(|i| t.split_at(i)) {
+        Some((head, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail.as_bytes()[3] == b':'
+                && head.contains('T') =>
+        {
+            let h: i64 = tail[1..3].parse().map_err(|e| bad(&e))?;
+            let m: i64 = tail[4..6].parse().map_err(|e| bad(&e))?;
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            (format!("{head}Z"), sign * (h * 3600 + m * 60))
+        }
+        _ => (t.to_string(), 0),
+    };
+    let utc = humantime::parse_rfc3339(&local).map_err(|e| bad(&e))?;
+    let shift = std::time::Duration::from_secs(offset_s.unsigned_abs());
+    Ok(if offset_s >= 0 {
+        utc - shift
+    } else {
+        utc + shift
+    })
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {

@@ -33,6 +33,7 @@ fn cancelling_the_token_interrupts_a_library_run_and_writes_its_results() {
         insecure: false,
         progress_every: Duration::from_secs(1),
         outputs: Default::default(),
+        shard: Default::default(),
     };
     let token = CancellationToken::new();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -8,6 +8,7 @@ mod cli;
 mod cloudwatch;
 mod dashboard;
 mod diagnose;
+mod distributed;
 mod history;
 mod library;
 mod report;

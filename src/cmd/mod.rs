@@ -8,6 +8,7 @@
 pub mod check;
 pub mod diagnose;
 pub mod history;
+pub mod merge;
 pub mod report;
 pub mod run;
 pub mod shutdown;
@@ -30,6 +31,8 @@ pub mod exit {
     pub const ABORTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
     pub const UNWRITTEN: i32 = 5;
+    pub const START_MISSED: i32 = 6;
+    pub const INCOMPLETE: i32 = 7;
 }
 
 /// How a command ended when it did what it was asked.
@@ -43,6 +46,8 @@ pub enum Outcome {
     /// A gated metric regressed against the comparable runs in the history (and no threshold
     /// was crossed).
     Regressed,
+    /// Merged shards with one missing or failed: written, but not the planned test.
+    Incomplete,
 }
 
 /// Why a command could not do what it was asked.
@@ -67,6 +72,9 @@ pub enum Failure {
     /// The run could not go on (the runtime, the recorder).
     #[error("error: {0}")]
     Aborted(String),
+    /// `--start-at` had passed by more than `--start-tolerance`; nothing was sent.
+    #[error("error: {0}")]
+    StartMissed(String),
 }
 
 /// The one mapping from how a command ended to the process's exit code.
@@ -80,6 +88,8 @@ pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
         Err(Failure::Aborted(_)) => exit::ABORTED,
         Err(Failure::Unreachable(_)) => exit::UNREACHABLE,
         Err(Failure::Unwritten(_)) => exit::UNWRITTEN,
+        Ok(Outcome::Incomplete) => exit::INCOMPLETE,
+        Err(Failure::StartMissed(_)) => exit::START_MISSED,
     }
 }
 
@@ -90,6 +100,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(args) => run::command(args),
         Command::Report(args) => report::command(args),
         Command::Diagnose(args) => diagnose::command(&args),
+        Command::Merge(args) => merge::command(args),
         Command::Stack(StackCommand::Up { args }) => stack::up(&args),
         Command::History(cmd) => history::command(cmd),
         Command::Gate(args) => history::gate(args),

@@ -26,10 +26,11 @@ use crate::http::ClientOptions;
 use crate::observe::scrape::LiveSignals;
 use crate::observe::{RunObserver, RunWindow};
 use crate::output::{self, artifacts, tui};
-use crate::plan::{Plan, VuSchedule};
+use crate::plan::{ArrivalSchedule, Plan, ShardSpec, VuSchedule};
 use crate::record::aggregate::{process_cpu_seconds, Aggregator, LiveView, RunTotals};
 use crate::record::assemble::{build_results, FinishedRun};
 use crate::record::hlog::HlogWriter;
+use crate::record::results::{ShardAsked, ShardInfo};
 use crate::scenario::{BaseUrl, Load, Scenario};
 use crate::url::{redact_url, split_url, Origin};
 
@@ -50,6 +51,35 @@ pub struct RunOptions {
     pub insecure: bool,
     pub progress_every: Duration,
     pub outputs: OutputFlags,
+    /// Which slice of the plan, and when to start it.
+    pub shard: ShardOptions,
+}
+
+/// A distributed run's shard and synchronized start.
+#[derive(Debug, Clone)]
+pub struct ShardOptions {
+    pub shard: ShardSpec,
+    /// Start the load at this wall-clock time.
+    pub start_at: Option<SystemTime>,
+    /// How late after `start_at` the load may start; later, the run refuses to start.
+    pub start_tolerance: Duration,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        ShardOptions {
+            shard: ShardSpec::WHOLE,
+            start_at: None,
+            start_tolerance: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ShardOptions {
+    /// Whether results.json says which shard this is.
+    fn recorded(&self) -> bool {
+        !self.shard.is_whole() || self.start_at.is_some()
+    }
 }
 
 /// `peakload run`: the scenario and `--threshold`s are checked before anything is sent.
@@ -76,6 +106,25 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         Some(_) => OutputFlags::default(),
         None => args.outputs,
     };
+    let shard = match args.shard {
+        Some(s) => s,
+        None => {
+            let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+            ShardSpec::from_env(
+                var(crate::plan::shard::INDEX_ENV).as_deref(),
+                var(crate::plan::shard::COUNT_ENV).as_deref(),
+            )
+            .map_err(Failure::Invalid)?
+            .unwrap_or(ShardSpec::WHOLE)
+        }
+    };
+    if args.history.is_some() && shard != ShardSpec::WHOLE {
+        return Err(Failure::Invalid(
+            "--history records whole runs, not one shard: record the merged result with \
+             `peakload history add MERGED/results.json`"
+                .into(),
+        ));
+    }
     let options = RunOptions {
         target: args.target,
         out,
@@ -86,6 +135,11 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         insecure: args.insecure,
         progress_every: args.progress_every.max(Duration::from_millis(200)),
         outputs,
+        shard: ShardOptions {
+            shard,
+            start_at: args.start_at,
+            start_tolerance: args.start_tolerance,
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -168,13 +222,12 @@ pub async fn execute(
     options: &RunOptions,
     mut shutdown: Shutdown,
 ) -> Result<Outcome, Failure> {
-    let started_wall = SystemTime::now();
     let out_dir = options
         .out
         .clone()
-        .unwrap_or_else(|| default_out_dir(&scenario.name, started_wall));
+        .unwrap_or_else(|| default_out_dir(&scenario.name, SystemTime::now()));
     let created = !out_dir.exists();
-    let result = execute_in(scenario, options, &mut shutdown, started_wall, &out_dir).await;
+    let result = execute_in(scenario, options, &mut shutdown, &out_dir).await;
     if created && result.is_err() {
         // Only when empty: an aborted run's files, or the stack's log, stay.
         let _ = std::fs::remove_dir(&out_dir);
@@ -186,7 +239,6 @@ async fn execute_in(
     scenario: Scenario,
     options: &RunOptions,
     shutdown: &mut Shutdown,
-    started_wall: SystemTime,
     out_dir: &Path,
 ) -> Result<Outcome, Failure> {
     std::fs::create_dir_all(out_dir).map_err(|e| {
@@ -235,7 +287,6 @@ async fn execute_in(
         options,
         base_url: &base_url,
         out_dir,
-        started_wall,
     };
     let result = run.go(shutdown).await;
     if let Some(p) = stack_process {
@@ -250,7 +301,6 @@ struct Run<'a> {
     options: &'a RunOptions,
     base_url: &'a str,
     out_dir: &'a Path,
-    started_wall: SystemTime,
 }
 
 /// What [`prepare`] settles before the load starts.
@@ -264,6 +314,8 @@ struct Setup {
 struct Running {
     stop: CancellationToken,
     run_start: Instant,
+    /// The wall-clock time of `run_start`: what merged shards are aligned by.
+    started_wall: SystemTime,
     cpu_before: f64,
     threads: usize,
     /// Ends with why a worker thread failed, if one did.
@@ -278,6 +330,7 @@ struct Running {
 impl Run<'_> {
     async fn go(&self, shutdown: &mut Shutdown) -> Result<Outcome, Failure> {
         let setup = self.prepare().await?;
+        self.wait_for_start(shutdown).await?;
         let mut running = self.start(setup)?;
         let interrupted = self.watch(&mut running, shutdown).await;
         self.finish(running, interrupted, shutdown).await
@@ -290,10 +343,13 @@ impl Run<'_> {
         let (origin, _) = split_url(base_url)
             .map_err(|e| Failure::Invalid(format!("target {base_url:?}: {e}")))?;
         preflight(&origin).await?;
-        let prepared = Prepared::new(self.scenario, base_url).map_err(Failure::Invalid)?;
+        let shard = self.options.shard.shard;
+        let prepared = Prepared::new(self.scenario, base_url)
+            .map_err(Failure::Invalid)?
+            .with_shard(shard);
         let max_vus = match &self.scenario.load {
-            Load::Open(o) => o.max_vus,
-            Load::Closed(c) => VuSchedule::new(c).max_vus(),
+            Load::Open(o) => shard.share(o.max_vus as u64) as u32,
+            Load::Closed(c) => shard.max_vus(&VuSchedule::new(c)),
         };
         let threads = self
             .options
@@ -319,6 +375,44 @@ impl Run<'_> {
         })
     }
 
+    /// With `--start-at`: waits, ready, until then. A start already later than the tolerance is
+    /// refused: this shard would run a different test from the others.
+    async fn wait_for_start(&self, shutdown: &mut Shutdown) -> Result<(), Failure> {
+        let ShardOptions {
+            shard,
+            start_at: Some(at),
+            start_tolerance,
+        } = &self.options.shard
+        else {
+            return Ok(());
+        };
+        let at_text = humantime::format_rfc3339_millis(*at);
+        match at.duration_since(SystemTime::now()) {
+            Ok(wait) => {
+                if !self.options.quiet {
+                    eprintln!(
+                        "shard {shard}: ready; starting at {at_text} (in {})",
+                        humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                    );
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => Ok(()),
+                    () = shutdown.requested() => Err(Failure::Aborted(format!(
+                        "shard {shard}: stopped while waiting for --start-at {at_text}; nothing was sent"
+                    ))),
+                }
+            }
+            Err(e) if e.duration() > *start_tolerance => Err(Failure::StartMissed(format!(
+                "shard {shard}: --start-at {at_text} passed {} ago, more than --start-tolerance {}; \
+                 not starting, since a late shard would run a different test from the others \
+                 (nothing was sent)",
+                humantime::format_duration(Duration::from_millis(e.duration().as_millis() as u64)),
+                humantime::format_duration(*start_tolerance),
+            ))),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Starts the recorder, the scrapers, the workers and the dashboard.
     fn start(&self, setup: Setup) -> Result<Running, Failure> {
         let scenario = self.scenario;
@@ -338,6 +432,7 @@ impl Run<'_> {
             .collect();
         let cpu_before = process_cpu_seconds();
         let run_start = Instant::now();
+        let started_wall = SystemTime::now();
         let stop = CancellationToken::new();
         let config = Arc::new(EngineConfig {
             scenario: Arc::new(scenario.clone()),
@@ -352,7 +447,7 @@ impl Run<'_> {
         let (tx, rx) = std::sync::mpsc::channel();
         let aggregator = Aggregator::new(
             threads,
-            Plan::new(&scenario.load),
+            Plan::sharded(&scenario.load, self.options.shard.shard),
             step_tags,
             scenario.journeys.len(),
             Some(hlog),
@@ -404,6 +499,7 @@ impl Run<'_> {
         Ok(Running {
             stop,
             run_start,
+            started_wall,
             cpu_before,
             threads,
             workers,
@@ -466,12 +562,19 @@ impl Run<'_> {
             scenario,
             base_url: self.base_url,
             totals: &totals,
-            started: self.started_wall,
+            started: running.started_wall,
             duration,
             interrupted,
             threads: running.threads,
             cpu_s,
         });
+        if self.options.shard.recorded() {
+            results.shard = Some(shard_info(
+                scenario,
+                &self.options.shard,
+                running.started_wall,
+            ));
+        }
         results.thresholds = gate::evaluate(&scenario.thresholds, &results);
         let observer = running.observer;
         if observer.reads_after_run() && !self.options.quiet {
@@ -591,6 +694,49 @@ fn first_step_origin(scenario: &Scenario) -> Option<String> {
         if origin.tls { "https" } else { "http" },
         origin.host_header()
     ))
+}
+
+/// What this shard was asked to run, and how late it started.
+fn shard_info(scenario: &Scenario, options: &ShardOptions, started: SystemTime) -> ShardInfo {
+    let shard = options.shard;
+    let planned_s = scenario.load.duration().as_secs_f64();
+    let asked = match &scenario.load {
+        Load::Open(o) => {
+            let schedule = ArrivalSchedule::new(o);
+            let arrivals = shard.arrivals(&schedule);
+            ShardAsked {
+                arrivals: Some(arrivals),
+                plan_arrivals: Some(schedule.total_arrivals()),
+                rps: (planned_s > 0.0)
+                    .then(|| crate::record::results::round3(arrivals as f64 / planned_s)),
+                max_vus: shard.share(o.max_vus as u64) as u32,
+                plan_max_vus: o.max_vus,
+            }
+        }
+        Load::Closed(c) => {
+            let schedule = VuSchedule::new(c);
+            ShardAsked {
+                arrivals: None,
+                plan_arrivals: None,
+                rps: None,
+                max_vus: shard.max_vus(&schedule),
+                plan_max_vus: schedule.max_vus(),
+            }
+        }
+    };
+    let late_start_ms = options.start_at.map(|at| match started.duration_since(at) {
+        Ok(late) => crate::record::results::round3(late.as_secs_f64() * 1000.0),
+        Err(early) => -crate::record::results::round3(early.duration().as_secs_f64() * 1000.0),
+    });
+    ShardInfo {
+        index: shard.index,
+        count: shard.count,
+        asked,
+        start_at: options
+            .start_at
+            .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+        late_start_ms,
+    }
 }
 
 /// A first stop request drains; a second exits at once.

@@ -30,6 +30,7 @@ async fn run(src: &str, server: &ScriptedServer, drain: Duration) -> Results {
         insecure: true,
         progress_every: Duration::from_secs(5),
         outputs: OutputFlags::default(),
+        shard: Default::default(),
     };
     let token = CancellationToken::new();
     let outcome = run::execute(scenario, &options, Shutdown::from_token(token))
@@ -187,6 +188,7 @@ name = "j"
         insecure: true,
         progress_every: Duration::from_secs(5),
         outputs: OutputFlags::default(),
+        shard: Default::default(),
     };
     run::execute(
         scenario,
@@ -230,6 +232,7 @@ fn quiet_options(out: &Path, outputs: OutputFlags, target: String) -> RunOptions
         insecure: true,
         progress_every: Duration::from_secs(5),
         outputs,
+        shard: Default::default(),
     }
 }
 

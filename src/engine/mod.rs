@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{Client, ClientOptions};
+use crate::plan::shard::thread_arrivals;
 use crate::plan::{ArrivalSchedule, JourneyOrder, VuSchedule};
 use crate::record::{IntervalReport, Shard};
 use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
@@ -151,7 +152,10 @@ async fn run_open(
 ) {
     let schedule = ArrivalSchedule::new(open);
     let order = journey_order(&config.scenario);
-    let cap = share(open.max_vus, config.threads, thread).max(1);
+    let slice = config.prepared.shard;
+    // A shard's share of the VUs, then this thread's share of the shard's.
+    let shard_vus = |total: u32| slice.share(total as u64) as u32;
+    let cap = share(shard_vus(open.max_vus), config.threads, thread).max(1);
     let state = Rc::new(OpenState {
         queue: RefCell::new(VecDeque::new()),
         wake: Notify::new(),
@@ -164,7 +168,7 @@ async fn run_open(
     let spawn_vu = |vus: &mut tokio::task::JoinSet<()>| {
         let n = state.spawned.get();
         state.spawned.set(n + 1);
-        let id = n as u64 * config.threads as u64 + thread as u64;
+        let id = slice.global(n as u64 * config.threads as u64 + thread as u64);
         vus.spawn_local(open_vu(
             id,
             config.clone(),
@@ -175,12 +179,11 @@ async fn run_open(
             ended.clone(),
         ));
     };
-    for _ in 0..share(open.pre_allocated_vus, config.threads, thread).min(cap) {
+    for _ in 0..share(shard_vus(open.pre_allocated_vus), config.threads, thread).min(cap) {
         spawn_vu(&mut vus);
     }
     let stop = &config.stop;
-    let mut k = thread as u64;
-    while let Some(due) = schedule.due(k) {
+    for (k, due) in thread_arrivals(&schedule, slice, config.threads, thread) {
         let at = config.run_start + due;
         let wake_at = at.checked_sub(DISPATCH_EARLY).unwrap_or(at);
         if wake_at > Instant::now() {
@@ -203,7 +206,6 @@ async fn run_open(
         } else {
             shard.borrow_mut().arrival_queued();
         }
-        k += config.threads as u64;
     }
     // The run lasts its planned duration even when the last arrival comes before its end.
     if !stop.is_cancelled() {
@@ -294,8 +296,9 @@ async fn run_closed(
             break;
         }
         let t = now.duration_since(config.run_start).as_secs_f64();
-        let want_total = schedule.vus_at(t);
-        // VU ids i < want_total with i % threads == thread.
+        // This shard's VUs (the plan's VU i belongs to shard i mod count), numbered locally.
+        let want_total = config.prepared.shard.share(schedule.vus_at(t) as u64) as u32;
+        // Local VU ids i < want_total with i % threads == thread.
         let want = if want_total > thread as u32 {
             (want_total - thread as u32 - 1) / threads + 1
         } else {
@@ -311,7 +314,11 @@ async fn run_closed(
                 a[local as usize] = true;
                 vus.spawn_local(closed_vu(
                     local,
-                    local as u64 * threads as u64 + thread as u64,
+                    config
+                        .prepared
+                        .shard
+                        .global(local as u64 * threads as u64 + thread as u64),
+                    thread,
                     config.clone(),
                     ClosedShared {
                         allowed: allowed.clone(),
@@ -346,6 +353,7 @@ struct ClosedShared {
 async fn closed_vu(
     local: u32,
     id: u64,
+    thread: usize,
     config: Arc<EngineConfig>,
     shared: ClosedShared,
     shard: Rc<RefCell<Shard>>,
@@ -369,7 +377,10 @@ async fn closed_vu(
     while local < allowed.get() && !ended.is_cancelled() && !config.stop.is_cancelled() {
         let n = iterations.get();
         iterations.set(n + 1);
-        let iteration = n * config.threads as u64 + (id % config.threads as u64);
+        let iteration = config
+            .prepared
+            .shard
+            .global(n * config.threads as u64 + thread as u64);
         shard.borrow_mut().iteration_started(Instant::now(), None);
         let result = vu
             .iterate(&config.prepared, journey, iteration, None, &shard, stopping)

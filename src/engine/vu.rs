@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::render::{render, url_encode_into, RenderCtx, VarValue};
 use crate::http::{Client, CookieJar, Method};
+use crate::plan::ShardSpec;
 use crate::record::{ErrorKind, Shard};
 use crate::scenario::{
     Body, Check, ExtractSource, FeedMode, Feeder, Scenario, StatusMatch, Step, Template,
@@ -70,6 +71,9 @@ pub struct Prepared {
     pub feeders: Vec<Arc<Feeder>>,
     pub cursors: Vec<AtomicUsize>,
     pub step_count: usize,
+    /// The slice of the plan this generator runs: VU, iteration and feeder-row numbers are the
+    /// plan's, so they never repeat across shards.
+    pub shard: ShardSpec,
 }
 
 impl Prepared {
@@ -105,7 +109,14 @@ impl Prepared {
                 .map(|_| AtomicUsize::new(0))
                 .collect(),
             step_count: flat,
+            shard: ShardSpec::WHOLE,
         })
+    }
+
+    /// The same, for slice `shard` of the plan.
+    pub fn with_shard(mut self, shard: ShardSpec) -> Self {
+        self.shard = shard;
+        self
     }
 }
 
@@ -762,16 +773,79 @@ fn take_row(prepared: &Prepared, f: usize) -> Option<&[String]> {
     if n == 0 {
         return None;
     }
+    // A shard takes the plan's rows `index, index + count, ...`: `unique` rows are partitioned
+    // across shards, `sequential` ones walk the file in the plan's order between them.
+    let row = |taken: usize| prepared.shard.global(taken as u64);
     let i = match feeder.mode {
-        FeedMode::Sequential => prepared.cursors[f].fetch_add(1, Ordering::Relaxed) % n,
+        FeedMode::Sequential => {
+            (row(prepared.cursors[f].fetch_add(1, Ordering::Relaxed)) % n as u64) as usize
+        }
         FeedMode::Random => fastrand::usize(..n),
         FeedMode::Unique => {
-            let i = prepared.cursors[f].fetch_add(1, Ordering::Relaxed);
-            if i >= n {
+            let i = row(prepared.cursors[f].fetch_add(1, Ordering::Relaxed));
+            if i >= n as u64 {
                 return None;
             }
-            i
+            i as usize
         }
     };
     Some(&feeder.rows[i])
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    fn prepared(mode: FeedMode, rows: usize, shard: ShardSpec) -> Prepared {
+        Prepared {
+            journeys: Vec::new(),
+            feeders: vec![Arc::new(Feeder {
+                name: "users".into(),
+                path: "users.csv".into(),
+                mode,
+                columns: vec!["id".into()],
+                rows: (0..rows).map(|i| vec![i.to_string()]).collect(),
+            })],
+            cursors: vec![AtomicUsize::new(0)],
+            step_count: 0,
+            shard: ShardSpec::WHOLE,
+        }
+        .with_shard(shard)
+    }
+
+    fn drain(p: &Prepared, limit: usize) -> Vec<String> {
+        (0..limit)
+            .map_while(|_| take_row(p, 0).map(|r| r[0].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn unique_rows_are_partitioned_across_shards() {
+        for n in [1u32, 2, 3, 7, 40] {
+            let mut all: Vec<usize> = (0..n)
+                .flat_map(|i| {
+                    drain(
+                        &prepared(FeedMode::Unique, 25, ShardSpec::new(i, n).unwrap()),
+                        100,
+                    )
+                })
+                .map(|r| r.parse().unwrap())
+                .collect();
+            all.sort();
+            // Every row once, none twice, across the shards.
+            assert_eq!(all, (0..25).collect::<Vec<_>>(), "N={n}");
+        }
+    }
+
+    #[test]
+    fn sequential_rows_are_offset_by_shard() {
+        let rows = |i| {
+            drain(
+                &prepared(FeedMode::Sequential, 5, ShardSpec::new(i, 2).unwrap()),
+                4,
+            )
+        };
+        assert_eq!(rows(0), ["0", "2", "4", "1"]);
+        assert_eq!(rows(1), ["1", "3", "0", "2"]);
+    }
 }

@@ -82,6 +82,7 @@ pub fn summary_md(r: &Results) -> String {
             s.push('\n');
         }
     }
+    s.push_str(&super::shards::markdown(r));
     let sm = &r.summary;
     let l = &sm.latency_ms;
     s.push_str(

@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod shards;
 pub mod tui;
 pub mod verdict;
 

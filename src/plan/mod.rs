@@ -3,9 +3,12 @@
 //! Both are pure functions of time since the start, computed from the scenario's stages, so
 //! every worker thread (and every shard of a distributed run) derives the same schedule.
 
+pub mod shard;
+
 use std::time::Duration;
 
 use crate::scenario::{ClosedLoad, Load, OpenLoad};
+pub use shard::ShardSpec;
 
 /// A piecewise-linear rate (arrivals per second) and its inverse cumulative function.
 #[derive(Debug, Clone)]
@@ -79,6 +82,16 @@ impl ArrivalSchedule {
         let denom = seg.from + disc.sqrt();
         let tau = if denom > 0.0 { 2.0 * m / denom } else { 0.0 };
         Some(Duration::from_secs_f64(seg.start + tau.min(seg.len)))
+    }
+
+    /// How many arrivals are due before `t` seconds: arrival `k` is due where the cumulative
+    /// count reaches `k + 0.5`.
+    pub fn due_before(&self, t: f64) -> u64 {
+        let c = self.cumulative(t) - 0.5;
+        if c <= 0.0 {
+            return 0;
+        }
+        (c.ceil() as u64).min(self.total_arrivals())
     }
 
     /// The planned rate at `t` seconds.
@@ -168,6 +181,8 @@ impl VuSchedule {
 pub enum Plan {
     Open(ArrivalSchedule),
     Closed(VuSchedule),
+    /// One shard's slice of a plan: its own arrivals or VUs only.
+    Shard(Box<Plan>, ShardSpec),
 }
 
 impl Plan {
@@ -178,11 +193,28 @@ impl Plan {
         }
     }
 
+    /// The slice `shard` of the plan (the plan itself for the whole).
+    pub fn sharded(load: &Load, shard: ShardSpec) -> Self {
+        if shard.is_whole() {
+            Plan::new(load)
+        } else {
+            Plan::Shard(Box::new(Plan::new(load)), shard)
+        }
+    }
+
     /// Open: planned arrivals in second `s`; closed: planned VUs in its middle.
     pub fn target_in_second(&self, s: u32) -> f64 {
         match self {
             Plan::Open(a) => a.arrivals_between(s as f64, s as f64 + 1.0),
             Plan::Closed(v) => v.vus_at(s as f64 + 0.5) as f64,
+            Plan::Shard(plan, shard) => match &**plan {
+                Plan::Open(a) => {
+                    let (from, to) = (a.due_before(s as f64), a.due_before(s as f64 + 1.0));
+                    (shard.share(to) - shard.share(from)) as f64
+                }
+                Plan::Closed(v) => shard.share(v.vus_at(s as f64 + 0.5) as u64) as f64,
+                Plan::Shard(..) => plan.target_in_second(s),
+            },
         }
     }
 }

@@ -85,6 +85,8 @@ pub fn build_results(run: &FinishedRun<'_>) -> Results {
         capacity: None,
         findings: Vec::new(),
         regression: None,
+        shard: None,
+        merged: None,
     }
 }
 

@@ -72,3 +72,86 @@ impl<W: Write> HlogWriter<W> {
         self.out.flush()
     }
 }
+
+/// One interval line of a `latency.hlog`.
+#[derive(Debug, Clone)]
+pub struct HlogInterval {
+    /// `<journey>/<step>` for a step's share; `None` for every request of the interval.
+    pub tag: Option<String>,
+    /// Seconds since the run's start.
+    pub start: f64,
+    pub length: f64,
+    pub histogram: Histogram<u64>,
+}
+
+/// Reads the interval lines of a log written by [`HlogWriter`] (comments, the header line and
+/// blank lines are skipped). An unreadable line is an error naming its line number.
+pub fn read_intervals(text: &str) -> Result<Vec<HlogInterval>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if let Some(iv) = parse_line(line).map_err(|e| format!("line {}: {e}", n + 1))? {
+            out.push(iv);
+        }
+    }
+    Ok(out)
+}
+
+/// One line of a log: `None` for a comment, the header line or a blank line.
+pub fn parse_line(line: &str) -> Result<Option<HlogInterval>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') || line.starts_with('"') {
+        return Ok(None);
+    }
+    let (tag, rest) = match line.strip_prefix("Tag=") {
+        Some(r) => {
+            let (t, rest) = r
+                .split_once(',')
+                .ok_or_else(|| "a tag and nothing else".to_string())?;
+            (Some(t.to_string()), rest)
+        }
+        None => (None, line),
+    };
+    let mut fields = rest.splitn(4, ',');
+    let mut num = |what: &str| -> Result<f64, String> {
+        fields
+            .next()
+            .and_then(|f| f.trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("no {what}"))
+    };
+    let start = num("start time")?;
+    let length = num("interval length")?;
+    let _max = num("interval max")?;
+    let encoded = fields.next().ok_or_else(|| "no histogram".to_string())?;
+    let histogram = super::results::decode_histogram(encoded.trim())?;
+    Ok(Some(HlogInterval {
+        tag,
+        start,
+        length,
+        histogram,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        h.record(1500).unwrap();
+        h.record(250_000).unwrap();
+        let mut buf = Vec::new();
+        let mut w = HlogWriter::new(&mut buf, SystemTime::now()).unwrap();
+        w.interval(None, 0.0, 1.0, &h).unwrap();
+        w.interval(Some("shop/add to cart"), 1.0, 0.5, &h).unwrap();
+        let read = read_intervals(std::str::from_utf8(&buf).unwrap()).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].tag, None);
+        assert_eq!(read[1].tag.as_deref(), Some("shop/add_to_cart"));
+        assert_eq!((read[1].start, read[1].length), (1.0, 0.5));
+        assert_eq!(read[1].histogram, h);
+        assert!(read_intervals("0.0,1.0,2.0,notbase64!")
+            .unwrap_err()
+            .starts_with("line 1"));
+    }
+}

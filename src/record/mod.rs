@@ -10,6 +10,7 @@ pub mod assemble;
 pub mod findings;
 pub mod hlog;
 pub mod infra;
+pub mod merge;
 pub mod regression;
 pub mod results;
 

@@ -24,7 +24,8 @@ pub struct Results {
     pub started_at: String,
     pub ended_at: String,
     pub duration_s: f64,
-    /// `completed`, `interrupted` (stopped by a signal or a key) or `aborted`.
+    /// `completed`, `interrupted` (stopped by a signal or a key), `aborted`, or (merged shards
+    /// with one missing or failed) `incomplete`.
     pub status: String,
     pub summary: Summary,
     pub steps: Vec<StepResult>,
@@ -65,6 +66,71 @@ pub struct Results {
     /// This run judged against the comparable runs in its history (`run --history`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<super::regression::RegressionGate>,
+    /// Which slice of a distributed run this is (`peakload run --shard I/N`); absent for a run
+    /// of the whole plan.
+    pub shard: Option<ShardInfo>,
+    /// Set by `peakload merge`: the shards this result adds up, and which are missing or failed.
+    pub merged: Option<MergeInfo>,
+}
+
+/// One shard's identity and what it was asked to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
+    pub asked: ShardAsked,
+    /// `--start-at` as given (RFC 3339), when the shards were told to start together.
+    pub start_at: Option<String>,
+    /// How long after `--start-at` this shard's load actually started.
+    pub late_start_ms: Option<f64>,
+}
+
+/// A shard's slice of the plan, next to the whole plan's figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardAsked {
+    /// Open model: the arrivals of the plan that are this shard's (`k mod count == index`).
+    pub arrivals: Option<u64>,
+    /// Open model: the whole plan's arrivals.
+    pub plan_arrivals: Option<u64>,
+    /// Open model: this shard's arrivals over the planned duration.
+    pub rps: Option<f64>,
+    /// The most VUs this shard runs at once (open: its share of `max_vus`).
+    pub max_vus: u32,
+    pub plan_max_vus: u32,
+}
+
+/// What `peakload merge` added up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergeInfo {
+    /// The shard count the inputs name.
+    pub count: u32,
+    /// One row per shard found, by index.
+    pub shards: Vec<MergedShard>,
+    /// Indices in `0..count` with no results: the merged result is `incomplete`.
+    pub missing: Vec<u32>,
+    /// Indices whose run did not complete (interrupted, aborted): `incomplete` too.
+    pub failed: Vec<u32>,
+}
+
+/// One row of the per-shard table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergedShard {
+    pub index: u32,
+    /// Where it was read from.
+    pub source: String,
+    pub status: String,
+    pub started_at: String,
+    pub duration_s: f64,
+    /// Open model: the arrivals per second this shard was asked for.
+    pub asked_rps: Option<f64>,
+    /// Iterations started per second of the run.
+    pub achieved_rps: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped_iterations: u64,
+    pub late_start_ms: Option<f64>,
+    pub generator_cpu_pct: f64,
+    pub generator_kept_up: bool,
 }
 
 /// Why a results file could not be read or written.

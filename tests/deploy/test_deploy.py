@@ -628,3 +628,45 @@ def test_dockerfiles(path, entrypoint):
         assert 'CMD ["all"' in text
     dockerignore = (REPO / ".dockerignore").read_text()
     assert "target/" in dockerignore and ".git" in dockerignore
+
+
+# --------------------------------------------------------------------------- distributed runs
+
+LOADGEN_DIR = REPO / "deploy" / "k8s"
+
+
+def _loadgen_docs() -> list[dict]:
+    docs = []
+    for f in sorted(LOADGEN_DIR.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(f.read_text()) if d)
+    return docs
+
+
+def test_loadgen_manifests_validate_strict():
+    docs = _loadgen_docs()
+    assert {d["kind"] for d in docs} == {"PersistentVolumeClaim", "Job"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_shards_are_an_indexed_job_that_never_reruns_a_shard():
+    jobs = {d["metadata"]["name"]: d for d in _loadgen_docs() if d["kind"] == "Job"}
+    spec = jobs["peakload-shards"]["spec"]
+    assert spec["completionMode"] == "Indexed"
+    # A shard run again would start late: the merge must see it as missing instead.
+    assert spec["backoffLimitPerIndex"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (c,) = pod["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    n = spec["completions"]
+    assert spec["parallelism"] == n, "every shard must run at once"
+    assert env["PEAKLOAD_SHARD_COUNT"]["value"] == str(n), "the shard count is the completions"
+    assert "$(PEAKLOAD_START_AT)" in c["args"] and "--start-at" in c["args"]
+    out = c["args"][c["args"].index("--out") + 1]
+    assert "$(SHARD_INDEX)" in out, "each shard writes its own directory"
+    assert c["resources"]["requests"]["cpu"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+    merge = jobs["peakload-merge"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert merge[0] == "merge" and "--out" in merge

@@ -25,6 +25,8 @@ pub mod code {
     pub const INTERRUPTED: i32 = 3;
     pub const UNREACHABLE: i32 = 4;
     pub const UNWRITTEN: i32 = 5;
+    pub const START_MISSED: i32 = 6;
+    pub const INCOMPLETE: i32 = 7;
 }
 
 /// `peakload` with no arguments yet.

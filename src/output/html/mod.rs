@@ -10,6 +10,7 @@ pub mod chart;
 pub mod diagnosis;
 pub mod extras;
 pub mod series;
+mod shards;
 mod trend;
 
 use std::fmt::Write as _;
@@ -59,6 +60,7 @@ pub fn render(report: &Report) -> String {
     verdict_header(&mut out, r);
     headline(&mut out, r, report.baseline);
     generator(&mut out, r);
+    shards::section(&mut out, r);
     nav(&mut out, report);
 
     let events = r.infra.as_ref().map(extras::events).unwrap_or_default();

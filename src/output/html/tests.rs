@@ -172,6 +172,8 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         capacity: None,
         findings: Vec::new(),
         regression: None,
+        shard: None,
+        merged: None,
     }
 }
 

@@ -1,0 +1,179 @@
+//! `peakload merge`: the results of the N shards of a distributed run → the result of the
+//! whole plan, written as one run writes it (results.json, latency.hlog, report.html, JUnit,
+//! Markdown), with thresholds and the diagnosis run again on the merged figures.
+//!
+//! Inputs are shard directories (with `results.json` and `latency.hlog`), `results.json` files,
+//! or a directory holding shard directories (a shared volume, one directory per pod).
+
+use std::path::{Path, PathBuf};
+
+use super::{Failure, Outcome};
+use crate::cli::MergeCli;
+use crate::output::artifacts::{self, Artifacts};
+use crate::record::merge::{merge, ShardInput};
+use crate::record::results::Results;
+use crate::scenario::Scenario;
+
+pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
+    let mut files = Vec::new();
+    for input in &args.inputs {
+        files.extend(results_files(input, &args.out)?);
+    }
+    if files.is_empty() {
+        return Err(Failure::Invalid(
+            "no results.json found in the inputs: give shard directories, results.json files, \
+             or a directory holding shard directories"
+                .into(),
+        ));
+    }
+    let mut inputs = Vec::new();
+    for file in &files {
+        let results = Results::load(file).map_err(|e| Failure::Invalid(e.to_string()))?;
+        let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))
+            .ok()
+            .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead>);
+        inputs.push(ShardInput {
+            source: file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(file)
+                .display()
+                .to_string(),
+            results,
+            hlog,
+        });
+    }
+    let thresholds_wanted: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for i in &inputs {
+            for t in &i.results.thresholds {
+                if !v.contains(&t.expr) {
+                    v.push(t.expr.clone());
+                }
+            }
+        }
+        v.extend(args.thresholds.iter().cloned());
+        v
+    };
+    let scenario_path = args.scenario.clone().or_else(|| {
+        inputs
+            .first()
+            .map(|i| PathBuf::from(&i.results.scenario.file))
+            .filter(|p| p.is_file())
+    });
+    let out = &args.out;
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::Output(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let hlog_path = out.join("latency.hlog");
+    let hlog = std::fs::File::create(&hlog_path)
+        .map_err(|e| Failure::Output(format!("cannot write {}: {e}", hlog_path.display())))?;
+    let mut results = merge(inputs, std::io::BufWriter::new(hlog)).map_err(|e| {
+        // No half-merged log left behind for inputs that are not one run.
+        let _ = std::fs::remove_file(&hlog_path);
+        Failure::Invalid(e.to_string())
+    })?;
+
+    // Thresholds, on the merged figures: the scenario's and those given to the shards.
+    if !thresholds_wanted.is_empty() {
+        let scenario: Scenario = match &scenario_path {
+            Some(p) => crate::scenario::load_scenario(p).map_err(Failure::Scenario)?,
+            None => {
+                return Err(Failure::Invalid(format!(
+                    "the shards have thresholds ({}) and the scenario file {:?} is not here to \
+                     read them against: pass --scenario FILE",
+                    thresholds_wanted.join(", "),
+                    results.scenario.file
+                )))
+            }
+        };
+        let parsed = thresholds_wanted
+            .iter()
+            .map(|e| {
+                crate::scenario::parse_threshold(e, &scenario)
+                    .map_err(|err| Failure::Invalid(format!("threshold {e:?}: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        results.thresholds = crate::gate::evaluate(&parsed, &results);
+    }
+    let diagnosis = results
+        .infra
+        .is_some()
+        .then(|| crate::diagnose::apply(&mut results));
+
+    let out = &args.out;
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::Output(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let path = out.join("results.json");
+    results
+        .save(&path)
+        .map_err(|e| Failure::Output(e.to_string()))?;
+    print!("{}", crate::output::summary(&results));
+    print!("{}", crate::output::shards::text(&results));
+    if let Some(d) = &diagnosis {
+        print!("\n{}", crate::diagnose::render_text(d));
+    }
+    println!("\n  results: {}", path.display());
+    let mut also = args.outputs.clone();
+    also.junit.get_or_insert_with(|| out.join("junit.xml"));
+    also.summary_md
+        .get_or_insert_with(|| out.join("summary.md"));
+    let files = Artifacts {
+        report: Some(out.join("report.html")),
+        also,
+    };
+    let written =
+        artifacts::write(&results, None, &files).map_err(|e| Failure::Output(e.to_string()))?;
+    for (what, p) in written {
+        println!("  {what}: {}", p.display());
+    }
+    if results.status == "incomplete" {
+        return Ok(Outcome::Incomplete);
+    }
+    if results.thresholds.iter().any(|t| !t.ok) {
+        return Ok(Outcome::ThresholdsCrossed);
+    }
+    Ok(Outcome::Success)
+}
+
+/// `results.json` files named by one input: the file itself, a shard directory, or a
+/// directory of shard directories (where `out`, a merge written there before, is left out).
+fn results_files(input: &Path, out: &Path) -> Result<Vec<PathBuf>, Failure> {
+    if input.is_file() {
+        return Ok(vec![input.to_owned()]);
+    }
+    if !input.is_dir() {
+        return Err(Failure::Invalid(format!(
+            "{}: no such file or directory",
+            input.display()
+        )));
+    }
+    let own = input.join("results.json");
+    if own.is_file() {
+        return Ok(vec![own]);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+        .map_err(|e| Failure::Invalid(format!("cannot read {}: {e}", input.display())))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| !same_dir(p, out))
+        .map(|p| p.join("results.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}

@@ -1,0 +1,590 @@
+//! Merging the results of the N shards of a distributed run into the result of the whole plan.
+//!
+//! Every histogram is added losslessly (HdrHistogram buckets), so any percentile of the merged
+//! result is the percentile of every request of every shard; counters are summed; per-second
+//! timelines are aligned by wall clock (each shard's `started_at`). Infrastructure signals are
+//! taken from one shard (the lowest index that has them), never added N times. Thresholds and
+//! the diagnosis are the caller's to re-run on the merged result.
+//!
+//! A shard missing from `0..count`, or one whose run did not complete, makes the result
+//! `incomplete` with the shards named in [`MergeInfo`]: never a smaller test in disguise.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::SystemTime;
+
+use hdrhistogram::Histogram;
+
+use super::hlog::{parse_line, HlogInterval, HlogWriter};
+use super::results::{
+    decode_histogram, encode_histogram, round3, IntervalLatency, JourneyResult, LagStats,
+    LatencyStats, MergeInfo, MergedShard, Results, StepResult, TimelinePoint,
+};
+
+/// One shard's results as read from a directory or a file.
+pub struct ShardInput {
+    /// Where it came from (shown in the per-shard table).
+    pub source: String,
+    pub results: Results,
+    /// Its `latency.hlog`, when there is one: read line by line while merging, so memory holds
+    /// one second of every shard's histograms, never a whole log.
+    pub hlog: Option<Box<dyn BufRead>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("nothing to merge")]
+    Empty,
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{input}: {message}")]
+    Unreadable { input: String, message: String },
+}
+
+/// Adds the shards up and writes the merged `latency.hlog` to `hlog_out`. Inputs that cannot
+/// belong to one distributed run (no shard, different scenarios or shard counts, one index
+/// twice) are refused.
+pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Results, MergeError> {
+    let first = inputs.first().ok_or(MergeError::Empty)?;
+    let count = first
+        .results
+        .shard
+        .as_ref()
+        .map(|s| s.count)
+        .ok_or_else(|| not_a_shard(first))?;
+    for i in &inputs {
+        let s = i.results.shard.as_ref().ok_or_else(|| not_a_shard(i))?;
+        if s.count != count {
+            return Err(MergeError::Mismatch(format!(
+                "{} is shard {}/{} but {} is one of {count}: these are not one run",
+                i.source, s.index, s.count, first.source
+            )));
+        }
+        let (a, b) = (&i.results.scenario, &first.results.scenario);
+        if a.name != b.name || a.model != b.model {
+            return Err(MergeError::Mismatch(format!(
+                "{} ran scenario {:?} ({}) but {} ran {:?} ({}): these are not one run",
+                i.source, a.name, a.model, first.source, b.name, b.model
+            )));
+        }
+    }
+    inputs.sort_by_key(|i| i.results.shard.as_ref().map(|s| s.index));
+    for w in inputs.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if a.results.shard.as_ref().map(|s| s.index) == b.results.shard.as_ref().map(|s| s.index) {
+            return Err(MergeError::Mismatch(format!(
+                "{} and {} are both shard {}: one index twice",
+                a.source,
+                b.source,
+                b.results.shard.as_ref().map(|s| s.index).unwrap_or(0)
+            )));
+        }
+    }
+    let starts: Vec<SystemTime> = inputs
+        .iter()
+        .map(|i| parse_time(&i.results.started_at, &i.source))
+        .collect::<Result<_, _>>()?;
+    let ends: Vec<SystemTime> = inputs
+        .iter()
+        .map(|i| parse_time(&i.results.ended_at, &i.source))
+        .collect::<Result<_, _>>()?;
+    let started = *starts.iter().min().expect("at least one input");
+    let ended = *ends.iter().max().expect("at least one input");
+    let offsets: Vec<f64> = starts
+        .iter()
+        .map(|s| s.duration_since(started).unwrap_or_default().as_secs_f64())
+        .collect();
+    let secs = ended
+        .duration_since(started)
+        .unwrap_or_default()
+        .as_secs_f64()
+        .max(1e-9);
+
+    let present: Vec<u32> = inputs
+        .iter()
+        .filter_map(|i| i.results.shard.as_ref().map(|s| s.index))
+        .collect();
+    let missing: Vec<u32> = (0..count).filter(|i| !present.contains(i)).collect();
+    let failed: Vec<u32> = inputs
+        .iter()
+        .filter(|i| i.results.status != "completed")
+        .filter_map(|i| i.results.shard.as_ref().map(|s| s.index))
+        .collect();
+
+    let base = &inputs[0].results;
+    let mut r = base.clone();
+    r.shard = None;
+    r.started_at = humantime::format_rfc3339_millis(started).to_string();
+    r.ended_at = humantime::format_rfc3339_millis(ended).to_string();
+    r.duration_s = round3(secs);
+    r.status = if missing.is_empty() && failed.is_empty() {
+        "completed".into()
+    } else {
+        "incomplete".into()
+    };
+    r.thresholds = Vec::new();
+    r.capacity = None;
+    r.findings = Vec::new();
+
+    let all: Vec<&Results> = inputs.iter().map(|i| &i.results).collect();
+    let unreadable = |source: &str, message: String| MergeError::Unreadable {
+        input: source.to_string(),
+        message,
+    };
+
+    // Summary.
+    let mut hist = Adder::default();
+    let s = &mut r.summary;
+    *s = base.summary.clone();
+    s.requests = 0;
+    s.errors = 0;
+    s.iterations = 0;
+    s.failed_iterations = 0;
+    s.checks = 0;
+    s.checks_failed = 0;
+    s.data_received_bytes = 0;
+    s.data_sent_bytes = 0;
+    for (i, x) in inputs.iter().enumerate() {
+        let y = &x.results.summary;
+        s.requests += y.requests;
+        s.errors += y.errors;
+        s.iterations += y.iterations;
+        s.failed_iterations += y.failed_iterations;
+        s.checks += y.checks;
+        s.checks_failed += y.checks_failed;
+        s.data_received_bytes += y.data_received_bytes;
+        s.data_sent_bytes += y.data_sent_bytes;
+        hist.add(&y.histogram)
+            .map_err(|e| unreadable(&inputs[i].source, format!("summary histogram: {e}")))?;
+    }
+    let h = hist.finish();
+    s.error_rate = rate(s.errors, s.requests);
+    s.rps = round3(s.requests as f64 / secs);
+    s.latency_ms = LatencyStats::from_histogram(&h);
+    s.histogram = encode_histogram(&h);
+
+    // Steps and journeys, by name.
+    for step in r.steps.iter_mut() {
+        let mut hist = Adder::default();
+        let mut kinds = BTreeMap::new();
+        let (mut req, mut err, mut checks, mut failed_checks) = (0, 0, 0, 0);
+        for x in &inputs {
+            let Some(y) = x
+                .results
+                .steps
+                .iter()
+                .find(|y| y.journey == step.journey && y.name == step.name)
+            else {
+                return Err(MergeError::Mismatch(format!(
+                    "{} has no step {}/{}: the shards ran different scenarios",
+                    x.source, step.journey, step.name
+                )));
+            };
+            req += y.requests;
+            err += y.errors;
+            checks += y.checks;
+            failed_checks += y.checks_failed;
+            add_kinds(&mut kinds, &y.errors_by_kind);
+            hist.add(&y.histogram).map_err(|e| {
+                unreadable(&x.source, format!("step {}/{}: {e}", y.journey, y.name))
+            })?;
+        }
+        let h = hist.finish();
+        *step = StepResult {
+            requests: req,
+            errors: err,
+            error_rate: rate(err, req),
+            rps: round3(req as f64 / secs),
+            checks,
+            checks_failed: failed_checks,
+            errors_by_kind: kinds,
+            latency_ms: LatencyStats::from_histogram(&h),
+            histogram: encode_histogram(&h),
+            ..step.clone()
+        };
+    }
+    for journey in r.journeys.iter_mut() {
+        let mut hist = Adder::default();
+        let (mut it, mut failed_it) = (0, 0);
+        for x in &inputs {
+            let Some(y) = x.results.journeys.iter().find(|y| y.name == journey.name) else {
+                return Err(MergeError::Mismatch(format!(
+                    "{} has no journey {}: the shards ran different scenarios",
+                    x.source, journey.name
+                )));
+            };
+            it += y.iterations;
+            failed_it += y.failed_iterations;
+            hist.add(&y.histogram)
+                .map_err(|e| unreadable(&x.source, format!("journey {}: {e}", y.name)))?;
+        }
+        let h = hist.finish();
+        *journey = JourneyResult {
+            iterations: it,
+            failed_iterations: failed_it,
+            latency_ms: LatencyStats::from_histogram(&h),
+            histogram: encode_histogram(&h),
+            ..journey.clone()
+        };
+    }
+
+    // Counters.
+    let sum = |f: fn(&Results) -> u64| all.iter().map(|x| f(x)).sum::<u64>();
+    r.dropped_iterations = sum(|x| x.dropped_iterations);
+    r.late_iterations = sum(|x| x.late_iterations);
+    r.arrivals_queued = sum(|x| x.arrivals_queued);
+    r.feeder_exhausted = sum(|x| x.feeder_exhausted);
+    r.interrupted_iterations = sum(|x| x.interrupted_iterations);
+    r.retried_requests = sum(|x| x.retried_requests);
+    r.errors = BTreeMap::new();
+    for x in &all {
+        add_kinds(&mut r.errors, &x.errors);
+    }
+    // Schedule lag is stored as three figures, not a histogram: the merged ones are the worst
+    // shard's, an upper bound (the generator notes say so).
+    let max = |f: fn(&LagStats) -> f64| {
+        all.iter()
+            .map(|x| f(&x.schedule_lag_ms))
+            .fold(0.0, f64::max)
+    };
+    r.schedule_lag_ms = LagStats {
+        p50: max(|l| l.p50),
+        p99: max(|l| l.p99),
+        max: max(|l| l.max),
+    };
+    let mut samples: Vec<_> = all.iter().flat_map(|x| x.error_samples.clone()).collect();
+    samples.sort_by_key(|s| s.kind);
+    samples.dedup_by(|a, b| a.kind == b.kind && a.message == b.message);
+    r.error_samples = samples;
+
+    // Generators.
+    let g = &mut r.generator;
+    g.threads = all.iter().map(|x| x.generator.threads).sum();
+    g.cpu_s = round3(all.iter().map(|x| x.generator.cpu_s).sum());
+    g.cpu_pct = round3(all.iter().map(|x| x.generator.cpu_pct).sum());
+    g.kept_up = all.iter().all(|x| x.generator.kept_up);
+    g.notes = inputs
+        .iter()
+        .flat_map(|x| {
+            let i = x.results.shard.as_ref().map(|s| s.index).unwrap_or(0);
+            x.results
+                .generator
+                .notes
+                .iter()
+                .map(move |n| format!("shard {i}: {n}"))
+        })
+        .collect();
+    if inputs.len() > 1 {
+        g.notes.push(
+            "schedule lag: the worst shard's p50, p99 and max (an upper bound for the whole)"
+                .into(),
+        );
+    }
+
+    // Timeline and latency.hlog, aligned by wall clock.
+    let (timeline, note) = timeline(&mut inputs, &offsets, started, hlog_out)?;
+    r.timeline = timeline;
+    if let Some(note) = note {
+        r.generator.notes.push(note);
+    }
+
+    // Infrastructure: collected once, by the lowest shard that has it.
+    r.infra = None;
+    if let Some((i, x)) = inputs
+        .iter()
+        .enumerate()
+        .find(|(_, x)| x.results.infra.is_some())
+    {
+        let mut infra = x.results.infra.clone().expect("found with infra");
+        let shift = offsets[i];
+        for s in &mut infra.series {
+            for p in &mut s.points {
+                p.0 += shift;
+            }
+        }
+        for e in &mut infra.events {
+            e.start += shift;
+            e.end = e.end.map(|t| t + shift);
+        }
+        let others = inputs.iter().filter(|x| x.results.infra.is_some()).count() - 1;
+        if others > 0 {
+            infra.notes.push(format!(
+                "infrastructure signals taken from {} only; {others} other shard(s) observed the same \
+                 infrastructure and were not added again",
+                x.source
+            ));
+        }
+        r.infra = Some(infra);
+    }
+
+    r.merged = Some(MergeInfo {
+        count,
+        shards: inputs
+            .iter()
+            .zip(&offsets)
+            .map(|(x, _)| shard_row(x))
+            .collect(),
+        missing,
+        failed,
+    });
+    Ok(r)
+}
+
+/// The merged timeline, with the merged `latency.hlog` written as it goes; a note when
+/// per-second percentiles could not be recomputed exactly (a shard without its log).
+fn timeline<W: Write>(
+    inputs: &mut [ShardInput],
+    offsets: &[f64],
+    started: SystemTime,
+    hlog_out: W,
+) -> Result<(Vec<TimelinePoint>, Option<String>), MergeError> {
+    let second = |t: f64, i: usize| (t + offsets[i]).round().max(0.0) as u32;
+    let mut points: BTreeMap<u32, TimelinePoint> = BTreeMap::new();
+    for (i, x) in inputs.iter().enumerate() {
+        for p in &x.results.timeline {
+            let t = second(p.t as f64, i);
+            let m = points.entry(t).or_insert_with(|| TimelinePoint {
+                t,
+                requests: 0,
+                errors: 0,
+                rps: 0.0,
+                latency_ms: IntervalLatency::default(),
+                active_vus: 0,
+                target_rps: 0.0,
+                iterations_started: 0,
+                dropped_iterations: 0,
+                errors_by_kind: BTreeMap::new(),
+                generator_cpu_pct: 0.0,
+            });
+            m.requests += p.requests;
+            m.errors += p.errors;
+            m.rps = round3(m.rps + p.rps);
+            m.active_vus += p.active_vus;
+            m.target_rps = round3(m.target_rps + p.target_rps);
+            m.iterations_started += p.iterations_started;
+            m.dropped_iterations += p.dropped_iterations;
+            add_kinds(&mut m.errors_by_kind, &p.errors_by_kind);
+            m.generator_cpu_pct =
+                ((m.generator_cpu_pct + p.generator_cpu_pct) * 10.0).round() / 10.0;
+            // Without the histograms, the worst shard's figures (replaced below when exact).
+            let (a, b) = (&mut m.latency_ms, &p.latency_ms);
+            a.p50 = a.p50.max(b.p50);
+            a.p95 = a.p95.max(b.p95);
+            a.p99 = a.p99.max(b.p99);
+            a.max = a.max.max(b.max);
+        }
+    }
+    let without: Vec<String> = inputs
+        .iter()
+        .filter(|x| x.hlog.is_none())
+        .map(|x| x.source.clone())
+        .collect();
+    let fail_write = |e: std::io::Error| MergeError::Unreadable {
+        input: "the merged latency.hlog".into(),
+        message: e.to_string(),
+    };
+    let mut out = HlogWriter::new(hlog_out, started).map_err(fail_write)?;
+    // Each shard's log is in time order: take every shard's lines of merged second t, add them
+    // up by tag, write them, forget them, go on to t + 1.
+    let mut readers: Vec<Option<Lines>> = inputs
+        .iter_mut()
+        .map(|x| x.hlog.take().map(|r| Lines::new(r, x.source.clone())))
+        .collect();
+    loop {
+        let next = readers
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let r = r.as_mut()?;
+                match r.peek() {
+                    Ok(Some(iv)) => Some(Ok(second(iv.start, i))),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+            .collect::<Result<Vec<u32>, MergeError>>()?
+            .into_iter()
+            .min();
+        let Some(t) = next else { break };
+        let mut by_tag: BTreeMap<Option<String>, (f64, Adder)> = BTreeMap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            let Some(r) = r.as_mut() else { continue };
+            while let Some(iv) = r.peek()? {
+                if second(iv.start, i) != t {
+                    break;
+                }
+                let iv = r.take().expect("peeked");
+                let e = by_tag
+                    .entry(iv.tag.clone())
+                    .or_insert_with(|| (0.0, Adder::default()));
+                e.0 = e.0.max(iv.length);
+                e.1.add_histogram(&iv.histogram)
+                    .map_err(|message| MergeError::Unreadable {
+                        input: r.source.clone(),
+                        message: format!("latency.hlog: {message}"),
+                    })?;
+            }
+        }
+        for (tag, (length, adder)) in by_tag {
+            let h = adder.finish();
+            if tag.is_none() && without.is_empty() {
+                if let Some(p) = points.get_mut(&t) {
+                    p.latency_ms = interval_latency(&h);
+                }
+            }
+            out.interval(tag.as_deref(), t as f64, length.max(0.001), &h)
+                .map_err(fail_write)?;
+        }
+    }
+    out.flush().map_err(fail_write)?;
+    let note = (!without.is_empty()).then(|| {
+        format!(
+            "per-second latency: the worst shard's percentiles, not recomputed (no latency.hlog \
+             for {}); the run's and each step's percentiles are exact",
+            without.join(", ")
+        )
+    });
+    Ok((points.into_values().collect(), note))
+}
+
+fn interval_latency(h: &Histogram<u64>) -> IntervalLatency {
+    if h.is_empty() {
+        return IntervalLatency::default();
+    }
+    let ms = |us: u64| round3(us as f64 / 1000.0);
+    IntervalLatency {
+        p50: ms(h.value_at_quantile(0.5)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+/// A shard's `latency.hlog`, one interval at a time with one looked ahead.
+struct Lines {
+    reader: Box<dyn BufRead>,
+    source: String,
+    line: usize,
+    buf: String,
+    ahead: Option<HlogInterval>,
+}
+
+impl Lines {
+    fn new(reader: Box<dyn BufRead>, source: String) -> Self {
+        Lines {
+            reader,
+            source,
+            line: 0,
+            buf: String::new(),
+            ahead: None,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<&HlogInterval>, MergeError> {
+        while self.ahead.is_none() {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_line(&mut self.buf)
+                .map_err(|e| self.error(e.to_string()))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            self.ahead = parse_line(&self.buf)
+                .map_err(|e| self.error(format!("line {}: {e}", self.line)))?;
+        }
+        Ok(self.ahead.as_ref())
+    }
+
+    fn take(&mut self) -> Option<HlogInterval> {
+        self.ahead.take()
+    }
+
+    fn error(&self, message: String) -> MergeError {
+        MergeError::Unreadable {
+            input: format!("{}/latency.hlog", self.source),
+            message,
+        }
+    }
+}
+
+fn shard_row(x: &ShardInput) -> MergedShard {
+    let r = &x.results;
+    let shard = r.shard.as_ref();
+    let started: u64 = r.timeline.iter().map(|p| p.iterations_started).sum();
+    MergedShard {
+        index: shard.map(|s| s.index).unwrap_or(0),
+        source: x.source.clone(),
+        status: r.status.clone(),
+        started_at: r.started_at.clone(),
+        duration_s: r.duration_s,
+        asked_rps: shard.and_then(|s| s.asked.rps),
+        achieved_rps: round3(started as f64 / r.duration_s.max(1e-9)),
+        requests: r.summary.requests,
+        errors: r.summary.errors,
+        dropped_iterations: r.dropped_iterations,
+        late_start_ms: shard.and_then(|s| s.late_start_ms),
+        generator_cpu_pct: r.generator.cpu_pct,
+        generator_kept_up: r.generator.kept_up,
+    }
+}
+
+fn not_a_shard(i: &ShardInput) -> MergeError {
+    MergeError::Mismatch(format!(
+        "{} is not a shard of a distributed run (it was not run with --shard I/N)",
+        i.source
+    ))
+}
+
+fn parse_time(s: &str, source: &str) -> Result<SystemTime, MergeError> {
+    humantime::parse_rfc3339_weak(s).map_err(|e| MergeError::Unreadable {
+        input: source.to_string(),
+        message: format!("start or end time {s:?}: {e}"),
+    })
+}
+
+fn add_kinds(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, n) in from {
+        *into.entry(k.clone()).or_insert(0) += n;
+    }
+}
+
+fn rate(errors: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        (errors as f64 / requests as f64 * 1e6).round() / 1e6
+    }
+}
+
+/// Adds histograms bucket for bucket: the first one decides the precision, later ones are
+/// added into it (the range grows as needed), so the sum is exact for histograms of the same
+/// precision, as every peakload histogram is.
+#[derive(Default)]
+struct Adder(Option<Histogram<u64>>);
+
+impl Adder {
+    fn add(&mut self, encoded: &str) -> Result<(), String> {
+        self.add_histogram(&decode_histogram(encoded)?)
+    }
+
+    fn add_histogram(&mut self, h: &Histogram<u64>) -> Result<(), String> {
+        match &mut self.0 {
+            None => {
+                let mut first = h.clone();
+                first.auto(true);
+                self.0 = Some(first);
+                Ok(())
+            }
+            Some(acc) => acc
+                .add(h)
+                .map_err(|e| format!("cannot add histograms: {e:?}")),
+        }
+    }
+
+    fn finish(self) -> Histogram<u64> {
+        self.0
+            .unwrap_or_else(|| Histogram::new(3).expect("3 significant figures are valid"))
+    }
+}
