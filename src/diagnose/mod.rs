@@ -207,7 +207,8 @@ impl Input {
     /// placed on it is named in `left_out`, with why.
     pub fn add_infra(&mut self, infra: &Infra) {
         let n = self.len();
-        for s in &infra.series {
+        let named = signal_names(&infra.series);
+        for (s, name) in infra.series.iter().zip(named) {
             let Some(r) = resample_known(s, n) else {
                 let why = match s.span_s {
                     _ if s.points.is_empty() => "it has no values".to_string(),
@@ -224,7 +225,7 @@ impl Input {
                 continue;
             };
             self.signals.push(Signal {
-                name: s.key(),
+                name,
                 unit: s.unit.clone(),
                 values: r.values,
                 known: r.known,
@@ -238,6 +239,36 @@ impl Input {
         }
         self.events.extend(infra.events.iter().cloned());
     }
+}
+
+/// Each series' name in the ranking: its key (`name{dims}`, a scraped endpoint's `instance`
+/// among them), with its `source` added when another source has a series of the same key — a
+/// ranking that lists one name twice leaves the reader to guess which process moved.
+fn signal_names(series: &[Series]) -> Vec<String> {
+    let keys: Vec<String> = series.iter().map(Series::key).collect();
+    keys.iter()
+        .zip(series)
+        .map(|(key, s)| {
+            let shared = keys
+                .iter()
+                .zip(series)
+                .any(|(k, o)| k == key && o.source != s.source);
+            if !shared {
+                return key.clone();
+            }
+            let mut dimensions = s.dimensions.clone();
+            dimensions.insert("source".into(), s.source.clone());
+            Series {
+                source: String::new(),
+                name: s.name.clone(),
+                unit: String::new(),
+                dimensions,
+                points: Vec::new(),
+                span_s: None,
+            }
+            .key()
+        })
+        .collect()
 }
 
 /// A gap in a series up to this many seconds (or three of its usual intervals, if longer) is
@@ -524,5 +555,7 @@ pub fn render_text(d: &Diagnosis) -> String {
     out
 }
 
+#[cfg(test)]
+mod outside_tests;
 #[cfg(test)]
 mod tests;

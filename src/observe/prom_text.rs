@@ -153,6 +153,9 @@ const IGNORED: &[&str] = &[
 #[derive(Debug)]
 pub struct ScrapeSeries {
     source: String,
+    /// The endpoint's `instance` label (`host:port`), added to every series as Prometheus does:
+    /// two processes that export the same names stay two signals.
+    instance: Option<String>,
     /// Previous cumulative values of counters, by series key.
     prev_counters: HashMap<String, (f64, f64)>,
     /// Previous histogram state (time, buckets, sum, count), by series key.
@@ -176,12 +179,20 @@ impl ScrapeSeries {
     pub fn new(source: impl Into<String>) -> Self {
         ScrapeSeries {
             source: source.into(),
+            instance: None,
             prev_counters: HashMap::new(),
             prev_histograms: HashMap::new(),
             last_t: None,
             first_t: None,
             out: BTreeMap::new(),
         }
+    }
+
+    /// Labels every series with `instance` (a label of that name the target exports itself is
+    /// kept as `exported_instance`, as Prometheus keeps it).
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
     }
 
     /// Adds one scrape taken at `t` seconds after the run's start.
@@ -317,6 +328,18 @@ impl ScrapeSeries {
     }
 
     fn push(&mut self, name: &str, unit: &str, dims: &BTreeMap<String, String>, t: f64, v: f64) {
+        let labelled;
+        let dims = match &self.instance {
+            Some(instance) => {
+                let mut d = dims.clone();
+                if let Some(theirs) = d.insert("instance".into(), instance.clone()) {
+                    d.insert("exported_instance".into(), theirs);
+                }
+                labelled = d;
+                &labelled
+            }
+            None => dims,
+        };
         let key = series_key(name, dims);
         let source = &self.source;
         self.out

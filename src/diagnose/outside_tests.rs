@@ -1,0 +1,157 @@
+//! Cases from the outside fault suite (`bench/faults`, issue 13): series shaped as the bundled
+//! stack's API and worker exported them while a fault was planted with OS or database tools,
+//! read through the same scrape and query parsers the run uses.
+
+use super::*;
+
+use crate::observe::prom_text::{parse, ScrapeSeries};
+
+/// A deterministic jitter in `[0, 1)` for second `t` of stream `k`.
+fn jitter(t: usize, k: usize) -> f64 {
+    let mut x = (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (k as u64 + 7).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 32;
+    (x % 10_000) as f64 / 10_000.0
+}
+
+/// The users' side of a run of `n` seconds at ~140 requests/s whose p99 sits near `base_ms` and
+/// is `during_ms` over `[from, to)`; no signals yet.
+fn users(n: usize, base_ms: f64, during_ms: f64, from: usize, to: usize) -> Input {
+    Input {
+        latency_stat: "p99",
+        latency_ms: Some(
+            (0..n)
+                .map(|t| {
+                    let l = if (from..to).contains(&t) {
+                        during_ms
+                    } else {
+                        base_ms
+                    };
+                    l * (0.9 + 0.2 * jitter(t, 1))
+                })
+                .collect(),
+        ),
+        error_rate: Some(vec![0.0; n]),
+        rps: (0..n).map(|t| 140.0 + 4.0 * jitter(t, 2)).collect(),
+        target: vec![140.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    }
+}
+
+/// Scrapes of one endpoint, one a second (`None`: the scrape failed), as the scraper reads them.
+fn scraped(instance: &str, texts: Vec<Option<String>>) -> Vec<crate::record::infra::Series> {
+    let mut acc =
+        ScrapeSeries::new(format!("scrape:http://{instance}/metrics")).with_instance(instance);
+    for (t, text) in texts.into_iter().enumerate() {
+        if let Some(text) = text {
+            acc.add(t as f64 + 0.01, &parse(&text));
+        }
+    }
+    acc.finish()
+}
+
+/// One scrape of the stack's API or worker: the notifications queue they share (both read it
+/// from the database), database operations in flight, and a request counter.
+fn stack_text(t: usize, k: usize, queue: f64, in_flight: f64, requests: f64) -> String {
+    format!(
+        "# TYPE queue_depth gauge\nqueue_depth{{queue=\"notifications\"}} {queue}\n\
+         # TYPE db_operations_in_flight gauge\ndb_operations_in_flight {:.0}\n\
+         # TYPE http_requests_total counter\nhttp_requests_total{{route=\"/api/products\"}} {requests:.0}\n",
+        (in_flight + jitter(t, k)).floor()
+    )
+}
+
+/// A table lock from t=25 to 43: the API's and the worker's database operations wait, and the
+/// queue both of them export grows. Every signal names the process it came from.
+#[test]
+fn two_endpoints_exporting_the_same_names_stay_two_signals() {
+    let n = 70;
+    let lock = 25..43;
+    let mut input = users(n, 20.0, 900.0, 26, 44);
+    let queue = |t: usize| {
+        if lock.contains(&t) {
+            2.0 * (t - 25) as f64
+        } else if t >= 43 {
+            (36.0 - 6.0 * (t - 43) as f64).max(0.0)
+        } else {
+            (jitter(t, 3) * 1.5).floor()
+        }
+    };
+    let api = (0..n)
+        .map(|t| {
+            let flight = if lock.contains(&t) { 16.0 } else { 0.6 };
+            Some(stack_text(t, 4, queue(t), flight, 140.0 * t as f64))
+        })
+        .collect();
+    let worker: Vec<Option<String>> = (0..n)
+        .map(|t| {
+            let flight = if lock.contains(&t) { 2.0 } else { 0.3 };
+            Some(stack_text(t, 5, queue(t), flight, 3.0 * t as f64))
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    let mut names: Vec<&str> = d.ranking.iter().map(|r| r.signal.as_str()).collect();
+    let listed = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), listed, "a name listed twice: {:?}", d.ranking);
+    for r in &d.ranking {
+        assert!(
+            r.signal.contains("instance=\"127.0.0.1:8080\"")
+                || r.signal.contains("instance=\"127.0.0.1:8081\""),
+            "{} does not say which process it came from",
+            r.signal
+        );
+    }
+    let queues = d
+        .ranking
+        .iter()
+        .filter(|r| r.signal.starts_with("queue_depth{"))
+        .count();
+    assert_eq!(queues, 2, "{:?}", d.ranking);
+    assert!(!d.findings.is_empty(), "{:?}", d.ranking);
+    for f in &d.findings {
+        assert!(f.signal.contains("instance=\"127.0.0.1:808"), "{f:?}");
+    }
+}
+
+/// Two sources that both call a series by one key (two Prometheus servers, or a scrape and a
+/// CSV) are told apart by their source.
+#[test]
+fn one_key_from_two_sources_names_its_source() {
+    let n = 40;
+    let mut input = users(n, 20.0, 200.0, 20, 40);
+    let s = |source: &str, lift: f64| crate::record::infra::Series {
+        source: source.into(),
+        name: "db_wait_seconds".into(),
+        unit: "seconds".into(),
+        dimensions: Default::default(),
+        span_s: None,
+        points: (0..n)
+            .map(|t| (t as f64, if t >= 20 { lift } else { 0.001 }))
+            .collect(),
+    };
+    let infra = Infra {
+        series: vec![s("prometheus", 0.2), s("csv:db.csv", 0.1)],
+        ..Default::default()
+    };
+    input.add_infra(&infra);
+    let names: Vec<&str> = input.signals.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "db_wait_seconds{source=\"prometheus\"}",
+            "db_wait_seconds{source=\"csv:db.csv\"}"
+        ]
+    );
+}
