@@ -155,3 +155,111 @@ fn one_key_from_two_sources_names_its_source() {
         ]
     );
 }
+
+/// A `query_range` answer with one series per `(labels, values)`, a value a second from t=0.
+fn query_answer(start_unix: f64, series: &[(&str, Vec<f64>)]) -> Vec<u8> {
+    let result: Vec<String> = series
+        .iter()
+        .map(|(labels, values)| {
+            let values: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(t, v)| format!("[{},\"{v}\"]", start_unix + t as f64))
+                .collect();
+            format!(
+                "{{\"metric\":{{{labels}}},\"values\":[{}]}}",
+                values.join(",")
+            )
+        })
+        .collect();
+    format!(
+        "{{\"status\":\"success\",\"data\":{{\"resultType\":\"matrix\",\"result\":[{}]}}}}",
+        result.join(",")
+    )
+    .into_bytes()
+}
+
+/// What Prometheus answers for `rate(counter[w])` evaluated every second, from a counter
+/// node_exporter exposes every second: `(c(t) - c(t - w)) / w`.
+fn windowed_rate(per_second: &[f64], w: usize) -> Vec<f64> {
+    let mut c = vec![0.0];
+    for v in per_second {
+        c.push(c[c.len() - 1] + v);
+    }
+    (0..per_second.len())
+        .map(|t| {
+            let now = t + 1;
+            let from = now.saturating_sub(w);
+            (c[now] - c[from]) / (now - from) as f64
+        })
+        .collect()
+}
+
+/// Issue 13, defect 4: two busy loops take the stack's core at t=25. node_exporter's busy
+/// share of that core steps from 0.49 to 1.00 at once, and the users' p99 with it; read
+/// through `rate(...[5s])` the step fills over 5 s and was dated 2 s after the users, ranked
+/// behind everything that moved at once. Dated by its window, it is the cause.
+#[test]
+fn a_windowed_rate_is_not_penalised_for_its_own_window() {
+    let n = 70;
+    let start = 1_000_000.0;
+    let mut input = users(n, 18.0, 95.0, 25, 45);
+    let busy: Vec<f64> = (0..n)
+        .map(|t| {
+            if (25..45).contains(&t) {
+                0.995 + 0.005 * jitter(t, 8)
+            } else {
+                0.47 + 0.04 * jitter(t, 8)
+            }
+        })
+        .collect();
+    let other_core: Vec<f64> = (0..n).map(|t| 0.30 + 0.06 * jitter(t, 9)).collect();
+    let query = "1 - rate(node_cpu_seconds_total{mode=\"idle\"}[5s])";
+    let body = query_answer(
+        start,
+        &[
+            (
+                "\"cpu\":\"1\",\"instance\":\"127.0.0.1:9100\"",
+                windowed_rate(&busy, 5),
+            ),
+            (
+                "\"cpu\":\"0\",\"instance\":\"127.0.0.1:9100\"",
+                windowed_rate(&other_core, 5),
+            ),
+        ],
+    );
+    let window = crate::observe::RunWindow {
+        start_unix: start,
+        duration_s: n as f64,
+    };
+    let mut series =
+        crate::observe::prometheus::parse_query_range("node_cpu_busy_ratio", &body, &window)
+            .unwrap();
+    for s in &mut series {
+        crate::observe::prometheus::apply_window(s, query);
+        s.unit = "ratio".into();
+    }
+    // The stack's own view, scraped every second: its request times rise with the users'
+    // (a symptom), and so do its database timings (the starved caller's wall clock).
+    let texts = (0..n)
+        .map(|t| {
+            let slow = (25..45).contains(&t);
+            Some(format!(
+                "# TYPE http_request_duration_seconds gauge\nhttp_request_duration_seconds{{route=\"/app\"}} {}\n",
+                if slow { 0.08 } else { 0.009 } * (0.9 + 0.2 * jitter(t, 10))
+            ))
+        })
+        .collect();
+    series.extend(scraped("127.0.0.1:8080", texts));
+    input.add_infra(&Infra {
+        series,
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    let cpu = "node_cpu_busy_ratio{cpu=\"1\",instance=\"127.0.0.1:9100\"}";
+    assert_eq!(d.ranking[0].signal, cpu, "{:?}", d.ranking);
+    let f = &d.findings[0];
+    assert_eq!((f.kind, f.signal.as_str()), (Kind::CpuSaturation, cpu));
+    assert!(f.evidence["lead_s"] >= 0.0, "{f:?}");
+    assert!(!f.summary.contains("after"), "{}", f.summary);
+}
