@@ -263,3 +263,165 @@ fn a_windowed_rate_is_not_penalised_for_its_own_window() {
     assert!(f.evidence["lead_s"] >= 0.0, "{f:?}");
     assert!(!f.summary.contains("after"), "{}", f.summary);
 }
+
+/// Issue 13, defect 5: kinds by what a signal measures, not by `cpu` in its spelling.
+#[test]
+fn kinds_follow_what_a_signal_measures() {
+    let cases = [
+        // node_exporter per core: packets handled, not CPU time.
+        (
+            "node_softnet_processed_total:rate{cpu=\"0\",instance=\"h:9100\"}",
+            1.0,
+            None,
+        ),
+        (
+            "node_softnet_times_squeezed_total:rate{cpu=\"1\"}",
+            1.0,
+            None,
+        ),
+        // Time a core sat idle waiting for the disk.
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"iowait\"}",
+            1.0,
+            None,
+        ),
+        // Idle falling is the core filling up; idle rising is not.
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"idle\"}",
+            -1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"idle\"}",
+            1.0,
+            None,
+        ),
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"user\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"steal\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "process_cpu_seconds_total:rate{instance=\"127.0.0.1:8080\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "CPUUtilization{ServiceName=\"api\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_pressure_cpu_waiting_seconds_total:rate",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_pressure_memory_stalled_seconds_total:rate",
+            1.0,
+            Some(Kind::MemoryPressure),
+        ),
+        ("node_pressure_io_waiting_seconds_total:rate", 1.0, None),
+        (
+            "node_memory_MemAvailable_bytes",
+            -1.0,
+            Some(Kind::MemoryPressure),
+        ),
+        ("node_memory_MemAvailable_bytes", 1.0, None),
+        (
+            "container_cpu_cfs_throttled_periods_total:rate",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        // A route that mentions CPU is still a request count.
+        ("http_requests_total:rate{route=\"/cpu-report\"}", 1.0, None),
+        // Where a series came from is not what it measures.
+        (
+            "http_request_duration_seconds:p95{instance=\"db-queue-1:8080\"}",
+            1.0,
+            None,
+        ),
+        (
+            "queue_depth{instance=\"127.0.0.1:8081\",queue=\"notifications\"}",
+            1.0,
+            Some(Kind::QueueBacklog),
+        ),
+        (
+            "db_pool_connections{instance=\"127.0.0.1:8080\",pool=\"main\",state=\"in_use\"}",
+            1.0,
+            Some(Kind::DbPoolSaturation),
+        ),
+    ];
+    for (name, dir, want) in cases {
+        assert_eq!(rules::classify(name, dir), want, "{name} moving {dir}");
+    }
+}
+
+/// A table lock at t=25 with node_exporter scraped beside the stack: the database host
+/// flushes (iowait on its core rises) and the stalled connections change the packet mix on
+/// every core. Neither is CPU, and the lock's own timing is the first finding.
+#[test]
+fn packets_per_core_and_io_wait_are_not_cpu() {
+    let n = 70;
+    let mut input = users(n, 20.0, 900.0, 26, 44);
+    let lock = |t: usize| (25..43).contains(&t);
+    let stack =
+        (0..n)
+            .map(|t| {
+                Some(format!(
+                "# TYPE db_operation_duration_seconds gauge\ndb_operation_duration_seconds {}\n\
+                 # TYPE http_requests_total counter\nhttp_requests_total {}\n",
+                if lock(t) { 0.8 + 0.4 * jitter(t, 11) } else { 0.006 + 0.004 * jitter(t, 11) },
+                140 * t
+            ))
+            })
+            .collect();
+    let mut packets = [0.0f64; 2];
+    let mut cpu_time = [0.0f64; 4];
+    let node = (0..n)
+        .map(|t| {
+            let mut text = String::from("# TYPE node_softnet_processed_total counter\n");
+            for (c, p) in packets.iter_mut().enumerate() {
+                // Packets follow the requests, then each stalled exchange retransmits.
+                *p += if lock(t) { 2600.0 } else { 900.0 } + 80.0 * jitter(t, 12 + c);
+                let _ = writeln!(text, "node_softnet_processed_total{{cpu=\"{c}\"}} {p:.0}");
+            }
+            text.push_str("# TYPE node_cpu_seconds_total counter\n");
+            let iowait = if lock(t) { 0.55 } else { 0.03 } + 0.02 * jitter(t, 14);
+            let idle = 1.0 - iowait - 0.2;
+            for (i, (mode, v)) in [
+                ("idle", idle),
+                ("iowait", iowait),
+                ("user", 0.15),
+                ("system", 0.05),
+            ]
+            .iter()
+            .enumerate()
+            {
+                cpu_time[i] += v;
+                let _ = writeln!(
+                    text,
+                    "node_cpu_seconds_total{{cpu=\"0\",mode=\"{mode}\"}} {:.3}",
+                    cpu_time[i]
+                );
+            }
+            Some(text)
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", stack));
+    infra.series.extend(scraped("127.0.0.1:9100", node));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::CpuSaturation),
+        "{:?}",
+        d.findings
+    );
+    assert_eq!(d.findings[0].kind, Kind::DbLatency, "{:?}", d.findings);
+}

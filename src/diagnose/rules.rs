@@ -11,14 +11,18 @@
 //! | `db_pool_saturation` | series rising | `pool` with `wait`/`acquire`/`pending`/`in_use`, `DatabaseConnections` |
 //! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`InFlight`/`time`, `ReadLatency`, `WriteLatency` |
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
-//! | `cpu_saturation` | series rising | `cpu` |
-//! | `memory_pressure` | series rising | `memory`, `rss`, `resident`, `heap`, `swap`, `oom` |
+//! | `cpu_saturation` | series rising; a core's idle time falling to 10 % or less | by what the series measures (see [`classify`]): node_exporter's `node_cpu_seconds_total` by `mode` (idle falling; user, system, steal rising; **iowait is not CPU**), `process_cpu_seconds_total`, CFS throttling, PSI `cpu`; else `cpu` beginning a word of the metric's *name* — never a label (`node_softnet_processed_total{cpu="0"}` counts packets) |
+//! | `memory_pressure` | series rising (available memory falling) | `memory`, `rss`, `resident`, `heap`, `swap`, `oom`, PSI `memory`, `node_memory_*Available*`/`*Free*` |
 //! | `scaling_lag` | a scale-out that completed after the SLI turned (the first to land gives the lag), else one that failed, else one still in progress when read — each said as such; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
 //! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
 //!
 //! Workers handling fewer messages name a backlog unless every observed queue depth and age
 //! stayed flat meanwhile (see [`backlog_grew`]): with the queues empty, they were handed fewer.
+//!
+//! Patterns read a signal's metric name and its labels, except those that say where it came
+//! from or which core (`instance`, `job`, `source`, `cpu`…; see [`IDENTITY_LABELS`]).
+//! Network, disk and I/O-pressure series name no kind: the vocabulary has none for them.
 //!
 //! A backlog accumulates: a queue signal that rose but did not keep growing through the
 //! window (rank correlation with time below 0.5) is a queue reacting to something else, and
@@ -95,7 +99,9 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
                 r(r"queue|backlog|approximatenumberofmessages|ageofoldestmessage|consumer_?lag"),
                 Moves::Up,
             ),
-            (Kind::CpuSaturation, r(r"cpu"), Moves::Up),
+            // `cpu` as the start of a word of the metric name (`process_cpu_…`, `CPUUtilization`),
+            // not inside one.
+            (Kind::CpuSaturation, r(r"(^|[^a-z])cpu"), Moves::Up),
             (
                 Kind::MemoryPressure,
                 r(r"memory|\brss\b|resident|heap|swap|oom"),
@@ -119,16 +125,134 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
 /// name `db_pool_saturation`.
 pub const POOL_FULL: f64 = 0.75;
 
-/// The kind a signal points at when it moved in `direction` (+1 up, -1 down).
+/// Labels that say where a series came from, not what it measures: never read for its kind
+/// (a host called `db-queue-1` does not make its CPU a queue). `cpu` and `core` say which core,
+/// not that the series is about CPU (`node_softnet_processed_total{cpu="0"}` counts packets).
+const IDENTITY_LABELS: [&str; 10] = [
+    "instance",
+    "exported_instance",
+    "job",
+    "source",
+    "host",
+    "hostname",
+    "pod",
+    "node",
+    "cpu",
+    "core",
+];
+
+/// A signal key (`name{k="v",...}`) as its metric name and its labels.
+pub fn split_key(key: &str) -> (&str, Vec<(String, String)>) {
+    static DIM: OnceLock<Regex> = OnceLock::new();
+    let dim = DIM
+        .get_or_init(|| Regex::new(r#"(\w+)="((?:[^"\\]|\\.)*)""#).expect("valid label pattern"));
+    match key.split_once('{') {
+        None => (key, Vec::new()),
+        Some((name, dims)) => (
+            name,
+            dim.captures_iter(dims)
+                .map(|c| (c[1].to_string(), c[2].to_string()))
+                .collect(),
+        ),
+    }
+}
+
+/// A CPU's idle time (`node_cpu_seconds_total{mode="idle"}`).
+fn idle_time(name: &str) -> bool {
+    let (_, dims) = split_key(name);
+    dims.iter().any(|(k, v)| k == "mode" && v == "idle")
+}
+
+/// What a series from a known exporter measures, by its metric name and `mode`: `Some(kind)`
+/// when the name is known (`Some(None)`: known, and no cause of ours — network packets, I/O
+/// wait), `None` to fall back on the vocabulary's patterns.
+fn measured(metric: &str, dims: &[(String, String)], moved: Moves) -> Option<Option<Kind>> {
+    let m = metric.to_ascii_lowercase();
+    let base = m.split(':').next().unwrap_or(&m);
+    let label = |k: &str| {
+        dims.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
+    let up = |k: Kind| (moved == Moves::Up).then_some(k);
+    // node_exporter's per-mode CPU time: idle falling is the CPU filling up; iowait is time a
+    // CPU sat idle waiting for the disk, not CPU work.
+    if base == "node_cpu_seconds_total" || base == "node_cpu_guest_seconds_total" {
+        return Some(match label("mode").as_deref() {
+            Some("idle") => (moved == Moves::Down).then_some(Kind::CpuSaturation),
+            Some("iowait") => None,
+            _ => up(Kind::CpuSaturation),
+        });
+    }
+    // Network and disk counters, wherever they mention a CPU.
+    if [
+        "node_softnet_",
+        "node_network_",
+        "node_netstat_",
+        "node_sockstat_",
+        "node_disk_",
+    ]
+    .iter()
+    .any(|p| base.starts_with(p))
+    {
+        return Some(None);
+    }
+    // Pressure stall information (node_exporter's node_pressure_*, or /proc/pressure read by
+    // the service itself): time tasks waited for CPU, memory or I/O.
+    if base.contains("pressure") {
+        if base.contains("cpu") {
+            return Some(up(Kind::CpuSaturation));
+        }
+        if base.contains("memory") {
+            return Some(up(Kind::MemoryPressure));
+        }
+        if base.contains("_io") {
+            return Some(None);
+        }
+    }
+    // A cgroup's CPU limit reached (CFS throttling), and tasks waiting for a CPU.
+    if base.starts_with("container_cpu_cfs_throttled")
+        || base == "node_procs_running"
+        || base == "node_schedstat_waiting_seconds_total"
+    {
+        return Some(up(Kind::CpuSaturation));
+    }
+    // Memory still available falling is memory filling up.
+    if base.starts_with("node_memory_") && (base.contains("available") || base.contains("free")) {
+        return Some((moved == Moves::Down).then_some(Kind::MemoryPressure));
+    }
+    None
+}
+
+/// The kind a signal points at when it moved in `direction` (+1 up, -1 down): by what it
+/// measures — a known exporter's metric name and `mode` (see [`measured`]), else the
+/// vocabulary's patterns on its metric name and its labels other than where it came from and
+/// which core ([`IDENTITY_LABELS`]).
 pub fn classify(name: &str, direction: f64) -> Option<Kind> {
     let moved = if direction < 0.0 {
         Moves::Down
     } else {
         Moves::Up
     };
+    let (metric, dims) = split_key(name);
+    if let Some(kind) = measured(metric, &dims, moved) {
+        return kind;
+    }
+    let mut subject = metric.to_string();
+    for (k, v) in dims
+        .iter()
+        .filter(|(k, _)| !IDENTITY_LABELS.contains(&k.as_str()))
+    {
+        let _ = write!(subject, " {k}=\"{v}\"");
+    }
     patterns()
         .iter()
-        .find(|(_, re, _)| re.is_match(name))
+        // CPU is read from the metric's name only: a route or a label value that mentions
+        // it (`route="/cpu-report"`) does not make a request count CPU.
+        .find(|(k, re, _)| match k {
+            Kind::CpuSaturation => re.is_match(metric),
+            _ => re.is_match(&subject),
+        })
         .filter(|(_, _, m)| *m == moved)
         .map(|(k, _, _)| *k)
 }
@@ -209,6 +333,16 @@ fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
             Some(p) if in_use_pattern().is_match(&s.name) => p.in_use >= POOL_FULL * p.size,
             _ => true,
         },
+        // Idle time that fell names CPU only once (nearly) gone: idle also falls when a core
+        // waits for the disk instead (iowait), which is not CPU work.
+        Kind::CpuSaturation if idle_time(&s.name) => {
+            let per_core = split_key(&s.name).1.iter().any(|(k, _)| k == "cpu");
+            if per_core {
+                s.during <= 0.1
+            } else {
+                s.during <= 0.1 * s.baseline
+            }
+        }
         // Cores (seconds per second), or a share of the host or the limit.
         Kind::CpuSaturation => match s.unit.as_str() {
             "seconds_per_second" | "ratio" => s.during >= 0.2,
