@@ -425,3 +425,124 @@ fn packets_per_core_and_io_wait_are_not_cpu() {
     );
     assert_eq!(d.findings[0].kind, Kind::DbLatency, "{:?}", d.findings);
 }
+
+/// A histogram's exposition lines, cumulative, after adding this second's observations.
+struct Histogram {
+    name: &'static str,
+    counts: Vec<f64>,
+    sum: f64,
+}
+
+const BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+impl Histogram {
+    fn new(name: &'static str) -> Self {
+        Histogram {
+            name,
+            counts: vec![0.0; BOUNDS.len() + 1],
+            sum: 0.0,
+        }
+    }
+
+    /// `n` observations spread over `[0.5, 1.5) × typical`, then the text.
+    fn observe(&mut self, t: usize, k: usize, n: usize, typical: f64) -> String {
+        for i in 0..n {
+            let v = typical * (0.5 + jitter(t * 1000 + i, k));
+            self.sum += v;
+            let b = BOUNDS
+                .iter()
+                .position(|le| v <= *le)
+                .unwrap_or(BOUNDS.len());
+            self.counts[b] += 1.0;
+        }
+        let mut text = format!("# TYPE {} histogram\n", self.name);
+        let mut cumulative = 0.0;
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c;
+            let le = BOUNDS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(text, "{}_bucket{{le=\"{le}\"}} {cumulative}", self.name);
+        }
+        let _ = writeln!(text, "{}_sum {}", self.name, self.sum);
+        let _ = writeln!(text, "{}_count {cumulative}", self.name);
+        text
+    }
+}
+
+/// The stack's API while two busy loops share its core from t=25 to 43 (issue 13, defect 1,
+/// as `bench/faults --kinds cpu --busy-loops 6` measured it): it gets less of the core (its
+/// CPU falls from 0.15 to 0.12 of a core), so every wall-clock timing it takes inflates — its
+/// database operations' p95 from 6 to 88 ms, its pool waits — while its pool stays nearly idle
+/// (2 of 16 connections in use) and the database's own core idles.
+fn starved_api(n: usize) -> Vec<Option<String>> {
+    let starved = |t: usize| (25..43).contains(&t);
+    let mut ops = Histogram::new("db_operation_duration_seconds");
+    let mut waits = Histogram::new("db_pool_acquire_wait_seconds");
+    let mut cpu = 0.0;
+    (0..n)
+        .map(|t| {
+            let s = starved(t);
+            cpu += if s { 0.12 } else { 0.15 } + 0.01 * jitter(t, 20);
+            let in_use = if s { 2.0 } else { 1.0 } + (jitter(t, 21) * 1.6).floor();
+            let mut text = ops.observe(t, 22, 180, if s { 0.06 } else { 0.004 });
+            text.push_str(&waits.observe(t, 23, 180, if s { 0.02 } else { 0.0002 }));
+            let _ = write!(
+                text,
+                "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu:.3}\n\
+                 # TYPE db_pool_connections gauge\n\
+                 db_pool_connections{{pool=\"main\",state=\"in_use\"}} {in_use}\n\
+                 db_pool_connections{{pool=\"main\",state=\"idle\"}} {}\n\
+                 # TYPE db_pool_max_connections gauge\ndb_pool_max_connections{{pool=\"main\"}} 16\n",
+                16.0 - in_use
+            );
+            Some(text)
+        })
+        .collect()
+}
+
+/// Issue 13, defect 6: the starved API's pool waits rose while its pool stayed nearly idle;
+/// that is no pool saturation. A pool that filled still names it from its waits.
+#[test]
+fn waits_with_an_idle_pool_are_no_pool_saturation() {
+    let n = 70;
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", starved_api(n)),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::DbPoolSaturation),
+        "{:?}",
+        d.findings
+    );
+
+    // The same waits with all 16 connections held (a lock): saturation.
+    let texts: Vec<Option<String>> = starved_api(n)
+        .into_iter()
+        .enumerate()
+        .map(|(t, text)| {
+            text.map(|x| {
+                if (25..43).contains(&t) {
+                    x.replace("state=\"in_use\"} 2", "state=\"in_use\"} 16")
+                        .replace("state=\"in_use\"} 3", "state=\"in_use\"} 16")
+                } else {
+                    x
+                }
+            })
+        })
+        .collect();
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", texts),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().any(|f| f.kind == Kind::DbPoolSaturation),
+        "{:?}",
+        d.findings
+    );
+}

@@ -33,7 +33,9 @@
 //! [`pool_use`]); when the finding's signal is a wait, it reads as the pool wait. An in-use
 //! gauge names it only when the fullest observed pool was at least [`POOL_FULL`] full: with a
 //! planted error rate, a read pool going from 0 to 1 of 4 connections had outranked the
-//! errors themselves.
+//! errors themselves. A pool *wait* names it only when, with a pool observed, the pool filled
+//! at some time in the window (its 90th percentile in use): a CPU-starved caller's waits rose
+//! with 2 of 16 connections in use.
 //!
 //! CPU and memory name a cause only at a level that can limit a service: CPU at 20% of a core
 //! or of the host (`seconds_per_second`, `ratio`, `percent`); memory at 80% of a memory limit
@@ -329,9 +331,13 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
 fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
     match kind {
         // The fullest pool observed: if it was not nearly full, no pool's gauge names it.
+        // A wait names it too only when the pool filled at some time in the window: with most
+        // connections idle, waits come from elsewhere (a caller starved of CPU times its own
+        // descheduling, connections being opened).
         Kind::DbPoolSaturation => match pool_use(input, sli.onset, sli.end) {
             Some(p) if in_use_pattern().is_match(&s.name) => p.in_use >= POOL_FULL * p.size,
-            _ => true,
+            Some(p) => p.peak.max(p.in_use) >= POOL_FULL * p.size,
+            None => true,
         },
         // Idle time that fell names CPU only once (nearly) gone: idle also falls when a core
         // waits for the disk instead (iowait), which is not CPU work.
@@ -611,6 +617,8 @@ pub struct PoolUse {
     /// Medians over the degraded window.
     pub in_use: f64,
     pub size: f64,
+    /// The 90th percentile of connections in use over the window: how full it got.
+    pub peak: f64,
     pub in_use_signal: String,
     pub size_signal: String,
 }
@@ -691,6 +699,16 @@ pub fn pool_use(input: &Input, from: usize, to: usize) -> Option<PoolUse> {
             let candidate = PoolUse {
                 in_use,
                 size: cap,
+                peak: used
+                    .values
+                    .get(from..(to + 1).min(used.values.len()))
+                    .map_or(in_use, |w| {
+                        let mut w: Vec<f64> = w.iter().copied().filter(|v| v.is_finite()).collect();
+                        w.sort_by(f64::total_cmp);
+                        w.get((w.len() * 9 / 10).min(w.len().saturating_sub(1)))
+                            .copied()
+                            .unwrap_or(in_use)
+                    }),
                 in_use_signal: used.name.clone(),
                 size_signal: size.name.clone(),
             };
