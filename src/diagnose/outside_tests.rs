@@ -546,3 +546,74 @@ fn waits_with_an_idle_pool_are_no_pool_saturation() {
         d.findings
     );
 }
+
+/// Issue 13, defect 2: the worker SIGSTOPped from t=25 to 45. Its `/metrics` cannot be read
+/// meanwhile; after SIGCONT it works off the backlog (3 operations in flight where there were
+/// none). The API's view of the queue grows throughout. A gap is not a ramp, and the target
+/// that stopped answering is the finding.
+#[test]
+fn a_target_that_stops_answering_is_evidence_and_its_gap_is_no_ramp() {
+    let n = 70;
+    let stopped = 25..45;
+    let mut input = users(n, 20.0, 160.0, 26, 46);
+    let mut processed = 0.0;
+    let worker: Vec<Option<String>> = (0..n)
+        .map(|t| {
+            if stopped.contains(&t) {
+                return None;
+            }
+            let catching_up = (45..55).contains(&t);
+            processed += if catching_up { 8.0 } else { 3.0 };
+            Some(format!(
+                "# TYPE db_operations_in_flight gauge\ndb_operations_in_flight {}\n\
+                 # TYPE worker_messages_processed_total counter\nworker_messages_processed_total{{worker=\"email\"}} {processed}\n",
+                if catching_up { 3 } else { 0 }
+            ))
+        })
+        .collect();
+    let mut depth: f64 = 0.0;
+    let api = (0..n)
+        .map(|t| {
+            depth = if stopped.contains(&t) {
+                depth + 3.0
+            } else if t >= 45 {
+                (depth - 5.0).max(0.0)
+            } else {
+                (jitter(t, 30) * 1.5).floor()
+            };
+            Some(format!(
+                "# TYPE queue_depth gauge\nqueue_depth{{queue=\"notifications\"}} {depth}\n\
+                 # TYPE db_operations_in_flight gauge\ndb_operations_in_flight {:.0}\n",
+                (jitter(t, 31) * 1.8).floor()
+            ))
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    // The scraper records each failed attempt as `up` 0.
+    let mut acc =
+        ScrapeSeries::new("scrape:http://127.0.0.1:8081/metrics").with_instance("127.0.0.1:8081");
+    for (t, text) in worker.into_iter().enumerate() {
+        match text {
+            Some(text) => acc.add(t as f64 + 0.01, &parse(&text)),
+            None => acc.failed(t as f64 + 0.4),
+        }
+    }
+    infra.series.extend(acc.finish());
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::TargetUnresponsive, "{:?}", d.findings);
+    assert_eq!(first.signal, "up{instance=\"127.0.0.1:8081\"}");
+    assert!(first.window.start_s <= 26.0, "{first:?}");
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::DbLatency),
+        "the worker's catching up after the gap is not the cause: {:?}",
+        d.findings
+    );
+    assert!(
+        d.findings.iter().any(|f| f.kind == Kind::QueueBacklog),
+        "{:?}",
+        d.findings
+    );
+}

@@ -12,6 +12,7 @@
 //! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`InFlight`/`time`, `ReadLatency`, `WriteLatency` |
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
 //! | `cpu_saturation` | series rising; a core's idle time falling to 10 % or less | by what the series measures (see [`classify`]): node_exporter's `node_cpu_seconds_total` by `mode` (idle falling; user, system, steal rising; **iowait is not CPU**), `process_cpu_seconds_total`, CFS throttling, PSI `cpu`; else `cpu` beginning a word of the metric's *name* — never a label (`node_softnet_processed_total{cpu="0"}` counts packets) |
+//! | `target_unresponsive` | `up` falling: scrapes of a target got no answer | `up` (the scraper records one per attempt, as Prometheus does) |
 //! | `memory_pressure` | series rising (available memory falling) | `memory`, `rss`, `resident`, `heap`, `swap`, `oom`, PSI `memory`, `node_memory_*Available*`/`*Free*` |
 //! | `scaling_lag` | a scale-out that completed after the SLI turned (the first to land gives the lag), else one that failed, else one still in progress when read — each said as such; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
@@ -177,6 +178,10 @@ fn measured(metric: &str, dims: &[(String, String)], moved: Moves) -> Option<Opt
             .map(|(_, v)| v.to_ascii_lowercase())
     };
     let up = |k: Kind| (moved == Moves::Up).then_some(k);
+    // Whether the last scrape of a target got an answer (Prometheus's own `up`, or ours).
+    if base == "up" {
+        return Some((moved == Moves::Down).then_some(Kind::TargetUnresponsive));
+    }
     // node_exporter's per-mode CPU time: idle falling is the CPU filling up; iowait is time a
     // CPU sat idle waiting for the disk, not CPU work.
     if base == "node_cpu_seconds_total" || base == "node_cpu_guest_seconds_total" {
@@ -355,6 +360,8 @@ fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
             "percent" => s.during >= 20.0,
             _ => true,
         },
+        // Most scrapes in the window went unanswered, not one slow answer.
+        Kind::TargetUnresponsive => s.during <= 0.5,
         Kind::MemoryPressure => match s.unit.as_str() {
             "ratio" => s.during >= 0.8,
             "percent" => s.during >= 80.0,
@@ -502,6 +509,9 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
             p.of(s.baseline),
             p.of(s.during)
         ),
+        _ if kind == Kind::TargetUnresponsive => format!(
+            "{name}: the target stopped answering its scrapes at t={changed}s, {when} {users}"
+        ),
         _ if kind == Kind::DbPoolSaturation && s.unit == "seconds" => format!(
             "Pool wait ({name}) {moved} from {from} to {to} at t={changed}s, {when} {users}"
         ),
@@ -526,6 +536,7 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         Kind::ScalingLag => "capacity changed late: scale earlier (lower target, step scaling, warm pool)",
         Kind::ErrorBurst => error_advice(sli, name),
         Kind::GeneratorLimited => "the load generator limited the run",
+        Kind::TargetUnresponsive => "the process behind it stopped answering its scrapes — stopped, hung, or starved of CPU: check it first; its own series are missing for that stretch, not flat",
     };
     let advice = match (kind, sli.report.error_rate.as_ref()) {
         (Kind::ErrorBurst, Some(e)) if !e.degraded => format!(

@@ -221,6 +221,8 @@ async fn scrape_once(s: &mut EndpointState, run_start: Instant, timeout: Duratio
         Err(e) => Some(e),
     };
     if let Some(f) = failure {
+        s.series
+            .failed((sent + run_start.elapsed().as_secs_f64()) / 2.0);
         s.failures += 1;
         s.first_failure.get_or_insert(f);
     }
