@@ -617,3 +617,82 @@ fn a_target_that_stops_answering_is_evidence_and_its_gap_is_no_ramp() {
         d.findings
     );
 }
+
+/// node_exporter on the stack's host while busy loops take core 1 from t=25 to 43: core 1
+/// (the stack's) goes from about half idle to 0 %, core 0 (the database's) stays mostly idle.
+fn node_busy_core_1(n: usize) -> Vec<Option<String>> {
+    let mut time = [[0.0f64; 3]; 2];
+    (0..n)
+        .map(|t| {
+            let busy = (25..43).contains(&t);
+            let mut text = String::from("# TYPE node_cpu_seconds_total counter\n");
+            for (core, modes) in time.iter_mut().enumerate() {
+                let user = match (core, busy) {
+                    (1, true) => 0.93 + 0.02 * jitter(t, 40),
+                    (1, false) => 0.36 + 0.06 * jitter(t, 41),
+                    _ => 0.20 + 0.06 * jitter(t, 42),
+                };
+                let system = if core == 1 && busy { 0.07 } else { 0.05 };
+                let idle = (1.0 - user - system).max(0.0);
+                for (i, (mode, v)) in [("idle", idle), ("user", user), ("system", system)]
+                    .iter()
+                    .enumerate()
+                {
+                    modes[i] += v;
+                    let _ = writeln!(
+                        text,
+                        "node_cpu_seconds_total{{cpu=\"{core}\",mode=\"{mode}\"}} {:.4}",
+                        modes[i]
+                    );
+                }
+            }
+            Some(text)
+        })
+        .collect()
+}
+
+/// Issue 13, defect 1: a CPU-starved service was blamed on the database. With the host's core
+/// saturated while the service's own CPU fell, the cause is CPU starvation, and its database
+/// timings — wall clock of a descheduled caller — are explained away.
+#[test]
+fn a_starved_service_is_cpu_not_the_database() {
+    let n = 70;
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    let mut infra = Infra::default();
+    infra
+        .series
+        .extend(scraped("127.0.0.1:8080", starved_api(n)));
+    infra
+        .series
+        .extend(scraped("127.0.0.1:9100", node_busy_core_1(n)));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::CpuSaturation, "{:?}", d.findings);
+    assert!(first.signal.contains("cpu=\"1\""), "{first:?}");
+    assert!(first.summary.contains("starved"), "{}", first.summary);
+    for f in d
+        .findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
+    {
+        assert!(f.score < first.score, "{f:?}");
+        assert!(
+            f.lines.iter().any(|l| l.contains("starved")),
+            "a database timing of the starved caller says so: {f:?}"
+        );
+    }
+
+    // Without the host's view, the same stack series do not claim CPU starvation.
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", starved_api(n)),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().all(|f| !f.summary.contains("starved")),
+        "{:?}",
+        d.findings
+    );
+}

@@ -38,6 +38,14 @@
 //! at some time in the window (its 90th percentile in use): a CPU-starved caller's waits rose
 //! with 2 of 16 connections in use.
 //!
+//! **CPU starvation.** A service's own CPU (`process_cpu_seconds_total`…) that *fell* while a
+//! CPU of its host was saturated (a core's idle at 10 % or less, a busy share at 90 %, PSI
+//! `cpu` rising) names `cpu_saturation` on the host's signal, scored at least 0.5: the service
+//! was descheduled by other work. The database findings of that process (same `instance`)
+//! whose window starts with the starvation are explained away — their score × 0.3, with a line
+//! saying why: a wall-clock timing taken by a caller that is not running inflates whatever it
+//! times. Without a host signal no starvation is claimed.
+//!
 //! CPU and memory name a cause only at a level that can limit a service: CPU at 20% of a core
 //! or of the host (`seconds_per_second`, `ratio`, `percent`); memory at 80% of a memory limit
 //! observed among the signals, or at 80% (`ratio`, `percent`), or — in bytes with no limit
@@ -302,6 +310,9 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
         }
         out.push(f);
     }
+    if let Some(st) = starvation(sli, scored) {
+        explain_starvation(&mut out, input, sli, &st);
+    }
     out.extend(scaling_findings(input, sli));
     if out.is_empty() {
         if let Some(e) = sli.report.error_rate.as_ref().filter(|e| e.degraded) {
@@ -326,6 +337,141 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
+}
+
+/// A service's own CPU falling while a CPU of its host is saturated: the service was starved of
+/// CPU by other work there (issue 13: two busy loops on its core).
+struct Starvation<'a> {
+    /// The service's own CPU (`process_cpu_seconds_total:rate`…), which fell.
+    process: &'a Scored,
+    /// The host's saturated CPU (a core at 0 % idle, a busy share near 1, PSI `cpu` rising).
+    host: &'a Scored,
+}
+
+/// A process's or container's own CPU (not the host's).
+fn own_cpu(name: &str) -> bool {
+    let (metric, _) = split_key(name);
+    let base = metric
+        .split(':')
+        .next()
+        .unwrap_or(metric)
+        .to_ascii_lowercase();
+    base == "process_cpu_seconds_total"
+        || base == "container_cpu_usage_seconds_total"
+        || base == "namedprocess_namegroup_cpu_seconds_total"
+}
+
+/// The host CPU signals that say a CPU was saturated while the users were degraded: a core's
+/// idle time at 10 % or less (having been 20 points higher), a busy share at 90 % or more
+/// (`ratio`, `percent`, or user/system seconds per second of one core), or CPU pressure (PSI)
+/// that rose.
+fn host_saturated(s: &Scored) -> bool {
+    if own_cpu(&s.name)
+        || s.changed_at.is_none()
+        || classify(&s.name, s.direction) != Some(Kind::CpuSaturation)
+    {
+        return false;
+    }
+    let (metric, dims) = split_key(&s.name);
+    let m = metric.to_ascii_lowercase();
+    let mode = dims
+        .iter()
+        .find(|(k, _)| k == "mode")
+        .map(|(_, v)| v.as_str());
+    let per_core = dims.iter().any(|(k, _)| k == "cpu");
+    if m.contains("pressure") {
+        return s.z >= CHANGE_Z;
+    }
+    match (mode, s.unit.as_str()) {
+        (Some("idle"), _) => s.during <= 0.1 && s.baseline >= s.during + 0.2 && per_core,
+        (_, "percent") => s.during >= 90.0,
+        (Some(_), _) | (_, "ratio") => s.during >= 0.9 && (per_core || s.unit == "ratio"),
+        _ => false,
+    }
+}
+
+fn starvation<'a>(sli: &Sli, scored: &'a [Scored]) -> Option<Starvation<'a>> {
+    let lag = 5usize;
+    let near = |s: &Scored| {
+        s.changed_at
+            .is_some_and(|t| t + lag >= sli.onset && t <= sli.end)
+    };
+    let process = scored
+        .iter()
+        .filter(|s| own_cpu(&s.name) && s.direction < 0.0 && s.during <= 0.9 * s.baseline)
+        .filter(|s| near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let host = scored
+        .iter()
+        .filter(|s| host_saturated(s) && near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    Some(Starvation { process, host })
+}
+
+fn instance_of(name: &str) -> Option<String> {
+    split_key(name)
+        .1
+        .into_iter()
+        .find(|(k, _)| k == "instance")
+        .map(|(_, v)| v)
+}
+
+/// Names the starvation as the cause (replacing a finding of the host signal's own), and
+/// explains away the database timings of the starved process: the wall clock of a caller
+/// that is not running inflates whatever it times.
+fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Starvation) {
+    let (p, h) = (st.process, st.host);
+    let process_instance = instance_of(&p.name);
+    let from = p
+        .changed_at
+        .unwrap_or(sli.onset)
+        .min(h.changed_at.unwrap_or(sli.onset));
+    let caller = match &process_instance {
+        Some(i) => format!("the process at {i}"),
+        None => "the service".to_string(),
+    };
+    let mut explained = 0usize;
+    for f in out
+        .iter_mut()
+        .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
+    {
+        let same_process = process_instance.is_none() || instance_of(&f.signal) == process_instance;
+        if same_process && f.window.start_s + 2.0 >= from as f64 {
+            f.score = round3(f.score * 0.3);
+            f.lines.push(format!(
+                "rose only while {caller} was starved of CPU (its CPU fell while {} was saturated): the wall-clock time of a descheduled caller, not the database's",
+                h.name
+            ));
+            explained += 1;
+        }
+    }
+    out.retain(|f| !(f.kind == Kind::CpuSaturation && f.signal == h.name));
+    let mut f = signal_finding(input, sli, h, Kind::CpuSaturation);
+    // Two signals agree (the service lost CPU while its host had none to spare): at least an
+    // even score, whatever each scored alone.
+    f.score = round3(h.score.max(p.score).max(0.5));
+    f.evidence
+        .insert("process_cpu_baseline".into(), round3(p.baseline));
+    f.evidence
+        .insert("process_cpu_during".into(), round3(p.during));
+    f.evidence.insert("explained_away".into(), explained as f64);
+    f.summary = format!(
+        "{} fell from {} to {} at t={}s while {} was saturated ({} → {}), as {}: {caller} was starved of CPU by other work on its host{}. Find what else runs on that CPU (top, pidstat), pin or isolate the service, or give it more CPU.",
+        p.name,
+        format_value(p.baseline, &p.unit),
+        format_value(p.during, &p.unit),
+        p.changed_at.unwrap_or(sli.onset),
+        h.name,
+        format_value(h.baseline, &h.unit),
+        format_value(h.during, &h.unit),
+        sli_phrase(sli),
+        if explained > 0 {
+            "; its database timings rose only while it was descheduled, so they are not the database's"
+        } else {
+            ""
+        }
+    );
+    out.push(f);
 }
 
 /// Whether a CPU or memory signal reached a level that can limit a service. A robust z-score
