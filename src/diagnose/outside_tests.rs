@@ -696,3 +696,41 @@ fn a_starved_service_is_cpu_not_the_database() {
         d.findings
     );
 }
+
+/// Issue 13, defect 9: a table lock from t=25 whose requests time out after 5 s. Counted when
+/// they complete, the slow requests appear only from t=30, and the seconds between have no
+/// completions of their own (or only the fast requests that did not touch the table).
+#[test]
+fn a_stall_is_dated_when_its_requests_were_sent() {
+    let n = 70;
+    let completed: Vec<f64> = (0..n)
+        .map(|t| match t {
+            // Only requests that do not touch the locked table complete.
+            25..=29 if t % 2 == 0 => 14.0 + 4.0 * jitter(t, 50),
+            25..=29 => f64::NAN,
+            // Every second, requests sent 5 s earlier time out (the lock ends at 43).
+            30..=47 => 5000.0 + 3.0 * jitter(t, 51),
+            _ => 18.0 + 6.0 * jitter(t, 52),
+        })
+        .collect();
+    let sent = by_send_time(&completed);
+    assert!(sent[25..43].iter().all(|v| *v >= 5000.0), "{sent:?}");
+    assert!(sent[20] < 30.0 && sent[50] < 30.0, "{sent:?}");
+
+    let fill = |v: Vec<f64>| {
+        let mut last = 18.0;
+        v.into_iter()
+            .map(|x| {
+                if x.is_finite() {
+                    last = x;
+                }
+                last
+            })
+            .collect::<Vec<f64>>()
+    };
+    let mut input = users(n, 18.0, 18.0, 0, 0);
+    input.latency_ms = Some(fill(completed));
+    assert_eq!(sli::assess(&input).onset, 30, "dated by completion");
+    input.latency_ms = Some(fill(sent));
+    assert_eq!(sli::assess(&input).onset, 25, "dated by sending");
+}
