@@ -163,10 +163,10 @@ fn planted_small_pool_is_db_pool_saturation() {
     // The limit, not the 4-connection read pool behind it, is what filled up.
     assert_eq!(f["evidence"]["pool_size"], 1.0, "{f}");
     let summary = f["summary"].as_str().unwrap();
+    // Both gauges from the API's own endpoint (its `instance`).
     assert!(
-        summary.contains(
-            " of 1 connections in use (from db_operations_in_flight and db_operations_limit)"
-        ),
+        summary.contains(" of 1 connections in use (from db_operations_in_flight{instance=\"")
+            && summary.contains(" and db_operations_limit{instance=\""),
         "{summary}"
     );
 }

@@ -506,6 +506,10 @@ def one_run(kind, rep, a, outroot):
             api_port = url_port(wait_line(api, "peakload-stack listening on"))
             ctx["api"] = api
             scrape = [f"http://127.0.0.1:{api_port}/metrics"]
+        if a.host_metrics:
+            host = spawn("host metrics", [sys.executable, os.path.join(HERE, "host_metrics.py"),
+                                          "--max-seconds", str(a.seconds + 120)], cpu=LOAD_CPU)
+            scrape.append(f"http://127.0.0.1:{url_port(wait_line(host, 'listening on'))}/metrics")
         target = f"http://127.0.0.1:{api_port}"
         if kind == "proxy-delay":
             proxy = spawn("delay proxy", [sys.executable, os.path.join(HERE, "delay_proxy.py"),
@@ -651,6 +655,8 @@ def main():
     p.add_argument("--fault-at", type=float, default=25.0)
     p.add_argument("--duration", type=float, default=18.0)
     p.add_argument("--busy-loops", type=int, default=2, help="processes the cpu fault pins to the stack's core")
+    p.add_argument("--host-metrics", action="store_true",
+                   help="also scrape the host's per-CPU time and pressure (host_metrics.py, node_exporter's names)")
     p.add_argument("--out", help="keep each run's files here (default: a temp dir, removed)")
     p.add_argument("--table", metavar="FAULTS_JSON", help="print the table of a kept run's faults.json and exit")
     a = p.parse_args()

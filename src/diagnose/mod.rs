@@ -131,7 +131,6 @@ impl Input {
 
     /// From a run's results and what was observed during it.
     pub fn from_results(r: &Results, infra: Option<&Infra>) -> Input {
-        let n = r.timeline.len();
         let mut per_second: Vec<f64> = r.timeline.iter().map(|p| p.requests as f64).collect();
         let typical = stats::median(&per_second);
         per_second.clear();
@@ -142,17 +141,24 @@ impl Input {
         } else {
             "p50"
         };
-        let mut latency = Vec::with_capacity(n);
+        let completed: Vec<f64> = r
+            .timeline
+            .iter()
+            .map(|p| match (p.requests, stat) {
+                (0, _) => f64::NAN,
+                (_, "p99") => p.latency_ms.p99,
+                (_, "p95") => p.latency_ms.p95,
+                _ => p.latency_ms.p50,
+            })
+            .collect();
+        let mut latency = by_send_time(&completed);
         let mut last = f64::NAN;
-        for p in &r.timeline {
-            if p.requests > 0 {
-                last = match stat {
-                    "p99" => p.latency_ms.p99,
-                    "p95" => p.latency_ms.p95,
-                    _ => p.latency_ms.p50,
-                };
+        for v in &mut latency {
+            if v.is_nan() {
+                *v = last;
+            } else {
+                last = *v;
             }
-            latency.push(last);
         }
         let first_known = latency.iter().copied().find(|v| !v.is_nan()).unwrap_or(0.0);
         for v in &mut latency {
@@ -207,7 +213,8 @@ impl Input {
     /// placed on it is named in `left_out`, with why.
     pub fn add_infra(&mut self, infra: &Infra) {
         let n = self.len();
-        for s in &infra.series {
+        let named = signal_names(&infra.series);
+        for (s, name) in infra.series.iter().zip(named) {
             let Some(r) = resample_known(s, n) else {
                 let why = match s.span_s {
                     _ if s.points.is_empty() => "it has no values".to_string(),
@@ -224,7 +231,7 @@ impl Input {
                 continue;
             };
             self.signals.push(Signal {
-                name: s.key(),
+                name,
                 unit: s.unit.clone(),
                 values: r.values,
                 known: r.known,
@@ -238,6 +245,59 @@ impl Input {
         }
         self.events.extend(infra.events.iter().cloned());
     }
+}
+
+/// Per-second latencies (ms, `NaN` for a second with no completions) moved from the second
+/// requests completed in to the second they were sent in: a request that completes in second
+/// `i` after `v` ms was sent about `i + 0.5 - v / 1000` (the open model measures from the
+/// intended start, so this is when it was meant to go). Each send second keeps the worst value
+/// that lands on it. A stall from t=25 whose requests time out after 5 s completes only from
+/// t=30; dated by completion, the users' degradation began one timeout late, and the seconds
+/// in between (no completions) repeated the last fast value.
+pub fn by_send_time(completed: &[f64]) -> Vec<f64> {
+    let mut sent = vec![f64::NAN; completed.len()];
+    for (i, &v) in completed.iter().enumerate() {
+        if !v.is_finite() {
+            continue;
+        }
+        let at = (i as f64 + 0.5 - v.max(0.0) / 1000.0)
+            .floor()
+            .clamp(0.0, i as f64) as usize;
+        if sent[at].is_nan() || v > sent[at] {
+            sent[at] = v;
+        }
+    }
+    sent
+}
+
+/// Each series' name in the ranking: its key (`name{dims}`, a scraped endpoint's `instance`
+/// among them), with its `source` added when another source has a series of the same key — a
+/// ranking that lists one name twice leaves the reader to guess which process moved.
+fn signal_names(series: &[Series]) -> Vec<String> {
+    let keys: Vec<String> = series.iter().map(Series::key).collect();
+    keys.iter()
+        .zip(series)
+        .map(|(key, s)| {
+            let shared = keys
+                .iter()
+                .zip(series)
+                .any(|(k, o)| k == key && o.source != s.source);
+            if !shared {
+                return key.clone();
+            }
+            let mut dimensions = s.dimensions.clone();
+            dimensions.insert("source".into(), s.source.clone());
+            Series {
+                source: String::new(),
+                name: s.name.clone(),
+                unit: String::new(),
+                dimensions,
+                points: Vec::new(),
+                span_s: None,
+            }
+            .key()
+        })
+        .collect()
 }
 
 /// A gap in a series up to this many seconds (or three of its usual intervals, if longer) is
@@ -524,5 +584,7 @@ pub fn render_text(d: &Diagnosis) -> String {
     out
 }
 
+#[cfg(test)]
+mod outside_tests;
 #[cfg(test)]
 mod tests;

@@ -11,14 +11,19 @@
 //! | `db_pool_saturation` | series rising | `pool` with `wait`/`acquire`/`pending`/`in_use`, `DatabaseConnections` |
 //! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`InFlight`/`time`, `ReadLatency`, `WriteLatency` |
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
-//! | `cpu_saturation` | series rising | `cpu` |
-//! | `memory_pressure` | series rising | `memory`, `rss`, `resident`, `heap`, `swap`, `oom` |
+//! | `cpu_saturation` | series rising; a core's idle time falling to 10 % or less | by what the series measures (see [`classify`]): node_exporter's `node_cpu_seconds_total` by `mode` (idle falling; user, system, steal rising; **iowait is not CPU**), `process_cpu_seconds_total`, CFS throttling, PSI `cpu`; else `cpu` beginning a word of the metric's *name* — never a label (`node_softnet_processed_total{cpu="0"}` counts packets) |
+//! | `target_unresponsive` | `up` falling: scrapes of a target got no answer | `up` (the scraper records one per attempt, as Prometheus does) |
+//! | `memory_pressure` | series rising (available memory falling) | `memory`, `rss`, `resident`, `heap`, `swap`, `oom`, PSI `memory`, `node_memory_*Available*`/`*Free*` |
 //! | `scaling_lag` | a scale-out that completed after the SLI turned (the first to land gives the lag), else one that failed, else one still in progress when read — each said as such; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
 //! | `error_burst` | series rising (with matching log lines); the users' own errors when nothing else explains them | `5xx`, `error`, `fail`, `exception` |
 //! | `generator_limited` | the results' generator health: CPU-bound seconds, `kept_up = false` | — |
 //!
 //! Workers handling fewer messages name a backlog unless every observed queue depth and age
 //! stayed flat meanwhile (see [`backlog_grew`]): with the queues empty, they were handed fewer.
+//!
+//! Patterns read a signal's metric name and its labels, except those that say where it came
+//! from or which core (`instance`, `job`, `source`, `cpu`…; see [`IDENTITY_LABELS`]).
+//! Network, disk and I/O-pressure series name no kind: the vocabulary has none for them.
 //!
 //! A backlog accumulates: a queue signal that rose but did not keep growing through the
 //! window (rank correlation with time below 0.5) is a queue reacting to something else, and
@@ -29,7 +34,17 @@
 //! [`pool_use`]); when the finding's signal is a wait, it reads as the pool wait. An in-use
 //! gauge names it only when the fullest observed pool was at least [`POOL_FULL`] full: with a
 //! planted error rate, a read pool going from 0 to 1 of 4 connections had outranked the
-//! errors themselves.
+//! errors themselves. A pool *wait* names it only when, with a pool observed, the pool filled
+//! at some time in the window (its 90th percentile in use): a CPU-starved caller's waits rose
+//! with 2 of 16 connections in use.
+//!
+//! **CPU starvation.** A service's own CPU (`process_cpu_seconds_total`…) that *fell* while a
+//! CPU of its host was saturated (a core's idle at 10 % or less, a busy share at 90 %, PSI
+//! `cpu` rising) names `cpu_saturation` on the host's signal, scored at least 0.5: the service
+//! was descheduled by other work. The database findings of that process (same `instance`)
+//! whose window starts with the starvation are explained away — their score × 0.3, with a line
+//! saying why: a wall-clock timing taken by a caller that is not running inflates whatever it
+//! times. Without a host signal no starvation is claimed.
 //!
 //! CPU and memory name a cause only at a level that can limit a service: CPU at 20% of a core
 //! or of the host (`seconds_per_second`, `ratio`, `percent`); memory at 80% of a memory limit
@@ -95,7 +110,9 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
                 r(r"queue|backlog|approximatenumberofmessages|ageofoldestmessage|consumer_?lag"),
                 Moves::Up,
             ),
-            (Kind::CpuSaturation, r(r"cpu"), Moves::Up),
+            // `cpu` as the start of a word of the metric name (`process_cpu_…`, `CPUUtilization`),
+            // not inside one.
+            (Kind::CpuSaturation, r(r"(^|[^a-z])cpu"), Moves::Up),
             (
                 Kind::MemoryPressure,
                 r(r"memory|\brss\b|resident|heap|swap|oom"),
@@ -119,16 +136,138 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
 /// name `db_pool_saturation`.
 pub const POOL_FULL: f64 = 0.75;
 
-/// The kind a signal points at when it moved in `direction` (+1 up, -1 down).
+/// Labels that say where a series came from, not what it measures: never read for its kind
+/// (a host called `db-queue-1` does not make its CPU a queue). `cpu` and `core` say which core,
+/// not that the series is about CPU (`node_softnet_processed_total{cpu="0"}` counts packets).
+const IDENTITY_LABELS: [&str; 10] = [
+    "instance",
+    "exported_instance",
+    "job",
+    "source",
+    "host",
+    "hostname",
+    "pod",
+    "node",
+    "cpu",
+    "core",
+];
+
+/// A signal key (`name{k="v",...}`) as its metric name and its labels.
+pub fn split_key(key: &str) -> (&str, Vec<(String, String)>) {
+    static DIM: OnceLock<Regex> = OnceLock::new();
+    let dim = DIM
+        .get_or_init(|| Regex::new(r#"(\w+)="((?:[^"\\]|\\.)*)""#).expect("valid label pattern"));
+    match key.split_once('{') {
+        None => (key, Vec::new()),
+        Some((name, dims)) => (
+            name,
+            dim.captures_iter(dims)
+                .map(|c| (c[1].to_string(), c[2].to_string()))
+                .collect(),
+        ),
+    }
+}
+
+/// A CPU's idle time (`node_cpu_seconds_total{mode="idle"}`).
+fn idle_time(name: &str) -> bool {
+    let (_, dims) = split_key(name);
+    dims.iter().any(|(k, v)| k == "mode" && v == "idle")
+}
+
+/// What a series from a known exporter measures, by its metric name and `mode`: `Some(kind)`
+/// when the name is known (`Some(None)`: known, and no cause of ours — network packets, I/O
+/// wait), `None` to fall back on the vocabulary's patterns.
+fn measured(metric: &str, dims: &[(String, String)], moved: Moves) -> Option<Option<Kind>> {
+    let m = metric.to_ascii_lowercase();
+    let base = m.split(':').next().unwrap_or(&m);
+    let label = |k: &str| {
+        dims.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
+    let up = |k: Kind| (moved == Moves::Up).then_some(k);
+    // Whether the last scrape of a target got an answer (Prometheus's own `up`, or ours).
+    if base == "up" {
+        return Some((moved == Moves::Down).then_some(Kind::TargetUnresponsive));
+    }
+    // node_exporter's per-mode CPU time: idle falling is the CPU filling up; iowait is time a
+    // CPU sat idle waiting for the disk, not CPU work.
+    if base == "node_cpu_seconds_total" || base == "node_cpu_guest_seconds_total" {
+        return Some(match label("mode").as_deref() {
+            Some("idle") => (moved == Moves::Down).then_some(Kind::CpuSaturation),
+            Some("iowait") => None,
+            _ => up(Kind::CpuSaturation),
+        });
+    }
+    // Network and disk counters, wherever they mention a CPU.
+    if [
+        "node_softnet_",
+        "node_network_",
+        "node_netstat_",
+        "node_sockstat_",
+        "node_disk_",
+    ]
+    .iter()
+    .any(|p| base.starts_with(p))
+    {
+        return Some(None);
+    }
+    // Pressure stall information (node_exporter's node_pressure_*, or /proc/pressure read by
+    // the service itself): time tasks waited for CPU, memory or I/O.
+    if base.contains("pressure") {
+        if base.contains("cpu") {
+            return Some(up(Kind::CpuSaturation));
+        }
+        if base.contains("memory") {
+            return Some(up(Kind::MemoryPressure));
+        }
+        if base.contains("_io") {
+            return Some(None);
+        }
+    }
+    // A cgroup's CPU limit reached (CFS throttling), and tasks waiting for a CPU.
+    if base.starts_with("container_cpu_cfs_throttled")
+        || base == "node_procs_running"
+        || base == "node_schedstat_waiting_seconds_total"
+    {
+        return Some(up(Kind::CpuSaturation));
+    }
+    // Memory still available falling is memory filling up.
+    if base.starts_with("node_memory_") && (base.contains("available") || base.contains("free")) {
+        return Some((moved == Moves::Down).then_some(Kind::MemoryPressure));
+    }
+    None
+}
+
+/// The kind a signal points at when it moved in `direction` (+1 up, -1 down): by what it
+/// measures — a known exporter's metric name and `mode` (see [`measured`]), else the
+/// vocabulary's patterns on its metric name and its labels other than where it came from and
+/// which core ([`IDENTITY_LABELS`]).
 pub fn classify(name: &str, direction: f64) -> Option<Kind> {
     let moved = if direction < 0.0 {
         Moves::Down
     } else {
         Moves::Up
     };
+    let (metric, dims) = split_key(name);
+    if let Some(kind) = measured(metric, &dims, moved) {
+        return kind;
+    }
+    let mut subject = metric.to_string();
+    for (k, v) in dims
+        .iter()
+        .filter(|(k, _)| !IDENTITY_LABELS.contains(&k.as_str()))
+    {
+        let _ = write!(subject, " {k}=\"{v}\"");
+    }
     patterns()
         .iter()
-        .find(|(_, re, _)| re.is_match(name))
+        // CPU is read from the metric's name only: a route or a label value that mentions
+        // it (`route="/cpu-report"`) does not make a request count CPU.
+        .find(|(k, re, _)| match k {
+            Kind::CpuSaturation => re.is_match(metric),
+            _ => re.is_match(&subject),
+        })
         .filter(|(_, _, m)| *m == moved)
         .map(|(k, _, _)| *k)
 }
@@ -171,6 +310,9 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
         }
         out.push(f);
     }
+    if let Some(st) = starvation(sli, scored) {
+        explain_starvation(&mut out, input, sli, &st);
+    }
     out.extend(scaling_findings(input, sli));
     if out.is_empty() {
         if let Some(e) = sli.report.error_rate.as_ref().filter(|e| e.degraded) {
@@ -197,6 +339,141 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
     out
 }
 
+/// A service's own CPU falling while a CPU of its host is saturated: the service was starved of
+/// CPU by other work there (issue 13: two busy loops on its core).
+struct Starvation<'a> {
+    /// The service's own CPU (`process_cpu_seconds_total:rate`…), which fell.
+    process: &'a Scored,
+    /// The host's saturated CPU (a core at 0 % idle, a busy share near 1, PSI `cpu` rising).
+    host: &'a Scored,
+}
+
+/// A process's or container's own CPU (not the host's).
+fn own_cpu(name: &str) -> bool {
+    let (metric, _) = split_key(name);
+    let base = metric
+        .split(':')
+        .next()
+        .unwrap_or(metric)
+        .to_ascii_lowercase();
+    base == "process_cpu_seconds_total"
+        || base == "container_cpu_usage_seconds_total"
+        || base == "namedprocess_namegroup_cpu_seconds_total"
+}
+
+/// The host CPU signals that say a CPU was saturated while the users were degraded: a core's
+/// idle time at 10 % or less (having been 20 points higher), a busy share at 90 % or more
+/// (`ratio`, `percent`, or user/system seconds per second of one core), or CPU pressure (PSI)
+/// that rose.
+fn host_saturated(s: &Scored) -> bool {
+    if own_cpu(&s.name)
+        || s.changed_at.is_none()
+        || classify(&s.name, s.direction) != Some(Kind::CpuSaturation)
+    {
+        return false;
+    }
+    let (metric, dims) = split_key(&s.name);
+    let m = metric.to_ascii_lowercase();
+    let mode = dims
+        .iter()
+        .find(|(k, _)| k == "mode")
+        .map(|(_, v)| v.as_str());
+    let per_core = dims.iter().any(|(k, _)| k == "cpu");
+    if m.contains("pressure") {
+        return s.z >= CHANGE_Z;
+    }
+    match (mode, s.unit.as_str()) {
+        (Some("idle"), _) => s.during <= 0.1 && s.baseline >= s.during + 0.2 && per_core,
+        (_, "percent") => s.during >= 90.0,
+        (Some(_), _) | (_, "ratio") => s.during >= 0.9 && (per_core || s.unit == "ratio"),
+        _ => false,
+    }
+}
+
+fn starvation<'a>(sli: &Sli, scored: &'a [Scored]) -> Option<Starvation<'a>> {
+    let lag = 5usize;
+    let near = |s: &Scored| {
+        s.changed_at
+            .is_some_and(|t| t + lag >= sli.onset && t <= sli.end)
+    };
+    let process = scored
+        .iter()
+        .filter(|s| own_cpu(&s.name) && s.direction < 0.0 && s.during <= 0.9 * s.baseline)
+        .filter(|s| near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    let host = scored
+        .iter()
+        .filter(|s| host_saturated(s) && near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+    Some(Starvation { process, host })
+}
+
+fn instance_of(name: &str) -> Option<String> {
+    split_key(name)
+        .1
+        .into_iter()
+        .find(|(k, _)| k == "instance")
+        .map(|(_, v)| v)
+}
+
+/// Names the starvation as the cause (replacing a finding of the host signal's own), and
+/// explains away the database timings of the starved process: the wall clock of a caller
+/// that is not running inflates whatever it times.
+fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Starvation) {
+    let (p, h) = (st.process, st.host);
+    let process_instance = instance_of(&p.name);
+    let from = p
+        .changed_at
+        .unwrap_or(sli.onset)
+        .min(h.changed_at.unwrap_or(sli.onset));
+    let caller = match &process_instance {
+        Some(i) => format!("the process at {i}"),
+        None => "the service".to_string(),
+    };
+    let mut explained = 0usize;
+    for f in out
+        .iter_mut()
+        .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
+    {
+        let same_process = process_instance.is_none() || instance_of(&f.signal) == process_instance;
+        if same_process && f.window.start_s + 2.0 >= from as f64 {
+            f.score = round3(f.score * 0.3);
+            f.lines.push(format!(
+                "rose only while {caller} was starved of CPU (its CPU fell while {} was saturated): the wall-clock time of a descheduled caller, not the database's",
+                h.name
+            ));
+            explained += 1;
+        }
+    }
+    out.retain(|f| !(f.kind == Kind::CpuSaturation && f.signal == h.name));
+    let mut f = signal_finding(input, sli, h, Kind::CpuSaturation);
+    // Two signals agree (the service lost CPU while its host had none to spare): at least an
+    // even score, whatever each scored alone.
+    f.score = round3(h.score.max(p.score).max(0.5));
+    f.evidence
+        .insert("process_cpu_baseline".into(), round3(p.baseline));
+    f.evidence
+        .insert("process_cpu_during".into(), round3(p.during));
+    f.evidence.insert("explained_away".into(), explained as f64);
+    f.summary = format!(
+        "{} fell from {} to {} at t={}s while {} was saturated ({} → {}), as {}: {caller} was starved of CPU by other work on its host{}. Find what else runs on that CPU (top, pidstat), pin or isolate the service, or give it more CPU.",
+        p.name,
+        format_value(p.baseline, &p.unit),
+        format_value(p.during, &p.unit),
+        p.changed_at.unwrap_or(sli.onset),
+        h.name,
+        format_value(h.baseline, &h.unit),
+        format_value(h.during, &h.unit),
+        sli_phrase(sli),
+        if explained > 0 {
+            "; its database timings rose only while it was descheduled, so they are not the database's"
+        } else {
+            ""
+        }
+    );
+    out.push(f);
+}
+
 /// Whether a CPU or memory signal reached a level that can limit a service. A robust z-score
 /// calls 2% → 6% of a core a large change; it is not saturation, and naming it would send the
 /// user after the wrong cause. Levels are read in the signal's unit; an unknown unit passes.
@@ -205,16 +482,32 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
 fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
     match kind {
         // The fullest pool observed: if it was not nearly full, no pool's gauge names it.
+        // A wait names it too only when the pool filled at some time in the window: with most
+        // connections idle, waits come from elsewhere (a caller starved of CPU times its own
+        // descheduling, connections being opened).
         Kind::DbPoolSaturation => match pool_use(input, sli.onset, sli.end) {
             Some(p) if in_use_pattern().is_match(&s.name) => p.in_use >= POOL_FULL * p.size,
-            _ => true,
+            Some(p) => p.peak.max(p.in_use) >= POOL_FULL * p.size,
+            None => true,
         },
+        // Idle time that fell names CPU only once (nearly) gone: idle also falls when a core
+        // waits for the disk instead (iowait), which is not CPU work.
+        Kind::CpuSaturation if idle_time(&s.name) => {
+            let per_core = split_key(&s.name).1.iter().any(|(k, _)| k == "cpu");
+            if per_core {
+                s.during <= 0.1
+            } else {
+                s.during <= 0.1 * s.baseline
+            }
+        }
         // Cores (seconds per second), or a share of the host or the limit.
         Kind::CpuSaturation => match s.unit.as_str() {
             "seconds_per_second" | "ratio" => s.during >= 0.2,
             "percent" => s.during >= 20.0,
             _ => true,
         },
+        // Most scrapes in the window went unanswered, not one slow answer.
+        Kind::TargetUnresponsive => s.during <= 0.5,
         Kind::MemoryPressure => match s.unit.as_str() {
             "ratio" => s.during >= 0.8,
             "percent" => s.during >= 80.0,
@@ -362,6 +655,9 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
             p.of(s.baseline),
             p.of(s.during)
         ),
+        _ if kind == Kind::TargetUnresponsive => format!(
+            "{name}: the target stopped answering its scrapes at t={changed}s, {when} {users}"
+        ),
         _ if kind == Kind::DbPoolSaturation && s.unit == "seconds" => format!(
             "Pool wait ({name}) {moved} from {from} to {to} at t={changed}s, {when} {users}"
         ),
@@ -386,6 +682,7 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         Kind::ScalingLag => "capacity changed late: scale earlier (lower target, step scaling, warm pool)",
         Kind::ErrorBurst => error_advice(sli, name),
         Kind::GeneratorLimited => "the load generator limited the run",
+        Kind::TargetUnresponsive => "the process behind it stopped answering its scrapes — stopped, hung, or starved of CPU: check it first; its own series are missing for that stretch, not flat",
     };
     let advice = match (kind, sli.report.error_rate.as_ref()) {
         (Kind::ErrorBurst, Some(e)) if !e.degraded => format!(
@@ -477,6 +774,8 @@ pub struct PoolUse {
     /// Medians over the degraded window.
     pub in_use: f64,
     pub size: f64,
+    /// The 90th percentile of connections in use over the window: how full it got.
+    pub peak: f64,
     pub in_use_signal: String,
     pub size_signal: String,
 }
@@ -557,6 +856,16 @@ pub fn pool_use(input: &Input, from: usize, to: usize) -> Option<PoolUse> {
             let candidate = PoolUse {
                 in_use,
                 size: cap,
+                peak: used
+                    .values
+                    .get(from..(to + 1).min(used.values.len()))
+                    .map_or(in_use, |w| {
+                        let mut w: Vec<f64> = w.iter().copied().filter(|v| v.is_finite()).collect();
+                        w.sort_by(f64::total_cmp);
+                        w.get((w.len() * 9 / 10).min(w.len().saturating_sub(1)))
+                            .copied()
+                            .unwrap_or(in_use)
+                    }),
                 in_use_signal: used.name.clone(),
                 size_signal: size.name.clone(),
             };

@@ -153,6 +153,9 @@ const IGNORED: &[&str] = &[
 #[derive(Debug)]
 pub struct ScrapeSeries {
     source: String,
+    /// The endpoint's `instance` label (`host:port`), added to every series as Prometheus does:
+    /// two processes that export the same names stay two signals.
+    instance: Option<String>,
     /// Previous cumulative values of counters, by series key.
     prev_counters: HashMap<String, (f64, f64)>,
     /// Previous histogram state (time, buckets, sum, count), by series key.
@@ -176,6 +179,7 @@ impl ScrapeSeries {
     pub fn new(source: impl Into<String>) -> Self {
         ScrapeSeries {
             source: source.into(),
+            instance: None,
             prev_counters: HashMap::new(),
             prev_histograms: HashMap::new(),
             last_t: None,
@@ -184,8 +188,23 @@ impl ScrapeSeries {
         }
     }
 
+    /// Labels every series with `instance` (a label of that name the target exports itself is
+    /// kept as `exported_instance`, as Prometheus keeps it).
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Records a scrape at `t` that got no valid answer: `up` is 0 then (as Prometheus records
+    /// it), so a target that stopped answering is a signal of its own, not only a gap in the
+    /// others.
+    pub fn failed(&mut self, t: f64) {
+        self.push("up", "", &BTreeMap::new(), t, 0.0);
+    }
+
     /// Adds one scrape taken at `t` seconds after the run's start.
     pub fn add(&mut self, t: f64, expo: &Exposition) {
+        self.push("up", "", &BTreeMap::new(), t, 1.0);
         let mut histograms: BTreeMap<String, (String, BTreeMap<String, String>, HistState)> =
             BTreeMap::new();
         for s in &expo.samples {
@@ -317,6 +336,18 @@ impl ScrapeSeries {
     }
 
     fn push(&mut self, name: &str, unit: &str, dims: &BTreeMap<String, String>, t: f64, v: f64) {
+        let labelled;
+        let dims = match &self.instance {
+            Some(instance) => {
+                let mut d = dims.clone();
+                if let Some(theirs) = d.insert("instance".into(), instance.clone()) {
+                    d.insert("exported_instance".into(), theirs);
+                }
+                labelled = d;
+                &labelled
+            }
+            None => dims,
+        };
         let key = series_key(name, dims);
         let source = &self.source;
         self.out
@@ -545,6 +576,25 @@ peakload_stack_fault{fault="db_latency_ms"} 50
         let s = acc.finish();
         let err = s.iter().find(|s| s.name == "err_total:rate").unwrap();
         assert_eq!(err.points, vec![(0.0, 0.0), (1.0, 0.0), (1.5, 4.0)]);
+    }
+
+    #[test]
+    fn every_scrape_attempt_is_an_up_value_labelled_with_its_instance() {
+        let mut acc = ScrapeSeries::new("scrape:http://127.0.0.1:8081/metrics")
+            .with_instance("127.0.0.1:8081");
+        let scrape = parse("# TYPE queue_depth gauge\nqueue_depth{instance=\"w1\"} 3\n");
+        acc.add(0.0, &scrape);
+        acc.failed(1.0);
+        acc.add(2.0, &scrape);
+        let s = acc.finish();
+        let up = s.iter().find(|s| s.name == "up").unwrap();
+        assert_eq!(up.points, vec![(0.0, 1.0), (1.0, 0.0), (2.0, 1.0)]);
+        assert_eq!(up.key(), "up{instance=\"127.0.0.1:8081\"}");
+        let depth = s.iter().find(|s| s.name == "queue_depth").unwrap();
+        assert_eq!(
+            depth.key(),
+            "queue_depth{exported_instance=\"w1\",instance=\"127.0.0.1:8081\"}"
+        );
     }
 
     #[test]

@@ -77,6 +77,67 @@ pub fn parse_query_range(
         .collect())
 }
 
+/// The window a query's values each cover, in seconds: the longest range selector in it
+/// (`rate(x[5s])`, `avg_over_time(x[1m])`, a subquery's `[5m:30s]`). `None` for an instant
+/// vector, and for `irate`/`idelta` alone, which read only the last two samples of their range.
+pub fn query_window(query: &str) -> Option<f64> {
+    static RANGE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static PART: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let range = RANGE.get_or_init(|| {
+        regex::Regex::new(r"\[\s*((?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+)\s*(?::[^\]]*)?\]")
+            .expect("valid range pattern")
+    });
+    let part = PART.get_or_init(|| {
+        regex::Regex::new(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)").expect("valid duration pattern")
+    });
+    static FUNCTION: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let function = FUNCTION.get_or_init(|| {
+        regex::Regex::new(
+            r"\b(rate|increase|delta|deriv|changes|resets|predict_linear|holt_winters|double_exponential_smoothing|[a-z]+_over_time)\s*\(",
+        )
+        .expect("valid function pattern")
+    });
+    let windowed_fn = function.is_match(query);
+    let subquery = range.captures_iter(query).any(|c| c[0].contains(':'));
+    if !windowed_fn && !subquery {
+        return None;
+    }
+    range
+        .captures_iter(query)
+        .map(|c| {
+            part.captures_iter(&c[1])
+                .map(|p| {
+                    let v: f64 = p[1].parse().unwrap_or(0.0);
+                    v * match &p[2] {
+                        "ms" => 0.001,
+                        "s" => 1.0,
+                        "m" => 60.0,
+                        "h" => 3600.0,
+                        "d" => 86_400.0,
+                        "w" => 604_800.0,
+                        _ => 31_536_000.0,
+                    }
+                })
+                .sum::<f64>()
+        })
+        .filter(|w| *w > 0.0)
+        .max_by(f64::total_cmp)
+}
+
+/// Marks `series` from `query` as aggregates over its window (see [`query_window`]): a value
+/// Prometheus stamps at `t` summarises `(t - w, t]`, so it is moved to the window's start and
+/// covers `w` seconds (`Series::span_s`). Left at `t`, a 5 s rate that follows a step only as
+/// its window fills is dated seconds after the step, and ranked as a consequence of what it
+/// caused.
+pub fn apply_window(series: &mut Series, query: &str) {
+    if let Some(w) = query_window(query) {
+        for p in &mut series.points {
+            p.0 -= w;
+        }
+        series.span_s = Some(w);
+    }
+}
+
 /// Runs every query over the window; failures become notes, never errors of the run.
 pub async fn fetch(source: &PrometheusSource, window: &RunWindow, insecure: bool) -> Infra {
     let mut infra = Infra::default();
@@ -106,7 +167,12 @@ pub async fn fetch(source: &PrometheusSource, window: &RunWindow, insecure: bool
         )
         .await;
         let outcome = match got {
-            Ok((_, body)) => parse_query_range(name, &body, window),
+            Ok((_, body)) => parse_query_range(name, &body, window).map(|mut series| {
+                for s in &mut series {
+                    apply_window(s, query);
+                }
+                series
+            }),
             Err(e) => Err(e),
         };
         match outcome {
@@ -139,6 +205,36 @@ mod tests {
         assert_eq!(s[0].points, vec![(0.0, 1.0), (1.5, 0.5)]);
         assert_eq!(s[0].key(), "up{instance=\"a:9100\",job=\"api\"}");
         assert_eq!(s[0].source, "prometheus");
+    }
+
+    #[test]
+    fn a_query_covers_its_longest_range() {
+        assert_eq!(query_window("rate(node_cpu_seconds_total[5s])"), Some(5.0));
+        assert_eq!(
+            query_window(
+                "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[1m30s]))"
+            ),
+            Some(90.0)
+        );
+        assert_eq!(
+            query_window("sum(increase(x[500ms])) / sum(rate(y[2m]))"),
+            Some(120.0)
+        );
+        assert_eq!(query_window("max_over_time(queue_depth[30s])"), Some(30.0));
+        assert_eq!(query_window("max(rate(x[1m])[5m:30s])"), Some(300.0));
+        assert_eq!(query_window("queue_depth{queue=\"a[1]\"}"), None);
+        assert_eq!(query_window("up"), None);
+        assert_eq!(query_window("irate(x[5m])"), None, "the last two samples");
+        let w = RunWindow {
+            start_unix: 1000.0,
+            duration_s: 30.0,
+        };
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"cpu":"1"},"values":[[1010,"0.5"],[1011,"0.6"]]}]}}"#;
+        let mut s = parse_query_range("cpu_busy", body, &w).unwrap().remove(0);
+        apply_window(&mut s, "rate(node_cpu_seconds_total{cpu=\"1\"}[5s])");
+        assert_eq!(s.points, vec![(5.0, 0.5), (6.0, 0.6)]);
+        assert_eq!(s.span_s, Some(5.0));
     }
 
     #[test]

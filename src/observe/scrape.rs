@@ -38,6 +38,23 @@ impl Endpoint {
             target: target.to_string(),
         })
     }
+
+    /// The `instance` label its series carry: `host:port`, and the path when it is not
+    /// `/metrics` (two endpoints on one port stay apart).
+    pub fn instance(&self) -> String {
+        let path = self.target.split('?').next().unwrap_or("/");
+        let o = &self.origin;
+        let host = if o.host.contains(':') {
+            format!("[{}]:{}", o.host, o.port)
+        } else {
+            format!("{}:{}", o.host, o.port)
+        };
+        if path == "/metrics" {
+            host
+        } else {
+            format!("{host}{path}")
+        }
+    }
 }
 
 /// Sends one GET and returns the status and body. Used by the scraper and the Prometheus API
@@ -123,7 +140,8 @@ impl Scraper {
             .endpoints
             .into_iter()
             .map(|endpoint| EndpointState {
-                series: ScrapeSeries::new(format!("scrape:{}", endpoint.label)),
+                series: ScrapeSeries::new(format!("scrape:{}", endpoint.label))
+                    .with_instance(endpoint.instance()),
                 endpoint,
                 client: Client::new(ClientOptions::new(self.insecure)),
                 attempts: 0,
@@ -203,6 +221,8 @@ async fn scrape_once(s: &mut EndpointState, run_start: Instant, timeout: Duratio
         Err(e) => Some(e),
     };
     if let Some(f) = failure {
+        s.series
+            .failed((sent + run_start.elapsed().as_secs_f64()) / 2.0);
         s.failures += 1;
         s.first_failure.get_or_insert(f);
     }

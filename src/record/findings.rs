@@ -20,10 +20,11 @@ pub enum Kind {
     ScalingLag,
     ErrorBurst,
     GeneratorLimited,
+    TargetUnresponsive,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::CpuSaturation,
         Kind::MemoryPressure,
         Kind::DbPoolSaturation,
@@ -33,6 +34,7 @@ impl Kind {
         Kind::ScalingLag,
         Kind::ErrorBurst,
         Kind::GeneratorLimited,
+        Kind::TargetUnresponsive,
     ];
 
     /// The name `results.json` and the text summary use.
@@ -47,6 +49,7 @@ impl Kind {
             Kind::ScalingLag => "scaling_lag",
             Kind::ErrorBurst => "error_burst",
             Kind::GeneratorLimited => "generator_limited",
+            Kind::TargetUnresponsive => "target_unresponsive",
         }
     }
 
@@ -62,6 +65,7 @@ impl Kind {
             Kind::ScalingLag => "Scaling came late",
             Kind::ErrorBurst => "Burst of errors",
             Kind::GeneratorLimited => "The load generator limited the run",
+            Kind::TargetUnresponsive => "A process stopped answering",
         }
     }
 }

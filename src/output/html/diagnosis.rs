@@ -63,7 +63,8 @@ fn describes_users(kind: Kind) -> bool {
         | Kind::QueueBacklog
         | Kind::Throttling
         | Kind::ScalingLag
-        | Kind::ErrorBurst => true,
+        | Kind::ErrorBurst
+        | Kind::TargetUnresponsive => true,
         Kind::GeneratorLimited => false,
     }
 }

@@ -1,0 +1,736 @@
+//! Cases from the outside fault suite (`bench/faults`, issue 13): series shaped as the bundled
+//! stack's API and worker exported them while a fault was planted with OS or database tools,
+//! read through the same scrape and query parsers the run uses.
+
+use super::*;
+
+use crate::observe::prom_text::{parse, ScrapeSeries};
+
+/// A deterministic jitter in `[0, 1)` for second `t` of stream `k`.
+fn jitter(t: usize, k: usize) -> f64 {
+    let mut x = (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (k as u64 + 7).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 32;
+    (x % 10_000) as f64 / 10_000.0
+}
+
+/// The users' side of a run of `n` seconds at ~140 requests/s whose p99 sits near `base_ms` and
+/// is `during_ms` over `[from, to)`; no signals yet.
+fn users(n: usize, base_ms: f64, during_ms: f64, from: usize, to: usize) -> Input {
+    Input {
+        latency_stat: "p99",
+        latency_ms: Some(
+            (0..n)
+                .map(|t| {
+                    let l = if (from..to).contains(&t) {
+                        during_ms
+                    } else {
+                        base_ms
+                    };
+                    l * (0.9 + 0.2 * jitter(t, 1))
+                })
+                .collect(),
+        ),
+        error_rate: Some(vec![0.0; n]),
+        rps: (0..n).map(|t| 140.0 + 4.0 * jitter(t, 2)).collect(),
+        target: vec![140.0; n],
+        generator_busy: vec![false; n],
+        generator_kept_up: true,
+        latency_floor_ms: sli::LATENCY_FLOOR_MS,
+        ..Default::default()
+    }
+}
+
+/// Scrapes of one endpoint, one a second (`None`: the scrape failed), as the scraper reads them.
+fn scraped(instance: &str, texts: Vec<Option<String>>) -> Vec<crate::record::infra::Series> {
+    let mut acc =
+        ScrapeSeries::new(format!("scrape:http://{instance}/metrics")).with_instance(instance);
+    for (t, text) in texts.into_iter().enumerate() {
+        if let Some(text) = text {
+            acc.add(t as f64 + 0.01, &parse(&text));
+        }
+    }
+    acc.finish()
+}
+
+/// One scrape of the stack's API or worker: the notifications queue they share (both read it
+/// from the database), database operations in flight, and a request counter.
+fn stack_text(t: usize, k: usize, queue: f64, in_flight: f64, requests: f64) -> String {
+    format!(
+        "# TYPE queue_depth gauge\nqueue_depth{{queue=\"notifications\"}} {queue}\n\
+         # TYPE db_operations_in_flight gauge\ndb_operations_in_flight {:.0}\n\
+         # TYPE http_requests_total counter\nhttp_requests_total{{route=\"/api/products\"}} {requests:.0}\n",
+        (in_flight + jitter(t, k)).floor()
+    )
+}
+
+/// A table lock from t=25 to 43: the API's and the worker's database operations wait, and the
+/// queue both of them export grows. Every signal names the process it came from.
+#[test]
+fn two_endpoints_exporting_the_same_names_stay_two_signals() {
+    let n = 70;
+    let lock = 25..43;
+    let mut input = users(n, 20.0, 900.0, 26, 44);
+    let queue = |t: usize| {
+        if lock.contains(&t) {
+            2.0 * (t - 25) as f64
+        } else if t >= 43 {
+            (36.0 - 6.0 * (t - 43) as f64).max(0.0)
+        } else {
+            (jitter(t, 3) * 1.5).floor()
+        }
+    };
+    let api = (0..n)
+        .map(|t| {
+            let flight = if lock.contains(&t) { 16.0 } else { 0.6 };
+            Some(stack_text(t, 4, queue(t), flight, 140.0 * t as f64))
+        })
+        .collect();
+    let worker: Vec<Option<String>> = (0..n)
+        .map(|t| {
+            let flight = if lock.contains(&t) { 2.0 } else { 0.3 };
+            Some(stack_text(t, 5, queue(t), flight, 3.0 * t as f64))
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    let mut names: Vec<&str> = d.ranking.iter().map(|r| r.signal.as_str()).collect();
+    let listed = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), listed, "a name listed twice: {:?}", d.ranking);
+    for r in &d.ranking {
+        assert!(
+            r.signal.contains("instance=\"127.0.0.1:8080\"")
+                || r.signal.contains("instance=\"127.0.0.1:8081\""),
+            "{} does not say which process it came from",
+            r.signal
+        );
+    }
+    let queues = d
+        .ranking
+        .iter()
+        .filter(|r| r.signal.starts_with("queue_depth{"))
+        .count();
+    assert_eq!(queues, 2, "{:?}", d.ranking);
+    assert!(!d.findings.is_empty(), "{:?}", d.ranking);
+    for f in &d.findings {
+        assert!(f.signal.contains("instance=\"127.0.0.1:808"), "{f:?}");
+    }
+}
+
+/// Two sources that both call a series by one key (two Prometheus servers, or a scrape and a
+/// CSV) are told apart by their source.
+#[test]
+fn one_key_from_two_sources_names_its_source() {
+    let n = 40;
+    let mut input = users(n, 20.0, 200.0, 20, 40);
+    let s = |source: &str, lift: f64| crate::record::infra::Series {
+        source: source.into(),
+        name: "db_wait_seconds".into(),
+        unit: "seconds".into(),
+        dimensions: Default::default(),
+        span_s: None,
+        points: (0..n)
+            .map(|t| (t as f64, if t >= 20 { lift } else { 0.001 }))
+            .collect(),
+    };
+    let infra = Infra {
+        series: vec![s("prometheus", 0.2), s("csv:db.csv", 0.1)],
+        ..Default::default()
+    };
+    input.add_infra(&infra);
+    let names: Vec<&str> = input.signals.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "db_wait_seconds{source=\"prometheus\"}",
+            "db_wait_seconds{source=\"csv:db.csv\"}"
+        ]
+    );
+}
+
+/// A `query_range` answer with one series per `(labels, values)`, a value a second from t=0.
+fn query_answer(start_unix: f64, series: &[(&str, Vec<f64>)]) -> Vec<u8> {
+    let result: Vec<String> = series
+        .iter()
+        .map(|(labels, values)| {
+            let values: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(t, v)| format!("[{},\"{v}\"]", start_unix + t as f64))
+                .collect();
+            format!(
+                "{{\"metric\":{{{labels}}},\"values\":[{}]}}",
+                values.join(",")
+            )
+        })
+        .collect();
+    format!(
+        "{{\"status\":\"success\",\"data\":{{\"resultType\":\"matrix\",\"result\":[{}]}}}}",
+        result.join(",")
+    )
+    .into_bytes()
+}
+
+/// What Prometheus answers for `rate(counter[w])` evaluated every second, from a counter
+/// node_exporter exposes every second: `(c(t) - c(t - w)) / w`.
+fn windowed_rate(per_second: &[f64], w: usize) -> Vec<f64> {
+    let mut c = vec![0.0];
+    for v in per_second {
+        c.push(c[c.len() - 1] + v);
+    }
+    (0..per_second.len())
+        .map(|t| {
+            let now = t + 1;
+            let from = now.saturating_sub(w);
+            (c[now] - c[from]) / (now - from) as f64
+        })
+        .collect()
+}
+
+/// Issue 13, defect 4: two busy loops take the stack's core at t=25. node_exporter's busy
+/// share of that core steps from 0.49 to 1.00 at once, and the users' p99 with it; read
+/// through `rate(...[5s])` the step fills over 5 s and was dated 2 s after the users, ranked
+/// behind everything that moved at once. Dated by its window, it is the cause.
+#[test]
+fn a_windowed_rate_is_not_penalised_for_its_own_window() {
+    let n = 70;
+    let start = 1_000_000.0;
+    let mut input = users(n, 18.0, 95.0, 25, 45);
+    let busy: Vec<f64> = (0..n)
+        .map(|t| {
+            if (25..45).contains(&t) {
+                0.995 + 0.005 * jitter(t, 8)
+            } else {
+                0.47 + 0.04 * jitter(t, 8)
+            }
+        })
+        .collect();
+    let other_core: Vec<f64> = (0..n).map(|t| 0.30 + 0.06 * jitter(t, 9)).collect();
+    let query = "1 - rate(node_cpu_seconds_total{mode=\"idle\"}[5s])";
+    let body = query_answer(
+        start,
+        &[
+            (
+                "\"cpu\":\"1\",\"instance\":\"127.0.0.1:9100\"",
+                windowed_rate(&busy, 5),
+            ),
+            (
+                "\"cpu\":\"0\",\"instance\":\"127.0.0.1:9100\"",
+                windowed_rate(&other_core, 5),
+            ),
+        ],
+    );
+    let window = crate::observe::RunWindow {
+        start_unix: start,
+        duration_s: n as f64,
+    };
+    let mut series =
+        crate::observe::prometheus::parse_query_range("node_cpu_busy_ratio", &body, &window)
+            .unwrap();
+    for s in &mut series {
+        crate::observe::prometheus::apply_window(s, query);
+        s.unit = "ratio".into();
+    }
+    // The stack's own view, scraped every second: its request times rise with the users'
+    // (a symptom), and so do its database timings (the starved caller's wall clock).
+    let texts = (0..n)
+        .map(|t| {
+            let slow = (25..45).contains(&t);
+            Some(format!(
+                "# TYPE http_request_duration_seconds gauge\nhttp_request_duration_seconds{{route=\"/app\"}} {}\n",
+                if slow { 0.08 } else { 0.009 } * (0.9 + 0.2 * jitter(t, 10))
+            ))
+        })
+        .collect();
+    series.extend(scraped("127.0.0.1:8080", texts));
+    input.add_infra(&Infra {
+        series,
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    let cpu = "node_cpu_busy_ratio{cpu=\"1\",instance=\"127.0.0.1:9100\"}";
+    assert_eq!(d.ranking[0].signal, cpu, "{:?}", d.ranking);
+    let f = &d.findings[0];
+    assert_eq!((f.kind, f.signal.as_str()), (Kind::CpuSaturation, cpu));
+    assert!(f.evidence["lead_s"] >= 0.0, "{f:?}");
+    assert!(!f.summary.contains("after"), "{}", f.summary);
+}
+
+/// Issue 13, defect 5: kinds by what a signal measures, not by `cpu` in its spelling.
+#[test]
+fn kinds_follow_what_a_signal_measures() {
+    let cases = [
+        // node_exporter per core: packets handled, not CPU time.
+        (
+            "node_softnet_processed_total:rate{cpu=\"0\",instance=\"h:9100\"}",
+            1.0,
+            None,
+        ),
+        (
+            "node_softnet_times_squeezed_total:rate{cpu=\"1\"}",
+            1.0,
+            None,
+        ),
+        // Time a core sat idle waiting for the disk.
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"iowait\"}",
+            1.0,
+            None,
+        ),
+        // Idle falling is the core filling up; idle rising is not.
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"idle\"}",
+            -1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"idle\"}",
+            1.0,
+            None,
+        ),
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"user\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_cpu_seconds_total:rate{cpu=\"1\",mode=\"steal\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "process_cpu_seconds_total:rate{instance=\"127.0.0.1:8080\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "CPUUtilization{ServiceName=\"api\"}",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_pressure_cpu_waiting_seconds_total:rate",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        (
+            "node_pressure_memory_stalled_seconds_total:rate",
+            1.0,
+            Some(Kind::MemoryPressure),
+        ),
+        ("node_pressure_io_waiting_seconds_total:rate", 1.0, None),
+        (
+            "node_memory_MemAvailable_bytes",
+            -1.0,
+            Some(Kind::MemoryPressure),
+        ),
+        ("node_memory_MemAvailable_bytes", 1.0, None),
+        (
+            "container_cpu_cfs_throttled_periods_total:rate",
+            1.0,
+            Some(Kind::CpuSaturation),
+        ),
+        // A route that mentions CPU is still a request count.
+        ("http_requests_total:rate{route=\"/cpu-report\"}", 1.0, None),
+        // Where a series came from is not what it measures.
+        (
+            "http_request_duration_seconds:p95{instance=\"db-queue-1:8080\"}",
+            1.0,
+            None,
+        ),
+        (
+            "queue_depth{instance=\"127.0.0.1:8081\",queue=\"notifications\"}",
+            1.0,
+            Some(Kind::QueueBacklog),
+        ),
+        (
+            "db_pool_connections{instance=\"127.0.0.1:8080\",pool=\"main\",state=\"in_use\"}",
+            1.0,
+            Some(Kind::DbPoolSaturation),
+        ),
+    ];
+    for (name, dir, want) in cases {
+        assert_eq!(rules::classify(name, dir), want, "{name} moving {dir}");
+    }
+}
+
+/// A table lock at t=25 with node_exporter scraped beside the stack: the database host
+/// flushes (iowait on its core rises) and the stalled connections change the packet mix on
+/// every core. Neither is CPU, and the lock's own timing is the first finding.
+#[test]
+fn packets_per_core_and_io_wait_are_not_cpu() {
+    let n = 70;
+    let mut input = users(n, 20.0, 900.0, 26, 44);
+    let lock = |t: usize| (25..43).contains(&t);
+    let stack =
+        (0..n)
+            .map(|t| {
+                Some(format!(
+                "# TYPE db_operation_duration_seconds gauge\ndb_operation_duration_seconds {}\n\
+                 # TYPE http_requests_total counter\nhttp_requests_total {}\n",
+                if lock(t) { 0.8 + 0.4 * jitter(t, 11) } else { 0.006 + 0.004 * jitter(t, 11) },
+                140 * t
+            ))
+            })
+            .collect();
+    let mut packets = [0.0f64; 2];
+    let mut cpu_time = [0.0f64; 4];
+    let node = (0..n)
+        .map(|t| {
+            let mut text = String::from("# TYPE node_softnet_processed_total counter\n");
+            for (c, p) in packets.iter_mut().enumerate() {
+                // Packets follow the requests, then each stalled exchange retransmits.
+                *p += if lock(t) { 2600.0 } else { 900.0 } + 80.0 * jitter(t, 12 + c);
+                let _ = writeln!(text, "node_softnet_processed_total{{cpu=\"{c}\"}} {p:.0}");
+            }
+            text.push_str("# TYPE node_cpu_seconds_total counter\n");
+            let iowait = if lock(t) { 0.55 } else { 0.03 } + 0.02 * jitter(t, 14);
+            let idle = 1.0 - iowait - 0.2;
+            for (i, (mode, v)) in [
+                ("idle", idle),
+                ("iowait", iowait),
+                ("user", 0.15),
+                ("system", 0.05),
+            ]
+            .iter()
+            .enumerate()
+            {
+                cpu_time[i] += v;
+                let _ = writeln!(
+                    text,
+                    "node_cpu_seconds_total{{cpu=\"0\",mode=\"{mode}\"}} {:.3}",
+                    cpu_time[i]
+                );
+            }
+            Some(text)
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", stack));
+    infra.series.extend(scraped("127.0.0.1:9100", node));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::CpuSaturation),
+        "{:?}",
+        d.findings
+    );
+    assert_eq!(d.findings[0].kind, Kind::DbLatency, "{:?}", d.findings);
+}
+
+/// A histogram's exposition lines, cumulative, after adding this second's observations.
+struct Histogram {
+    name: &'static str,
+    counts: Vec<f64>,
+    sum: f64,
+}
+
+const BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+impl Histogram {
+    fn new(name: &'static str) -> Self {
+        Histogram {
+            name,
+            counts: vec![0.0; BOUNDS.len() + 1],
+            sum: 0.0,
+        }
+    }
+
+    /// `n` observations spread over `[0.5, 1.5) × typical`, then the text.
+    fn observe(&mut self, t: usize, k: usize, n: usize, typical: f64) -> String {
+        for i in 0..n {
+            let v = typical * (0.5 + jitter(t * 1000 + i, k));
+            self.sum += v;
+            let b = BOUNDS
+                .iter()
+                .position(|le| v <= *le)
+                .unwrap_or(BOUNDS.len());
+            self.counts[b] += 1.0;
+        }
+        let mut text = format!("# TYPE {} histogram\n", self.name);
+        let mut cumulative = 0.0;
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c;
+            let le = BOUNDS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(text, "{}_bucket{{le=\"{le}\"}} {cumulative}", self.name);
+        }
+        let _ = writeln!(text, "{}_sum {}", self.name, self.sum);
+        let _ = writeln!(text, "{}_count {cumulative}", self.name);
+        text
+    }
+}
+
+/// The stack's API while two busy loops share its core from t=25 to 43 (issue 13, defect 1,
+/// as `bench/faults --kinds cpu --busy-loops 6` measured it): it gets less of the core (its
+/// CPU falls from 0.15 to 0.12 of a core), so every wall-clock timing it takes inflates — its
+/// database operations' p95 from 6 to 88 ms, its pool waits — while its pool stays nearly idle
+/// (2 of 16 connections in use) and the database's own core idles.
+fn starved_api(n: usize) -> Vec<Option<String>> {
+    let starved = |t: usize| (25..43).contains(&t);
+    let mut ops = Histogram::new("db_operation_duration_seconds");
+    let mut waits = Histogram::new("db_pool_acquire_wait_seconds");
+    let mut cpu = 0.0;
+    (0..n)
+        .map(|t| {
+            let s = starved(t);
+            cpu += if s { 0.12 } else { 0.15 } + 0.01 * jitter(t, 20);
+            let in_use = if s { 2.0 } else { 1.0 } + (jitter(t, 21) * 1.6).floor();
+            let mut text = ops.observe(t, 22, 180, if s { 0.06 } else { 0.004 });
+            text.push_str(&waits.observe(t, 23, 180, if s { 0.02 } else { 0.0002 }));
+            let _ = write!(
+                text,
+                "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu:.3}\n\
+                 # TYPE db_pool_connections gauge\n\
+                 db_pool_connections{{pool=\"main\",state=\"in_use\"}} {in_use}\n\
+                 db_pool_connections{{pool=\"main\",state=\"idle\"}} {}\n\
+                 # TYPE db_pool_max_connections gauge\ndb_pool_max_connections{{pool=\"main\"}} 16\n",
+                16.0 - in_use
+            );
+            Some(text)
+        })
+        .collect()
+}
+
+/// Issue 13, defect 6: the starved API's pool waits rose while its pool stayed nearly idle;
+/// that is no pool saturation. A pool that filled still names it from its waits.
+#[test]
+fn waits_with_an_idle_pool_are_no_pool_saturation() {
+    let n = 70;
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", starved_api(n)),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::DbPoolSaturation),
+        "{:?}",
+        d.findings
+    );
+
+    // The same waits with all 16 connections held (a lock): saturation.
+    let texts: Vec<Option<String>> = starved_api(n)
+        .into_iter()
+        .enumerate()
+        .map(|(t, text)| {
+            text.map(|x| {
+                if (25..43).contains(&t) {
+                    x.replace("state=\"in_use\"} 2", "state=\"in_use\"} 16")
+                        .replace("state=\"in_use\"} 3", "state=\"in_use\"} 16")
+                } else {
+                    x
+                }
+            })
+        })
+        .collect();
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", texts),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().any(|f| f.kind == Kind::DbPoolSaturation),
+        "{:?}",
+        d.findings
+    );
+}
+
+/// Issue 13, defect 2: the worker SIGSTOPped from t=25 to 45. Its `/metrics` cannot be read
+/// meanwhile; after SIGCONT it works off the backlog (3 operations in flight where there were
+/// none). The API's view of the queue grows throughout. A gap is not a ramp, and the target
+/// that stopped answering is the finding.
+#[test]
+fn a_target_that_stops_answering_is_evidence_and_its_gap_is_no_ramp() {
+    let n = 70;
+    let stopped = 25..45;
+    let mut input = users(n, 20.0, 160.0, 26, 46);
+    let mut processed = 0.0;
+    let worker: Vec<Option<String>> = (0..n)
+        .map(|t| {
+            if stopped.contains(&t) {
+                return None;
+            }
+            let catching_up = (45..55).contains(&t);
+            processed += if catching_up { 8.0 } else { 3.0 };
+            Some(format!(
+                "# TYPE db_operations_in_flight gauge\ndb_operations_in_flight {}\n\
+                 # TYPE worker_messages_processed_total counter\nworker_messages_processed_total{{worker=\"email\"}} {processed}\n",
+                if catching_up { 3 } else { 0 }
+            ))
+        })
+        .collect();
+    let mut depth: f64 = 0.0;
+    let api = (0..n)
+        .map(|t| {
+            depth = if stopped.contains(&t) {
+                depth + 3.0
+            } else if t >= 45 {
+                (depth - 5.0).max(0.0)
+            } else {
+                (jitter(t, 30) * 1.5).floor()
+            };
+            Some(format!(
+                "# TYPE queue_depth gauge\nqueue_depth{{queue=\"notifications\"}} {depth}\n\
+                 # TYPE db_operations_in_flight gauge\ndb_operations_in_flight {:.0}\n",
+                (jitter(t, 31) * 1.8).floor()
+            ))
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    // The scraper records each failed attempt as `up` 0.
+    let mut acc =
+        ScrapeSeries::new("scrape:http://127.0.0.1:8081/metrics").with_instance("127.0.0.1:8081");
+    for (t, text) in worker.into_iter().enumerate() {
+        match text {
+            Some(text) => acc.add(t as f64 + 0.01, &parse(&text)),
+            None => acc.failed(t as f64 + 0.4),
+        }
+    }
+    infra.series.extend(acc.finish());
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::TargetUnresponsive, "{:?}", d.findings);
+    assert_eq!(first.signal, "up{instance=\"127.0.0.1:8081\"}");
+    assert!(first.window.start_s <= 26.0, "{first:?}");
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::DbLatency),
+        "the worker's catching up after the gap is not the cause: {:?}",
+        d.findings
+    );
+    assert!(
+        d.findings.iter().any(|f| f.kind == Kind::QueueBacklog),
+        "{:?}",
+        d.findings
+    );
+}
+
+/// node_exporter on the stack's host while busy loops take core 1 from t=25 to 43: core 1
+/// (the stack's) goes from about half idle to 0 %, core 0 (the database's) stays mostly idle.
+fn node_busy_core_1(n: usize) -> Vec<Option<String>> {
+    let mut time = [[0.0f64; 3]; 2];
+    (0..n)
+        .map(|t| {
+            let busy = (25..43).contains(&t);
+            let mut text = String::from("# TYPE node_cpu_seconds_total counter\n");
+            for (core, modes) in time.iter_mut().enumerate() {
+                let user = match (core, busy) {
+                    (1, true) => 0.93 + 0.02 * jitter(t, 40),
+                    (1, false) => 0.36 + 0.06 * jitter(t, 41),
+                    _ => 0.20 + 0.06 * jitter(t, 42),
+                };
+                let system = if core == 1 && busy { 0.07 } else { 0.05 };
+                let idle = (1.0 - user - system).max(0.0);
+                for (i, (mode, v)) in [("idle", idle), ("user", user), ("system", system)]
+                    .iter()
+                    .enumerate()
+                {
+                    modes[i] += v;
+                    let _ = writeln!(
+                        text,
+                        "node_cpu_seconds_total{{cpu=\"{core}\",mode=\"{mode}\"}} {:.4}",
+                        modes[i]
+                    );
+                }
+            }
+            Some(text)
+        })
+        .collect()
+}
+
+/// Issue 13, defect 1: a CPU-starved service was blamed on the database. With the host's core
+/// saturated while the service's own CPU fell, the cause is CPU starvation, and its database
+/// timings — wall clock of a descheduled caller — are explained away.
+#[test]
+fn a_starved_service_is_cpu_not_the_database() {
+    let n = 70;
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    let mut infra = Infra::default();
+    infra
+        .series
+        .extend(scraped("127.0.0.1:8080", starved_api(n)));
+    infra
+        .series
+        .extend(scraped("127.0.0.1:9100", node_busy_core_1(n)));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::CpuSaturation, "{:?}", d.findings);
+    assert!(first.signal.contains("cpu=\"1\""), "{first:?}");
+    assert!(first.summary.contains("starved"), "{}", first.summary);
+    for f in d
+        .findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
+    {
+        assert!(f.score < first.score, "{f:?}");
+        assert!(
+            f.lines.iter().any(|l| l.contains("starved")),
+            "a database timing of the starved caller says so: {f:?}"
+        );
+    }
+
+    // Without the host's view, the same stack series do not claim CPU starvation.
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", starved_api(n)),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().all(|f| !f.summary.contains("starved")),
+        "{:?}",
+        d.findings
+    );
+}
+
+/// Issue 13, defect 9: a table lock from t=25 whose requests time out after 5 s. Counted when
+/// they complete, the slow requests appear only from t=30, and the seconds between have no
+/// completions of their own (or only the fast requests that did not touch the table).
+#[test]
+fn a_stall_is_dated_when_its_requests_were_sent() {
+    let n = 70;
+    let completed: Vec<f64> = (0..n)
+        .map(|t| match t {
+            // Only requests that do not touch the locked table complete.
+            25..=29 if t % 2 == 0 => 14.0 + 4.0 * jitter(t, 50),
+            25..=29 => f64::NAN,
+            // Every second, requests sent 5 s earlier time out (the lock ends at 43).
+            30..=47 => 5000.0 + 3.0 * jitter(t, 51),
+            _ => 18.0 + 6.0 * jitter(t, 52),
+        })
+        .collect();
+    let sent = by_send_time(&completed);
+    assert!(sent[25..43].iter().all(|v| *v >= 5000.0), "{sent:?}");
+    assert!(sent[20] < 30.0 && sent[50] < 30.0, "{sent:?}");
+
+    let fill = |v: Vec<f64>| {
+        let mut last = 18.0;
+        v.into_iter()
+            .map(|x| {
+                if x.is_finite() {
+                    last = x;
+                }
+                last
+            })
+            .collect::<Vec<f64>>()
+    };
+    let mut input = users(n, 18.0, 18.0, 0, 0);
+    input.latency_ms = Some(fill(completed));
+    assert_eq!(sli::assess(&input).onset, 30, "dated by completion");
+    input.latency_ms = Some(fill(sent));
+    assert_eq!(sli::assess(&input).onset, 25, "dated by sending");
+}
