@@ -2,7 +2,7 @@
 //! plan and recording into their own shard.
 //!
 //! Open model: a dispatcher per thread takes every `threads`-th arrival of the shared
-//! [`ArrivalSchedule`], queues it at its due time and hands it to an idle VU (starting a new one
+//! [`Arrivals`], queues it at its due time and hands it to an idle VU (starting a new one
 //! up to the thread's share of `max_vus`). An arrival that waits for a VU keeps its intended start,
 //! so the wait shows in the latency; one that waited longer than `max_lag` is dropped and counted.
 //! Closed model: a manager per thread keeps the thread's share of the wanted VUs looping.
@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{Client, ClientOptions};
-use crate::plan::{weighted_order, ArrivalSchedule, VuSchedule};
+use crate::plan::{weighted_order, Arrivals, VuSchedule};
 use crate::record::{IntervalReport, Shard};
 use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
 use vu::{IterationEnd, Prepared, Stopping, Vu};
@@ -149,7 +149,7 @@ async fn run_open(
     shard: &Rc<RefCell<Shard>>,
     ended: &CancellationToken,
 ) {
-    let schedule = ArrivalSchedule::new(open);
+    let mut schedule = Arrivals::new(open);
     let order = journey_order(&config.scenario);
     let cap = share(open.max_vus, config.threads, thread).max(1);
     let state = Rc::new(OpenState {

@@ -32,6 +32,9 @@
 //! max_vus = 500                         # cap on concurrent iterations; default 1000
 //! pre_allocated_vus = 20                # default min(max_vus, max(1, ⌈first target_rps⌉))
 //! max_lag = "5s"                        # arrivals waiting longer for a VU are dropped; default 5s
+//! arrivals = "poisson"                  # "even" (default: evenly spaced) or "poisson"
+//!                                       # (exponential gaps, the planned total exactly)
+//! seed = 42                             # the Poisson draws; default 1 (same pattern each run)
 //! stages = [
 //!   { duration = "10s", target_rps = 50, name = "ramp" },
 //!   { duration = "30s", target_rps = 50 },

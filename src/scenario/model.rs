@@ -75,7 +75,23 @@ pub struct OpenLoad {
     pub max_vus: u32,
     /// An arrival that waited longer than this for a free VU is dropped and counted.
     pub max_lag: Duration,
+    /// How arrivals are spread over time at the planned rate.
+    pub arrivals: ArrivalProcess,
 }
+
+/// `arrivals` in `[load]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrivalProcess {
+    /// Evenly spaced at the planned rate (the default): the steadiest load for a given rate.
+    Even,
+    /// A Poisson process at the planned rate, as independent users arrive: bursts and gaps,
+    /// the same total. Drawn from `seed`, so a run is reproducible.
+    Poisson { seed: u64 },
+}
+
+/// The seed of `arrivals = "poisson"` when `seed` is not given: fixed, so two runs of one
+/// scenario (a run and its baseline) send the same arrival pattern.
+pub const DEFAULT_ARRIVAL_SEED: u64 = 1;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateStage {
