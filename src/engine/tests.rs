@@ -70,6 +70,11 @@ impl Totals {
 
 /// One virtual user runs one iteration of the scenario's first journey.
 async fn one_iteration(src: &str, base_url: &str) -> Totals {
+    iterations(src, base_url, 1).await
+}
+
+/// One virtual user runs `n` iterations of the scenario's first journey.
+async fn iterations(src: &str, base_url: &str, n: u64) -> Totals {
     let scenario = scenario(&format!("base_url = \"{base_url}\"\n{src}"));
     let prepared = Prepared::new(&scenario, base_url).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -86,10 +91,12 @@ async fn one_iteration(src: &str, base_url: &str) -> Totals {
         stop: &stop,
         ended: &ended,
     };
-    let run = vu.iterate(&prepared, &prepared.journeys[0], 0, None, &shard, stopping);
-    tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("the iteration ends");
+    for i in 0..n {
+        let run = vu.iterate(&prepared, &prepared.journeys[0], i, None, &shard, stopping);
+        tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the iteration ends");
+    }
     drop(vu);
     Rc::try_unwrap(shard)
         .ok()
@@ -252,6 +259,47 @@ name = "j"
             ],
             "{t:?}"
         );
+    }
+}
+
+fn two_step_journey(keep_alive: &str) -> String {
+    format!(
+        r#"name = "visits"
+[[journey]]
+name = "j"
+{keep_alive}
+  [[journey.step]]
+  name = "home"
+  path = "/home"
+  [[journey.step]]
+  name = "cart"
+  path = "/cart"
+"#
+    )
+}
+
+/// `keep_alive = false`: each iteration is a new visitor with its own connection (and TLS
+/// handshake), shared by its steps and closed at its end.
+#[tokio::test]
+async fn keep_alive_false_opens_a_connection_per_iteration() {
+    for t in BOTH {
+        let two = [answer(&ok("a")), answer(&ok("b"))].concat();
+        let server = ScriptedServer::start(t, vec![two]).await;
+        let got = iterations(&two_step_journey("keep_alive = false"), &server.url(), 3).await;
+        assert_eq!((got.requests(), got.iterations()), (6, 3), "{t:?}");
+        assert_eq!(got.errors(ErrorKind::ConnectionReset), 0);
+        let log = server.settle(6).await;
+        let conns: Vec<usize> = log.iter().map(|r| r.conn).collect();
+        assert_eq!(conns, vec![0, 0, 1, 1, 2, 2], "{t:?}");
+        assert_eq!(server.connections(), 3);
+
+        // The default keeps one connection across iterations.
+        let six = vec![answer(&ok("a")); 6].concat();
+        let server = ScriptedServer::start(t, vec![six]).await;
+        let got = iterations(&two_step_journey(""), &server.url(), 3).await;
+        assert_eq!(got.requests(), 6);
+        server.settle(6).await;
+        assert_eq!(server.connections(), 1, "{t:?}");
     }
 }
 

@@ -62,6 +62,7 @@ pub struct PreparedJourney {
     pub steps: Vec<PreparedStep>,
     pub vars: usize,
     pub feeders: Vec<usize>,
+    pub keep_alive: bool,
 }
 
 /// The scenario compiled for the engine, shared by every thread.
@@ -94,6 +95,7 @@ impl Prepared {
                 steps,
                 vars: j.vars.len(),
                 feeders: j.feeders.clone(),
+                keep_alive: j.keep_alive,
             });
         }
         Ok(Prepared {
@@ -327,6 +329,11 @@ impl Vu {
                 }
             }
         }
+        if !journey.keep_alive {
+            // A connection left by another journey's iteration would make this one a return
+            // visit.
+            self.client.close_all();
+        }
         let mut underway = Underway { shard, armed: true };
         let began = Instant::now();
         let measured_from = match intended {
@@ -451,6 +458,9 @@ impl Vu {
                     _ = stopping.stop.cancelled(), if !last => { end = IterationEnd::Interrupted; break; }
                 }
             }
+        }
+        if !journey.keep_alive {
+            self.client.close_all();
         }
         if end != IterationEnd::Interrupted {
             underway.armed = false;

@@ -103,6 +103,9 @@
 //! [[journey]]
 //! name = "shopper"                      # unique; "http" and "checks" are reserved
 //! weight = 70                           # share of iterations (open) or VUs (closed); default 1
+//! keep_alive = false                    # each iteration opens its own connections (new TLS
+//!                                       # handshakes, as a new visitor) and closes them at
+//!                                       # its end; default true (kept across iterations)
 //!
 //!   [[journey.step]]
 //!   name = "login"                      # default "<METHOD> <path or url>"; unique per journey

@@ -120,6 +120,9 @@ pub struct Journey {
     pub name: String,
     /// Relative share of iterations (open model) or of VUs (closed model).
     pub weight: u32,
+    /// `false`: every iteration opens its own connections and closes them at its end, as a
+    /// new visitor does (a TCP and TLS handshake each time); steps within it still share them.
+    pub keep_alive: bool,
     pub steps: Vec<Step>,
     /// Names of this journey's variables; `Expr::Var(i)` and `Extraction::var` index into it.
     pub vars: Vec<String>,

@@ -9,7 +9,7 @@ use crate::scenario::duration::parse_think;
 use crate::scenario::model::*;
 use crate::scenario::template::{Builder, FeederColumns, JourneyNames, Names};
 
-const JOURNEY_KEYS: &[&str] = &["name", "weight", "step"];
+const JOURNEY_KEYS: &[&str] = &["name", "weight", "keep_alive", "step"];
 const STEP_KEYS: &[&str] = &[
     "name",
     "method",
@@ -95,6 +95,10 @@ impl<'s> Compiler<'s> {
             .get("weight")
             .and_then(|w| self.u32_in(w, "weight", 1))
             .unwrap_or(1);
+        let keep_alive = f
+            .get("keep_alive")
+            .and_then(|k| self.boolean(k, "keep_alive"))
+            .unwrap_or(true);
         let step_tables = match f.get("step") {
             Some(s) => self.table_array(s, "journey.step"),
             None => Vec::new(),
@@ -139,6 +143,7 @@ impl<'s> Compiler<'s> {
         Some(Journey {
             name,
             weight,
+            keep_alive,
             steps,
             vars: names.vars,
             feeders: names.feeders,

@@ -12,6 +12,7 @@ fn structure_errors() {
         (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
         (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),
         (format!("{base}[[journey]]\nname = \"j\"\nweight = 0\n[[journey.step]]\npath = \"/\""), "s.toml:5:10: \"weight\" must be an integer ≥ 1, found 0"),
+        (format!("{base}[[journey]]\nname = \"j\"\nkeep_alive = \"no\"\n[[journey.step]]\npath = \"/\""), "s.toml:5:14: \"keep_alive\" must be true or false, found string \"no\""),
         (format!("{base}[[journey]]\nname = \"http\"\n[[journey.step]]\npath = \"/\""), "s.toml:4:8: a journey can't be named \"http\": thresholds use \"http.\" for run-wide metrics"),
         (format!("{base}{step}path = \"/\"\n{step}path = \"/\""), "s.toml:8:8: duplicate journey name \"j\"; thresholds and reports name journeys, so each needs its own name"),
         (format!("{base}{step}path = \"/\"\n[[journey.step]]\npath = \"/\""), "s.toml:8:8: duplicate step name \"GET /\" in journey \"j\"; steps are measured by name, so give this one its own name = \"...\""),
@@ -45,4 +46,14 @@ fn structure_errors() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn keep_alive_is_per_journey() {
+    let s = parse(
+        "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"new\"\nkeep_alive = false\n[[journey.step]]\npath = \"/\"\n[[journey]]\nname = \"back\"\n[[journey.step]]\npath = \"/\"\n",
+    )
+    .unwrap();
+    assert!(!s.journeys[0].keep_alive);
+    assert!(s.journeys[1].keep_alive);
 }
