@@ -13,6 +13,7 @@
 //! What is still in flight when the drain runs out is recorded as `cancelled` with the time it
 //! had waited, and its iteration as interrupted.
 
+mod redirect;
 pub mod render;
 pub mod vu;
 

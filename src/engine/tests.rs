@@ -15,6 +15,7 @@ use super::{spawn_workers, EngineConfig};
 use crate::http::tests::server::{
     answer, ok, Received, ScriptedServer, Split, Step, Transport, BOTH,
 };
+use crate::http::tests::{cuts, text};
 use crate::http::{Client, ClientOptions};
 use crate::record::{Counters, Counts, ErrorKind, ErrorSample, IntervalReport, Shard};
 use crate::scenario::{parse_scenario, Scenario};
@@ -61,6 +62,10 @@ impl Totals {
     fn errors(&self, kind: ErrorKind) -> u64 {
         let i = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap();
         self.steps.iter().map(|s| s.by_kind[i]).sum()
+    }
+
+    fn checks_failed(&self) -> u64 {
+        self.steps.iter().map(|s| s.checks_failed).sum()
     }
 
     fn iterations(&self) -> u64 {
@@ -301,6 +306,175 @@ async fn keep_alive_false_opens_a_connection_per_iteration() {
         server.settle(6).await;
         assert_eq!(server.connections(), 1, "{t:?}");
     }
+}
+
+fn redirect(status: u16, location: &str, extra: &str) -> Vec<u8> {
+    format!("HTTP/1.1 {status} Moved\r\nLocation: {location}\r\n{extra}Content-Length: 0\r\n\r\n")
+        .into_bytes()
+}
+
+/// A login that answers 303 is followed to the page it names, as a GET without the body; the
+/// step is one request whose final response is the one checked, and a cookie the 303 set goes
+/// with the next hop. The response is cut inside its Location.
+#[tokio::test]
+async fn a_303_after_a_post_is_followed_with_a_get() {
+    for t in BOTH {
+        let moved = redirect(
+            303,
+            "/account/../orders/7?from=login",
+            "Set-Cookie: sid=9\r\n",
+        );
+        let server = ScriptedServer::start(
+            t,
+            vec![vec![
+                Step::Read,
+                Step::Write(
+                    moved.clone(),
+                    cuts(&moved, &["/orders", "login\r\n", "sid"]),
+                ),
+                Step::Read,
+                Step::Write(ok("order 7"), Split::Bytes),
+            ]],
+        )
+        .await;
+        let src = r#"name = "r"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/login"
+  json = { user = "u" }
+  check = { status = 200, body_contains = "order 7" }
+"#;
+        let got = one_iteration(src, &server.url()).await;
+        assert_eq!(got.requests(), 1, "{t:?}");
+        assert!(got.samples.is_empty(), "{t:?} {:?}", got.samples);
+        assert_eq!(got.checks_failed(), 0);
+        let log = server.settle(2).await;
+        assert_eq!(targets(&log), ["/login", "/orders/7?from=login"], "{t:?}");
+        assert_eq!(log[1].method(), "GET");
+        assert!(log[1].body.is_empty());
+        assert!(log[1].headers("content-length").is_empty());
+        assert!(log[1].headers("content-type").is_empty());
+        assert_eq!(log[1].headers("cookie"), ["sid=9"]);
+    }
+}
+
+/// RFC 9110 §15.4: 301 and 302 turn a POST into a GET, 307 and 308 keep the method and body.
+#[tokio::test]
+async fn post_redirects_follow_the_method_rules() {
+    for (status, method, body) in [
+        (301, "GET", ""),
+        (302, "GET", ""),
+        (307, "POST", "q=1"),
+        (308, "POST", "q=1"),
+    ] {
+        let server = ScriptedServer::start(
+            Transport::Tcp,
+            vec![[answer(&redirect(status, "/next", "")), answer(&ok("done"))].concat()],
+        )
+        .await;
+        let src = r#"name = "r"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  method = "POST"
+  path = "/form"
+  form = { q = "1" }
+"#;
+        let got = one_iteration(src, &server.url()).await;
+        assert_eq!((got.requests(), got.samples.len()), (1, 0), "{status}");
+        let log = server.settle(2).await;
+        assert_eq!(targets(&log), ["/form", "/next"], "{status}");
+        assert_eq!(
+            (log[1].method(), text(&log[1].body)),
+            (method, body),
+            "{status}"
+        );
+    }
+}
+
+/// To another origin, Authorization and the step's own Cookie header stay behind and the jar's
+/// cookies go only where their scope says; on the same origin they are kept.
+#[tokio::test]
+async fn a_cross_origin_redirect_drops_credentials() {
+    for t in BOTH {
+        let other = ScriptedServer::start(t, vec![answer(&ok("there"))]).await;
+        let there = format!("{}/landing", other.url().replace("127.0.0.1", "localhost"));
+        let first = redirect(302, "/same", "Set-Cookie: sid=1\r\n");
+        let server = ScriptedServer::start(
+            t,
+            vec![[answer(&first), answer(&redirect(302, &there, ""))].concat()],
+        )
+        .await;
+        let src = r#"name = "r"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/start"
+  headers = { Authorization = "Bearer secret", Cookie = "pref=1", X-Kept = "yes" }
+"#;
+        let got = one_iteration(src, &server.url()).await;
+        assert_eq!(
+            (got.requests(), got.samples.len()),
+            (1, 0),
+            "{t:?} {:?}",
+            got.samples
+        );
+        let log = server.settle(2).await;
+        assert_eq!(targets(&log), ["/start", "/same"]);
+        assert_eq!(log[1].headers("authorization"), ["Bearer secret"], "{t:?}");
+        assert_eq!(log[1].headers("cookie"), ["pref=1", "sid=1"]);
+        let far = other.settle(1).await;
+        assert_eq!(targets(&far), ["/landing"], "{t:?}");
+        assert!(far[0].headers("authorization").is_empty(), "{t:?}");
+        assert!(far[0].headers("cookie").is_empty(), "{t:?}");
+        assert_eq!(far[0].headers("x-kept"), ["yes"]);
+        assert!(far[0].headers("host")[0].starts_with("localhost:"));
+    }
+}
+
+/// A redirect loop ends at max_redirects as its own error; max_redirects = 0 takes the 3xx as
+/// the answer, as oha does.
+#[tokio::test]
+async fn redirects_stop_at_max_redirects() {
+    let server = ScriptedServer::start(
+        Transport::Tcp,
+        vec![vec![answer(&redirect(302, "/loop", "")); 4].concat()],
+    )
+    .await;
+    let src = r#"name = "r"
+max_redirects = 5
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/loop"
+  max_redirects = 2
+"#;
+    let got = one_iteration(src, &server.url()).await;
+    assert_eq!(got.requests(), 1);
+    assert_eq!(got.errors(ErrorKind::TooManyRedirects), 1);
+    assert!(
+        got.samples[0].message.contains("more than 2 redirects"),
+        "{:?}",
+        got.samples
+    );
+    assert_eq!(server.settle(3).await.len(), 3);
+
+    let server =
+        ScriptedServer::start(Transport::Tcp, vec![answer(&redirect(302, "/else", ""))]).await;
+    let src = r#"name = "r"
+max_redirects = 0
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/x"
+  check = { status = 302 }
+"#;
+    let got = one_iteration(src, &server.url()).await;
+    assert_eq!((got.requests(), got.samples.len()), (1, 0));
+    assert_eq!(server.settle(1).await.len(), 1);
 }
 
 /// Runs a whole plan through the worker threads against `base_url`; returns what it recorded

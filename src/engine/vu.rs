@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::redirect::{self, RedirectError};
 use super::render::{render, url_encode_into, RenderCtx, VarValue};
-use crate::http::{Client, CookieJar, Method};
+use crate::http::{Client, CookieJar, HttpError, Method};
 use crate::record::{ErrorKind, Shard};
 use crate::scenario::{
     Body, Check, ExtractSource, FeedMode, Feeder, Scenario, StatusMatch, Step, Template,
@@ -32,6 +33,7 @@ pub struct PreparedStep {
     body: Body,
     timeout: Duration,
     think: Option<(Duration, Duration)>,
+    max_redirects: u32,
     extract: Vec<crate::scenario::Extraction>,
     checks: Vec<Check>,
     status_check: Option<StatusMatch>,
@@ -206,6 +208,7 @@ fn prepare_step(
         body: s.body.clone(),
         timeout: s.timeout.unwrap_or(scenario.timeout),
         think: s.think.map(|t| (t.min, t.max)),
+        max_redirects: s.max_redirects.unwrap_or(scenario.protocol.max_redirects),
         extract: s.extract.clone(),
         checks: s.checks.clone(),
         status_check,
@@ -361,8 +364,8 @@ impl Vu {
                 step,
                 &ctx,
             );
-            let (origin, path) = match built {
-                Ok(b) => (b.origin, b.path),
+            let built = match built {
+                Ok(b) => b,
                 Err(why) => {
                     let now = Instant::now();
                     let kind = ErrorKind::InvalidRequest;
@@ -393,9 +396,7 @@ impl Vu {
                 from,
                 armed: true,
             };
-            let sent =
-                tokio::time::timeout(step.timeout, self.client.send(&origin, step.method_kind))
-                    .await;
+            let sent = tokio::time::timeout(step.timeout, self.exchange(step, built)).await;
             let finished = Instant::now();
             last_end = finished;
             in_flight.disarm();
@@ -408,7 +409,7 @@ impl Vu {
                     ))
                 }
                 Ok(Err(e)) => Err((e.kind(), e.to_string())),
-                Ok(Ok(status)) => Ok(status),
+                Ok(Ok(answered)) => Ok(answered),
             };
             let latency = finished - from;
             let verdict = match outcome {
@@ -418,7 +419,7 @@ impl Vu {
                     transport: true,
                     ..Verdict::default()
                 },
-                Ok(status) => self.judge(step, status, finished - start, &origin, path),
+                Ok((status, at)) => self.judge(step, status, finished - start, &at.origin, at.path),
             };
             {
                 let mut sh = shard.borrow_mut();
@@ -478,16 +479,57 @@ impl Vu {
         end
     }
 
-    /// Applies the step's checks and extractions to the response just read.
-    fn judge(
+    /// Sends the built request and follows redirects up to the step's `max_redirects`, each
+    /// hop inside the step's time; returns the final status and where its request went.
+    async fn exchange(
         &mut self,
         step: &PreparedStep,
-        status: u16,
-        service_time: Duration,
-        origin: &Origin,
-        path: (usize, usize),
-    ) -> Verdict {
-        let mut v = Verdict::default();
+        built: Built,
+    ) -> Result<(u16, Built), SendError> {
+        let mut at = built;
+        let mut method = step.method_kind;
+        let mut hops = 0;
+        loop {
+            let status = self.client.send(&at.origin, method).await?;
+            if step.max_redirects == 0 || !redirect::is_redirect(status) {
+                return Ok((status, at));
+            }
+            let Some(location) = self.client.header("location").map(str::to_string) else {
+                return Ok((status, at));
+            };
+            if hops == step.max_redirects {
+                return Err(SendError::Redirect(RedirectError::TooMany {
+                    max: step.max_redirects,
+                    status,
+                }));
+            }
+            hops += 1;
+            self.store_cookies(&at.origin, at.path);
+            let answered = redirect::Answered {
+                request: &self.client.request,
+                origin: &at.origin,
+                path: at.path,
+                jar_cookie: at.jar_cookie,
+            };
+            let next = redirect::next_request(
+                answered,
+                status,
+                &location,
+                &mut self.cookies,
+                &mut self.scratch,
+            )?;
+            std::mem::swap(&mut self.client.request, &mut self.scratch);
+            method = next.method;
+            at = Built {
+                origin: next.origin,
+                path: next.path,
+                jar_cookie: next.jar_cookie,
+            };
+        }
+    }
+
+    /// Keeps the cookies the response just read sets, scoped by the request it answers.
+    fn store_cookies(&mut self, origin: &Origin, path: (usize, usize)) {
         if self
             .client
             .headers()
@@ -501,6 +543,19 @@ impl Vu {
                 }
             }
         }
+    }
+
+    /// Applies the step's checks and extractions to the response just read.
+    fn judge(
+        &mut self,
+        step: &PreparedStep,
+        status: u16,
+        service_time: Duration,
+        origin: &Origin,
+        path: (usize, usize),
+    ) -> Verdict {
+        let mut v = Verdict::default();
+        self.store_cookies(origin, path);
         let status_ok = match &step.status_check {
             Some(m) => m.matches(status),
             None => status < 400,
@@ -591,6 +646,25 @@ impl Vu {
     }
 }
 
+/// Why a step got no final response to judge.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Redirect(#[from] RedirectError),
+}
+
+impl SendError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SendError::Http(e) => e.kind(),
+            SendError::Redirect(RedirectError::TooMany { .. }) => ErrorKind::TooManyRedirects,
+            SendError::Redirect(RedirectError::BadLocation { .. }) => ErrorKind::Protocol,
+        }
+    }
+}
+
 /// A request that is not sent: it could not be written safely.
 #[derive(Debug, thiserror::Error)]
 enum Unsendable {
@@ -611,6 +685,8 @@ enum Unsendable {
 struct Built {
     origin: Arc<Origin>,
     path: (usize, usize),
+    /// Where the jar's `Cookie` header is, for a redirect to choose cookies again.
+    jar_cookie: (usize, usize),
 }
 
 fn build_request(
@@ -689,11 +765,13 @@ fn build_request(
         }
         req.extend_from_slice(b"\r\n");
     }
+    let jar_start = req.len();
     if !cookies.is_empty() {
         scratch.clear();
         scratch.extend_from_slice(&req[target_start..path_end]);
         cookies.write_header(&origin, scratch, std::time::SystemTime::now(), req);
     }
+    let jar_cookie = (jar_start, req.len());
     body.clear();
     match &step.body {
         Body::None => {}
@@ -719,6 +797,7 @@ fn build_request(
     Ok(Built {
         origin,
         path: (target_start, path_end),
+        jar_cookie,
     })
 }
 

@@ -41,10 +41,12 @@ pub enum ErrorKind {
     /// The run stopped (signal, key, end of drain) before the response came; the latency
     /// recorded is how long it had waited, a lower bound.
     Cancelled,
+    /// A step was still redirected after its `max_redirects` hops (a loop, most likely).
+    TooManyRedirects,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectFailed,
         ErrorKind::Dns,
@@ -59,6 +61,7 @@ impl ErrorKind {
         ErrorKind::ExtractFailed,
         ErrorKind::InvalidRequest,
         ErrorKind::Cancelled,
+        ErrorKind::TooManyRedirects,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -78,6 +81,7 @@ impl ErrorKind {
             ErrorKind::ExtractFailed => "extract_failed",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
         }
     }
 

@@ -18,6 +18,9 @@
 //! timeout = "10s"                       # per request, unless a step sets its own; default 10s
 //! max_response_headers = 100            # more header fields in a response is a `protocol`
 //!                                       # error; 1 to 10000, default 100 (hyper's limit)
+//! max_redirects = 10                    # redirects a step follows (its own max_redirects
+//!                                       # overrides); 0 to 100, default 10; 0: a 3xx is the
+//!                                       # answer (see the README's HTTP section)
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
 //!               "dropped_iterations == 0", "feeder_exhausted == 0"]
 //!                                       # run-wide: dropped_iterations, iterations,
@@ -120,6 +123,7 @@
 //!   # at most one of json / form / body
 //!   timeout = "5s"
 //!   think = "1s..3s"                    # pause after this step: fixed "500ms" or a range
+//!   max_redirects = 0                   # overrides the top-level max_redirects
 //!   extract = { token = { json = "$.token" }, order_id = { json = "/order_id" },
 //!               req = { header = "X-Request-Id" }, code = { regex = "code=(\\d+)" } }
 //!   check = { status = 200, body_contains = "ok", json = { "$.status" = "ok" },

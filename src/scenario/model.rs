@@ -31,7 +31,30 @@ pub struct Scenario {
     pub stack_args: Vec<String>,
     /// A response with more header fields than this is a `protocol` error.
     pub max_response_headers: usize,
+    /// Redirects, compression, trace headers: how requests go beyond what a step sends.
+    pub protocol: ProtocolOptions,
 }
+
+/// Top-level options for how requests go on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolOptions {
+    /// Redirects a step follows unless it sets its own `max_redirects`.
+    pub max_redirects: u32,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        ProtocolOptions {
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+        }
+    }
+}
+
+/// As k6 and browsers: a journey is a user's, and a user's browser follows a login's 303 to
+/// the page it names. Not following would measure the tiny 3xx and pass it (it is below 400).
+pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+/// The most `max_redirects` may be.
+pub const MAX_REDIRECTS_LIMIT: u32 = 100;
 
 /// hyper's default limit; curl counts no fields, it only caps a head's size.
 pub const DEFAULT_MAX_RESPONSE_HEADERS: usize = 100;
@@ -149,6 +172,8 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// Pause after this step, before the next one.
     pub think: Option<Think>,
+    /// Overrides `ProtocolOptions::max_redirects`.
+    pub max_redirects: Option<u32>,
     pub extract: Vec<Extraction>,
     pub checks: Vec<Check>,
 }

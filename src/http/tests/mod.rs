@@ -51,12 +51,12 @@ async fn get(client: &mut Client, server: &ScriptedServer) -> Result<(u16, Vec<u
     call(client, server, "GET", "/", b"").await
 }
 
-fn text(body: &[u8]) -> &str {
+pub(crate) fn text(body: &[u8]) -> &str {
     std::str::from_utf8(body).unwrap()
 }
 
 /// Offsets at which `bytes` is cut: before each of `marks` and in the middle of each.
-fn cuts(bytes: &[u8], marks: &[&str]) -> Split {
+pub(crate) fn cuts(bytes: &[u8], marks: &[&str]) -> Split {
     let mut at = Vec::new();
     for m in marks {
         let i = memchr::memmem::find(bytes, m.as_bytes())

@@ -25,6 +25,7 @@ const STEP_KEYS: &[&str] = &[
     "think",
     "extract",
     "check",
+    "max_redirects",
 ];
 
 /// Journey names that would make threshold metrics ambiguous.
@@ -329,6 +330,7 @@ impl<'s> Compiler<'s> {
                 .map_err(|e| self.error(t.span().start, format!("bad think time: {e}")))
                 .ok()
         });
+        let max_redirects = f.get("max_redirects").and_then(|m| self.max_redirects(m));
         let checks = match f.get("check") {
             Some(c) => self.checks(c),
             None => Vec::new(),
@@ -349,6 +351,7 @@ impl<'s> Compiler<'s> {
                 body,
                 timeout,
                 think,
+                max_redirects,
                 extract,
                 checks,
             },

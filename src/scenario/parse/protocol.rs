@@ -3,9 +3,27 @@
 
 use toml::de::DeValue;
 
+use super::fields::Fields;
 use super::{Compiler, Value};
+use crate::scenario::model::*;
+
+/// The top-level keys read here.
+pub(super) const TOP_PROTOCOL_KEYS: &[&str] = &["max_redirects"];
 
 impl<'s> Compiler<'s> {
+    pub(super) fn protocol_options(&mut self, top: &Fields<'_, '_>) -> ProtocolOptions {
+        let mut o = ProtocolOptions::default();
+        if let Some(v) = top.get("max_redirects") {
+            o.max_redirects = self.max_redirects(v).unwrap_or(o.max_redirects);
+        }
+        o
+    }
+
+    pub(super) fn max_redirects(&mut self, v: &Value<'_>) -> Option<u32> {
+        self.int_in(v, "max_redirects", 0, i64::from(MAX_REDIRECTS_LIMIT))
+            .map(|n| n as u32)
+    }
+
     pub(super) fn boolean(&mut self, v: &Value<'_>, key: &str) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
