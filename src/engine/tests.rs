@@ -477,6 +477,53 @@ name = "j"
     assert_eq!(server.settle(1).await.len(), 1);
 }
 
+/// `compression` asks for the codings in Accept-Encoding; the answer's body is decoded before
+/// the checks and extraction read it, and both sizes are counted.
+#[tokio::test]
+async fn compressed_answers_are_checked_and_extracted_decoded() {
+    use crate::http::tests::encode_for_test as encode;
+    use crate::http::Coding;
+    for t in BOTH {
+        let packed = encode(Coding::Br, b"{\"token\": \"abc\", \"status\": \"ok\"}");
+        let mut first = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: {}\r\n\r\n",
+            packed.len()
+        )
+        .into_bytes();
+        first.extend_from_slice(&packed);
+        let server =
+            ScriptedServer::start(t, vec![[answer(&first), answer(&ok("fine"))].concat()]).await;
+        let src = r#"name = "z"
+compression = ["gzip", "br", "zstd"]
+[[journey]]
+name = "j"
+  [[journey.step]]
+  path = "/login"
+  extract = { token = { json = "$.token" } }
+  check = { json = { "$.status" = "ok" } }
+  [[journey.step]]
+  path = "/use/{{token}}"
+"#;
+        let got = iterations(src, &server.url(), 1).await;
+        assert_eq!(
+            (got.requests(), got.samples.len()),
+            (2, 0),
+            "{t:?} {:?}",
+            got.samples
+        );
+        assert_eq!(got.checks_failed(), 0);
+        let log = server.settle(2).await;
+        assert_eq!(targets(&log), ["/login", "/use/abc"]);
+        assert_eq!(log[0].headers("accept-encoding"), ["gzip, br, zstd"]);
+        let c = &got.counters;
+        assert_eq!(
+            c.bytes_in_decoded as i64 - c.bytes_in as i64,
+            32 - packed.len() as i64,
+            "{t:?}"
+        );
+    }
+}
+
 /// Runs a whole plan through the worker threads against `base_url`; returns what it recorded
 /// and how long it took.
 async fn run_plan(src: &str, base_url: &str, drain: Duration) -> (Totals, Duration) {

@@ -156,6 +156,12 @@ fn prepare_step(
     if !has("accept") {
         static_headers.extend_from_slice(b"Accept: */*\r\n");
     }
+    let codings = &scenario.protocol.compression;
+    if !codings.is_empty() && !has("accept-encoding") {
+        let list: Vec<&str> = codings.iter().map(|c| c.as_str()).collect();
+        static_headers
+            .extend_from_slice(format!("Accept-Encoding: {}\r\n", list.join(", ")).as_bytes());
+    }
     let content_type = match &s.body {
         Body::None => None,
         Body::Json(_) => Some("application/json".to_string()),
@@ -385,9 +391,10 @@ impl Vu {
             } else {
                 start
             };
-            let (in0, out0, retries0) = (
+            let (in0, out0, decoded0, retries0) = (
                 self.client.bytes_in,
                 self.client.bytes_out,
+                self.client.bytes_in_decoded,
                 self.client.retries,
             );
             let in_flight = InFlight {
@@ -423,7 +430,11 @@ impl Vu {
             };
             {
                 let mut sh = shard.borrow_mut();
-                sh.add_bytes(self.client.bytes_in - in0, self.client.bytes_out - out0);
+                sh.add_bytes(
+                    self.client.bytes_in - in0,
+                    self.client.bytes_out - out0,
+                    self.client.bytes_in_decoded - decoded0,
+                );
                 if self.client.retries > retries0 {
                     sh.add_retries(self.client.retries - retries0);
                 }

@@ -28,6 +28,7 @@ pub(super) struct Layout {
     /// The body's range, unless it was chunked and decoded into [`Buffers::decoded`].
     pub body: (usize, usize),
     pub chunked: bool,
+    pub coding: super::decode::Coding,
 }
 
 /// The client's reusable buffers.
@@ -35,6 +36,9 @@ pub(super) struct Layout {
 pub(super) struct Buffers {
     pub rbuf: Vec<u8>,
     pub decoded: Vec<u8>,
+    /// The last body after its `Content-Encoding` was undone, when it had one.
+    pub content: Vec<u8>,
+    pub content_decoded: bool,
     pub layout: Layout,
 }
 
@@ -393,6 +397,7 @@ fn parse_into<'b>(
     let base = buf.as_ptr() as usize;
     layout.status = status;
     layout.chunked = false;
+    layout.coding = super::decode::Coding::Identity;
     layout.headers.clear();
     let mut length: Option<usize> = None;
     let mut transfer_encoding = false;
@@ -427,6 +432,8 @@ fn parse_into<'b>(
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            layout.coding = super::decode::Coding::of(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
             if contains_token(h.value, b"close") {
                 close = true;

@@ -20,6 +20,7 @@
 //! begun and ended early is an error, never a stale connection.
 
 mod cookies;
+mod decode;
 mod h1;
 mod tls;
 
@@ -38,6 +39,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsConnector;
 
 pub use cookies::CookieJar;
+pub use decode::Coding;
 
 use crate::record::ErrorKind;
 use crate::scenario::DEFAULT_MAX_RESPONSE_HEADERS;
@@ -309,6 +311,8 @@ pub struct Client {
     /// Bytes read and written over the client's life.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `bytes_in` with every encoded body counted at its decoded size.
+    pub bytes_in_decoded: u64,
     /// Requests written a second time, on a fresh connection, after a reused one ended with
     /// no response (safe methods only).
     pub retries: u64,
@@ -327,6 +331,7 @@ impl Client {
             },
             bytes_in: 0,
             bytes_out: 0,
+            bytes_in_decoded: 0,
             retries: 0,
         }
     }
@@ -336,8 +341,33 @@ impl Client {
         self.conns.clear();
     }
 
-    /// Sends `self.request` to `origin` and reads the whole response.
+    /// Sends `self.request` to `origin` and reads the whole response, its body decoded when
+    /// it came in a `Content-Encoding` peakload knows.
     pub async fn send(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
+        self.bufs.content_decoded = false;
+        let status = self.exchange(origin, method).await?;
+        let coding = self.bufs.layout.coding;
+        if !matches!(coding, Coding::Identity | Coding::Other) {
+            let bufs = &mut self.bufs;
+            let raw = if bufs.layout.chunked {
+                &bufs.decoded[..]
+            } else {
+                &bufs.rbuf[bufs.layout.body.0..bufs.layout.body.1]
+            };
+            if !raw.is_empty() {
+                decode::decode(coding, raw, &mut bufs.content).map_err(|e| {
+                    HttpError::Protocol(format!("{} body could not be decoded: {e}", coding.name()))
+                })?;
+                bufs.content_decoded = true;
+                self.bytes_in_decoded = (self.bytes_in_decoded + bufs.content.len() as u64)
+                    .saturating_sub(raw.len() as u64);
+            }
+        }
+        Ok(status)
+    }
+
+    /// The whole exchange, retries included, with the body as it came.
+    async fn exchange(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
         let mut kept = None;
         if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
             if self.conns[i].still_open(!method.safe).await {
@@ -396,6 +426,7 @@ impl Client {
         };
         self.bytes_out += ex.sent;
         self.bytes_in += ex.received;
+        self.bytes_in_decoded += ex.received;
         match result {
             Ok(true) => {
                 self.conns[idx].reused = true;
@@ -487,10 +518,12 @@ impl Client {
         self.bufs.layout.status
     }
 
-    /// The last response's body (chunked bodies decoded).
+    /// The last response's body: chunked bodies and content codings decoded.
     pub fn body(&self) -> &[u8] {
         let layout = &self.bufs.layout;
-        if layout.chunked {
+        if self.bufs.content_decoded {
+            &self.bufs.content
+        } else if layout.chunked {
             &self.bufs.decoded
         } else {
             &self.bufs.rbuf[layout.body.0..layout.body.1]

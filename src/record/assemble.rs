@@ -99,6 +99,7 @@ fn summary(totals: &RunTotals, secs: f64) -> Summary {
         checks: totals.steps.iter().map(|c| c.checks).sum(),
         checks_failed: totals.steps.iter().map(|c| c.checks_failed).sum(),
         data_received_bytes: totals.counters.bytes_in,
+        data_received_decoded_bytes: totals.counters.bytes_in_decoded,
         data_sent_bytes: totals.counters.bytes_out,
         latency_ms: LatencyStats::from_histogram(&o.latency),
         histogram: encode_histogram(&o.latency),

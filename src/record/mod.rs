@@ -183,6 +183,8 @@ pub struct Counters {
     pub interrupted_iterations: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `bytes_in` with each encoded body counted at its decoded size.
+    pub bytes_in_decoded: u64,
     /// Requests written a second time on a fresh connection after a reused one ended with no
     /// response; each is counted once in the requests.
     pub retried_requests: u64,
@@ -200,6 +202,7 @@ impl Counters {
             interrupted_iterations,
             bytes_in,
             bytes_out,
+            bytes_in_decoded,
             retried_requests,
         } = *other;
         self.iterations_started += iterations_started;
@@ -210,6 +213,7 @@ impl Counters {
         self.interrupted_iterations += interrupted_iterations;
         self.bytes_in += bytes_in;
         self.bytes_out += bytes_out;
+        self.bytes_in_decoded += bytes_in_decoded;
         self.retried_requests += retried_requests;
     }
 }
@@ -394,8 +398,9 @@ impl Shard {
         self.current.counters.interrupted_iterations += 1;
     }
 
-    pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
+    pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64, bytes_in_decoded: u64) {
         self.current.counters.bytes_in += bytes_in;
+        self.current.counters.bytes_in_decoded += bytes_in_decoded;
         self.current.counters.bytes_out += bytes_out;
     }
 

@@ -146,7 +146,12 @@ pub struct Summary {
     pub failed_iterations: u64,
     pub checks: u64,
     pub checks_failed: u64,
+    /// Bytes read from the wire (compressed bodies as they came).
     pub data_received_bytes: u64,
+    /// The same with every body in a `Content-Encoding` counted at its decoded size: the
+    /// ratio to `data_received_bytes` is what compression saved.
+    #[serde(default)]
+    pub data_received_decoded_bytes: u64,
     pub data_sent_bytes: u64,
     pub latency_ms: LatencyStats,
     /// Every request's latency (µs), HdrHistogram V2 deflate-compressed, base64.

@@ -21,6 +21,9 @@
 //! max_redirects = 10                    # redirects a step follows (its own max_redirects
 //!                                       # overrides); 0 to 100, default 10; 0: a 3xx is the
 //!                                       # answer (see the README's HTTP section)
+//! compression = ["gzip", "br", "zstd"] # sent as Accept-Encoding (any of gzip, deflate, br,
+//!                                       # zstd); default none asked. Encoded bodies are
+//!                                       # decoded before checks and extraction, whatever asked
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
 //!               "dropped_iterations == 0", "feeder_exhausted == 0"]
 //!                                       # run-wide: dropped_iterations, iterations,

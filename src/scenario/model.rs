@@ -40,12 +40,42 @@ pub struct Scenario {
 pub struct ProtocolOptions {
     /// Redirects a step follows unless it sets its own `max_redirects`.
     pub max_redirects: u32,
+    /// Content codings asked for in `Accept-Encoding`, in the file's order; empty: none asked.
+    pub compression: Vec<Compression>,
 }
 
 impl Default for ProtocolOptions {
     fn default() -> Self {
         ProtocolOptions {
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            compression: Vec::new(),
+        }
+    }
+}
+
+/// A content coding a scenario may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Deflate,
+    Br,
+    Zstd,
+}
+
+impl Compression {
+    pub const ALL: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Deflate,
+        Compression::Br,
+        Compression::Zstd,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Deflate => "deflate",
+            Compression::Br => "br",
+            Compression::Zstd => "zstd",
         }
     }
 }

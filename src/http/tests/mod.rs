@@ -5,6 +5,8 @@
 
 pub(crate) mod server;
 
+pub(crate) use super::decode::encode as encode_for_test;
+
 use std::time::Duration;
 
 use server::{answer, ok, ScriptedServer, Split, Step, Transport, BOTH};
@@ -678,4 +680,101 @@ async fn a_self_signed_certificate_error_names_insecure() {
     let message = e.to_string();
     assert!(message.contains("--insecure"), "{message}");
     assert!(message.contains("self-signed"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content codings
+// ---------------------------------------------------------------------------------------------
+
+/// gzip, deflate, br and zstd bodies, framed by length or chunked and cut at awkward offsets,
+/// read decoded; the wire bytes and the decoded bytes are both counted.
+#[tokio::test]
+async fn encoded_bodies_are_decoded() {
+    use super::decode::{encode, Coding};
+    let data = "{\"order\": 7, \"note\": \"très bien\"} ".repeat(50);
+    for t in BOTH {
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Zstd] {
+            let packed = encode(coding, data.as_bytes());
+            let mut by_length = format!(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: {}\r\nContent-Length: {}\r\n\r\n",
+                coding.name(),
+                packed.len()
+            )
+            .into_bytes();
+            by_length.extend_from_slice(&packed);
+            let mut chunked = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: {}\r\n\r\n",
+                coding.name()
+            )
+            .into_bytes();
+            let half = packed.len() / 2;
+            for part in [&packed[..half], &packed[half..]] {
+                chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                chunked.extend_from_slice(part);
+                chunked.extend_from_slice(b"\r\n");
+            }
+            chunked.extend_from_slice(b"0\r\n\r\n");
+            let body_at = |r: &[u8]| memchr::memmem::find(r, b"\r\n\r\n").unwrap() + 4;
+            let splits = [
+                Split::At(vec![body_at(&by_length) + 1, body_at(&by_length) + 7]),
+                Split::At(vec![body_at(&chunked) + 2, chunked.len() - 4]),
+            ];
+            let server = ScriptedServer::start(
+                t,
+                vec![vec![
+                    Step::Read,
+                    Step::Write(by_length.clone(), splits[0].clone()),
+                    Step::Read,
+                    Step::Write(chunked.clone(), splits[1].clone()),
+                ]],
+            )
+            .await;
+            let mut c = client();
+            for wire in [&by_length, &chunked] {
+                let (in0, dec0) = (c.bytes_in, c.bytes_in_decoded);
+                let (status, body) = get(&mut c, &server).await.unwrap();
+                assert_eq!(
+                    (status, text(&body)),
+                    (200, data.as_str()),
+                    "{t:?} {coding:?}"
+                );
+                if t == Transport::Tcp {
+                    assert_eq!(c.bytes_in - in0, wire.len() as u64);
+                }
+                let head_and_framing = (c.bytes_in - in0) as usize - packed.len();
+                assert_eq!(
+                    c.bytes_in_decoded - dec0,
+                    (head_and_framing + data.len()) as u64,
+                    "{t:?} {coding:?}"
+                );
+            }
+            assert_eq!(server.connections(), 1);
+        }
+    }
+}
+
+/// A body that does not decode is a `protocol` error, and the next identity response on the
+/// connection is read as it came.
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_a_protocol_error() {
+    for t in BOTH {
+        let bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello";
+        let server =
+            ScriptedServer::start(t, vec![[answer(bad), answer(&ok("plain"))].concat()]).await;
+        let mut c = client();
+        let err = get(&mut c, &server).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{t:?}");
+        assert!(
+            err.to_string().contains("gzip body could not be decoded"),
+            "{err}"
+        );
+        let (status, body) = get(&mut c, &server).await.unwrap();
+        assert_eq!((status, text(&body)), (200, "plain"));
+        assert_eq!(server.connections(), 1);
+        // An unknown coding is left as it came.
+        let odd = b"HTTP/1.1 200 OK\r\nContent-Encoding: compress\r\nContent-Length: 3\r\n\r\nabc";
+        let server = ScriptedServer::start(t, vec![answer(odd)]).await;
+        let (status, body) = get(&mut client(), &server).await.unwrap();
+        assert_eq!((status, text(&body)), (200, "abc"));
+    }
 }

@@ -121,6 +121,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
             checks: requests,
             checks_failed: 3,
             data_received_bytes: requests * 900,
+            data_received_decoded_bytes: requests * 900,
             data_sent_bytes: requests * 200,
             latency_ms: LatencyStats::from_histogram(&overall),
             histogram: encode_histogram(&overall),

@@ -8,7 +8,7 @@ use super::{Compiler, Value};
 use crate::scenario::model::*;
 
 /// The top-level keys read here.
-pub(super) const TOP_PROTOCOL_KEYS: &[&str] = &["max_redirects"];
+pub(super) const TOP_PROTOCOL_KEYS: &[&str] = &["max_redirects", "compression"];
 
 impl<'s> Compiler<'s> {
     pub(super) fn protocol_options(&mut self, top: &Fields<'_, '_>) -> ProtocolOptions {
@@ -16,7 +16,45 @@ impl<'s> Compiler<'s> {
         if let Some(v) = top.get("max_redirects") {
             o.max_redirects = self.max_redirects(v).unwrap_or(o.max_redirects);
         }
+        if let Some(v) = top.get("compression") {
+            o.compression = self.compression(v);
+        }
         o
+    }
+
+    fn compression(&mut self, v: &Value<'_>) -> Vec<Compression> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.type_error(
+                v,
+                "compression",
+                "an array such as [\"gzip\", \"br\", \"zstd\"]",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            let Some(name) = self.string(item, "compression") else {
+                continue;
+            };
+            match Compression::ALL.iter().find(|c| c.as_str() == name) {
+                Some(c) if out.contains(c) => self.error(
+                    item.span().start,
+                    format!("\"{name}\" is listed twice in compression"),
+                ),
+                Some(c) => out.push(*c),
+                None => self.error(
+                    item.span().start,
+                    format!(
+                        "unknown compression \"{name}\"; expected gzip, deflate, br or zstd{}",
+                        crate::scenario::diag::did_you_mean(
+                            name,
+                            Compression::ALL.map(Compression::as_str)
+                        )
+                    ),
+                ),
+            }
+        }
+        out
     }
 
     pub(super) fn max_redirects(&mut self, v: &Value<'_>) -> Option<u32> {
