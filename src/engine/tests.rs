@@ -17,6 +17,7 @@ use crate::http::tests::server::{
 };
 use crate::http::tests::{cuts, text};
 use crate::http::{Client, ClientOptions};
+use crate::record::traces::{merge_steps, StepTraces};
 use crate::record::{Counters, Counts, ErrorKind, ErrorSample, IntervalReport, Shard};
 use crate::scenario::{parse_scenario, Scenario};
 
@@ -31,6 +32,7 @@ struct Totals {
     journeys: Vec<Counts>,
     counters: Counters,
     samples: Vec<ErrorSample>,
+    traces: Vec<StepTraces>,
 }
 
 impl Totals {
@@ -51,6 +53,7 @@ impl Totals {
             }
             t.counters.add(&r.counters);
             t.samples.extend(r.samples);
+            merge_steps(&mut t.traces, &r.traces);
         }
         t
     }
@@ -522,6 +525,72 @@ name = "j"
             "{t:?}"
         );
     }
+}
+
+/// `trace = true`: every request carries its own W3C traceparent (a redirect's hops share
+/// their step's), and the ids of the slowest and the failed requests are kept per step.
+#[tokio::test]
+async fn traced_requests_are_kept_by_trace_id() {
+    for t in BOTH {
+        let server = ScriptedServer::start(
+            t,
+            vec![[
+                answer(&redirect(302, "/home", "")),
+                answer(&ok("home")),
+                answer(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"),
+            ]
+            .concat()],
+        )
+        .await;
+        let src = r#"name = "t"
+trace = true
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "start"
+  path = "/"
+  [[journey.step]]
+  name = "pay"
+  path = "/pay"
+"#;
+        let got = one_iteration(src, &server.url()).await;
+        assert_eq!(got.requests(), 2, "{t:?}");
+        let log = server.settle(3).await;
+        let parents: Vec<&str> = log.iter().map(|r| r.headers("traceparent")[0]).collect();
+        let ids: Vec<&str> = parents
+            .iter()
+            .map(|p| {
+                let parts: Vec<&str> = p.split('-').collect();
+                assert_eq!(parts.len(), 4, "{p}");
+                assert_eq!((parts[0], parts[3]), ("00", "01"));
+                assert!(parts[1].len() == 32 && parts[2].len() == 16, "{p}");
+                assert!(parts[1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                parts[1]
+            })
+            .collect();
+        assert_eq!(
+            ids[0], ids[1],
+            "the redirect's hop is the same request's trace"
+        );
+        assert_ne!(ids[1], ids[2]);
+        assert_eq!(got.traces.len(), 2);
+        assert_eq!(got.traces[0].slowest.len(), 1);
+        assert_eq!(got.traces[0].slowest[0].trace_id, ids[0]);
+        assert!(got.traces[0].failed.is_empty());
+        assert_eq!(got.traces[1].failed[0].trace_id, ids[2]);
+        assert_eq!(got.traces[1].failed[0].error, Some(ErrorKind::Http5xx));
+    }
+    // Off by default: no header, nothing kept.
+    let server = ScriptedServer::start(Transport::Tcp, vec![answer(&ok(""))]).await;
+    let got = one_iteration(
+        "name = \"t\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n",
+        &server.url(),
+    )
+    .await;
+    assert!(server.settle(1).await[0].headers("traceparent").is_empty());
+    assert!(got.traces.iter().all(StepTraces::is_empty));
 }
 
 /// Runs a whole plan through the worker threads against `base_url`; returns what it recorded

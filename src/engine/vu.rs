@@ -34,6 +34,8 @@ pub struct PreparedStep {
     timeout: Duration,
     think: Option<(Duration, Duration)>,
     max_redirects: u32,
+    /// Send a `traceparent` and record the trace id.
+    trace: bool,
     extract: Vec<crate::scenario::Extraction>,
     checks: Vec<Check>,
     status_check: Option<StatusMatch>,
@@ -215,6 +217,7 @@ fn prepare_step(
         timeout: s.timeout.unwrap_or(scenario.timeout),
         think: s.think.map(|t| (t.min, t.max)),
         max_redirects: s.max_redirects.unwrap_or(scenario.protocol.max_redirects),
+        trace: scenario.protocol.trace,
         extract: s.extract.clone(),
         checks: s.checks.clone(),
         status_check,
@@ -403,6 +406,7 @@ impl Vu {
                 from,
                 armed: true,
             };
+            let trace = built.trace;
             let sent = tokio::time::timeout(step.timeout, self.exchange(step, built)).await;
             let finished = Instant::now();
             last_end = finished;
@@ -439,6 +443,9 @@ impl Vu {
                     sh.add_retries(self.client.retries - retries0);
                 }
                 sh.record_request(step.flat, finished, latency, verdict.error);
+                if trace != 0 {
+                    sh.record_trace(step.flat, trace, finished, latency, verdict.error);
+                }
                 sh.record_checks(step.flat, verdict.checks, verdict.checks_failed);
                 if let Some(kind) = verdict.error {
                     if sh.wants_sample(kind) {
@@ -535,6 +542,7 @@ impl Vu {
                 origin: next.origin,
                 path: next.path,
                 jar_cookie: next.jar_cookie,
+                trace: at.trace,
             };
         }
     }
@@ -698,6 +706,8 @@ struct Built {
     path: (usize, usize),
     /// Where the jar's `Cookie` header is, for a redirect to choose cookies again.
     jar_cookie: (usize, usize),
+    /// The W3C trace id sent in its `traceparent`, or 0.
+    trace: u128,
 }
 
 fn build_request(
@@ -783,6 +793,19 @@ fn build_request(
         cookies.write_header(&origin, scratch, std::time::SystemTime::now(), req);
     }
     let jar_cookie = (jar_start, req.len());
+    let trace = if step.trace {
+        // W3C Trace Context: a random trace id and parent span id, neither all zeros; sampled,
+        // so the target's tracer keeps the trace.
+        let trace = fastrand::u128(1..);
+        let span = fastrand::u64(1..);
+        let _ = std::io::Write::write_fmt(
+            req,
+            format_args!("traceparent: 00-{trace:032x}-{span:016x}-01\r\n"),
+        );
+        trace
+    } else {
+        0
+    };
     body.clear();
     match &step.body {
         Body::None => {}
@@ -809,6 +832,7 @@ fn build_request(
         origin,
         path: (target_start, path_end),
         jar_cookie,
+        trace,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct RunTotals {
     pub schedule_lag: Histogram<u64>,
     pub samples: Vec<ErrorSample>,
     pub timeline: Vec<TimelinePoint>,
+    /// Per step (`trace = true`), or empty.
+    pub traces: Vec<super::traces::StepTraces>,
 }
 
 impl RunTotals {
@@ -39,6 +41,7 @@ impl RunTotals {
             schedule_lag: new_histogram(),
             samples: Vec::new(),
             timeline: Vec::new(),
+            traces: Vec::new(),
         }
     }
 }
@@ -296,6 +299,7 @@ impl Aggregator {
             .add(&report.schedule_lag)
             .expect("auto-resizing histogram");
         t.samples.extend(report.samples);
+        super::traces::merge_steps(&mut t.traces, &report.traces);
         t.timeline.push(point.clone());
         let lag_p99 = ms(report.schedule_lag.value_at_quantile(0.99));
         let histograms = Arc::new(LiveHistograms {
@@ -353,6 +357,7 @@ fn merge_report(into: &mut IntervalReport, from: &IntervalReport) {
         .expect("auto-resizing histogram");
     into.active_vus += from.active_vus;
     into.samples.extend(from.samples.iter().cloned());
+    super::traces::merge_steps(&mut into.traces, &from.traces);
 }
 
 /// User + system CPU seconds used by this process so far.

@@ -113,7 +113,8 @@ fn steps(scenario: &Scenario, totals: &RunTotals, secs: f64) -> Vec<StepResult> 
         .iter()
         .flat_map(|j| j.steps.iter().map(move |s| (j, s)))
         .zip(&totals.steps)
-        .map(|((j, s), c)| StepResult {
+        .enumerate()
+        .map(|(i, ((j, s), c))| StepResult {
             journey: j.name.clone(),
             name: s.name.clone(),
             method: s.method.clone(),
@@ -127,6 +128,7 @@ fn steps(scenario: &Scenario, totals: &RunTotals, secs: f64) -> Vec<StepResult> 
             errors_by_kind: kinds_map(&c.by_kind, false),
             latency_ms: LatencyStats::from_histogram(&c.latency),
             histogram: encode_histogram(&c.latency),
+            traces: totals.traces.get(i).cloned().unwrap_or_default(),
         })
         .collect()
 }

@@ -11,6 +11,7 @@ pub mod findings;
 pub mod hlog;
 pub mod infra;
 pub mod results;
+pub mod traces;
 
 use std::time::{Duration, Instant};
 
@@ -237,6 +238,8 @@ pub struct IntervalReport {
     /// The most VUs busy at once during the interval.
     pub active_vus: u32,
     pub samples: Vec<ErrorSample>,
+    /// Per step, the thread's kept trace ids (`trace = true`): sent with its last report only.
+    pub traces: Vec<traces::StepTraces>,
 }
 
 impl IntervalReport {
@@ -251,6 +254,7 @@ impl IntervalReport {
             schedule_lag: new_histogram(),
             active_vus: 0,
             samples: Vec::new(),
+            traces: Vec::new(),
         }
     }
 }
@@ -269,6 +273,8 @@ pub struct Shard {
     samples_taken: [usize; ErrorKind::COUNT],
     /// VUs busy right now.
     busy: u32,
+    /// Per step; empty until a traced request is recorded.
+    traces: Vec<traces::StepTraces>,
 }
 
 impl Shard {
@@ -288,6 +294,7 @@ impl Shard {
             sink,
             samples_taken: [0; ErrorKind::COUNT],
             busy: 0,
+            traces: Vec::new(),
         }
     }
 
@@ -320,6 +327,7 @@ impl Shard {
     pub fn finish(mut self, at: Instant) {
         self.roll_to(at);
         self.current.last = true;
+        self.current.traces = std::mem::take(&mut self.traces);
         let last = std::mem::replace(&mut self.current, IntervalReport::new(self.thread, 0, 0, 0));
         let _ = self.sink.send(last);
     }
@@ -402,6 +410,33 @@ impl Shard {
         self.current.counters.bytes_in += bytes_in;
         self.current.counters.bytes_in_decoded += bytes_in_decoded;
         self.current.counters.bytes_out += bytes_out;
+    }
+
+    /// A request sent with W3C trace id `trace_id`: kept if it is among the step's slowest
+    /// or first failed.
+    pub fn record_trace(
+        &mut self,
+        step: usize,
+        trace_id: u128,
+        end: Instant,
+        latency: Duration,
+        error: Option<ErrorKind>,
+    ) {
+        if self.traces.len() < self.steps {
+            self.traces.resize_with(self.steps, Default::default);
+        }
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        let kept = &mut self.traces[step];
+        if kept.wants(latency_ms, error.is_some()) {
+            kept.offer(traces::TracedRequest {
+                trace_id: format!("{trace_id:032x}"),
+                latency_ms: (latency_ms * 1000.0).round() / 1000.0,
+                at_s: (end.saturating_duration_since(self.run_start).as_secs_f64() * 1000.0)
+                    .round()
+                    / 1000.0,
+                error,
+            });
+        }
     }
 
     pub fn add_retries(&mut self, retries: u64) {

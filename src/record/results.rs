@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::findings::{Capacity, Finding};
 use super::infra::Infra;
+pub use super::traces::{StepTraces, TracedRequest};
 use super::{ErrorKind, ErrorSample};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -214,6 +215,9 @@ pub struct StepResult {
     pub latency_ms: LatencyStats,
     /// Lossless latency histogram (µs): HdrHistogram V2 deflate-compressed, base64.
     pub histogram: String,
+    /// With `trace = true`: the W3C trace ids of the step's slowest and first failed requests.
+    #[serde(default, skip_serializing_if = "StepTraces::is_empty")]
+    pub traces: StepTraces,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -24,6 +24,8 @@
 //! compression = ["gzip", "br", "zstd"] # sent as Accept-Encoding (any of gzip, deflate, br,
 //!                                       # zstd); default none asked. Encoded bodies are
 //!                                       # decoded before checks and extraction, whatever asked
+//! trace = true                          # a W3C traceparent on every request; each step's
+//!                                       # slowest and failed trace ids in results and report
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
 //!               "dropped_iterations == 0", "feeder_exhausted == 0"]
 //!                                       # run-wide: dropped_iterations, iterations,

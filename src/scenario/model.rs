@@ -42,6 +42,9 @@ pub struct ProtocolOptions {
     pub max_redirects: u32,
     /// Content codings asked for in `Accept-Encoding`, in the file's order; empty: none asked.
     pub compression: Vec<Compression>,
+    /// Send a W3C `traceparent` with every request and keep the trace ids of each step's
+    /// slowest and failed requests.
+    pub trace: bool,
 }
 
 impl Default for ProtocolOptions {
@@ -49,6 +52,7 @@ impl Default for ProtocolOptions {
         ProtocolOptions {
             max_redirects: DEFAULT_MAX_REDIRECTS,
             compression: Vec::new(),
+            trace: false,
         }
     }
 }

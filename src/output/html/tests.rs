@@ -49,6 +49,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
             errors_by_kind: BTreeMap::from([("http_5xx".to_string(), i as u64 * 3)]),
             latency_ms: LatencyStats::from_histogram(&h),
             histogram: encode_histogram(&h),
+            traces: Default::default(),
         });
     }
     let stage_len = seconds as f64 / 4.0;
@@ -865,4 +866,40 @@ fn a_baseline_of_another_scenario_is_called_out() {
     let html = page(&r, Some(&b));
     let warn = html.find("note warn").expect("warning shown");
     assert!(warn > html.find("id=\"deltas\"").unwrap());
+}
+
+#[test]
+fn trace_ids_of_slow_and_failed_requests_are_listed() {
+    let mut r = tiny();
+    assert!(
+        !page(&r, None).contains("id=\"traces\""),
+        "no section without traces"
+    );
+    let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    r.steps[0]
+        .traces
+        .slowest
+        .push(crate::record::results::TracedRequest {
+            trace_id: id.into(),
+            latency_ms: 812.5,
+            at_s: 42.0,
+            error: None,
+        });
+    r.steps[0]
+        .traces
+        .failed
+        .push(crate::record::results::TracedRequest {
+            trace_id: "00f067aa0ba902b700f067aa0ba902b7".into(),
+            latency_ms: 3.0,
+            at_s: 7.5,
+            error: Some(ErrorKind::Http5xx),
+        });
+    let html = page(&r, None);
+    let section = html
+        .split("id=\"traces\"")
+        .nth(1)
+        .expect("a traces section");
+    assert!(section.contains(&format!("<code>{id}</code>")));
+    assert!(section.contains("slowest") && section.contains("failed"));
+    assert!(section.contains("http_5xx"));
 }

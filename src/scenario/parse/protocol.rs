@@ -8,13 +8,16 @@ use super::{Compiler, Value};
 use crate::scenario::model::*;
 
 /// The top-level keys read here.
-pub(super) const TOP_PROTOCOL_KEYS: &[&str] = &["max_redirects", "compression"];
+pub(super) const TOP_PROTOCOL_KEYS: &[&str] = &["max_redirects", "compression", "trace"];
 
 impl<'s> Compiler<'s> {
     pub(super) fn protocol_options(&mut self, top: &Fields<'_, '_>) -> ProtocolOptions {
         let mut o = ProtocolOptions::default();
         if let Some(v) = top.get("max_redirects") {
             o.max_redirects = self.max_redirects(v).unwrap_or(o.max_redirects);
+        }
+        if let Some(v) = top.get("trace") {
+            o.trace = self.boolean(v, "trace").unwrap_or(false);
         }
         if let Some(v) = top.get("compression") {
             o.compression = self.compression(v);
