@@ -593,6 +593,41 @@ name = "j"
     assert!(got.traces.iter().all(StepTraces::is_empty));
 }
 
+/// Each step's time split like curl's: connecting (once, by the step that opened the
+/// connection), waiting for the first byte, and the transfer of the rest.
+#[tokio::test]
+async fn request_time_is_split_into_phases() {
+    for t in BOTH {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n".to_vec();
+        let server = ScriptedServer::start(
+            t,
+            vec![vec![
+                Step::Read,
+                Step::Write(head, Split::Whole),
+                Step::Pause(Duration::from_millis(300)),
+                Step::Write(b"body".to_vec(), Split::Whole),
+                Step::Read,
+                Step::Pause(Duration::from_millis(200)),
+                Step::Write(ok("late"), Split::Whole),
+            ]],
+        )
+        .await;
+        let got = one_iteration(&two_step_journey(""), &server.url()).await;
+        assert_eq!((got.requests(), got.samples.len()), (2, 0), "{t:?}");
+        let (first, second) = (got.steps[0].phases, got.steps[1].phases);
+        assert_eq!((first.timed, first.connections), (1, 1), "{t:?}");
+        assert_eq!((second.timed, second.connections), (1, 0), "{t:?}");
+        assert!(first.transfer_us >= 290_000, "{t:?} {first:?}");
+        assert!(first.ttfb_us < 290_000, "{t:?} {first:?}");
+        assert!(second.ttfb_us >= 190_000, "{t:?} {second:?}");
+        assert!(second.transfer_us < 190_000, "{t:?} {second:?}");
+        assert_eq!(second.dns_us + second.connect_us + second.tls_us, 0);
+        assert_eq!(first.tls_us > 0, t == Transport::Tls, "{t:?} {first:?}");
+        let timing = crate::record::results::StepTiming::from_phases(&first).unwrap();
+        assert!(timing.transfer_ms >= 290.0);
+    }
+}
+
 /// Runs a whole plan through the worker threads against `base_url`; returns what it recorded
 /// and how long it took.
 async fn run_plan(src: &str, base_url: &str, drain: Duration) -> (Totals, Duration) {

@@ -407,6 +407,7 @@ impl Vu {
                 armed: true,
             };
             let trace = built.trace;
+            let phases0 = self.client.phases;
             let sent = tokio::time::timeout(step.timeout, self.exchange(step, built)).await;
             let finished = Instant::now();
             last_end = finished;
@@ -443,6 +444,7 @@ impl Vu {
                     sh.add_retries(self.client.retries - retries0);
                 }
                 sh.record_request(step.flat, finished, latency, verdict.error);
+                sh.record_phases(step.flat, &self.client.phases.since(&phases0));
                 if trace != 0 {
                     sh.record_trace(step.flat, trace, finished, latency, verdict.error);
                 }

@@ -64,6 +64,8 @@ pub(super) struct Exchange<'a, S> {
     /// Bytes written and read so far.
     pub sent: u64,
     pub received: u64,
+    /// When the first byte of a response arrived.
+    pub first_byte: Option<std::time::Instant>,
 }
 
 enum Framing {
@@ -326,6 +328,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<'_, S> {
         match self.stream.read_buf(&mut self.bufs.rbuf).await {
             Ok(0) => Ok(false),
             Ok(n) => {
+                if self.received == 0 {
+                    self.first_byte = Some(std::time::Instant::now());
+                }
                 self.received += n as u64;
                 Ok(true)
             }

@@ -41,7 +41,7 @@ use tokio_rustls::TlsConnector;
 pub use cookies::CookieJar;
 pub use decode::Coding;
 
-use crate::record::ErrorKind;
+use crate::record::{ErrorKind, Phases};
 use crate::scenario::DEFAULT_MAX_RESPONSE_HEADERS;
 use crate::url::Origin;
 
@@ -313,6 +313,8 @@ pub struct Client {
     pub bytes_out: u64,
     /// `bytes_in` with every encoded body counted at its decoded size.
     pub bytes_in_decoded: u64,
+    /// Where the client's requests spent their time, summed over its life.
+    pub phases: Phases,
     /// Requests written a second time, on a fresh connection, after a reused one ended with
     /// no response (safe methods only).
     pub retries: u64,
@@ -332,6 +334,7 @@ impl Client {
             bytes_in: 0,
             bytes_out: 0,
             bytes_in_decoded: 0,
+            phases: Phases::default(),
             retries: 0,
         }
     }
@@ -419,11 +422,19 @@ impl Client {
             head_request: method.head,
             sent: 0,
             received: 0,
+            first_byte: None,
         };
+        let began = std::time::Instant::now();
         let result = match ex.write(&self.request).await {
             Ok(()) => ex.read_response().await,
             Err(f) => Err(f),
         };
+        if let (Ok(_), Some(first)) = (&result, ex.first_byte) {
+            let p = &mut self.phases;
+            p.timed += 1;
+            p.ttfb_us += micros(first.saturating_duration_since(began));
+            p.transfer_us += micros(first.elapsed());
+        }
         self.bytes_out += ex.sent;
         self.bytes_in += ex.received;
         self.bytes_in_decoded += ex.received;
@@ -444,7 +455,9 @@ impl Client {
     }
 
     async fn connect(&mut self, origin: &Origin) -> Result<usize, HttpError> {
+        let t0 = std::time::Instant::now();
         let addrs = self.resolve(origin).await?;
+        let t1 = std::time::Instant::now();
         let mut last_err = None;
         let mut tcp = None;
         for addr in addrs {
@@ -456,6 +469,7 @@ impl Client {
                 Err(source) => last_err = Some(HttpError::Connect { addr, source }),
             }
         }
+        let t2 = std::time::Instant::now();
         let tcp = match tcp {
             Some(t) => t,
             None => {
@@ -465,6 +479,9 @@ impl Client {
                 }))
             }
         };
+        self.phases.connections += 1;
+        self.phases.dns_us += micros(t1 - t0);
+        self.phases.connect_us += micros(t2 - t1);
         let _ = tcp.set_nodelay(true);
         let stream = if origin.tls {
             let config = self
@@ -478,6 +495,7 @@ impl Client {
                 .connect(name, tcp)
                 .await
                 .map_err(HttpError::Tls)?;
+            self.phases.tls_us += micros(t2.elapsed());
             Stream::Tls(Box::new(tls))
         } else {
             Stream::Plain(tcp)
@@ -550,6 +568,10 @@ impl Client {
                 Some((n, v))
             })
     }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros() as u64
 }
 
 /// The error a caller sees for a failed exchange.

@@ -129,6 +129,7 @@ fn steps(scenario: &Scenario, totals: &RunTotals, secs: f64) -> Vec<StepResult> 
             latency_ms: LatencyStats::from_histogram(&c.latency),
             histogram: encode_histogram(&c.latency),
             traces: totals.traces.get(i).cloned().unwrap_or_default(),
+            timing: super::results::StepTiming::from_phases(&c.phases),
         })
         .collect()
 }

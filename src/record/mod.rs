@@ -115,6 +115,58 @@ pub struct Counts {
     pub by_kind: [u64; ErrorKind::COUNT],
     pub checks: u64,
     pub checks_failed: u64,
+    /// Where the requests' time went (steps only).
+    pub phases: Phases,
+}
+
+/// Time spent per phase of the requests, summed (µs). A phase of connecting (`dns`,
+/// `connect`, `tls`) is only spent by a request that opened a connection: `connections` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Requests whose time is in the sums below (those that got a response).
+    pub timed: u64,
+    pub connections: u64,
+    pub dns_us: u64,
+    pub connect_us: u64,
+    pub tls_us: u64,
+    /// From the request's first byte written to the response's first byte read.
+    pub ttfb_us: u64,
+    /// From the response's first byte to its last.
+    pub transfer_us: u64,
+}
+
+impl Phases {
+    /// What was added since `before` (an earlier copy of the same running sums).
+    pub fn since(&self, before: &Phases) -> Phases {
+        Phases {
+            timed: self.timed - before.timed,
+            connections: self.connections - before.connections,
+            dns_us: self.dns_us - before.dns_us,
+            connect_us: self.connect_us - before.connect_us,
+            tls_us: self.tls_us - before.tls_us,
+            ttfb_us: self.ttfb_us - before.ttfb_us,
+            transfer_us: self.transfer_us - before.transfer_us,
+        }
+    }
+
+    pub fn add(&mut self, other: &Phases) {
+        let Phases {
+            timed,
+            connections,
+            dns_us,
+            connect_us,
+            tls_us,
+            ttfb_us,
+            transfer_us,
+        } = *other;
+        self.timed += timed;
+        self.connections += connections;
+        self.dns_us += dns_us;
+        self.connect_us += connect_us;
+        self.tls_us += tls_us;
+        self.ttfb_us += ttfb_us;
+        self.transfer_us += transfer_us;
+    }
 }
 
 impl Default for Counts {
@@ -126,6 +178,7 @@ impl Default for Counts {
             by_kind: [0; ErrorKind::COUNT],
             checks: 0,
             checks_failed: 0,
+            phases: Phases::default(),
         }
     }
 }
@@ -142,6 +195,7 @@ impl Counts {
         }
         self.checks += other.checks;
         self.checks_failed += other.checks_failed;
+        self.phases.add(&other.phases);
     }
 
     /// A request that failed before it was sent: counted, with no latency to record.
@@ -349,6 +403,11 @@ impl Shard {
     pub fn record_unsent(&mut self, step: usize, at: Instant, error: ErrorKind) {
         self.roll_to(at);
         self.current.steps[step].record_unsent(error);
+    }
+
+    /// Where a step's request spent its time (see [`Phases`]).
+    pub fn record_phases(&mut self, step: usize, phases: &Phases) {
+        self.current.steps[step].phases.add(phases);
     }
 
     pub fn record_checks(&mut self, step: usize, checks: u64, failed: u64) {

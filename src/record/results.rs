@@ -218,6 +218,51 @@ pub struct StepResult {
     /// With `trace = true`: the W3C trace ids of the step's slowest and first failed requests.
     #[serde(default, skip_serializing_if = "StepTraces::is_empty")]
     pub traces: StepTraces,
+    /// Where the step's requests spent their time, on average; absent when no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<StepTiming>,
+}
+
+/// Mean time per phase of a step's requests (ms), as curl's `-w` and k6's `http_req_*` split
+/// it. Connecting (`dns`, `connect`, `tls`) is averaged over the requests that opened a
+/// connection, `ttfb` and `transfer` over the responses (each hop of a redirect is one).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct StepTiming {
+    /// Responses timed.
+    pub responses: u64,
+    /// Connections the step opened (the rest reused one).
+    pub connections: u64,
+    pub dns_ms: f64,
+    pub connect_ms: f64,
+    pub tls_ms: f64,
+    /// Request written to the response's first byte: the server's time plus one round trip.
+    pub ttfb_ms: f64,
+    /// The response's first byte to its last.
+    pub transfer_ms: f64,
+}
+
+impl StepTiming {
+    pub fn from_phases(p: &super::Phases) -> Option<StepTiming> {
+        if p.timed == 0 {
+            return None;
+        }
+        let mean = |sum: u64, n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                (sum as f64 / n as f64).round() / 1000.0
+            }
+        };
+        Some(StepTiming {
+            responses: p.timed,
+            connections: p.connections,
+            dns_ms: mean(p.dns_us, p.connections),
+            connect_ms: mean(p.connect_us, p.connections),
+            tls_ms: mean(p.tls_us, p.connections),
+            ttfb_ms: mean(p.ttfb_us, p.timed),
+            transfer_ms: mean(p.transfer_us, p.timed),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

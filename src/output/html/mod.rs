@@ -79,6 +79,7 @@ pub fn render(report: &Report) -> String {
     time_charts(&mut out, r, report.baseline, &axis);
     distribution(&mut out, r, report.baseline);
     steps_table(&mut out, r);
+    phases_section(&mut out, r);
     traces_section(&mut out, r);
     if let Some(b) = report.baseline {
         deltas_table(&mut out, r, b);
@@ -593,6 +594,39 @@ fn steps_table(out: &mut String, r: &Results) {
             count(s.errors),
             percent(s.error_rate),
             count(s.checks_failed)
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+/// Per step, where a request's time went on average (connecting only for the requests that
+/// opened a connection).
+fn phases_section(out: &mut String, r: &Results) {
+    if r.steps.iter().all(|s| s.timing.is_none()) {
+        return;
+    }
+    out.push_str(
+        "<section id=\"phases\"><h2>Where the time went</h2><p>Mean per phase. DNS, connect \
+         and TLS over the requests that opened a connection; time to first byte (the server's \
+         time and one round trip) and transfer over the responses.</p><table><thead><tr>\
+         <th>step</th><th>connections</th><th>dns</th><th>connect</th><th>tls</th>\
+         <th>first byte</th><th>transfer</th></tr></thead><tbody>",
+    );
+    for s in &r.steps {
+        let Some(t) = &s.timing else { continue };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{} of {}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            escape(&step_label(s)),
+            count(t.connections),
+            count(t.responses),
+            ms(t.dns_ms),
+            ms(t.connect_ms),
+            ms(t.tls_ms),
+            ms(t.ttfb_ms),
+            ms(t.transfer_ms),
         );
     }
     out.push_str("</tbody></table></section>\n");

@@ -50,6 +50,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
             latency_ms: LatencyStats::from_histogram(&h),
             histogram: encode_histogram(&h),
             traces: Default::default(),
+            timing: None,
         });
     }
     let stage_len = seconds as f64 / 4.0;
@@ -869,7 +870,7 @@ fn a_baseline_of_another_scenario_is_called_out() {
 }
 
 #[test]
-fn trace_ids_of_slow_and_failed_requests_are_listed() {
+fn phases_and_trace_ids_are_listed() {
     let mut r = tiny();
     assert!(
         !page(&r, None).contains("id=\"traces\""),
@@ -894,7 +895,21 @@ fn trace_ids_of_slow_and_failed_requests_are_listed() {
             at_s: 7.5,
             error: Some(ErrorKind::Http5xx),
         });
+    r.steps[0].timing = Some(crate::record::results::StepTiming {
+        responses: 10,
+        connections: 2,
+        dns_ms: 1.5,
+        connect_ms: 0.25,
+        tls_ms: 4.0,
+        ttfb_ms: 120.0,
+        transfer_ms: 3.0,
+    });
     let html = page(&r, None);
+    let phases = html
+        .split("id=\"phases\"")
+        .nth(1)
+        .expect("a phases section");
+    assert!(phases.contains("2 of 10"), "{phases}");
     let section = html
         .split("id=\"traces\"")
         .nth(1)
