@@ -304,7 +304,10 @@ impl Connection {
 pub struct Client {
     options: ClientOptions,
     conns: Vec<Connection>,
-    resolved: Vec<(String, u16, Vec<SocketAddr>)>,
+    resolved: Vec<Resolved>,
+    /// Which of a host's addresses the next new connection tries first: starts at random, so
+    /// virtual users spread over all of them, and moves on with each connection.
+    next_addr: usize,
     /// The serialized request (head and body) for the next send.
     pub request: Vec<u8>,
     bufs: h1::Buffers,
@@ -326,6 +329,7 @@ impl Client {
             options,
             conns: Vec::with_capacity(1),
             resolved: Vec::new(),
+            next_addr: fastrand::usize(..),
             request: Vec::with_capacity(1024),
             bufs: h1::Buffers {
                 rbuf: Vec::with_capacity(16 * 1024),
@@ -460,7 +464,9 @@ impl Client {
         let t1 = std::time::Instant::now();
         let mut last_err = None;
         let mut tcp = None;
-        for addr in addrs {
+        let start = self.next_addr;
+        self.next_addr = self.next_addr.wrapping_add(1);
+        for addr in connect_order(&addrs, start) {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
                     tcp = Some(s);
@@ -508,13 +514,18 @@ impl Client {
         Ok(self.conns.len() - 1)
     }
 
+    /// The host's addresses, from a cache kept [`DNS_CACHE`]: a new connection after that
+    /// asks the resolver again, so the run follows a load balancer that adds or drops nodes.
     async fn resolve(&mut self, origin: &Origin) -> Result<Vec<SocketAddr>, HttpError> {
-        if let Some((_, _, addrs)) = self
+        let now = std::time::Instant::now();
+        self.resolved
+            .retain(|r| now.duration_since(r.at) < DNS_CACHE);
+        if let Some(r) = self
             .resolved
             .iter()
-            .find(|(h, p, _)| *h == origin.host && *p == origin.port)
+            .find(|r| r.host == origin.host && r.port == origin.port)
         {
-            return Ok(addrs.clone());
+            return Ok(r.addrs.clone());
         }
         let addrs: Vec<SocketAddr> = if let Ok(ip) = origin.host.parse::<std::net::IpAddr>() {
             vec![SocketAddr::new(ip, origin.port)]
@@ -527,8 +538,12 @@ impl Client {
                 })?
                 .collect()
         };
-        self.resolved
-            .push((origin.host.clone(), origin.port, addrs.clone()));
+        self.resolved.push(Resolved {
+            host: origin.host.clone(),
+            port: origin.port,
+            addrs: addrs.clone(),
+            at: now,
+        });
         Ok(addrs)
     }
 
@@ -570,6 +585,36 @@ impl Client {
     }
 }
 
+/// How long a host's resolved addresses are used before a new connection resolves it again.
+/// The system resolver gives no TTL; an ALB's records live 60 s, so 5 s follows a change
+/// promptly and costs each virtual user at most one lookup per 5 s, only when it connects.
+pub const DNS_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+
+struct Resolved {
+    host: String,
+    port: u16,
+    addrs: Vec<SocketAddr>,
+    at: std::time::Instant,
+}
+
+/// The order a new connection tries `addrs` in: the addresses of the resolver's preferred
+/// family (its first address's, RFC 6724) rotated by `start`, so connections spread over all
+/// of a load balancer's nodes; then the other family's, in the resolver's order, as fallbacks.
+fn connect_order(addrs: &[SocketAddr], start: usize) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let preferred: Vec<SocketAddr> = addrs
+        .iter()
+        .filter(|a| a.is_ipv4() == first.is_ipv4())
+        .copied()
+        .collect();
+    let n = preferred.len();
+    let mut order: Vec<SocketAddr> = (0..n).map(|i| preferred[(start + i) % n]).collect();
+    order.extend(addrs.iter().filter(|a| a.is_ipv4() != first.is_ipv4()));
+    order
+}
+
 fn micros(d: std::time::Duration) -> u64 {
     d.as_micros() as u64
 }
@@ -580,5 +625,48 @@ fn into_error(failure: h1::Failure, resend: Resend, tls: bool) -> HttpError {
         h1::Failure::Unsent(e) => h1::io_error(e, tls),
         h1::Failure::NoResponse { reset } => HttpError::NoResponse { reset, resend },
         h1::Failure::Error(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+
+    #[test]
+    fn new_connections_spread_over_the_preferred_family() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let addrs = [
+            a("10.0.0.1:80"),
+            a("[::1]:80"),
+            a("10.0.0.2:80"),
+            a("10.0.0.3:80"),
+        ];
+        let firsts: Vec<SocketAddr> = (0..6).map(|s| connect_order(&addrs, s)[0]).collect();
+        assert_eq!(
+            firsts,
+            [addrs[0], addrs[2], addrs[3], addrs[0], addrs[2], addrs[3]]
+        );
+        let order = connect_order(&addrs, 1);
+        assert_eq!(order, [addrs[2], addrs[3], addrs[0], addrs[1]]);
+        assert!(connect_order(&[], 3).is_empty());
+    }
+
+    /// A cached answer is used within DNS_CACHE and asked again after it.
+    #[tokio::test]
+    async fn resolved_addresses_expire() {
+        let mut c = Client::new(ClientOptions::default());
+        let origin = Origin {
+            tls: false,
+            host: "localhost".into(),
+            port: 9,
+        };
+        let first = c.resolve(&origin).await.unwrap();
+        assert!(!first.is_empty());
+        // A stale entry with another answer is replaced; a fresh one is used as it is.
+        let planted = vec!["192.0.2.7:9".parse().unwrap()];
+        c.resolved[0].addrs = planted.clone();
+        assert_eq!(c.resolve(&origin).await.unwrap(), planted);
+        c.resolved[0].at = std::time::Instant::now() - DNS_CACHE;
+        assert_eq!(c.resolve(&origin).await.unwrap(), first);
     }
 }
