@@ -93,7 +93,8 @@ async fn iterations(src: &str, base_url: &str, n: u64) -> Totals {
         prepared.journeys.len(),
         tx,
     )));
-    let mut vu = Vu::new(0, Client::new(ClientOptions::new(true)));
+    let options = ClientOptions::new(true).with_http_version(scenario.protocol.http_version);
+    let mut vu = Vu::new(0, Client::new(options));
     let (stop, ended) = (CancellationToken::new(), CancellationToken::new());
     let stopping = Stopping {
         stop: &stop,
@@ -628,10 +629,58 @@ async fn request_time_is_split_into_phases() {
     }
 }
 
+/// `http_version = "2"`: a journey's requests go as HTTP/2 streams on one connection, and the
+/// step's phases say how many responses came over HTTP/2.
+#[tokio::test]
+async fn a_journey_over_http2() {
+    use crate::http::tests::h2server::{Answer, H2Server};
+    for t in BOTH {
+        let server = H2Server::start(t, true, |_, path| Answer {
+            status: 200,
+            headers: vec![("set-cookie", "sid=5".into())],
+            body: format!("{{\"path\": \"{path}\"}}").into_bytes(),
+            frame: 4,
+        })
+        .await;
+        let src = r#"name = "h2"
+http_version = "2"
+[[journey]]
+name = "j"
+  [[journey.step]]
+  name = "home"
+  path = "/home"
+  extract = { p = { json = "$.path" } }
+  [[journey.step]]
+  name = "cart"
+  method = "POST"
+  path = "/cart"
+  json = { from = "{{p}}" }
+"#;
+        let base = format!(
+            "{}://127.0.0.1:{}",
+            if t == Transport::Tls { "https" } else { "http" },
+            server.addr.port()
+        );
+        let got = iterations(src, &base, 2).await;
+        assert_eq!(
+            (got.requests(), got.samples.len()),
+            (4, 0),
+            "{t:?} {:?}",
+            got.samples
+        );
+        assert_eq!(got.steps[0].phases.http2 + got.steps[1].phases.http2, 4);
+        let log = server.requests();
+        assert_eq!(log[1].body, b"{\"from\":\"/home\"}", "{t:?}");
+        assert_eq!(log[1].header("cookie"), Some("sid=5"));
+        assert_eq!(server.connections(), 1, "{t:?}");
+    }
+}
+
 /// Runs a whole plan through the worker threads against `base_url`; returns what it recorded
 /// and how long it took.
 async fn run_plan(src: &str, base_url: &str, drain: Duration) -> (Totals, Duration) {
     let scenario = scenario(&format!("base_url = \"{base_url}\"\n{src}"));
+    let version = scenario.protocol.http_version;
     let prepared = Prepared::new(&scenario, base_url).unwrap();
     let config = Arc::new(EngineConfig {
         scenario: Arc::new(scenario),
@@ -640,7 +689,7 @@ async fn run_plan(src: &str, base_url: &str, drain: Duration) -> (Totals, Durati
         run_start: Instant::now(),
         stop: CancellationToken::new(),
         drain,
-        client: ClientOptions::new(true),
+        client: ClientOptions::new(true).with_http_version(version),
     });
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -22,6 +22,7 @@
 mod cookies;
 mod decode;
 mod h1;
+mod h2;
 mod tls;
 
 #[cfg(test)]
@@ -42,7 +43,7 @@ pub use cookies::CookieJar;
 pub use decode::Coding;
 
 use crate::record::{ErrorKind, Phases};
-use crate::scenario::DEFAULT_MAX_RESPONSE_HEADERS;
+use crate::scenario::{HttpVersion, DEFAULT_MAX_RESPONSE_HEADERS};
 use crate::url::Origin;
 
 /// What went wrong with one exchange, before any HTTP status was seen.
@@ -184,6 +185,11 @@ pub struct ClientOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// A response with more header fields is a protocol error.
     pub max_response_headers: usize,
+    pub http_version: HttpVersion,
+    /// Accept any certificate (`--insecure`).
+    insecure: bool,
+    /// The TLS configuration offering HTTP/2 by ALPN, when `http_version` asks for it.
+    tls_h2: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -191,6 +197,9 @@ impl Default for ClientOptions {
         ClientOptions {
             tls: None,
             max_response_headers: DEFAULT_MAX_RESPONSE_HEADERS,
+            http_version: HttpVersion::Http1,
+            insecure: false,
+            tls_h2: None,
         }
     }
 }
@@ -199,8 +208,19 @@ impl ClientOptions {
     pub fn new(insecure_tls: bool) -> Self {
         ClientOptions {
             tls: Some(tls::config(insecure_tls)),
+            insecure: insecure_tls,
             ..ClientOptions::default()
         }
+    }
+
+    pub fn with_http_version(mut self, v: HttpVersion) -> Self {
+        self.http_version = v;
+        self.tls_h2 = match v {
+            HttpVersion::Http1 => None,
+            HttpVersion::Http2 => Some(tls::config_h2(self.insecure, false)),
+            HttpVersion::Auto => Some(tls::config_h2(self.insecure, true)),
+        };
+        self
     }
 
     pub fn with_max_response_headers(mut self, n: usize) -> Self {
@@ -304,6 +324,10 @@ impl Connection {
 pub struct Client {
     options: ClientOptions,
     conns: Vec<Connection>,
+    /// HTTP/2 connections, one per origin.
+    h2: Vec<(Origin, h2::H2Conn)>,
+    /// Origins whose TLS chose HTTP/1.1 by ALPN (`http_version = "auto"`).
+    h1_only: Vec<Origin>,
     resolved: Vec<Resolved>,
     /// Which of a host's addresses the next new connection tries first: starts at random, so
     /// virtual users spread over all of them, and moves on with each connection.
@@ -328,6 +352,8 @@ impl Client {
         Client {
             options,
             conns: Vec::with_capacity(1),
+            h2: Vec::new(),
+            h1_only: Vec::new(),
             resolved: Vec::new(),
             next_addr: fastrand::usize(..),
             request: Vec::with_capacity(1024),
@@ -346,6 +372,7 @@ impl Client {
     /// Closes every connection, so the next iteration starts like a new user.
     pub fn close_all(&mut self) {
         self.conns.clear();
+        self.h2.clear();
     }
 
     /// Sends `self.request` to `origin` and reads the whole response, its body decoded when
@@ -375,6 +402,11 @@ impl Client {
 
     /// The whole exchange, retries included, with the body as it came.
     async fn exchange(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
+        if self.options.http_version != HttpVersion::Http1 && !self.h1_only.contains(origin) {
+            if let Some(answered) = self.exchange_h2(origin).await {
+                return answered;
+            }
+        }
         let mut kept = None;
         if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
             if self.conns[i].still_open(!method.safe).await {
@@ -458,7 +490,132 @@ impl Client {
         }
     }
 
+    /// One request over HTTP/2, or `None` when the origin speaks HTTP/1.1 (ALPN chose it, or
+    /// `auto` over cleartext): then the HTTP/1.1 path takes the request.
+    async fn exchange_h2(&mut self, origin: &Origin) -> Option<Result<u16, HttpError>> {
+        let i = match self.h2.iter().position(|(o, c)| o == origin && c.open()) {
+            Some(i) => i,
+            None => {
+                self.h2.retain(|(o, _)| o != origin);
+                match self.connect_h2(origin).await {
+                    Ok(true) => self.h2.len() - 1,
+                    Ok(false) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        };
+        let scheme = if origin.tls { "https" } else { "http" };
+        let conn = &mut self.h2[i].1;
+        let began = std::time::Instant::now();
+        let result = conn
+            .exchange(
+                scheme,
+                &self.request,
+                &mut self.bufs,
+                self.options.max_response_headers,
+            )
+            .await;
+        let (read, written) = conn.take_bytes();
+        self.bytes_in += read;
+        self.bytes_in_decoded += read;
+        self.bytes_out += written;
+        match result {
+            Ok((status, first)) => {
+                let p = &mut self.phases;
+                p.timed += 1;
+                p.http2 += 1;
+                p.ttfb_us += micros(first.saturating_duration_since(began));
+                p.transfer_us += micros(first.elapsed());
+                Some(Ok(status))
+            }
+            Err(e) => {
+                self.h2.swap_remove(i);
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Opens an HTTP/2 connection to `origin`: `Ok(false)` when it speaks HTTP/1.1 instead
+    /// (`auto`), with the TLS connection ALPN settled on kept for it.
+    async fn connect_h2(&mut self, origin: &Origin) -> Result<bool, HttpError> {
+        let version = self.options.http_version;
+        if !origin.tls && version == HttpVersion::Auto {
+            self.h1_only.push(origin.clone());
+            return Ok(false);
+        }
+        let tcp = self.open_tcp(origin).await?;
+        if !origin.tls {
+            // h2c with prior knowledge (RFC 9113 §3.3).
+            let conn = h2::H2Conn::handshake(tcp).await?;
+            self.h2.push((origin.clone(), conn));
+            return Ok(true);
+        }
+        let config = self
+            .options
+            .tls_h2
+            .clone()
+            .unwrap_or_else(|| tls::config_h2(false, true));
+        let tls = self.tls_handshake(origin, config, tcp).await?;
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let conn = h2::H2Conn::handshake(tls).await?;
+            self.h2.push((origin.clone(), conn));
+            return Ok(true);
+        }
+        if version == HttpVersion::Http2 {
+            return Err(HttpError::Protocol(
+                "the server did not agree to HTTP/2 by ALPN (http_version = \"2\"); \
+                 http_version = \"auto\" falls back to HTTP/1.1"
+                    .into(),
+            ));
+        }
+        self.h1_only.push(origin.clone());
+        self.conns.push(Connection {
+            origin: origin.clone(),
+            stream: Stream::Tls(Box::new(tls)),
+            reused: false,
+        });
+        Ok(false)
+    }
+
+    async fn tls_handshake(
+        &mut self,
+        origin: &Origin,
+        config: Arc<rustls::ClientConfig>,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
+        let began = std::time::Instant::now();
+        let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+            .map_err(|e| HttpError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(HttpError::Tls)?;
+        self.phases.tls_us += micros(began.elapsed());
+        Ok(tls)
+    }
+
     async fn connect(&mut self, origin: &Origin) -> Result<usize, HttpError> {
+        let tcp = self.open_tcp(origin).await?;
+        let stream = if origin.tls {
+            let config = self
+                .options
+                .tls
+                .clone()
+                .unwrap_or_else(|| tls::config(false));
+            Stream::Tls(Box::new(self.tls_handshake(origin, config, tcp).await?))
+        } else {
+            Stream::Plain(tcp)
+        };
+        self.conns.push(Connection {
+            origin: origin.clone(),
+            stream,
+            reused: false,
+        });
+        Ok(self.conns.len() - 1)
+    }
+
+    /// Resolves `origin` and opens a TCP connection to one of its addresses.
+    async fn open_tcp(&mut self, origin: &Origin) -> Result<TcpStream, HttpError> {
         let t0 = std::time::Instant::now();
         let addrs = self.resolve(origin).await?;
         let t1 = std::time::Instant::now();
@@ -489,29 +646,7 @@ impl Client {
         self.phases.dns_us += micros(t1 - t0);
         self.phases.connect_us += micros(t2 - t1);
         let _ = tcp.set_nodelay(true);
-        let stream = if origin.tls {
-            let config = self
-                .options
-                .tls
-                .clone()
-                .unwrap_or_else(|| tls::config(false));
-            let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
-                .map_err(|e| HttpError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-            let tls = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(HttpError::Tls)?;
-            self.phases.tls_us += micros(t2.elapsed());
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
-        };
-        self.conns.push(Connection {
-            origin: origin.clone(),
-            stream,
-            reused: false,
-        });
-        Ok(self.conns.len() - 1)
+        Ok(tcp)
     }
 
     /// The host's addresses, from a cache kept [`DNS_CACHE`]: a new connection after that

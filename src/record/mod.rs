@@ -133,6 +133,8 @@ pub struct Phases {
     pub ttfb_us: u64,
     /// From the response's first byte to its last.
     pub transfer_us: u64,
+    /// Responses that came over HTTP/2.
+    pub http2: u64,
 }
 
 impl Phases {
@@ -146,6 +148,7 @@ impl Phases {
             tls_us: self.tls_us - before.tls_us,
             ttfb_us: self.ttfb_us - before.ttfb_us,
             transfer_us: self.transfer_us - before.transfer_us,
+            http2: self.http2 - before.http2,
         }
     }
 
@@ -158,6 +161,7 @@ impl Phases {
             tls_us,
             ttfb_us,
             transfer_us,
+            http2,
         } = *other;
         self.timed += timed;
         self.connections += connections;
@@ -166,6 +170,7 @@ impl Phases {
         self.tls_us += tls_us;
         self.ttfb_us += ttfb_us;
         self.transfer_us += transfer_us;
+        self.http2 += http2;
     }
 }
 

@@ -239,6 +239,9 @@ pub struct StepTiming {
     pub ttfb_ms: f64,
     /// The response's first byte to its last.
     pub transfer_ms: f64,
+    /// Responses that came over HTTP/2 (the others over HTTP/1.x).
+    #[serde(default)]
+    pub http2_responses: u64,
 }
 
 impl StepTiming {
@@ -261,6 +264,7 @@ impl StepTiming {
             tls_ms: mean(p.tls_us, p.connections),
             ttfb_ms: mean(p.ttfb_us, p.timed),
             transfer_ms: mean(p.transfer_us, p.timed),
+            http2_responses: p.http2,
         })
     }
 }

@@ -24,6 +24,9 @@
 //! compression = ["gzip", "br", "zstd"] # sent as Accept-Encoding (any of gzip, deflate, br,
 //!                                       # zstd); default none asked. Encoded bodies are
 //!                                       # decoded before checks and extraction, whatever asked
+//! http_version = "auto"                 # "1.1" (default), "2" (ALPN h2 over https, h2c with
+//!                                       # prior knowledge over http) or "auto" (h2 where
+//!                                       # TLS's ALPN agrees, else HTTP/1.1)
 //! trace = true                          # a W3C traceparent on every request; each step's
 //!                                       # slowest and failed trace ids in results and report
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",

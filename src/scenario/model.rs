@@ -45,6 +45,19 @@ pub struct ProtocolOptions {
     /// Send a W3C `traceparent` with every request and keep the trace ids of each step's
     /// slowest and failed requests.
     pub trace: bool,
+    pub http_version: HttpVersion,
+}
+
+/// `http_version`: which HTTP the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// HTTP/1.1 only (the default): the hand-written client, measured against wrk.
+    #[default]
+    Http1,
+    /// HTTP/2 only: by ALPN `h2` over TLS, with prior knowledge (h2c) over cleartext.
+    Http2,
+    /// HTTP/2 where TLS's ALPN agrees to it, else HTTP/1.1; cleartext is HTTP/1.1.
+    Auto,
 }
 
 impl Default for ProtocolOptions {
@@ -53,6 +66,7 @@ impl Default for ProtocolOptions {
             max_redirects: DEFAULT_MAX_REDIRECTS,
             compression: Vec::new(),
             trace: false,
+            http_version: HttpVersion::Http1,
         }
     }
 }

@@ -903,6 +903,7 @@ fn phases_and_trace_ids_are_listed() {
         tls_ms: 4.0,
         ttfb_ms: 120.0,
         transfer_ms: 3.0,
+        http2_responses: 0,
     });
     let html = page(&r, None);
     let phases = html

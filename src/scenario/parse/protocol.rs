@@ -8,13 +8,32 @@ use super::{Compiler, Value};
 use crate::scenario::model::*;
 
 /// The top-level keys read here.
-pub(super) const TOP_PROTOCOL_KEYS: &[&str] = &["max_redirects", "compression", "trace"];
+pub(super) const TOP_PROTOCOL_KEYS: &[&str] =
+    &["max_redirects", "compression", "trace", "http_version"];
 
 impl<'s> Compiler<'s> {
     pub(super) fn protocol_options(&mut self, top: &Fields<'_, '_>) -> ProtocolOptions {
         let mut o = ProtocolOptions::default();
         if let Some(v) = top.get("max_redirects") {
             o.max_redirects = self.max_redirects(v).unwrap_or(o.max_redirects);
+        }
+        if let Some(v) = top.get("http_version") {
+            o.http_version = match self.string(v, "http_version") {
+                Some("1.1") | None => HttpVersion::Http1,
+                Some("2") => HttpVersion::Http2,
+                Some("auto") => HttpVersion::Auto,
+                Some(other) => {
+                    self.error(
+                        v.span().start,
+                        format!(
+                            "unknown http_version \"{other}\"; expected \"1.1\" (the default), \
+                             \"2\" (ALPN h2 over TLS, h2c prior knowledge over http://) or \
+                             \"auto\" (HTTP/2 where TLS offers it)"
+                        ),
+                    );
+                    HttpVersion::Http1
+                }
+            };
         }
         if let Some(v) = top.get("trace") {
             o.trace = self.boolean(v, "trace").unwrap_or(false);

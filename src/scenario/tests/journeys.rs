@@ -7,7 +7,7 @@ fn structure_errors() {
     let base = "name = \"x\"\nbase_url = \"http://h\"\n";
     let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\n";
     let cases: Vec<(String, &str)> = vec![
-        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack, max_response_headers, max_redirects, compression, trace (did you mean \"timeout\"?)"),
+        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack, max_response_headers, max_redirects, compression, trace, http_version (did you mean \"timeout\"?)"),
         (base.to_string(), "s.toml:1:1: no journey: add at least one [[journey]] with a name and one [[journey.step]]"),
         (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
         (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),
@@ -15,6 +15,7 @@ fn structure_errors() {
         (format!("{base}{step}path = \"/\"\nmax_redirects = 101"), "s.toml:7:17: \"max_redirects\" must be an integer from 0 to 100, found 101"),
         (format!("{base}compression = [\"gzip\", \"brotli\"]\n{step}path = \"/\""), "s.toml:3:24: unknown compression \"brotli\"; expected gzip, deflate, br or zstd"),
         (format!("{base}compression = [\"br\", \"br\"]\n{step}path = \"/\""), "s.toml:3:22: \"br\" is listed twice in compression"),
+        (format!("{base}http_version = \"2.0\"\n{step}path = \"/\""), "s.toml:3:16: unknown http_version \"2.0\"; expected \"1.1\" (the default), \"2\" (ALPN h2 over TLS, h2c prior knowledge over http://) or \"auto\" (HTTP/2 where TLS offers it)"),
         (format!("{base}trace = 1\n{step}path = \"/\""), "s.toml:3:9: \"trace\" must be true or false, found integer 1"),
         (format!("{base}compression = \"gzip\"\n{step}path = \"/\""), "s.toml:3:15: \"compression\" must be an array such as [\"gzip\", \"br\", \"zstd\"], found string \"gzip\""),
         (format!("{base}max_redirects = -1\n{step}path = \"/\""), "s.toml:3:17: \"max_redirects\" must be an integer from 0 to 100, found -1"),
