@@ -454,7 +454,7 @@ name = "j"
         format!("{p}:4:15: unknown metric \"chekout.p99\"; expected http.<stat>, <journey>.<stat>, <step>.<stat>, <journey>.<step>.<stat>, dropped_iterations, iterations, feeder_exhausted, checks.failed or checks.rate; journeys: j; steps: checkout (did you mean \"checkout.p99\"?)"),
         format!("{p}:7:25: bad duration for \"duration\": unknown unit \"parsecs\" in duration \"10 parsecs\"; write e.g. \"250ms\", \"1.5s\", \"2m\" or \"1m30s\" (units: h, m, s, ms, us)"),
         format!("{p}:11:8: feeder file \"missing.csv\" not found (looked in {}); relative paths start from the scenario file's directory", missing.display()),
-        format!("{p}:17:3: unknown key \"methd\" in [[journey.step]]; expected one of: name, method, path, url, query, headers, json, form, body, content_type, timeout, think, extract, check (did you mean \"method\"?)"),
+        format!("{p}:17:3: unknown key \"methd\" in [[journey.step]]; expected one of: name, method, path, url, query, headers, json, form, body, content_type, timeout, think, extract, check, max_redirects (did you mean \"method\"?)"),
         format!("{p}:19:39: undefined variable \"tokn\": no earlier step extracts it and no feeder column has that name; nothing is defined here yet"),
     ];
 

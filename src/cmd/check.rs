@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{Failure, Outcome};
 use crate::plan::{ArrivalSchedule, VuSchedule};
-use crate::scenario::{BaseUrl, FeedMode, Load, Scenario};
+use crate::scenario::{ArrivalProcess, BaseUrl, FeedMode, Load, Scenario};
 use crate::url::{redact_path, redact_url};
 
 pub fn command(path: &Path) -> Result<Outcome, Failure> {
@@ -28,11 +28,15 @@ pub fn describe_plan(s: &Scenario) -> String {
             let plan = ArrivalSchedule::new(o);
             let _ = writeln!(
                 out,
-                "  open model: {} stage(s), {:?}, {} planned iterations, max_vus {}",
+                "  open model: {} stage(s), {:?}, {} planned iterations, max_vus {}{}",
                 o.stages.len(),
                 s.load.duration(),
                 plan.total_arrivals(),
-                o.max_vus
+                o.max_vus,
+                match o.arrivals {
+                    ArrivalProcess::Even => String::new(),
+                    ArrivalProcess::Poisson { seed } => format!(", Poisson arrivals (seed {seed})"),
+                }
             );
         }
         Load::Closed(c) => {

@@ -442,7 +442,8 @@ impl Run<'_> {
             stop: stop.clone(),
             drain: self.options.drain,
             client: ClientOptions::new(self.options.insecure)
-                .with_max_response_headers(scenario.max_response_headers),
+                .with_max_response_headers(scenario.max_response_headers)
+                .with_http_version(scenario.protocol.http_version),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let aggregator = Aggregator::new(

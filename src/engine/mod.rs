@@ -2,7 +2,7 @@
 //! plan and recording into their own shard.
 //!
 //! Open model: a dispatcher per thread takes every `threads`-th arrival of the shared
-//! [`ArrivalSchedule`], queues it at its due time and hands it to an idle VU (starting a new one
+//! [`Arrivals`], queues it at its due time and hands it to an idle VU (starting a new one
 //! up to the thread's share of `max_vus`). An arrival that waits for a VU keeps its intended start,
 //! so the wait shows in the latency; one that waited longer than `max_lag` is dropped and counted.
 //! Closed model: a manager per thread keeps the thread's share of the wanted VUs looping.
@@ -13,6 +13,7 @@
 //! What is still in flight when the drain runs out is recorded as `cancelled` with the time it
 //! had waited, and its iteration as interrupted.
 
+mod redirect;
 pub mod render;
 pub mod vu;
 
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::{Client, ClientOptions};
 use crate::plan::shard::thread_arrivals;
-use crate::plan::{ArrivalSchedule, JourneyOrder, VuSchedule};
+use crate::plan::{Arrivals, JourneyOrder, VuSchedule};
 use crate::record::{IntervalReport, Shard};
 use crate::scenario::{ClosedLoad, Load, OpenLoad, Scenario};
 use vu::{IterationEnd, Prepared, Stopping, Vu};
@@ -150,7 +151,7 @@ async fn run_open(
     shard: &Rc<RefCell<Shard>>,
     ended: &CancellationToken,
 ) {
-    let schedule = ArrivalSchedule::new(open);
+    let schedule = Arrivals::new(open);
     let order = journey_order(&config.scenario);
     let slice = config.prepared.shard;
     // A shard's share of the VUs, then this thread's share of the shard's.
@@ -183,7 +184,7 @@ async fn run_open(
         spawn_vu(&mut vus);
     }
     let stop = &config.stop;
-    for (k, due) in thread_arrivals(&schedule, slice, config.threads, thread) {
+    for (k, due) in thread_arrivals(schedule, slice, config.threads, thread) {
         let at = config.run_start + due;
         let wake_at = at.checked_sub(DISPATCH_EARLY).unwrap_or(at);
         if wake_at > Instant::now() {

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::redirect::{self, RedirectError};
 use super::render::{render, url_encode_into, RenderCtx, VarValue};
-use crate::http::{Client, CookieJar, Method};
+use crate::http::{Client, CookieJar, HttpError, Method};
 use crate::plan::ShardSpec;
 use crate::record::{ErrorKind, Shard};
 use crate::scenario::{
@@ -33,6 +34,9 @@ pub struct PreparedStep {
     body: Body,
     timeout: Duration,
     think: Option<(Duration, Duration)>,
+    max_redirects: u32,
+    /// Send a `traceparent` and record the trace id.
+    trace: bool,
     extract: Vec<crate::scenario::Extraction>,
     checks: Vec<Check>,
     status_check: Option<StatusMatch>,
@@ -63,6 +67,7 @@ pub struct PreparedJourney {
     pub steps: Vec<PreparedStep>,
     pub vars: usize,
     pub feeders: Vec<usize>,
+    pub keep_alive: bool,
 }
 
 /// The scenario compiled for the engine, shared by every thread.
@@ -98,6 +103,7 @@ impl Prepared {
                 steps,
                 vars: j.vars.len(),
                 feeders: j.feeders.clone(),
+                keep_alive: j.keep_alive,
             });
         }
         Ok(Prepared {
@@ -163,6 +169,12 @@ fn prepare_step(
     if !has("accept") {
         static_headers.extend_from_slice(b"Accept: */*\r\n");
     }
+    let codings = &scenario.protocol.compression;
+    if !codings.is_empty() && !has("accept-encoding") {
+        let list: Vec<&str> = codings.iter().map(|c| c.as_str()).collect();
+        static_headers
+            .extend_from_slice(format!("Accept-Encoding: {}\r\n", list.join(", ")).as_bytes());
+    }
     let content_type = match &s.body {
         Body::None => None,
         Body::Json(_) => Some("application/json".to_string()),
@@ -215,6 +227,8 @@ fn prepare_step(
         body: s.body.clone(),
         timeout: s.timeout.unwrap_or(scenario.timeout),
         think: s.think.map(|t| (t.min, t.max)),
+        max_redirects: s.max_redirects.unwrap_or(scenario.protocol.max_redirects),
+        trace: scenario.protocol.trace,
         extract: s.extract.clone(),
         checks: s.checks.clone(),
         status_check,
@@ -338,6 +352,11 @@ impl Vu {
                 }
             }
         }
+        if !journey.keep_alive {
+            // A connection left by another journey's iteration would make this one a return
+            // visit.
+            self.client.close_all();
+        }
         let mut underway = Underway { shard, armed: true };
         let began = Instant::now();
         let measured_from = match intended {
@@ -365,8 +384,8 @@ impl Vu {
                 step,
                 &ctx,
             );
-            let (origin, path) = match built {
-                Ok(b) => (b.origin, b.path),
+            let built = match built {
+                Ok(b) => b,
                 Err(why) => {
                     let now = Instant::now();
                     let kind = ErrorKind::InvalidRequest;
@@ -386,9 +405,10 @@ impl Vu {
             } else {
                 start
             };
-            let (in0, out0, retries0) = (
+            let (in0, out0, decoded0, retries0) = (
                 self.client.bytes_in,
                 self.client.bytes_out,
+                self.client.bytes_in_decoded,
                 self.client.retries,
             );
             let in_flight = InFlight {
@@ -397,9 +417,9 @@ impl Vu {
                 from,
                 armed: true,
             };
-            let sent =
-                tokio::time::timeout(step.timeout, self.client.send(&origin, step.method_kind))
-                    .await;
+            let trace = built.trace;
+            let phases0 = self.client.phases;
+            let sent = tokio::time::timeout(step.timeout, self.exchange(step, built)).await;
             let finished = Instant::now();
             last_end = finished;
             in_flight.disarm();
@@ -412,7 +432,7 @@ impl Vu {
                     ))
                 }
                 Ok(Err(e)) => Err((e.kind(), e.to_string())),
-                Ok(Ok(status)) => Ok(status),
+                Ok(Ok(answered)) => Ok(answered),
             };
             let latency = finished - from;
             let verdict = match outcome {
@@ -422,15 +442,23 @@ impl Vu {
                     transport: true,
                     ..Verdict::default()
                 },
-                Ok(status) => self.judge(step, status, finished - start, &origin, path),
+                Ok((status, at)) => self.judge(step, status, finished - start, &at.origin, at.path),
             };
             {
                 let mut sh = shard.borrow_mut();
-                sh.add_bytes(self.client.bytes_in - in0, self.client.bytes_out - out0);
+                sh.add_bytes(
+                    self.client.bytes_in - in0,
+                    self.client.bytes_out - out0,
+                    self.client.bytes_in_decoded - decoded0,
+                );
                 if self.client.retries > retries0 {
                     sh.add_retries(self.client.retries - retries0);
                 }
                 sh.record_request(step.flat, finished, latency, verdict.error);
+                sh.record_phases(step.flat, &self.client.phases.since(&phases0));
+                if trace != 0 {
+                    sh.record_trace(step.flat, trace, finished, latency, verdict.error);
+                }
                 sh.record_checks(step.flat, verdict.checks, verdict.checks_failed);
                 if let Some(kind) = verdict.error {
                     if sh.wants_sample(kind) {
@@ -463,6 +491,9 @@ impl Vu {
                 }
             }
         }
+        if !journey.keep_alive {
+            self.client.close_all();
+        }
         if end != IterationEnd::Interrupted {
             underway.armed = false;
             let error = match end {
@@ -479,16 +510,58 @@ impl Vu {
         end
     }
 
-    /// Applies the step's checks and extractions to the response just read.
-    fn judge(
+    /// Sends the built request and follows redirects up to the step's `max_redirects`, each
+    /// hop inside the step's time; returns the final status and where its request went.
+    async fn exchange(
         &mut self,
         step: &PreparedStep,
-        status: u16,
-        service_time: Duration,
-        origin: &Origin,
-        path: (usize, usize),
-    ) -> Verdict {
-        let mut v = Verdict::default();
+        built: Built,
+    ) -> Result<(u16, Built), SendError> {
+        let mut at = built;
+        let mut method = step.method_kind;
+        let mut hops = 0;
+        loop {
+            let status = self.client.send(&at.origin, method).await?;
+            if step.max_redirects == 0 || !redirect::is_redirect(status) {
+                return Ok((status, at));
+            }
+            let Some(location) = self.client.header("location").map(str::to_string) else {
+                return Ok((status, at));
+            };
+            if hops == step.max_redirects {
+                return Err(SendError::Redirect(RedirectError::TooMany {
+                    max: step.max_redirects,
+                    status,
+                }));
+            }
+            hops += 1;
+            self.store_cookies(&at.origin, at.path);
+            let answered = redirect::Answered {
+                request: &self.client.request,
+                origin: &at.origin,
+                path: at.path,
+                jar_cookie: at.jar_cookie,
+            };
+            let next = redirect::next_request(
+                answered,
+                status,
+                &location,
+                &mut self.cookies,
+                &mut self.scratch,
+            )?;
+            std::mem::swap(&mut self.client.request, &mut self.scratch);
+            method = next.method;
+            at = Built {
+                origin: next.origin,
+                path: next.path,
+                jar_cookie: next.jar_cookie,
+                trace: at.trace,
+            };
+        }
+    }
+
+    /// Keeps the cookies the response just read sets, scoped by the request it answers.
+    fn store_cookies(&mut self, origin: &Origin, path: (usize, usize)) {
         if self
             .client
             .headers()
@@ -502,6 +575,19 @@ impl Vu {
                 }
             }
         }
+    }
+
+    /// Applies the step's checks and extractions to the response just read.
+    fn judge(
+        &mut self,
+        step: &PreparedStep,
+        status: u16,
+        service_time: Duration,
+        origin: &Origin,
+        path: (usize, usize),
+    ) -> Verdict {
+        let mut v = Verdict::default();
+        self.store_cookies(origin, path);
         let status_ok = match &step.status_check {
             Some(m) => m.matches(status),
             None => status < 400,
@@ -594,6 +680,25 @@ impl Vu {
     }
 }
 
+/// Why a step got no final response to judge.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Redirect(#[from] RedirectError),
+}
+
+impl SendError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SendError::Http(e) => e.kind(),
+            SendError::Redirect(RedirectError::TooMany { .. }) => ErrorKind::TooManyRedirects,
+            SendError::Redirect(RedirectError::BadLocation { .. }) => ErrorKind::Protocol,
+        }
+    }
+}
+
 /// A request that is not sent: it could not be written safely.
 #[derive(Debug, thiserror::Error)]
 enum Unsendable {
@@ -614,6 +719,10 @@ enum Unsendable {
 struct Built {
     origin: Arc<Origin>,
     path: (usize, usize),
+    /// Where the jar's `Cookie` header is, for a redirect to choose cookies again.
+    jar_cookie: (usize, usize),
+    /// The W3C trace id sent in its `traceparent`, or 0.
+    trace: u128,
 }
 
 fn build_request(
@@ -692,11 +801,26 @@ fn build_request(
         }
         req.extend_from_slice(b"\r\n");
     }
+    let jar_start = req.len();
     if !cookies.is_empty() {
         scratch.clear();
         scratch.extend_from_slice(&req[target_start..path_end]);
         cookies.write_header(&origin, scratch, std::time::SystemTime::now(), req);
     }
+    let jar_cookie = (jar_start, req.len());
+    let trace = if step.trace {
+        // W3C Trace Context: a random trace id and parent span id, neither all zeros; sampled,
+        // so the target's tracer keeps the trace.
+        let trace = fastrand::u128(1..);
+        let span = fastrand::u64(1..);
+        let _ = std::io::Write::write_fmt(
+            req,
+            format_args!("traceparent: 00-{trace:032x}-{span:016x}-01\r\n"),
+        );
+        trace
+    } else {
+        0
+    };
     body.clear();
     match &step.body {
         Body::None => {}
@@ -722,6 +846,8 @@ fn build_request(
     Ok(Built {
         origin,
         path: (target_start, path_end),
+        jar_cookie,
+        trace,
     })
 }
 

@@ -30,6 +30,7 @@ pub(super) struct Layout {
     /// The body's range, unless it was chunked and decoded into [`Buffers::decoded`].
     pub body: (usize, usize),
     pub chunked: bool,
+    pub coding: super::decode::Coding,
 }
 
 /// The client's reusable buffers.
@@ -37,6 +38,9 @@ pub(super) struct Layout {
 pub(super) struct Buffers {
     pub rbuf: Vec<u8>,
     pub decoded: Vec<u8>,
+    /// The last body after its `Content-Encoding` was undone, when it had one.
+    pub content: Vec<u8>,
+    pub content_decoded: bool,
     pub layout: Layout,
 }
 
@@ -62,6 +66,8 @@ pub(super) struct Exchange<'a, S> {
     /// Bytes written and read so far.
     pub sent: u64,
     pub received: u64,
+    /// When the first byte of a response arrived.
+    pub first_byte: Option<std::time::Instant>,
 }
 
 enum Framing {
@@ -324,6 +330,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Exchange<'_, S> {
         match self.stream.read_buf(&mut self.bufs.rbuf).await {
             Ok(0) => Ok(false),
             Ok(n) => {
+                if self.received == 0 {
+                    self.first_byte = Some(std::time::Instant::now());
+                }
                 self.received += n as u64;
                 Ok(true)
             }
@@ -347,6 +356,7 @@ pub fn parse_response(bytes: &[u8], max_headers: usize) -> Result<(u16, usize), 
             head_request: false,
             sent: 0,
             received: 0,
+            first_byte: None,
         };
         // An in-memory stream never waits, so one poll finishes the read.
         let mut read = std::pin::pin!(ex.read_response());
@@ -440,6 +450,7 @@ fn parse_into<'b>(
     let base = buf.as_ptr() as usize;
     layout.status = status;
     layout.chunked = false;
+    layout.coding = super::decode::Coding::Identity;
     layout.headers.clear();
     let mut length: Option<usize> = None;
     let mut transfer_encoding = false;
@@ -474,6 +485,8 @@ fn parse_into<'b>(
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            layout.coding = super::decode::Coding::of(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
             if contains_token(h.value, b"close") {
                 close = true;

@@ -20,10 +20,12 @@
 //! begun and ended early is an error, never a stale connection.
 
 mod cookies;
+mod decode;
 mod h1;
 /// The response reader on bytes in memory, for the fuzz targets (`fuzz/`).
 #[doc(hidden)]
 pub use h1::parse_response;
+mod h2;
 mod tls;
 
 #[cfg(test)]
@@ -41,9 +43,10 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsConnector;
 
 pub use cookies::CookieJar;
+pub use decode::Coding;
 
-use crate::record::ErrorKind;
-use crate::scenario::DEFAULT_MAX_RESPONSE_HEADERS;
+use crate::record::{ErrorKind, Phases};
+use crate::scenario::{HttpVersion, DEFAULT_MAX_RESPONSE_HEADERS};
 use crate::url::Origin;
 
 /// What went wrong with one exchange, before any HTTP status was seen.
@@ -185,6 +188,11 @@ pub struct ClientOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// A response with more header fields is a protocol error.
     pub max_response_headers: usize,
+    pub http_version: HttpVersion,
+    /// Accept any certificate (`--insecure`).
+    insecure: bool,
+    /// The TLS configuration offering HTTP/2 by ALPN, when `http_version` asks for it.
+    tls_h2: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -192,6 +200,9 @@ impl Default for ClientOptions {
         ClientOptions {
             tls: None,
             max_response_headers: DEFAULT_MAX_RESPONSE_HEADERS,
+            http_version: HttpVersion::Http1,
+            insecure: false,
+            tls_h2: None,
         }
     }
 }
@@ -200,8 +211,19 @@ impl ClientOptions {
     pub fn new(insecure_tls: bool) -> Self {
         ClientOptions {
             tls: Some(tls::config(insecure_tls)),
+            insecure: insecure_tls,
             ..ClientOptions::default()
         }
+    }
+
+    pub fn with_http_version(mut self, v: HttpVersion) -> Self {
+        self.http_version = v;
+        self.tls_h2 = match v {
+            HttpVersion::Http1 => None,
+            HttpVersion::Http2 => Some(tls::config_h2(self.insecure, false)),
+            HttpVersion::Auto => Some(tls::config_h2(self.insecure, true)),
+        };
+        self
     }
 
     pub fn with_max_response_headers(mut self, n: usize) -> Self {
@@ -305,13 +327,24 @@ impl Connection {
 pub struct Client {
     options: ClientOptions,
     conns: Vec<Connection>,
-    resolved: Vec<(String, u16, Vec<SocketAddr>)>,
+    /// HTTP/2 connections, one per origin.
+    h2: Vec<(Origin, h2::H2Conn)>,
+    /// Origins whose TLS chose HTTP/1.1 by ALPN (`http_version = "auto"`).
+    h1_only: Vec<Origin>,
+    resolved: Vec<Resolved>,
+    /// Which of a host's addresses the next new connection tries first: starts at random, so
+    /// virtual users spread over all of them, and moves on with each connection.
+    next_addr: usize,
     /// The serialized request (head and body) for the next send.
     pub request: Vec<u8>,
     bufs: h1::Buffers,
     /// Bytes read and written over the client's life.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `bytes_in` with every encoded body counted at its decoded size.
+    pub bytes_in_decoded: u64,
+    /// Where the client's requests spent their time, summed over its life.
+    pub phases: Phases,
     /// Requests written a second time, on a fresh connection, after a reused one ended with
     /// no response (safe methods only).
     pub retries: u64,
@@ -322,7 +355,10 @@ impl Client {
         Client {
             options,
             conns: Vec::with_capacity(1),
+            h2: Vec::new(),
+            h1_only: Vec::new(),
             resolved: Vec::new(),
+            next_addr: fastrand::usize(..),
             request: Vec::with_capacity(1024),
             bufs: h1::Buffers {
                 rbuf: Vec::with_capacity(16 * 1024),
@@ -330,6 +366,8 @@ impl Client {
             },
             bytes_in: 0,
             bytes_out: 0,
+            bytes_in_decoded: 0,
+            phases: Phases::default(),
             retries: 0,
         }
     }
@@ -337,10 +375,41 @@ impl Client {
     /// Closes every connection, so the next iteration starts like a new user.
     pub fn close_all(&mut self) {
         self.conns.clear();
+        self.h2.clear();
     }
 
-    /// Sends `self.request` to `origin` and reads the whole response.
+    /// Sends `self.request` to `origin` and reads the whole response, its body decoded when
+    /// it came in a `Content-Encoding` peakload knows.
     pub async fn send(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
+        self.bufs.content_decoded = false;
+        let status = self.exchange(origin, method).await?;
+        let coding = self.bufs.layout.coding;
+        if !matches!(coding, Coding::Identity | Coding::Other) {
+            let bufs = &mut self.bufs;
+            let raw = if bufs.layout.chunked {
+                &bufs.decoded[..]
+            } else {
+                &bufs.rbuf[bufs.layout.body.0..bufs.layout.body.1]
+            };
+            if !raw.is_empty() {
+                decode::decode(coding, raw, &mut bufs.content).map_err(|e| {
+                    HttpError::Protocol(format!("{} body could not be decoded: {e}", coding.name()))
+                })?;
+                bufs.content_decoded = true;
+                self.bytes_in_decoded = (self.bytes_in_decoded + bufs.content.len() as u64)
+                    .saturating_sub(raw.len() as u64);
+            }
+        }
+        Ok(status)
+    }
+
+    /// The whole exchange, retries included, with the body as it came.
+    async fn exchange(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
+        if self.options.http_version != HttpVersion::Http1 && !self.h1_only.contains(origin) {
+            if let Some(answered) = self.exchange_h2(origin).await {
+                return answered;
+            }
+        }
         let mut kept = None;
         if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
             if self.conns[i].still_open(!method.safe).await {
@@ -392,13 +461,22 @@ impl Client {
             head_request: method.head,
             sent: 0,
             received: 0,
+            first_byte: None,
         };
+        let began = std::time::Instant::now();
         let result = match ex.write(&self.request).await {
             Ok(()) => ex.read_response().await,
             Err(f) => Err(f),
         };
+        if let (Ok(_), Some(first)) = (&result, ex.first_byte) {
+            let p = &mut self.phases;
+            p.timed += 1;
+            p.ttfb_us += micros(first.saturating_duration_since(began));
+            p.transfer_us += micros(first.elapsed());
+        }
         self.bytes_out += ex.sent;
         self.bytes_in += ex.received;
+        self.bytes_in_decoded += ex.received;
         match result {
             Ok(true) => {
                 self.conns[idx].reused = true;
@@ -415,42 +493,119 @@ impl Client {
         }
     }
 
-    async fn connect(&mut self, origin: &Origin) -> Result<usize, HttpError> {
-        let addrs = self.resolve(origin).await?;
-        let mut last_err = None;
-        let mut tcp = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(source) => last_err = Some(HttpError::Connect { addr, source }),
-            }
-        }
-        let tcp = match tcp {
-            Some(t) => t,
+    /// One request over HTTP/2, or `None` when the origin speaks HTTP/1.1 (ALPN chose it, or
+    /// `auto` over cleartext): then the HTTP/1.1 path takes the request.
+    async fn exchange_h2(&mut self, origin: &Origin) -> Option<Result<u16, HttpError>> {
+        let i = match self.h2.iter().position(|(o, c)| o == origin && c.open()) {
+            Some(i) => i,
             None => {
-                return Err(last_err.unwrap_or_else(|| HttpError::Dns {
-                    host: origin.host.clone(),
-                    source: io::Error::new(io::ErrorKind::NotFound, "no address"),
-                }))
+                self.h2.retain(|(o, _)| o != origin);
+                match self.connect_h2(origin).await {
+                    Ok(true) => self.h2.len() - 1,
+                    Ok(false) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
             }
         };
-        let _ = tcp.set_nodelay(true);
+        let scheme = if origin.tls { "https" } else { "http" };
+        let conn = &mut self.h2[i].1;
+        let began = std::time::Instant::now();
+        let result = conn
+            .exchange(
+                scheme,
+                &self.request,
+                &mut self.bufs,
+                self.options.max_response_headers,
+            )
+            .await;
+        let (read, written) = conn.take_bytes();
+        self.bytes_in += read;
+        self.bytes_in_decoded += read;
+        self.bytes_out += written;
+        match result {
+            Ok((status, first)) => {
+                let p = &mut self.phases;
+                p.timed += 1;
+                p.http2 += 1;
+                p.ttfb_us += micros(first.saturating_duration_since(began));
+                p.transfer_us += micros(first.elapsed());
+                Some(Ok(status))
+            }
+            Err(e) => {
+                self.h2.swap_remove(i);
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Opens an HTTP/2 connection to `origin`: `Ok(false)` when it speaks HTTP/1.1 instead
+    /// (`auto`), with the TLS connection ALPN settled on kept for it.
+    async fn connect_h2(&mut self, origin: &Origin) -> Result<bool, HttpError> {
+        let version = self.options.http_version;
+        if !origin.tls && version == HttpVersion::Auto {
+            self.h1_only.push(origin.clone());
+            return Ok(false);
+        }
+        let tcp = self.open_tcp(origin).await?;
+        if !origin.tls {
+            // h2c with prior knowledge (RFC 9113 §3.3).
+            let conn = h2::H2Conn::handshake(tcp).await?;
+            self.h2.push((origin.clone(), conn));
+            return Ok(true);
+        }
+        let config = self
+            .options
+            .tls_h2
+            .clone()
+            .unwrap_or_else(|| tls::config_h2(false, true));
+        let tls = self.tls_handshake(origin, config, tcp).await?;
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let conn = h2::H2Conn::handshake(tls).await?;
+            self.h2.push((origin.clone(), conn));
+            return Ok(true);
+        }
+        if version == HttpVersion::Http2 {
+            return Err(HttpError::Protocol(
+                "the server did not agree to HTTP/2 by ALPN (http_version = \"2\"); \
+                 http_version = \"auto\" falls back to HTTP/1.1"
+                    .into(),
+            ));
+        }
+        self.h1_only.push(origin.clone());
+        self.conns.push(Connection {
+            origin: origin.clone(),
+            stream: Stream::Tls(Box::new(tls)),
+            reused: false,
+        });
+        Ok(false)
+    }
+
+    async fn tls_handshake(
+        &mut self,
+        origin: &Origin,
+        config: Arc<rustls::ClientConfig>,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
+        let began = std::time::Instant::now();
+        let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+            .map_err(|e| HttpError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(HttpError::Tls)?;
+        self.phases.tls_us += micros(began.elapsed());
+        Ok(tls)
+    }
+
+    async fn connect(&mut self, origin: &Origin) -> Result<usize, HttpError> {
+        let tcp = self.open_tcp(origin).await?;
         let stream = if origin.tls {
             let config = self
                 .options
                 .tls
                 .clone()
                 .unwrap_or_else(|| tls::config(false));
-            let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
-                .map_err(|e| HttpError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-            let tls = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(HttpError::Tls)?;
-            Stream::Tls(Box::new(tls))
+            Stream::Tls(Box::new(self.tls_handshake(origin, config, tcp).await?))
         } else {
             Stream::Plain(tcp)
         };
@@ -462,13 +617,53 @@ impl Client {
         Ok(self.conns.len() - 1)
     }
 
+    /// Resolves `origin` and opens a TCP connection to one of its addresses.
+    async fn open_tcp(&mut self, origin: &Origin) -> Result<TcpStream, HttpError> {
+        let t0 = std::time::Instant::now();
+        let addrs = self.resolve(origin).await?;
+        let t1 = std::time::Instant::now();
+        let mut last_err = None;
+        let mut tcp = None;
+        let start = self.next_addr;
+        self.next_addr = self.next_addr.wrapping_add(1);
+        for addr in connect_order(&addrs, start) {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(source) => last_err = Some(HttpError::Connect { addr, source }),
+            }
+        }
+        let t2 = std::time::Instant::now();
+        let tcp = match tcp {
+            Some(t) => t,
+            None => {
+                return Err(last_err.unwrap_or_else(|| HttpError::Dns {
+                    host: origin.host.clone(),
+                    source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+                }))
+            }
+        };
+        self.phases.connections += 1;
+        self.phases.dns_us += micros(t1 - t0);
+        self.phases.connect_us += micros(t2 - t1);
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// The host's addresses, from a cache kept [`DNS_CACHE`]: a new connection after that
+    /// asks the resolver again, so the run follows a load balancer that adds or drops nodes.
     async fn resolve(&mut self, origin: &Origin) -> Result<Vec<SocketAddr>, HttpError> {
-        if let Some((_, _, addrs)) = self
+        let now = std::time::Instant::now();
+        self.resolved
+            .retain(|r| now.duration_since(r.at) < DNS_CACHE);
+        if let Some(r) = self
             .resolved
             .iter()
-            .find(|(h, p, _)| *h == origin.host && *p == origin.port)
+            .find(|r| r.host == origin.host && r.port == origin.port)
         {
-            return Ok(addrs.clone());
+            return Ok(r.addrs.clone());
         }
         let addrs: Vec<SocketAddr> = if let Ok(ip) = origin.host.parse::<std::net::IpAddr>() {
             vec![SocketAddr::new(ip, origin.port)]
@@ -481,8 +676,12 @@ impl Client {
                 })?
                 .collect()
         };
-        self.resolved
-            .push((origin.host.clone(), origin.port, addrs.clone()));
+        self.resolved.push(Resolved {
+            host: origin.host.clone(),
+            port: origin.port,
+            addrs: addrs.clone(),
+            at: now,
+        });
         Ok(addrs)
     }
 
@@ -490,10 +689,12 @@ impl Client {
         self.bufs.layout.status
     }
 
-    /// The last response's body (chunked bodies decoded).
+    /// The last response's body: chunked bodies and content codings decoded.
     pub fn body(&self) -> &[u8] {
         let layout = &self.bufs.layout;
-        if layout.chunked {
+        if self.bufs.content_decoded {
+            &self.bufs.content
+        } else if layout.chunked {
             &self.bufs.decoded
         } else {
             &self.bufs.rbuf[layout.body.0..layout.body.1]
@@ -522,11 +723,88 @@ impl Client {
     }
 }
 
+/// How long a host's resolved addresses are used before a new connection resolves it again.
+/// The system resolver gives no TTL; an ALB's records live 60 s, so 5 s follows a change
+/// promptly and costs each virtual user at most one lookup per 5 s, only when it connects.
+pub const DNS_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+
+struct Resolved {
+    host: String,
+    port: u16,
+    addrs: Vec<SocketAddr>,
+    at: std::time::Instant,
+}
+
+/// The order a new connection tries `addrs` in: the addresses of the resolver's preferred
+/// family (its first address's, RFC 6724) rotated by `start`, so connections spread over all
+/// of a load balancer's nodes; then the other family's, in the resolver's order, as fallbacks.
+fn connect_order(addrs: &[SocketAddr], start: usize) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let preferred: Vec<SocketAddr> = addrs
+        .iter()
+        .filter(|a| a.is_ipv4() == first.is_ipv4())
+        .copied()
+        .collect();
+    let n = preferred.len();
+    let mut order: Vec<SocketAddr> = (0..n).map(|i| preferred[(start + i) % n]).collect();
+    order.extend(addrs.iter().filter(|a| a.is_ipv4() != first.is_ipv4()));
+    order
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros() as u64
+}
+
 /// The error a caller sees for a failed exchange.
 fn into_error(failure: h1::Failure, resend: Resend, tls: bool) -> HttpError {
     match failure {
         h1::Failure::Unsent(e) => h1::io_error(e, tls),
         h1::Failure::NoResponse { reset } => HttpError::NoResponse { reset, resend },
         h1::Failure::Error(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+
+    #[test]
+    fn new_connections_spread_over_the_preferred_family() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let addrs = [
+            a("10.0.0.1:80"),
+            a("[::1]:80"),
+            a("10.0.0.2:80"),
+            a("10.0.0.3:80"),
+        ];
+        let firsts: Vec<SocketAddr> = (0..6).map(|s| connect_order(&addrs, s)[0]).collect();
+        assert_eq!(
+            firsts,
+            [addrs[0], addrs[2], addrs[3], addrs[0], addrs[2], addrs[3]]
+        );
+        let order = connect_order(&addrs, 1);
+        assert_eq!(order, [addrs[2], addrs[3], addrs[0], addrs[1]]);
+        assert!(connect_order(&[], 3).is_empty());
+    }
+
+    /// A cached answer is used within DNS_CACHE and asked again after it.
+    #[tokio::test]
+    async fn resolved_addresses_expire() {
+        let mut c = Client::new(ClientOptions::default());
+        let origin = Origin {
+            tls: false,
+            host: "localhost".into(),
+            port: 9,
+        };
+        let first = c.resolve(&origin).await.unwrap();
+        assert!(!first.is_empty());
+        // A stale entry with another answer is replaced; a fresh one is used as it is.
+        let planted = vec!["192.0.2.7:9".parse().unwrap()];
+        c.resolved[0].addrs = planted.clone();
+        assert_eq!(c.resolve(&origin).await.unwrap(), planted);
+        c.resolved[0].at = std::time::Instant::now() - DNS_CACHE;
+        assert_eq!(c.resolve(&origin).await.unwrap(), first);
     }
 }

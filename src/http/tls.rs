@@ -12,7 +12,25 @@ use tokio_rustls::rustls::CertificateError;
 pub(super) fn config(insecure: bool) -> Arc<rustls::ClientConfig> {
     static SECURE: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     static INSECURE: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let make = |insecure: bool| {
+    let h1 = |insecure: bool| make(insecure, vec![b"http/1.1".to_vec()]);
+    if insecure {
+        INSECURE.get_or_init(|| h1(true)).clone()
+    } else {
+        SECURE.get_or_init(|| h1(false)).clone()
+    }
+}
+
+/// A configuration offering HTTP/2 by ALPN: `h2` alone, or `h2` then `http/1.1`.
+pub(super) fn config_h2(insecure: bool, fallback: bool) -> Arc<rustls::ClientConfig> {
+    let mut alpn = vec![b"h2".to_vec()];
+    if fallback {
+        alpn.push(b"http/1.1".to_vec());
+    }
+    make(insecure, alpn)
+}
+
+fn make(insecure: bool, alpn: Vec<Vec<u8>>) -> Arc<rustls::ClientConfig> {
+    {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -28,13 +46,8 @@ pub(super) fn config(insecure: bool) -> Arc<rustls::ClientConfig> {
             };
             builder.with_root_certificates(roots).with_no_client_auth()
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn;
         Arc::new(config)
-    };
-    if insecure {
-        INSECURE.get_or_init(|| make(true)).clone()
-    } else {
-        SECURE.get_or_init(|| make(false)).clone()
     }
 }
 
@@ -47,6 +60,10 @@ pub(super) fn hint(e: &io::Error) -> &'static str {
         )) => {
             " (the certificate names another host: use the host name it was issued for, or \
              --insecure to skip verification in a test environment)"
+        }
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => {
+            " (the server speaks none of the protocols offered by ALPN: http_version = \"2\" \
+             offers only h2; \"auto\" or \"1.1\" also offer HTTP/1.1)"
         }
         Some(rustls::Error::InvalidCertificate(_)) => {
             " (a self-signed or private-CA certificate? --insecure accepts any certificate, \

@@ -7,7 +7,7 @@ pub mod shard;
 
 use std::time::Duration;
 
-use crate::scenario::{ClosedLoad, Load, OpenLoad};
+use crate::scenario::{ArrivalProcess, ClosedLoad, Load, OpenLoad};
 pub use shard::ShardSpec;
 
 /// A piecewise-linear rate (arrivals per second) and its inverse cumulative function.
@@ -70,6 +70,11 @@ impl ArrivalSchedule {
         if target > self.total {
             return None;
         }
+        self.when_cumulative(target)
+    }
+
+    /// When the planned cumulative count reaches `target` (within `0..=total`).
+    fn when_cumulative(&self, target: f64) -> Option<Duration> {
         let seg = self.segments.iter().rev().find(|s| s.before < target)?;
         let m = target - seg.before;
         let slope = if seg.len > 0.0 {
@@ -129,6 +134,83 @@ impl ArrivalSchedule {
             acc = s.before + s.from * tau + slope * tau * tau / 2.0;
         }
         acc
+    }
+}
+
+/// Open-model arrival times in order: evenly spread (`arrivals = "even"`) or a Poisson
+/// process following the planned rate (`arrivals = "poisson"`).
+///
+/// The Poisson arrivals are the planned count, placed as a Poisson process conditioned on
+/// that count: sorted uniform points on the cumulative plan, drawn as normalized sums of
+/// exponential gaps (S_k / S_{n+1}) and mapped through the plan's inverse cumulative count.
+/// Interarrival gaps are then exponential with mean 1/rate while the total is exactly what the
+/// plan says, so a Poisson run and an even run of the same plan send the same number of
+/// iterations. A seed makes the sequence reproducible: every worker thread, and every shard of
+/// a distributed run, derives the same one and takes its own slice of it.
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    schedule: ArrivalSchedule,
+    poisson: Option<Poisson>,
+}
+
+#[derive(Debug, Clone)]
+struct Poisson {
+    rng: fastrand::Rng,
+    /// Index of the next arrival `sum` is for, and the sum of its gaps (S_{next+1}).
+    next: u64,
+    sum: f64,
+    /// total planned arrivals / S_{n+1}.
+    scale: f64,
+    count: u64,
+}
+
+fn exponential(rng: &mut fastrand::Rng) -> f64 {
+    // 1 - U is in (0, 1]: its logarithm is finite.
+    -(1.0 - rng.f64()).ln()
+}
+
+impl Arrivals {
+    pub fn new(load: &OpenLoad) -> Self {
+        let schedule = ArrivalSchedule::new(load);
+        let poisson = match load.arrivals {
+            ArrivalProcess::Even => None,
+            ArrivalProcess::Poisson { seed } => {
+                let count = schedule.total_arrivals();
+                // A first pass over the same draws gives S_{n+1}, to normalize by.
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let total_gaps: f64 = (0..=count).map(|_| exponential(&mut rng)).sum();
+                Some(Poisson {
+                    rng: fastrand::Rng::with_seed(seed),
+                    next: 0,
+                    sum: 0.0,
+                    scale: schedule.total / total_gaps,
+                    count,
+                })
+            }
+        };
+        Arrivals { schedule, poisson }
+    }
+
+    /// When arrival `k` is due; `k` must not go backwards between calls (Poisson arrivals are
+    /// drawn in order).
+    pub fn due(&mut self, k: u64) -> Option<Duration> {
+        let Some(p) = &mut self.poisson else {
+            return self.schedule.due(k);
+        };
+        if k >= p.count {
+            return None;
+        }
+        debug_assert!(k + 1 >= p.next, "arrivals are drawn in order");
+        while p.next <= k {
+            p.sum += exponential(&mut p.rng);
+            p.next += 1;
+        }
+        let target = (p.sum * p.scale).clamp(1e-12, self.schedule.total);
+        self.schedule.when_cumulative(target)
+    }
+
+    pub fn total_arrivals(&self) -> u64 {
+        self.schedule.total_arrivals()
     }
 }
 
@@ -336,6 +418,7 @@ mod tests {
             pre_allocated_vus: 1,
             max_vus: 10,
             max_lag: Duration::from_secs(1),
+            arrivals: ArrivalProcess::Even,
         }
     }
 
@@ -379,6 +462,79 @@ mod tests {
             let t = s.due(k).unwrap();
             assert!(t >= last && t <= Duration::from_secs(5));
             last = t;
+        }
+    }
+
+    fn poisson(start: f64, stages: &[(u64, f64)], seed: u64) -> Vec<f64> {
+        let mut load = open(start, stages);
+        load.arrivals = ArrivalProcess::Poisson { seed };
+        let mut a = Arrivals::new(&load);
+        let mut out = Vec::new();
+        let mut k = 0;
+        while let Some(t) = a.due(k) {
+            out.push(t.as_secs_f64());
+            k += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn poisson_arrivals_keep_the_planned_count_and_mean_gap() {
+        // 200 rps for 300 s: 60 000 arrivals.
+        let times = poisson(200.0, &[(300, 200.0)], 7);
+        assert_eq!(times.len(), 60_000);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        assert!(*times.last().unwrap() <= 300.0);
+        let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        assert!((mean - 0.005).abs() < 0.005 * 0.01, "mean gap {mean}");
+        // Exponential gaps: the standard deviation equals the mean, and about e^-1 of the gaps
+        // are longer than the mean (an even schedule has none shorter or longer).
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        assert!(
+            (var.sqrt() / mean - 1.0).abs() < 0.03,
+            "cv {}",
+            var.sqrt() / mean
+        );
+        let longer = gaps.iter().filter(|&&g| g > mean).count() as f64 / gaps.len() as f64;
+        assert!((longer - (-1.0f64).exp()).abs() < 0.01, "{longer}");
+        // Each 10 s window holds about its 2000 (Poisson: sd ~45), never the even schedule's
+        // exact count every time.
+        let mut windows = [0u32; 30];
+        for t in &times {
+            windows[((t / 10.0) as usize).min(29)] += 1;
+        }
+        assert!(
+            windows.iter().all(|&n| (1750..2250).contains(&n)),
+            "{windows:?}"
+        );
+        assert!(windows.iter().any(|&n| n != 2000), "{windows:?}");
+    }
+
+    #[test]
+    fn poisson_arrivals_follow_a_ramp_and_are_reproducible() {
+        // 0 → 100 rps over 100 s: 5000 arrivals, a quarter of them in the first half.
+        let times = poisson(0.0, &[(100, 100.0)], 3);
+        assert_eq!(times.len(), 5000);
+        let first_half = times.iter().filter(|&&t| t < 50.0).count();
+        assert!((1150..1350).contains(&first_half), "{first_half}");
+        assert_eq!(times, poisson(0.0, &[(100, 100.0)], 3));
+        assert_ne!(times, poisson(0.0, &[(100, 100.0)], 4));
+    }
+
+    #[test]
+    fn every_thread_takes_its_slice_of_one_poisson_sequence() {
+        let mut load = open(50.0, &[(20, 50.0)]);
+        load.arrivals = ArrivalProcess::Poisson { seed: 9 };
+        let all = poisson(50.0, &[(20, 50.0)], 9);
+        for thread in 0..3u64 {
+            let mut a = Arrivals::new(&load);
+            let mut k = thread;
+            while let Some(t) = a.due(k) {
+                assert_eq!(t.as_secs_f64(), all[k as usize]);
+                k += 3;
+            }
+            assert!(k as usize >= all.len());
         }
     }
 

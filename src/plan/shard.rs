@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::{ArrivalSchedule, VuSchedule};
+use super::{ArrivalSchedule, Arrivals, VuSchedule};
 
 /// Which slice of the plan this generator runs. `0/1` is the whole plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,15 +129,16 @@ impl ShardSpec {
 /// plan's arrival number. Thread `thread` of `threads` takes every `threads`-th of the shard's
 /// arrivals.
 pub fn thread_arrivals(
-    schedule: &ArrivalSchedule,
+    mut arrivals: Arrivals,
     shard: ShardSpec,
     threads: usize,
     thread: usize,
-) -> impl Iterator<Item = (u64, std::time::Duration)> + '_ {
+) -> impl Iterator<Item = (u64, std::time::Duration)> {
+    // Global indices rise with the local ones, as Poisson arrivals must be drawn in order.
     (thread as u64..)
         .step_by(threads.max(1))
         .map(move |local| shard.global(local))
-        .map_while(move |k| schedule.due(k).map(|due| (k, due)))
+        .map_while(move |k| arrivals.due(k).map(|due| (k, due)))
 }
 
 #[cfg(test)]
@@ -145,10 +146,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::scenario::{ClosedLoad, OpenLoad, RateStage, VuStage};
+    use crate::scenario::{ArrivalProcess, ClosedLoad, OpenLoad, RateStage, VuStage};
 
-    fn open(start: f64, stages: &[(u64, f64)]) -> ArrivalSchedule {
-        ArrivalSchedule::new(&OpenLoad {
+    fn open(start: f64, stages: &[(u64, f64)]) -> OpenLoad {
+        OpenLoad {
             start_rps: start,
             stages: stages
                 .iter()
@@ -161,12 +162,20 @@ mod tests {
             pre_allocated_vus: 1,
             max_vus: 10,
             max_lag: Duration::from_secs(1),
-        })
+            arrivals: ArrivalProcess::Even,
+        }
+    }
+
+    fn poisson(load: OpenLoad, seed: u64) -> OpenLoad {
+        OpenLoad {
+            arrivals: ArrivalProcess::Poisson { seed },
+            ..load
+        }
     }
 
     /// Every (arrival, instant) of the whole plan as one generator with one thread runs it.
-    fn unsharded(s: &ArrivalSchedule) -> Vec<(u64, Duration)> {
-        thread_arrivals(s, ShardSpec::WHOLE, 1, 0).collect()
+    fn unsharded(load: &OpenLoad) -> Vec<(u64, Duration)> {
+        thread_arrivals(Arrivals::new(load), ShardSpec::WHOLE, 1, 0).collect()
     }
 
     #[test]
@@ -177,9 +186,12 @@ mod tests {
             open(50.0, &[(2, 10.0), (1, 200.0), (2, 0.0)]),
             // Fewer arrivals (3) than most shard counts below.
             open(1.0, &[(3, 1.0)]),
+            poisson(open(100.0, &[(10, 100.0)]), 7),
+            poisson(open(50.0, &[(2, 10.0), (1, 200.0), (2, 0.0)]), 1),
         ];
-        for s in &plans {
-            let whole = unsharded(s);
+        for load in &plans {
+            let s = &ArrivalSchedule::new(load);
+            let whole = unsharded(load);
             assert_eq!(whole.len() as u64, s.total_arrivals());
             for n in [1u32, 2, 3, 4, 7, 16, 1000] {
                 for threads in [1usize, 3] {
@@ -188,7 +200,7 @@ mod tests {
                     for i in 0..n {
                         let shard = ShardSpec::new(i, n).unwrap();
                         let mine: Vec<_> = (0..threads)
-                            .flat_map(|t| thread_arrivals(s, shard, threads, t))
+                            .flat_map(|t| thread_arrivals(Arrivals::new(load), shard, threads, t))
                             .collect();
                         assert_eq!(mine.len() as u64, shard.arrivals(s), "{shard}");
                         assert!(mine.iter().all(|&(k, _)| shard.owns(k)));
@@ -216,12 +228,12 @@ mod tests {
             pre_allocated_vus: 1,
             max_vus: 10,
             max_lag: Duration::from_secs(1),
+            arrivals: ArrivalProcess::Even,
         });
         let crate::scenario::Load::Open(o) = &load else {
             unreachable!()
         };
-        let s = ArrivalSchedule::new(o);
-        let whole = unsharded(&s);
+        let whole = unsharded(o);
         for n in [2u32, 5] {
             for sec in 0..7u32 {
                 let in_second = whole

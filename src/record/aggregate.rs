@@ -29,6 +29,8 @@ pub struct RunTotals {
     pub timeline: Vec<TimelinePoint>,
     /// Why the HDR interval log stopped being written (a full disk, ...), if it did.
     pub hlog_error: Option<String>,
+    /// Per step (`trace = true`), or empty.
+    pub traces: Vec<super::traces::StepTraces>,
 }
 
 impl RunTotals {
@@ -42,6 +44,7 @@ impl RunTotals {
             samples: Vec::new(),
             timeline: Vec::new(),
             hlog_error: None,
+            traces: Vec::new(),
         }
     }
 }
@@ -312,6 +315,7 @@ impl Aggregator {
             .add(&report.schedule_lag)
             .expect("auto-resizing histogram");
         t.samples.extend(report.samples);
+        super::traces::merge_steps(&mut t.traces, &report.traces);
         t.timeline.push(point.clone());
         let lag_p99 = ms(report.schedule_lag.value_at_quantile(0.99));
         let histograms = Arc::new(LiveHistograms {
@@ -369,6 +373,7 @@ fn merge_report(into: &mut IntervalReport, from: &IntervalReport) {
         .expect("auto-resizing histogram");
     into.active_vus += from.active_vus;
     into.samples.extend(from.samples.iter().cloned());
+    super::traces::merge_steps(&mut into.traces, &from.traces);
 }
 
 /// User + system CPU seconds used by this process so far.

@@ -102,6 +102,7 @@ fn summary(totals: &RunTotals, secs: f64) -> Summary {
         checks: totals.steps.iter().map(|c| c.checks).sum(),
         checks_failed: totals.steps.iter().map(|c| c.checks_failed).sum(),
         data_received_bytes: totals.counters.bytes_in,
+        data_received_decoded_bytes: totals.counters.bytes_in_decoded,
         data_sent_bytes: totals.counters.bytes_out,
         latency_ms: LatencyStats::from_histogram(&o.latency),
         histogram: encode_histogram(&o.latency),
@@ -115,7 +116,8 @@ fn steps(scenario: &Scenario, totals: &RunTotals, secs: f64) -> Vec<StepResult> 
         .iter()
         .flat_map(|j| j.steps.iter().map(move |s| (j, s)))
         .zip(&totals.steps)
-        .map(|((j, s), c)| StepResult {
+        .enumerate()
+        .map(|(i, ((j, s), c))| StepResult {
             journey: j.name.clone(),
             name: s.name.clone(),
             method: s.method.clone(),
@@ -129,6 +131,8 @@ fn steps(scenario: &Scenario, totals: &RunTotals, secs: f64) -> Vec<StepResult> 
             errors_by_kind: kinds_map(&c.by_kind, false),
             latency_ms: LatencyStats::from_histogram(&c.latency),
             histogram: encode_histogram(&c.latency),
+            traces: totals.traces.get(i).cloned().unwrap_or_default(),
+            timing: super::results::StepTiming::from_phases(&c.phases),
         })
         .collect()
 }

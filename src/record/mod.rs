@@ -13,6 +13,7 @@ pub mod infra;
 pub mod merge;
 pub mod regression;
 pub mod results;
+pub mod traces;
 
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,12 @@ pub enum ErrorKind {
     /// The run stopped (signal, key, end of drain) before the response came; the latency
     /// recorded is how long it had waited, a lower bound.
     Cancelled,
+    /// A step was still redirected after its `max_redirects` hops (a loop, most likely).
+    TooManyRedirects,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectFailed,
         ErrorKind::Dns,
@@ -61,6 +64,7 @@ impl ErrorKind {
         ErrorKind::ExtractFailed,
         ErrorKind::InvalidRequest,
         ErrorKind::Cancelled,
+        ErrorKind::TooManyRedirects,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -80,6 +84,7 @@ impl ErrorKind {
             ErrorKind::ExtractFailed => "extract_failed",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
         }
     }
 
@@ -112,6 +117,63 @@ pub struct Counts {
     pub by_kind: [u64; ErrorKind::COUNT],
     pub checks: u64,
     pub checks_failed: u64,
+    /// Where the requests' time went (steps only).
+    pub phases: Phases,
+}
+
+/// Time spent per phase of the requests, summed (µs). A phase of connecting (`dns`,
+/// `connect`, `tls`) is only spent by a request that opened a connection: `connections` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Requests whose time is in the sums below (those that got a response).
+    pub timed: u64,
+    pub connections: u64,
+    pub dns_us: u64,
+    pub connect_us: u64,
+    pub tls_us: u64,
+    /// From the request's first byte written to the response's first byte read.
+    pub ttfb_us: u64,
+    /// From the response's first byte to its last.
+    pub transfer_us: u64,
+    /// Responses that came over HTTP/2.
+    pub http2: u64,
+}
+
+impl Phases {
+    /// What was added since `before` (an earlier copy of the same running sums).
+    pub fn since(&self, before: &Phases) -> Phases {
+        Phases {
+            timed: self.timed - before.timed,
+            connections: self.connections - before.connections,
+            dns_us: self.dns_us - before.dns_us,
+            connect_us: self.connect_us - before.connect_us,
+            tls_us: self.tls_us - before.tls_us,
+            ttfb_us: self.ttfb_us - before.ttfb_us,
+            transfer_us: self.transfer_us - before.transfer_us,
+            http2: self.http2 - before.http2,
+        }
+    }
+
+    pub fn add(&mut self, other: &Phases) {
+        let Phases {
+            timed,
+            connections,
+            dns_us,
+            connect_us,
+            tls_us,
+            ttfb_us,
+            transfer_us,
+            http2,
+        } = *other;
+        self.timed += timed;
+        self.connections += connections;
+        self.dns_us += dns_us;
+        self.connect_us += connect_us;
+        self.tls_us += tls_us;
+        self.ttfb_us += ttfb_us;
+        self.transfer_us += transfer_us;
+        self.http2 += http2;
+    }
 }
 
 impl Default for Counts {
@@ -123,6 +185,7 @@ impl Default for Counts {
             by_kind: [0; ErrorKind::COUNT],
             checks: 0,
             checks_failed: 0,
+            phases: Phases::default(),
         }
     }
 }
@@ -139,6 +202,7 @@ impl Counts {
         }
         self.checks += other.checks;
         self.checks_failed += other.checks_failed;
+        self.phases.add(&other.phases);
     }
 
     /// A request that failed before it was sent: counted, with no latency to record.
@@ -181,6 +245,8 @@ pub struct Counters {
     pub interrupted_iterations: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `bytes_in` with each encoded body counted at its decoded size.
+    pub bytes_in_decoded: u64,
     /// Requests written a second time on a fresh connection after a reused one ended with no
     /// response; each is counted once in the requests.
     pub retried_requests: u64,
@@ -198,6 +264,7 @@ impl Counters {
             interrupted_iterations,
             bytes_in,
             bytes_out,
+            bytes_in_decoded,
             retried_requests,
         } = *other;
         self.iterations_started += iterations_started;
@@ -208,6 +275,7 @@ impl Counters {
         self.interrupted_iterations += interrupted_iterations;
         self.bytes_in += bytes_in;
         self.bytes_out += bytes_out;
+        self.bytes_in_decoded += bytes_in_decoded;
         self.retried_requests += retried_requests;
     }
 }
@@ -231,6 +299,8 @@ pub struct IntervalReport {
     /// The most VUs busy at once during the interval.
     pub active_vus: u32,
     pub samples: Vec<ErrorSample>,
+    /// Per step, the thread's kept trace ids (`trace = true`): sent with its last report only.
+    pub traces: Vec<traces::StepTraces>,
 }
 
 impl IntervalReport {
@@ -245,6 +315,7 @@ impl IntervalReport {
             schedule_lag: new_histogram(),
             active_vus: 0,
             samples: Vec::new(),
+            traces: Vec::new(),
         }
     }
 }
@@ -263,6 +334,8 @@ pub struct Shard {
     samples_taken: [usize; ErrorKind::COUNT],
     /// VUs busy right now.
     busy: u32,
+    /// Per step; empty until a traced request is recorded.
+    traces: Vec<traces::StepTraces>,
 }
 
 impl Shard {
@@ -282,6 +355,7 @@ impl Shard {
             sink,
             samples_taken: [0; ErrorKind::COUNT],
             busy: 0,
+            traces: Vec::new(),
         }
     }
 
@@ -314,6 +388,7 @@ impl Shard {
     pub fn finish(mut self, at: Instant) {
         self.roll_to(at);
         self.current.last = true;
+        self.current.traces = std::mem::take(&mut self.traces);
         let last = std::mem::replace(&mut self.current, IntervalReport::new(self.thread, 0, 0, 0));
         let _ = self.sink.send(last);
     }
@@ -335,6 +410,11 @@ impl Shard {
     pub fn record_unsent(&mut self, step: usize, at: Instant, error: ErrorKind) {
         self.roll_to(at);
         self.current.steps[step].record_unsent(error);
+    }
+
+    /// Where a step's request spent its time (see [`Phases`]).
+    pub fn record_phases(&mut self, step: usize, phases: &Phases) {
+        self.current.steps[step].phases.add(phases);
     }
 
     pub fn record_checks(&mut self, step: usize, checks: u64, failed: u64) {
@@ -392,9 +472,37 @@ impl Shard {
         self.current.counters.interrupted_iterations += 1;
     }
 
-    pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
+    pub fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64, bytes_in_decoded: u64) {
         self.current.counters.bytes_in += bytes_in;
+        self.current.counters.bytes_in_decoded += bytes_in_decoded;
         self.current.counters.bytes_out += bytes_out;
+    }
+
+    /// A request sent with W3C trace id `trace_id`: kept if it is among the step's slowest
+    /// or first failed.
+    pub fn record_trace(
+        &mut self,
+        step: usize,
+        trace_id: u128,
+        end: Instant,
+        latency: Duration,
+        error: Option<ErrorKind>,
+    ) {
+        if self.traces.len() < self.steps {
+            self.traces.resize_with(self.steps, Default::default);
+        }
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        let kept = &mut self.traces[step];
+        if kept.wants(latency_ms, error.is_some()) {
+            kept.offer(traces::TracedRequest {
+                trace_id: format!("{trace_id:032x}"),
+                latency_ms: (latency_ms * 1000.0).round() / 1000.0,
+                at_s: (end.saturating_duration_since(self.run_start).as_secs_f64() * 1000.0)
+                    .round()
+                    / 1000.0,
+                error,
+            });
+        }
     }
 
     pub fn add_retries(&mut self, retries: u64) {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::findings::{Capacity, Finding};
 use super::infra::Infra;
+pub use super::traces::{StepTraces, TracedRequest};
 use super::{ErrorKind, ErrorSample};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -241,7 +242,12 @@ pub struct Summary {
     pub failed_iterations: u64,
     pub checks: u64,
     pub checks_failed: u64,
+    /// Bytes read from the wire (compressed bodies as they came).
     pub data_received_bytes: u64,
+    /// The same with every body in a `Content-Encoding` counted at its decoded size: the
+    /// ratio to `data_received_bytes` is what compression saved.
+    #[serde(default)]
+    pub data_received_decoded_bytes: u64,
     pub data_sent_bytes: u64,
     pub latency_ms: LatencyStats,
     /// Every request's latency (µs), HdrHistogram V2 deflate-compressed, base64.
@@ -304,6 +310,58 @@ pub struct StepResult {
     pub latency_ms: LatencyStats,
     /// Lossless latency histogram (µs): HdrHistogram V2 deflate-compressed, base64.
     pub histogram: String,
+    /// With `trace = true`: the W3C trace ids of the step's slowest and first failed requests.
+    #[serde(default, skip_serializing_if = "StepTraces::is_empty")]
+    pub traces: StepTraces,
+    /// Where the step's requests spent their time, on average; absent when no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<StepTiming>,
+}
+
+/// Mean time per phase of a step's requests (ms), as curl's `-w` and k6's `http_req_*` split
+/// it. Connecting (`dns`, `connect`, `tls`) is averaged over the requests that opened a
+/// connection, `ttfb` and `transfer` over the responses (each hop of a redirect is one).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct StepTiming {
+    /// Responses timed.
+    pub responses: u64,
+    /// Connections the step opened (the rest reused one).
+    pub connections: u64,
+    pub dns_ms: f64,
+    pub connect_ms: f64,
+    pub tls_ms: f64,
+    /// Request written to the response's first byte: the server's time plus one round trip.
+    pub ttfb_ms: f64,
+    /// The response's first byte to its last.
+    pub transfer_ms: f64,
+    /// Responses that came over HTTP/2 (the others over HTTP/1.x).
+    #[serde(default)]
+    pub http2_responses: u64,
+}
+
+impl StepTiming {
+    pub fn from_phases(p: &super::Phases) -> Option<StepTiming> {
+        if p.timed == 0 {
+            return None;
+        }
+        let mean = |sum: u64, n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                (sum as f64 / n as f64).round() / 1000.0
+            }
+        };
+        Some(StepTiming {
+            responses: p.timed,
+            connections: p.connections,
+            dns_ms: mean(p.dns_us, p.connections),
+            connect_ms: mean(p.connect_us, p.connections),
+            tls_ms: mean(p.tls_us, p.connections),
+            ttfb_ms: mean(p.ttfb_us, p.timed),
+            transfer_ms: mean(p.transfer_us, p.timed),
+            http2_responses: p.http2,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

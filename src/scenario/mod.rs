@@ -18,6 +18,17 @@
 //! timeout = "10s"                       # per request, unless a step sets its own; default 10s
 //! max_response_headers = 100            # more header fields in a response is a `protocol`
 //!                                       # error; 1 to 10000, default 100 (hyper's limit)
+//! max_redirects = 10                    # redirects a step follows (its own max_redirects
+//!                                       # overrides); 0 to 100, default 10; 0: a 3xx is the
+//!                                       # answer (see the README's HTTP section)
+//! compression = ["gzip", "br", "zstd"] # sent as Accept-Encoding (any of gzip, deflate, br,
+//!                                       # zstd); default none asked. Encoded bodies are
+//!                                       # decoded before checks and extraction, whatever asked
+//! http_version = "auto"                 # "1.1" (default), "2" (ALPN h2 over https, h2c with
+//!                                       # prior knowledge over http) or "auto" (h2 where
+//!                                       # TLS's ALPN agrees, else HTTP/1.1)
+//! trace = true                          # a W3C traceparent on every request; each step's
+//!                                       # slowest and failed trace ids in results and report
 //! thresholds = ["checkout.p99 < 300ms", "http.error_rate < 1%", "http.rps > 200",
 //!               "dropped_iterations == 0", "feeder_exhausted == 0"]
 //!                                       # run-wide: dropped_iterations, iterations,
@@ -32,6 +43,9 @@
 //! max_vus = 500                         # cap on concurrent iterations; default 1000, most 100000
 //! pre_allocated_vus = 20                # default min(max_vus, max(1, ⌈first target_rps⌉))
 //! max_lag = "5s"                        # arrivals waiting longer for a VU are dropped; default 5s
+//! arrivals = "poisson"                  # "even" (default: evenly spaced) or "poisson"
+//!                                       # (exponential gaps, the planned total exactly)
+//! seed = 42                             # the Poisson draws; default 1 (same pattern each run)
 //! stages = [
 //!   { duration = "10s", target_rps = 50, name = "ramp" },
 //!   { duration = "30s", target_rps = 50 },
@@ -102,6 +116,9 @@
 //! [[journey]]
 //! name = "shopper"                      # unique; "http" and "checks" are reserved
 //! weight = 70                           # share of iterations (open) or VUs (closed); default 1
+//! keep_alive = false                    # each iteration opens its own connections (new TLS
+//!                                       # handshakes, as a new visitor) and closes them at
+//!                                       # its end; default true (kept across iterations)
 //!
 //!   [[journey.step]]
 //!   name = "login"                      # default "<METHOD> <path or url>"; unique per journey
@@ -116,6 +133,7 @@
 //!   # at most one of json / form / body
 //!   timeout = "5s"
 //!   think = "1s..3s"                    # pause after this step: fixed "500ms" or a range
+//!   max_redirects = 0                   # overrides the top-level max_redirects
 //!   extract = { token = { json = "$.token" }, order_id = { json = "/order_id" },
 //!               req = { header = "X-Request-Id" }, code = { regex = "code=(\\d+)" } }
 //!   # optional = true beside the source: a response without the value (e.g. a 409 the check

@@ -31,7 +31,78 @@ pub struct Scenario {
     pub stack_args: Vec<String>,
     /// A response with more header fields than this is a `protocol` error.
     pub max_response_headers: usize,
+    /// Redirects, compression, trace headers: how requests go beyond what a step sends.
+    pub protocol: ProtocolOptions,
 }
+
+/// Top-level options for how requests go on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolOptions {
+    /// Redirects a step follows unless it sets its own `max_redirects`.
+    pub max_redirects: u32,
+    /// Content codings asked for in `Accept-Encoding`, in the file's order; empty: none asked.
+    pub compression: Vec<Compression>,
+    /// Send a W3C `traceparent` with every request and keep the trace ids of each step's
+    /// slowest and failed requests.
+    pub trace: bool,
+    pub http_version: HttpVersion,
+}
+
+/// `http_version`: which HTTP the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// HTTP/1.1 only (the default): the hand-written client, measured against wrk.
+    #[default]
+    Http1,
+    /// HTTP/2 only: by ALPN `h2` over TLS, with prior knowledge (h2c) over cleartext.
+    Http2,
+    /// HTTP/2 where TLS's ALPN agrees to it, else HTTP/1.1; cleartext is HTTP/1.1.
+    Auto,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        ProtocolOptions {
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+            compression: Vec::new(),
+            trace: false,
+            http_version: HttpVersion::Http1,
+        }
+    }
+}
+
+/// A content coding a scenario may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Deflate,
+    Br,
+    Zstd,
+}
+
+impl Compression {
+    pub const ALL: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Deflate,
+        Compression::Br,
+        Compression::Zstd,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Deflate => "deflate",
+            Compression::Br => "br",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// As k6 and browsers: a journey is a user's, and a user's browser follows a login's 303 to
+/// the page it names. Not following would measure the tiny 3xx and pass it (it is below 400).
+pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+/// The most `max_redirects` may be.
+pub const MAX_REDIRECTS_LIMIT: u32 = 100;
 
 /// hyper's default limit; curl counts no fields, it only caps a head's size.
 pub const DEFAULT_MAX_RESPONSE_HEADERS: usize = 100;
@@ -83,7 +154,23 @@ pub struct OpenLoad {
     pub max_vus: u32,
     /// An arrival that waited longer than this for a free VU is dropped and counted.
     pub max_lag: Duration,
+    /// How arrivals are spread over time at the planned rate.
+    pub arrivals: ArrivalProcess,
 }
+
+/// `arrivals` in `[load]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrivalProcess {
+    /// Evenly spaced at the planned rate (the default): the steadiest load for a given rate.
+    Even,
+    /// A Poisson process at the planned rate, as independent users arrive: bursts and gaps,
+    /// the same total. Drawn from `seed`, so a run is reproducible.
+    Poisson { seed: u64 },
+}
+
+/// The seed of `arrivals = "poisson"` when `seed` is not given: fixed, so two runs of one
+/// scenario (a run and its baseline) send the same arrival pattern.
+pub const DEFAULT_ARRIVAL_SEED: u64 = 1;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateStage {
@@ -112,6 +199,9 @@ pub struct Journey {
     pub name: String,
     /// Relative share of iterations (open model) or of VUs (closed model).
     pub weight: u32,
+    /// `false`: every iteration opens its own connections and closes them at its end, as a
+    /// new visitor does (a TCP and TLS handshake each time); steps within it still share them.
+    pub keep_alive: bool,
     pub steps: Vec<Step>,
     /// Names of this journey's variables; `Expr::Var(i)` and `Extraction::var` index into it.
     pub vars: Vec<String>,
@@ -138,6 +228,8 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// Pause after this step, before the next one.
     pub think: Option<Think>,
+    /// Overrides `ProtocolOptions::max_redirects`.
+    pub max_redirects: Option<u32>,
     pub extract: Vec<Extraction>,
     pub checks: Vec<Check>,
 }

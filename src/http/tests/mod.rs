@@ -3,7 +3,10 @@
 //! both what the client reported (status, body, error kind and message, retries) and what the
 //! server received (how many requests, on which connections: never a POST twice).
 
+pub(crate) mod h2server;
 pub(crate) mod server;
+
+pub(crate) use super::decode::encode as encode_for_test;
 
 use std::time::Duration;
 
@@ -51,12 +54,12 @@ async fn get(client: &mut Client, server: &ScriptedServer) -> Result<(u16, Vec<u
     call(client, server, "GET", "/", b"").await
 }
 
-fn text(body: &[u8]) -> &str {
+pub(crate) fn text(body: &[u8]) -> &str {
     std::str::from_utf8(body).unwrap()
 }
 
 /// Offsets at which `bytes` is cut: before each of `marks` and in the middle of each.
-fn cuts(bytes: &[u8], marks: &[&str]) -> Split {
+pub(crate) fn cuts(bytes: &[u8], marks: &[&str]) -> Split {
     let mut at = Vec::new();
     for m in marks {
         let i = memchr::memmem::find(bytes, m.as_bytes())
@@ -678,4 +681,255 @@ async fn a_self_signed_certificate_error_names_insecure() {
     let message = e.to_string();
     assert!(message.contains("--insecure"), "{message}");
     assert!(message.contains("self-signed"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content codings
+// ---------------------------------------------------------------------------------------------
+
+/// gzip, deflate, br and zstd bodies, framed by length or chunked and cut at awkward offsets,
+/// read decoded; the wire bytes and the decoded bytes are both counted.
+#[tokio::test]
+async fn encoded_bodies_are_decoded() {
+    use super::decode::{encode, Coding};
+    let data = "{\"order\": 7, \"note\": \"très bien\"} ".repeat(50);
+    for t in BOTH {
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Zstd] {
+            let packed = encode(coding, data.as_bytes());
+            let mut by_length = format!(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: {}\r\nContent-Length: {}\r\n\r\n",
+                coding.name(),
+                packed.len()
+            )
+            .into_bytes();
+            by_length.extend_from_slice(&packed);
+            let mut chunked = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: {}\r\n\r\n",
+                coding.name()
+            )
+            .into_bytes();
+            let half = packed.len() / 2;
+            for part in [&packed[..half], &packed[half..]] {
+                chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                chunked.extend_from_slice(part);
+                chunked.extend_from_slice(b"\r\n");
+            }
+            chunked.extend_from_slice(b"0\r\n\r\n");
+            let body_at = |r: &[u8]| memchr::memmem::find(r, b"\r\n\r\n").unwrap() + 4;
+            let splits = [
+                Split::At(vec![body_at(&by_length) + 1, body_at(&by_length) + 7]),
+                Split::At(vec![body_at(&chunked) + 2, chunked.len() - 4]),
+            ];
+            let server = ScriptedServer::start(
+                t,
+                vec![vec![
+                    Step::Read,
+                    Step::Write(by_length.clone(), splits[0].clone()),
+                    Step::Read,
+                    Step::Write(chunked.clone(), splits[1].clone()),
+                ]],
+            )
+            .await;
+            let mut c = client();
+            for wire in [&by_length, &chunked] {
+                let (in0, dec0) = (c.bytes_in, c.bytes_in_decoded);
+                let (status, body) = get(&mut c, &server).await.unwrap();
+                assert_eq!(
+                    (status, text(&body)),
+                    (200, data.as_str()),
+                    "{t:?} {coding:?}"
+                );
+                if t == Transport::Tcp {
+                    assert_eq!(c.bytes_in - in0, wire.len() as u64);
+                }
+                let head_and_framing = (c.bytes_in - in0) as usize - packed.len();
+                assert_eq!(
+                    c.bytes_in_decoded - dec0,
+                    (head_and_framing + data.len()) as u64,
+                    "{t:?} {coding:?}"
+                );
+            }
+            assert_eq!(server.connections(), 1);
+        }
+    }
+}
+
+/// A body that does not decode is a `protocol` error, and the next identity response on the
+/// connection is read as it came.
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_a_protocol_error() {
+    for t in BOTH {
+        let bad = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello";
+        let server =
+            ScriptedServer::start(t, vec![[answer(bad), answer(&ok("plain"))].concat()]).await;
+        let mut c = client();
+        let err = get(&mut c, &server).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{t:?}");
+        assert!(
+            err.to_string().contains("gzip body could not be decoded"),
+            "{err}"
+        );
+        let (status, body) = get(&mut c, &server).await.unwrap();
+        assert_eq!((status, text(&body)), (200, "plain"));
+        assert_eq!(server.connections(), 1);
+        // An unknown coding is left as it came.
+        let odd = b"HTTP/1.1 200 OK\r\nContent-Encoding: compress\r\nContent-Length: 3\r\n\r\nabc";
+        let server = ScriptedServer::start(t, vec![answer(odd)]).await;
+        let (status, body) = get(&mut client(), &server).await.unwrap();
+        assert_eq!((status, text(&body)), (200, "abc"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/2
+// ---------------------------------------------------------------------------------------------
+
+use crate::scenario::HttpVersion;
+use h2server::{Answer, H2Server};
+
+fn client_speaking(v: HttpVersion) -> Client {
+    Client::new(ClientOptions::new(true).with_http_version(v))
+}
+
+async fn call_at(
+    client: &mut Client,
+    origin: &crate::url::Origin,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), HttpError> {
+    client.request.clear();
+    client.request.extend_from_slice(
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: t\r\nContent-Length: {}\r\n\r\n",
+            origin.port,
+            body.len()
+        )
+        .as_bytes(),
+    );
+    client.request.extend_from_slice(body);
+    let sent = client.send(origin, Method::of(method.as_bytes()));
+    let status = tokio::time::timeout(Duration::from_secs(10), sent)
+        .await
+        .expect("an answer within 10 s")?;
+    Ok((status, client.body().to_vec()))
+}
+
+fn shop(method: &str, path: &str) -> Answer {
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        format!("{method} {path} ").repeat(300).into_bytes()
+    };
+    Answer {
+        status: if method == "POST" { 201 } else { 200 },
+        headers: vec![("x-trace", "abc".into())],
+        body,
+        // Frames that cut the body at odd places (h2 refuses floods of tiny frames).
+        frame: 97,
+    }
+}
+
+/// HTTP/2 by ALPN over TLS and by prior knowledge (h2c) over TCP: requests and bodies go as
+/// streams on one connection, responses (bodies in many small DATA frames) read whole, headers
+/// readable, the protocol counted.
+#[tokio::test]
+async fn http2_over_alpn_and_prior_knowledge() {
+    for t in BOTH {
+        let server = H2Server::start(t, true, shop).await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        for (method, path, body) in [
+            ("GET", "/items?page=2", &b""[..]),
+            ("POST", "/cart", b"{\"sku\": 7}"),
+            ("GET", "/items", b""),
+        ] {
+            let (status, got) = call_at(&mut c, &origin, method, path, body).await.unwrap();
+            let want = format!("{method} {path} ").repeat(300);
+            assert_eq!(
+                (status, text(&got)),
+                (if method == "POST" { 201 } else { 200 }, want.as_str()),
+                "{t:?}"
+            );
+            assert_eq!(c.header("x-trace"), Some("abc"));
+        }
+        let log = server.requests();
+        assert_eq!(log.len(), 3);
+        assert!(
+            log.iter().all(|r| r.version == "HTTP/2.0" && r.conn == 0),
+            "{t:?} {log:?}"
+        );
+        assert_eq!(log[0].path, "/items?page=2");
+        assert_eq!(
+            (log[1].method.as_str(), &log[1].body[..]),
+            ("POST", &b"{\"sku\": 7}"[..])
+        );
+        assert_eq!(log[1].header("user-agent"), Some("t"));
+        assert!(log[1].header("host").is_none(), "Host goes as :authority");
+        assert_eq!(server.connections(), 1, "{t:?}");
+        assert_eq!(c.phases.http2, 3);
+        assert!(c.bytes_in > 3 * 3000 && c.bytes_out > 0, "{t:?}");
+    }
+}
+
+/// `auto` takes HTTP/2 where TLS's ALPN agrees and HTTP/1.1 where it does not or over
+/// cleartext; `"2"` against a server that refuses h2 says so.
+#[tokio::test]
+async fn http2_auto_falls_back_to_http1() {
+    let h2 = H2Server::start(Transport::Tls, true, shop).await;
+    let mut c = client_speaking(HttpVersion::Auto);
+    let (status, _) = call_at(&mut c, &h2.origin(), "GET", "/a", b"")
+        .await
+        .unwrap();
+    assert_eq!((status, c.phases.http2), (200, 1));
+
+    let h1 = H2Server::start(Transport::Tls, false, shop).await;
+    for _ in 0..2 {
+        let (status, body) = call_at(&mut c, &h1.origin(), "GET", "/b", b"")
+            .await
+            .unwrap();
+        assert_eq!((status, text(&body)), (200, "h1"));
+    }
+    assert_eq!(c.phases.http2, 1);
+    assert_eq!(
+        h1.connections(),
+        1,
+        "the connection ALPN settled on is used"
+    );
+    assert!(h1.requests().iter().all(|r| r.version == "HTTP/1.1"));
+
+    let plain = ScriptedServer::start(Transport::Tcp, vec![answer(&ok("plain"))]).await;
+    let (status, body) = call_at(&mut c, &plain.origin(), "GET", "/", b"")
+        .await
+        .unwrap();
+    assert_eq!((status, text(&body)), (200, "plain"));
+
+    let mut strict = client_speaking(HttpVersion::Http2);
+    let err = call_at(&mut strict, &h1.origin(), "GET", "/", b"")
+        .await
+        .unwrap_err();
+    // The server refuses the handshake (no ALPN protocol in common); one that completed it
+    // choosing HTTP/1.1 would be a `protocol` error saying so.
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(err.to_string().contains("offers only h2"), "{err}");
+}
+
+/// A compressed HTTP/2 body is decoded like an HTTP/1.1 one.
+#[tokio::test]
+async fn http2_bodies_are_decoded() {
+    for t in BOTH {
+        let server = H2Server::start(t, true, |_, _| Answer {
+            status: 200,
+            headers: vec![("content-encoding", "gzip".into())],
+            body: super::decode::encode(super::decode::Coding::Gzip, &b"zipped ".repeat(100)),
+            frame: 5,
+        })
+        .await;
+        let mut c = client_speaking(HttpVersion::Http2);
+        let (status, body) = call_at(&mut c, &server.origin(), "GET", "/", b"")
+            .await
+            .unwrap();
+        assert_eq!((status, body), (200, b"zipped ".repeat(100)), "{t:?}");
+        assert!(c.bytes_in_decoded > c.bytes_in);
+    }
 }

@@ -342,6 +342,22 @@ fn certificate() -> &'static (Vec<u8>, Vec<u8>) {
     })
 }
 
+pub(crate) fn tls_acceptor_with_alpn(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    let (cert, key) = certificate();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert.clone())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.clone().into()),
+        )
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
 fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     let (cert, key) = certificate();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -83,6 +83,8 @@ pub fn render(report: &Report) -> String {
     time_charts(&mut out, r, report.baseline, &axis);
     distribution(&mut out, r, report.baseline);
     steps_table(&mut out, r);
+    phases_section(&mut out, r);
+    traces_section(&mut out, r);
     if let Some(b) = report.baseline {
         deltas_table(&mut out, r, b);
     }
@@ -609,6 +611,74 @@ fn steps_table(out: &mut String, r: &Results) {
             percent(s.error_rate),
             count(s.checks_failed)
         );
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+/// Per step, where a request's time went on average (connecting only for the requests that
+/// opened a connection).
+fn phases_section(out: &mut String, r: &Results) {
+    if r.steps.iter().all(|s| s.timing.is_none()) {
+        return;
+    }
+    out.push_str(
+        "<section id=\"phases\"><h2>Where the time went</h2><p>Mean per phase. DNS, connect \
+         and TLS over the requests that opened a connection; time to first byte (the server's \
+         time and one round trip) and transfer over the responses.</p><table><thead><tr>\
+         <th>step</th><th>connections</th><th>dns</th><th>connect</th><th>tls</th>\
+         <th>first byte</th><th>transfer</th></tr></thead><tbody>",
+    );
+    for s in &r.steps {
+        let Some(t) = &s.timing else { continue };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{} of {}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            escape(&step_label(s)),
+            count(t.connections),
+            count(t.responses),
+            ms(t.dns_ms),
+            ms(t.connect_ms),
+            ms(t.tls_ms),
+            ms(t.ttfb_ms),
+            ms(t.transfer_ms),
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+/// With `trace = true`: per step, the trace ids of its slowest and first failed requests, to
+/// look up in the target's tracing system.
+fn traces_section(out: &mut String, r: &Results) {
+    if r.steps.iter().all(|s| s.traces.is_empty()) {
+        return;
+    }
+    out.push_str(
+        "<section id=\"traces\"><h2>Traces</h2><p>W3C trace ids (<code>traceparent</code>) of \
+         each step's slowest requests and first failures: search them in X-Ray, Jaeger or \
+         Tempo.</p><table><thead><tr><th>step</th><th>which</th><th>trace id</th>\
+         <th>latency</th><th>at</th><th>error</th></tr></thead><tbody>",
+    );
+    for s in &r.steps {
+        let rows = s
+            .traces
+            .slowest
+            .iter()
+            .map(|t| ("slowest", t))
+            .chain(s.traces.failed.iter().map(|t| ("failed", t)));
+        for (which, t) in rows {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{which}</td><td><code>{}</code></td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{:.1} s</td><td>{}</td></tr>",
+                escape(&step_label(s)),
+                escape(&t.trace_id),
+                ms(t.latency_ms),
+                t.at_s,
+                t.error.map_or("", |k| k.as_str()),
+            );
+        }
     }
     out.push_str("</tbody></table></section>\n");
 }

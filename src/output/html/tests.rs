@@ -49,6 +49,8 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
             errors_by_kind: BTreeMap::from([("http_5xx".to_string(), i as u64 * 3)]),
             latency_ms: LatencyStats::from_histogram(&h),
             histogram: encode_histogram(&h),
+            traces: Default::default(),
+            timing: None,
         });
     }
     let stage_len = seconds as f64 / 4.0;
@@ -121,6 +123,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
             checks: requests,
             checks_failed: 3,
             data_received_bytes: requests * 900,
+            data_received_decoded_bytes: requests * 900,
             data_sent_bytes: requests * 200,
             latency_ms: LatencyStats::from_histogram(&overall),
             histogram: encode_histogram(&overall),
@@ -867,4 +870,55 @@ fn a_baseline_of_another_scenario_is_called_out() {
     let html = page(&r, Some(&b));
     let warn = html.find("note warn").expect("warning shown");
     assert!(warn > html.find("id=\"deltas\"").unwrap());
+}
+
+#[test]
+fn phases_and_trace_ids_are_listed() {
+    let mut r = tiny();
+    assert!(
+        !page(&r, None).contains("id=\"traces\""),
+        "no section without traces"
+    );
+    let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    r.steps[0]
+        .traces
+        .slowest
+        .push(crate::record::results::TracedRequest {
+            trace_id: id.into(),
+            latency_ms: 812.5,
+            at_s: 42.0,
+            error: None,
+        });
+    r.steps[0]
+        .traces
+        .failed
+        .push(crate::record::results::TracedRequest {
+            trace_id: "00f067aa0ba902b700f067aa0ba902b7".into(),
+            latency_ms: 3.0,
+            at_s: 7.5,
+            error: Some(ErrorKind::Http5xx),
+        });
+    r.steps[0].timing = Some(crate::record::results::StepTiming {
+        responses: 10,
+        connections: 2,
+        dns_ms: 1.5,
+        connect_ms: 0.25,
+        tls_ms: 4.0,
+        ttfb_ms: 120.0,
+        transfer_ms: 3.0,
+        http2_responses: 0,
+    });
+    let html = page(&r, None);
+    let phases = html
+        .split("id=\"phases\"")
+        .nth(1)
+        .expect("a phases section");
+    assert!(phases.contains("2 of 10"), "{phases}");
+    let section = html
+        .split("id=\"traces\"")
+        .nth(1)
+        .expect("a traces section");
+    assert!(section.contains(&format!("<code>{id}</code>")));
+    assert!(section.contains("slowest") && section.contains("failed"));
+    assert!(section.contains("http_5xx"));
 }

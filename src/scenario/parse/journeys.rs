@@ -10,7 +10,7 @@ use crate::scenario::duration::parse_think;
 use crate::scenario::model::*;
 use crate::scenario::template::{Builder, FeederColumns, JourneyNames, Names};
 
-const JOURNEY_KEYS: &[&str] = &["name", "weight", "step"];
+const JOURNEY_KEYS: &[&str] = &["name", "weight", "keep_alive", "step"];
 const STEP_KEYS: &[&str] = &[
     "name",
     "method",
@@ -26,6 +26,7 @@ const STEP_KEYS: &[&str] = &[
     "think",
     "extract",
     "check",
+    "max_redirects",
 ];
 
 /// Journey names that would make threshold metrics ambiguous.
@@ -96,6 +97,10 @@ impl<'s> Compiler<'s> {
             .get("weight")
             .and_then(|w| self.u32_in(w, "weight", 1))
             .unwrap_or(1);
+        let keep_alive = f
+            .get("keep_alive")
+            .and_then(|k| self.boolean(k, "keep_alive"))
+            .unwrap_or(true);
         let step_tables = match f.get("step") {
             Some(s) => self.table_array(s, "journey.step"),
             None => Vec::new(),
@@ -140,6 +145,7 @@ impl<'s> Compiler<'s> {
         Some(Journey {
             name,
             weight,
+            keep_alive,
             steps,
             vars: names.vars,
             feeders: names.feeders,
@@ -331,6 +337,7 @@ impl<'s> Compiler<'s> {
                 .map_err(|e| self.error(t.span().start, format!("bad think time: {e}")))
                 .ok()
         });
+        let max_redirects = f.get("max_redirects").and_then(|m| self.max_redirects(m));
         let checks = match f.get("check") {
             Some(c) => self.checks(c),
             None => Vec::new(),
@@ -351,6 +358,7 @@ impl<'s> Compiler<'s> {
                 body,
                 timeout,
                 think,
+                max_redirects,
                 extract,
                 checks,
             },

@@ -20,6 +20,8 @@ const OPEN_KEYS: &[&str] = &[
     "stages",
     "rps",
     "duration",
+    "arrivals",
+    "seed",
 ];
 /// The most VUs one process runs (`vus`, `max_vus`, `target_vus`, ...).
 pub const MAX_VUS: u32 = 100_000;
@@ -208,12 +210,14 @@ impl<'s> Compiler<'s> {
                 .get("max_lag")
                 .and_then(|v| self.duration(v, "max_lag", false))
                 .unwrap_or(Duration::from_secs(5));
+            let arrivals = self.arrivals(&f);
             Load::Open(OpenLoad {
                 start_rps,
                 stages,
                 pre_allocated_vus,
                 max_vus,
                 max_lag,
+                arrivals,
             })
         }
     }
@@ -249,6 +253,45 @@ impl<'s> Compiler<'s> {
                 "the stages add up to more than 366 days, the longest plan peakload runs; \
                  shorten them",
             );
+        }
+    }
+
+    /// `arrivals` and its `seed`.
+    fn arrivals(&mut self, f: &Fields<'_, '_>) -> ArrivalProcess {
+        let poisson = match f.get("arrivals") {
+            None => false,
+            Some(a) => match self.string(a, "arrivals") {
+                Some("even") | None => false,
+                Some("poisson") => true,
+                Some(other) => {
+                    self.error(
+                        a.span().start,
+                        format!(
+                            "unknown arrivals \"{other}\"; expected \"even\" (evenly spaced, \
+                             the default) or \"poisson\" (independent arrivals at the planned \
+                             rate){}",
+                            did_you_mean(other, ["even", "poisson"])
+                        ),
+                    );
+                    false
+                }
+            },
+        };
+        let seed = f
+            .get("seed")
+            .and_then(|s| self.int_in(s, "seed", 0, i64::MAX))
+            .map_or(DEFAULT_ARRIVAL_SEED, |s| s as u64);
+        if f.get("seed").is_some() && !poisson {
+            self.error(
+                f.key_at("seed"),
+                "\"seed\" only shapes arrivals = \"poisson\"; add arrivals = \"poisson\" or \
+                 remove the seed",
+            );
+        }
+        if poisson {
+            ArrivalProcess::Poisson { seed }
+        } else {
+            ArrivalProcess::Even
         }
     }
 
@@ -378,5 +421,6 @@ pub(super) fn default_load() -> Load {
         pre_allocated_vus: 1,
         max_vus: 1000,
         max_lag: Duration::from_secs(5),
+        arrivals: ArrivalProcess::Even,
     })
 }

@@ -6,7 +6,7 @@
 //!
 //! One module per section of the file, each with the keys it accepts beside the code that
 //! reads them: `top` (the top level, `[stack]`, thresholds), `load`, `feeders`, `observe`,
-//! `journeys` (journeys and steps), `checks` (`extract`, `check`, JSON paths) and `values`
+//! `journeys` (journeys and steps), `protocol` (connections, redirects, encodings), `checks` (`extract`, `check`, JSON paths) and `values`
 //! (strings, tables and JSON bodies with templates). `fields` reads any one table: unknown
 //! keys, typed values, the positions errors point at. A new key is added in its section's
 //! module (and in the file format in `scenario`'s docs).
@@ -18,6 +18,7 @@ mod fields;
 mod journeys;
 mod load;
 pub(super) mod observe;
+mod protocol;
 mod top;
 mod values;
 

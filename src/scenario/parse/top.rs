@@ -11,6 +11,7 @@ use toml::de::DeValue;
 use super::fields::Fields;
 use super::journeys::tables_names;
 use super::load::default_load;
+use super::protocol::TOP_PROTOCOL_KEYS;
 use super::{Compiler, Value};
 use crate::scenario::diag::line_col;
 use crate::scenario::model::*;
@@ -36,8 +37,9 @@ const STACK_OWN_FLAGS: &[&str] = &["--listen", "--data-dir"];
 
 impl<'s> Compiler<'s> {
     pub(super) fn scenario(&mut self, root: &Value<'_>, path: &Path) -> Scenario {
+        let keys: Vec<&str> = TOP_KEYS.iter().chain(TOP_PROTOCOL_KEYS).copied().collect();
         let top = self
-            .fields(root, "the scenario (top level)", TOP_KEYS, &[])
+            .fields(root, "the scenario (top level)", &keys, &[])
             .unwrap_or(Fields {
                 entries: Vec::new(),
                 at: 0,
@@ -181,6 +183,7 @@ impl<'s> Compiler<'s> {
                 Some(v) => self.stack(v, top.get("base_url")),
                 None => Vec::new(),
             },
+            protocol: self.protocol_options(&top),
             max_response_headers: top
                 .get("max_response_headers")
                 .and_then(|v| {

@@ -7,11 +7,19 @@ fn structure_errors() {
     let base = "name = \"x\"\nbase_url = \"http://h\"\n";
     let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\n";
     let cases: Vec<(String, &str)> = vec![
-        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack, max_response_headers (did you mean \"timeout\"?)"),
+        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack, max_response_headers, max_redirects, compression, trace, http_version (did you mean \"timeout\"?)"),
         (base.to_string(), "s.toml:1:1: no journey: add at least one [[journey]] with a name and one [[journey.step]]"),
         (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
         (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),
         (format!("{base}[[journey]]\nname = \"j\"\nweight = 0\n[[journey.step]]\npath = \"/\""), "s.toml:5:10: \"weight\" must be an integer ≥ 1, found 0"),
+        (format!("{base}{step}path = \"/\"\nmax_redirects = 101"), "s.toml:7:17: \"max_redirects\" must be an integer from 0 to 100, found 101"),
+        (format!("{base}compression = [\"gzip\", \"brotli\"]\n{step}path = \"/\""), "s.toml:3:24: unknown compression \"brotli\"; expected gzip, deflate, br or zstd"),
+        (format!("{base}compression = [\"br\", \"br\"]\n{step}path = \"/\""), "s.toml:3:22: \"br\" is listed twice in compression"),
+        (format!("{base}http_version = \"2.0\"\n{step}path = \"/\""), "s.toml:3:16: unknown http_version \"2.0\"; expected \"1.1\" (the default), \"2\" (ALPN h2 over TLS, h2c prior knowledge over http://) or \"auto\" (HTTP/2 where TLS offers it)"),
+        (format!("{base}trace = 1\n{step}path = \"/\""), "s.toml:3:9: \"trace\" must be true or false, found integer 1"),
+        (format!("{base}compression = \"gzip\"\n{step}path = \"/\""), "s.toml:3:15: \"compression\" must be an array such as [\"gzip\", \"br\", \"zstd\"], found string \"gzip\""),
+        (format!("{base}max_redirects = -1\n{step}path = \"/\""), "s.toml:3:17: \"max_redirects\" must be an integer from 0 to 100, found -1"),
+        (format!("{base}[[journey]]\nname = \"j\"\nkeep_alive = \"no\"\n[[journey.step]]\npath = \"/\""), "s.toml:5:14: \"keep_alive\" must be true or false, found string \"no\""),
         (format!("{base}[[journey]]\nname = \"http\"\n[[journey.step]]\npath = \"/\""), "s.toml:4:8: a journey can't be named \"http\": thresholds use \"http.\" for run-wide metrics"),
         (format!("{base}{step}path = \"/\"\n{step}path = \"/\""), "s.toml:8:8: duplicate journey name \"j\"; thresholds and reports name journeys, so each needs its own name"),
         (format!("{base}{step}path = \"/\"\n[[journey.step]]\npath = \"/\""), "s.toml:8:8: duplicate step name \"GET /\" in journey \"j\"; steps are measured by name, so give this one its own name = \"...\""),
@@ -45,4 +53,24 @@ fn structure_errors() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn keep_alive_is_per_journey() {
+    let s = parse(
+        "name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"new\"\nkeep_alive = false\n[[journey.step]]\npath = \"/\"\n[[journey]]\nname = \"back\"\n[[journey.step]]\npath = \"/\"\n",
+    )
+    .unwrap();
+    assert!(!s.journeys[0].keep_alive);
+    assert!(s.journeys[1].keep_alive);
+}
+
+#[test]
+fn max_redirects_default_scenario_and_step() {
+    let s = parse("name = \"x\"\nbase_url = \"http://h\"\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\n").unwrap();
+    assert_eq!(s.protocol.max_redirects, DEFAULT_MAX_REDIRECTS);
+    assert_eq!(s.journeys[0].steps[0].max_redirects, None);
+    let s = parse("name = \"x\"\nbase_url = \"http://h\"\nmax_redirects = 0\n[[journey]]\nname = \"j\"\n[[journey.step]]\npath = \"/\"\nmax_redirects = 3\n").unwrap();
+    assert_eq!(s.protocol.max_redirects, 0);
+    assert_eq!(s.journeys[0].steps[0].max_redirects, Some(3));
 }

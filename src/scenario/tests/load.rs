@@ -83,6 +83,24 @@ fn load_shorthands_and_models() {
         panic!()
     };
     assert_eq!(o.pre_allocated_vus, 3);
+    assert_eq!(o.arrivals, ArrivalProcess::Even);
+
+    let Load::Open(o) = load_of("rps = 5\nduration = \"1s\"\narrivals = \"poisson\"").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        o.arrivals,
+        ArrivalProcess::Poisson {
+            seed: DEFAULT_ARRIVAL_SEED
+        }
+    );
+    let Load::Open(o) =
+        load_of("rps = 5\nduration = \"1s\"\narrivals = \"poisson\"\nseed = 42").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(o.arrivals, ArrivalProcess::Poisson { seed: 42 });
 }
 
 #[test]
@@ -103,6 +121,14 @@ fn load_errors() {
         ("rps = 1\nduration = \"1s\"\nstages = [{ duration = \"1s\", target_rps = 1 }]",
          "s.toml:4:1: use either the shorthand \"rps = ..., duration = ...\" or \"stages\", not both"),
         ("stages = []", "s.toml:4:10: \"stages\" is empty; add at least one stage"),
+        ("rps = 1\nduration = \"1s\"\narrivals = \"poison\"",
+         "s.toml:6:12: unknown arrivals \"poison\"; expected \"even\" (evenly spaced, the default) or \"poisson\" (independent arrivals at the planned rate) (did you mean \"poisson\"?)"),
+        ("rps = 1\nduration = \"1s\"\nseed = 4",
+         "s.toml:6:1: \"seed\" only shapes arrivals = \"poisson\"; add arrivals = \"poisson\" or remove the seed"),
+        ("rps = 1\nduration = \"1s\"\narrivals = \"poisson\"\nseed = -4",
+         "s.toml:7:8: \"seed\" must be an integer ≥ 0, found -4"),
+        ("vus = 1\nduration = \"1s\"\narrivals = \"poisson\"",
+         "s.toml:6:1: \"arrivals\" belongs to the open model, but this [load] uses the closed model; remove it or set model = \"open\""),
         ("stages = [{ duration = \"0s\", target_rps = 1 }]", "s.toml:4:24: \"duration\" must be longer than zero, found \"0s\""),
         ("stages = [{ duration = \"1s\", target_rps = -1 }]", "s.toml:4:43: \"target_rps\" must be a number ≥ 0, found -1"),
         ("stages = [{ duration = \"1s\", target_rps = 1 }]\nmax_vus = 0", "s.toml:5:11: \"max_vus\" must be an integer from 1 to 100000, found 0"),
