@@ -1,9 +1,8 @@
 //! The store on a real SQLite file and on the real PostgreSQL server (each test in a schema of
 //! its own, dropped afterwards), the CSV import's messages, and verdicts over recorded series.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use hdrhistogram::Histogram;
+use peakload_test_support::postgres::{postgres_place, postgres_url, unique_schema, url_in_schema};
 use serde_json::json;
 
 use super::import::parse_csv;
@@ -13,12 +12,6 @@ use super::{Store, HTTP_SCOPE};
 use crate::gate::change::Verdict;
 use crate::record::results::{decode_histogram, encode_histogram, LatencyStats, Results};
 
-/// PostgreSQL for the tests: `PEAKLOAD_TEST_POSTGRES`, or the development machine's server.
-fn postgres_url() -> String {
-    std::env::var("PEAKLOAD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
 /// Runs `body` with the URL of a fresh schema on the PostgreSQL server, dropping the schema
 /// afterwards even when `body` panics.
 async fn with_postgres_schema<F, Fut>(body: F)
@@ -26,34 +19,20 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let schema = format!(
-        "peakload_test_{}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
+    let schema = unique_schema("peakload_test");
     let admin = sqlx::PgPool::connect(&postgres_url())
         .await
         .unwrap_or_else(|e| {
             panic!(
                 "PostgreSQL at {} is needed (scripts/test starts it): {e}",
-                postgres_url()
+                postgres_place()
             )
         });
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await
         .unwrap();
-    let sep = if postgres_url().contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", postgres_url());
+    let url = url_in_schema(&schema);
     let outcome = tokio::spawn(body(url)).await;
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)

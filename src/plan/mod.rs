@@ -404,7 +404,8 @@ mod tests {
     use super::*;
     use crate::scenario::RateStage;
 
-    fn open(start: f64, stages: &[(u64, f64)]) -> OpenLoad {
+    /// An open plan from `(seconds, target rate)` stages, arrivals evenly spaced.
+    pub(super) fn open(start: f64, stages: &[(u64, f64)]) -> OpenLoad {
         OpenLoad {
             start_rps: start,
             stages: stages

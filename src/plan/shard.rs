@@ -145,26 +145,9 @@ pub fn thread_arrivals(
 mod tests {
     use std::time::Duration;
 
+    use super::super::tests::open;
     use super::*;
     use crate::scenario::{ArrivalProcess, ClosedLoad, OpenLoad, RateStage, VuStage};
-
-    fn open(start: f64, stages: &[(u64, f64)]) -> OpenLoad {
-        OpenLoad {
-            start_rps: start,
-            stages: stages
-                .iter()
-                .map(|&(d, r)| RateStage {
-                    duration: Duration::from_secs(d),
-                    target_rps: r,
-                    name: None,
-                })
-                .collect(),
-            pre_allocated_vus: 1,
-            max_vus: 10,
-            max_lag: Duration::from_secs(1),
-            arrivals: ArrivalProcess::Even,
-        }
-    }
 
     fn poisson(load: OpenLoad, seed: u64) -> OpenLoad {
         OpenLoad {

@@ -6,6 +6,7 @@
 //! - `mysql` (feature `mysql`): a fresh MariaDB database per test, dropped at its end
 //!   (`PEAKLOAD_TEST_MYSQL_URL`).
 //! - [`redis_url`]: the test Redis (`PEAKLOAD_TEST_REDIS_URL`).
+//! - [`postgres`]: the test PostgreSQL server (`PEAKLOAD_TEST_POSTGRES`), a schema per test.
 //! - [`Db`] and [`both_backends!`]: one test body run on SQLite and on MariaDB.
 //!
 //! A dev-dependency only; it pulls in no AWS SDK and, without `mysql`, no SQL client.
@@ -13,6 +14,7 @@
 pub mod moto;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod postgres;
 
 pub use moto::{aws_env, moto_url, require_moto};
 
