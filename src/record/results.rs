@@ -69,8 +69,10 @@ pub struct Results {
     pub regression: Option<super::regression::RegressionGate>,
     /// Which slice of a distributed run this is (`peakload run --shard I/N`); absent for a run
     /// of the whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
     /// Set by `peakload merge`: the shards this result adds up, and which are missing or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
 }
 
@@ -81,8 +83,10 @@ pub struct ShardInfo {
     pub count: u32,
     pub asked: ShardAsked,
     /// `--start-at` as given (RFC 3339), when the shards were told to start together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<String>,
     /// How long after `--start-at` this shard's load actually started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_start_ms: Option<f64>,
 }
 
@@ -90,10 +94,13 @@ pub struct ShardInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ShardAsked {
     /// Open model: the arrivals of the plan that are this shard's (`k mod count == index`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<u64>,
     /// Open model: the whole plan's arrivals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_arrivals: Option<u64>,
     /// Open model: this shard's arrivals over the planned duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rps: Option<f64>,
     /// The most VUs this shard runs at once (open: its share of `max_vus`).
     pub max_vus: u32,
@@ -123,12 +130,14 @@ pub struct MergedShard {
     pub started_at: String,
     pub duration_s: f64,
     /// Open model: the arrivals per second this shard was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asked_rps: Option<f64>,
     /// Iterations started per second of the run.
     pub achieved_rps: f64,
     pub requests: u64,
     pub errors: u64,
     pub dropped_iterations: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_start_ms: Option<f64>,
     pub generator_cpu_pct: f64,
     pub generator_kept_up: bool,
