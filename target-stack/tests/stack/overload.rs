@@ -31,6 +31,8 @@ const LOAD: Duration = Duration::from_secs(4);
 const GIVE_UP_MS: std::ops::RangeInclusive<u64> = 20..=150;
 /// Within this long after the load stops, every write path must work again.
 const RECOVERY: Duration = Duration::from_secs(10);
+/// How long a notification sent after the load may wait behind the backlog the load queued.
+const DELIVERY: Duration = Duration::from_secs(60);
 
 /// What one shopper sent: units added per product, all tried and those answered 201.
 #[derive(Default)]
@@ -242,9 +244,11 @@ async fn recovers(s: &TestStack, stopped: Instant) {
         .await;
     assert_eq!(queued.status, StatusCode::ACCEPTED, "{queued:?}");
     let path = format!("/api/notifications/{}", queued.body["id"]);
-    // Behind the notifications queued during the load (slow on the AWS emulator).
+    // Behind the notifications queued during the load: how long the backlog takes depends on
+    // the queue's speed (one shared AWS emulator process, slow when the other tests load it),
+    // not on the stack's recovery, which the journeys above held to RECOVERY.
     s.eventually(
-        2 * RECOVERY,
+        DELIVERY,
         "a notification sent after the load delivered",
         || async { s.get(&path, None).await.body["status"] == "sent" },
     )
