@@ -162,6 +162,9 @@ async fn catalogue_answers_come_from_redis_until_the_ttl(db: Db) {
     let t0 = Instant::now();
     let old = product(&s, id).await["price_cents"].as_i64().unwrap();
     assert_eq!(page_price(&s, id).await, old);
+    // Both keys were written before this instant, so both are gone a TTL after it (t0 is
+    // too early: on a loaded machine the misses' SETs can land long after it).
+    let filled = Instant::now();
     assert_eq!(metric(&s, MISSES).await, 2);
 
     let mut redis = redis_conn().await;
@@ -196,9 +199,9 @@ async fn catalogue_answers_come_from_redis_until_the_ttl(db: Db) {
     );
     assert_eq!(metric(&s, HITS).await, 2);
 
-    // Both entries were read after t0: once the TTL since then has passed, the new price.
+    // Once the TTL since both keys were written has passed, the new price.
     tokio::time::sleep(
-        (t0 + ttl + Duration::from_millis(50)).saturating_duration_since(Instant::now()),
+        (filled + ttl + Duration::from_millis(50)).saturating_duration_since(Instant::now()),
     )
     .await;
     assert_eq!(product(&s, id).await["price_cents"], new);
