@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::python::schema_verdict;
 use crate::util::scenario::quoted;
-use crate::util::{peakload, shared_cpu, TestServer};
+use crate::util::{peakload, run_within, shared_cpu, TestServer};
 
 const DEFAULT_CASES: usize = 20;
 const DEFAULT_SEED: u64 = 0x5eed_0015;
@@ -382,15 +382,16 @@ fn any_scenario_check_accepts_runs_a_second_without_a_panic_an_abort_or_unbounde
         if let Some(csv) = feeder {
             std::fs::write(dir.path().join("users.csv"), csv).unwrap();
         }
-        let check = peakload()
+        let mut check = peakload();
+        check
             .args(["check", "scenario.toml"])
-            .current_dir(dir.path())
-            .output()
-            .expect("start peakload check");
-        let check_stderr = String::from_utf8_lossy(&check.stderr);
-        match check.status.code() {
-            Some(0) => {}
-            Some(2) => {
+            .current_dir(dir.path());
+        // A check that hangs fails the test (run_within kills it).
+        let check = run_within(check, Duration::from_secs(30));
+        let check_stderr = check.stderr;
+        match check.code {
+            0 => {}
+            2 => {
                 // Each refusal without its place, to tell which dimension is refused most.
                 for line in check_stderr.lines() {
                     let message = line.splitn(4, ':').nth(3).unwrap_or(line).trim();
