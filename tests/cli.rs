@@ -1155,3 +1155,116 @@ fn failed_json_checks_do_not_quote_the_response() {
         );
     }
 }
+
+/// Regression: a stack that could not start because its log could not be written was reported
+/// with an empty reason. A log on a full disk (/dev/full) is now refused before the stack is
+/// started, naming the file and the OS error; a stack that exits without writing anything
+/// says so, with its exit status.
+#[test]
+fn a_stack_start_up_failure_says_why_even_without_a_log() {
+    let scenario = Scenario::new("stacked")
+        .base_url("stack")
+        .rps(5, "2s")
+        .step(Step::get("products", "/api/products"));
+
+    let case = Case::new(&scenario);
+    std::fs::create_dir_all(case.out()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", case.out().join("stack.log")).unwrap();
+    let mut cmd = case.run_command(&case.out());
+    cmd.arg("-q").env("PEAKLOAD_STACK_BIN", "/bin/true");
+    let outcome = run(cmd);
+    outcome.expect_code(code::INVALID);
+    assert!(
+        outcome.stderr.contains("stack.log") && outcome.stderr.contains("No space left"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!case.out().join("results.json").exists());
+
+    let case = Case::new(&scenario);
+    let mut cmd = case.run_command(&case.out());
+    cmd.arg("-q").env("PEAKLOAD_STACK_BIN", "/bin/false");
+    let outcome = run(cmd);
+    outcome.expect_code(code::UNREACHABLE);
+    assert!(
+        outcome.stderr.contains("exit status: 1")
+            && outcome.stderr.contains("wrote nothing to its log")
+            && outcome.stderr.contains("stack.log"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+/// `peakload check <scenario>` with its output in files; the exit code, the child's own peak
+/// resident memory in KiB (wait4), its time, and what it printed.
+fn check_measured(case: &Case) -> (i32, i64, Duration, String, String) {
+    let (out, err) = (case.dir().join("check.out"), case.dir().join("check.err"));
+    let started = Instant::now();
+    // Reaped by wait4 below, which also gives the child's own peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = peakload()
+        .arg("check")
+        .arg(case.scenario())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of the C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; status and usage are valid for writes.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let elapsed = started.elapsed();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let text = |p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    (code, usage.ru_maxrss, elapsed, text(&out), text(&err))
+}
+
+/// Regression: a 10 MB template took 2.9 s and 631 MB to check and echoed the whole value in
+/// its error (the "did you mean" hint compared it with every name through a table of its
+/// length times each name's). About 10 MB in a body, a path of non-ASCII text and an
+/// undefined variable's name are now checked in memory linear in the file, and
+/// neither the error nor the description repeats them whole.
+#[test]
+fn a_10_mb_template_is_checked_in_bounded_time_and_memory() {
+    let body = "é{{uuid}}".repeat(1_000_000);
+    let path = "/é".repeat(3_300_000);
+    let name = "v".repeat(10_000_000);
+    let cases = [
+        (
+            Step::post("big-body", "/p").set("body", format!("\"{body}\"")),
+            code::OK,
+        ),
+        (
+            Step::named("big-path").set("path", format!("\"{path}\"")),
+            code::OK,
+        ),
+        (
+            Step::get("big-name", "/p").headers(&format!("{{ A = \"{{{{{name}}}}}\" }}")),
+            code::INVALID,
+        ),
+    ];
+    for (step, want) in cases {
+        let case = Case::new(Scenario::new("big").rps(1, "1s").step(step));
+        let (code, rss_kb, elapsed, stdout, stderr) = check_measured(&case);
+        let what = format!(
+            "exit {code}, {} MB, {elapsed:?}, {} bytes out, {} bytes err\n{}",
+            rss_kb / 1024,
+            stdout.len(),
+            stderr.len(),
+            &stderr[..stderr.len().min(2000)]
+        );
+        eprintln!("10 MB template: {what}");
+        assert_eq!(code, want, "{what}");
+        // Debug build: 170 MB for the body (a million expressions, a part each), 40 MB for the
+        // name (the issue measured 631 MB).
+        assert!(rss_kb < 300 * 1024, "{what}");
+        assert!(stdout.len() + stderr.len() < 100_000, "{what}");
+    }
+}

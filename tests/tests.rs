@@ -11,4 +11,5 @@ mod diagnose;
 mod distributed;
 mod history;
 mod library;
+mod property;
 mod report;

@@ -63,7 +63,7 @@ pub fn describe_plan(s: &Scenario) -> String {
                 "    {} {} {}",
                 st.name,
                 st.method,
-                redact_path(&st.url.describe(&j.vars))
+                shorten(redact_path(&st.url.describe(&j.vars)))
             );
         }
     }
@@ -79,4 +79,20 @@ pub fn describe_plan(s: &Scenario) -> String {
         let _ = writeln!(out, "  threshold {}", t.expr);
     }
     out
+}
+
+/// A path as shown in the description: a long one (a 10 MB template) is cut, with its length.
+fn shorten(mut path: String) -> String {
+    const LONGEST: usize = 200;
+    if path.len() <= LONGEST {
+        return path;
+    }
+    let full = path.len();
+    let mut end = LONGEST;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path.truncate(end);
+    let _ = write!(path, "… ({full} bytes)");
+    path
 }

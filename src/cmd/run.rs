@@ -226,11 +226,11 @@ pub async fn execute(
         .out
         .clone()
         .unwrap_or_else(|| default_out_dir(&scenario.name, SystemTime::now()));
-    let created = !out_dir.exists();
+    let made = artifacts::missing_dirs(&out_dir);
     let result = execute_in(scenario, options, &mut shutdown, &out_dir).await;
-    if created && result.is_err() {
+    if result.is_err() {
         // Only when empty: an aborted run's files, or the stack's log, stay.
-        let _ = std::fs::remove_dir(&out_dir);
+        artifacts::remove_empty_dirs(&made);
     }
     result
 }
@@ -276,7 +276,13 @@ async fn execute_in(
             }
             let p = stack::start(&data, out_dir.join("stack.log"), &scenario.stack_args)
                 .await
-                .map_err(|e| Failure::Unreachable(e.to_string()))?;
+                .map_err(|e| match e {
+                    // An output that cannot be written, found before anything was sent.
+                    stack::StackError::Log { .. } => {
+                        Failure::Output(format!("{e}; nothing was sent"))
+                    }
+                    e => Failure::Unreachable(e.to_string()),
+                })?;
             let url = p.base_url.clone();
             stack_process = Some(p);
             url

@@ -22,10 +22,19 @@ pub enum StackError {
         binary: String,
         source: std::io::Error,
     },
+    #[error("cannot write the reference stack's log {path}: {source}")]
+    Log {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the reference stack did not become ready within {0:?}; see {1}")]
     NotReady(Duration, String),
-    #[error("the reference stack exited during start-up ({log}):\n{tail}")]
-    Exited { log: String, tail: String },
+    #[error("the reference stack exited during start-up ({status}; log {log}):\n{tail}")]
+    Exited {
+        status: String,
+        log: String,
+        tail: String,
+    },
 }
 
 /// `peakload stack up`: becomes the stack process (exec), so signals, stdio and the exit code
@@ -79,10 +88,21 @@ pub async fn start(
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
     })?;
-    let log_file = std::fs::File::create(&log).map_err(|source| StackError::Spawn {
-        binary: log.display().to_string(),
+    // The stack writes its log itself, so that its last lines reach the file however peakload
+    // ends; a log that cannot be written is found here, with its reason, rather than as a
+    // stack that died without a word.
+    let log_error = |source| StackError::Log {
+        path: log.display().to_string(),
         source,
-    })?;
+    };
+    let mut log_file = std::fs::File::create(&log).map_err(log_error)?;
+    {
+        use std::io::Write as _;
+        log_file
+            .write_all(b"peakload: starting the reference stack\n")
+            .and_then(|()| log_file.sync_data())
+            .map_err(log_error)?;
+    }
     let mut command = Command::new(&binary);
     // SAFETY: prctl is async-signal-safe, and the closure allocates nothing.
     unsafe {
@@ -132,9 +152,18 @@ pub async fn start(
                 }
             }
             _ => {
-                let _ = child.wait().await;
+                let status = match child.wait().await {
+                    Ok(status) => status.to_string(),
+                    Err(e) => format!("exit status unknown: {e}"),
+                };
+                let tail = log_tail(&log, 6);
                 return Err(StackError::Exited {
-                    tail: log_tail(&log, 6),
+                    status,
+                    tail: if tail.is_empty() {
+                        "  (it wrote nothing to its log)".to_string()
+                    } else {
+                        tail
+                    },
                     log: log_name,
                 });
             }
@@ -148,10 +177,14 @@ pub async fn start(
     Ok(StackProcess { child, base_url })
 }
 
-/// The last `n` non-empty lines of a log, indented, for an error message.
+/// The last `n` non-empty lines the stack wrote to its log, indented, for an error message.
 fn log_tail(log: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let bytes = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("peakload: "))
+        .collect();
     let from = lines.len().saturating_sub(n);
     lines[from..]
         .iter()

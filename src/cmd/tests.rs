@@ -269,6 +269,12 @@ async fn an_unwritable_output_stops_the_run_before_anything_is_sent() {
             junit: None,
             summary_md: Some(blocker.join("summary.md")),
         },
+        // The JUnit path's new directories are made for its check, then removed again when
+        // a later check fails.
+        OutputFlags {
+            junit: Some(dir.path().join("new/deeper/junit.xml")),
+            summary_md: Some(blocker.join("summary.md")),
+        },
     ] {
         let out = dir.path().join("out");
         let scenario =
@@ -285,9 +291,42 @@ async fn an_unwritable_output_stops_the_run_before_anything_is_sent() {
         assert_eq!(super::exit_code(&result), super::exit::INVALID, "{e}");
         assert!(e.to_string().contains("a-file"), "{e}");
         assert!(!out.exists(), "an empty output directory is left");
+        assert!(
+            !dir.path().join("new").exists(),
+            "an empty directory is left"
+        );
     }
     // The run made its preflight connection, but no request.
     assert!(server.settle(0).await.is_empty());
+}
+
+/// Regression: an unreachable target (exit 4) left the output directories the run had made
+/// (the default `reports/` among them) behind, empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_leaves_no_empty_output_directories() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports/run-1");
+    let scenario =
+        crate::scenario::parse_scenario(TWO_REQUESTS, Path::new("s.toml"), &|_| None).unwrap();
+    let result = run::execute(
+        scenario,
+        &quiet_options(&out, OutputFlags::default(), closed),
+        Shutdown::from_token(CancellationToken::new()),
+    )
+    .await;
+    assert_eq!(
+        super::exit_code(&result),
+        super::exit::UNREACHABLE,
+        "{result:?}"
+    );
+    assert!(
+        !dir.path().join("reports").exists(),
+        "empty directories left"
+    );
 }
 
 /// The HDR log on a full disk (/dev/full): the load was sent, results.json is still written

@@ -112,19 +112,40 @@ fn probe_file(what: &'static str, path: &Path, keep_existing: bool) -> Result<()
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let made = dir.map(missing_dirs).unwrap_or_default();
     let existed = keep_existing && path.exists();
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(fail)?;
-    if !existed {
+    let opened = dir.map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    });
+    if opened.is_ok() && !existed {
         let _ = std::fs::remove_file(path);
     }
-    Ok(())
+    // Directories are made again when the file is written; a failed run leaves none behind.
+    remove_empty_dirs(&made);
+    opened.map(drop).map_err(fail)
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first: what
+/// `create_dir_all(dir)` would make, for [`remove_empty_dirs`] to undo.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Removes the directories of [`missing_dirs`] again, deepest first, as long as they are empty.
+pub fn remove_empty_dirs(made: &[PathBuf]) {
+    for d in made {
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -155,9 +155,19 @@ pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // Names people type are short; a long word (a 10 MB template pasted where a name goes)
+    // gets no hint rather than a comparison that costs its length times each candidate's.
+    const LONGEST_WORD: usize = 256;
+    if word.len() > LONGEST_WORD {
+        return None;
+    }
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
+        // The distance is at least the difference in length.
+        .filter(|c| {
+            c.len() <= LONGEST_WORD * 4 && c.chars().count().abs_diff(word.chars().count()) <= limit
+        })
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -175,28 +185,57 @@ pub(crate) fn did_you_mean<'a>(
 }
 
 /// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
-/// neighbours each cost one.
+/// neighbours each cost one. Three rows of the table, so memory is linear in `b`.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut row: Vec<usize> = vec![0; b.len() + 1];
     for i in 1..=a.len() {
+        row[0] = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut best = (prev[j] + 1).min(row[j - 1] + 1).min(prev[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
+                best = best.min(before[j - 2] + 1);
             }
-            d[i][j] = best;
+            row[j] = best;
         }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut row);
     }
-    d[a.len()][b.len()]
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits_and_swaps() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("uuid", "uudi"), 1);
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        assert_eq!(edit_distance("émail", "email"), 1);
+    }
+
+    /// Regression: a 10 MB word (a template pasted where a variable name goes) was compared
+    /// through a table of its length times each candidate's: 631 MB and seconds. It gets no
+    /// hint now, and a short one still does.
+    #[test]
+    fn a_huge_word_gets_no_hint_and_costs_nothing() {
+        let huge = "v".repeat(10_000_000);
+        let started = std::time::Instant::now();
+        assert_eq!(suggest(&huge, ["uuid", "vu", "iteration"]), None);
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        assert_eq!(suggest("uiud", ["uuid", "vu", "iteration"]), Some("uuid"));
+        assert_eq!(
+            suggest("itteration", ["uuid", "vu", "iteration"]),
+            Some("iteration")
+        );
+    }
 }
