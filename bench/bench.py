@@ -273,7 +273,7 @@ def main():
             tls_url, h2c_url = f"https://127.0.0.1:{TLS_PORT}/", f"http://127.0.0.1:{H2C_PORT}/"
             rows["h2load h2 TLS GET"] = run_h2load(h2load, s, c, tls_url)
             rows["oha --http2 TLS GET"] = run_oha(oha, s, c, url=tls_url, extra=["--http2", "--insecure", "-p", "1"])
-            rows["h2load h2c GET"] = run_h2load(h2load, s, c, h2c_url)
+            rows["h2load h2 h2c GET"] = run_h2load(h2load, s, c, h2c_url)
             rows["oha --http2 h2c GET"] = run_oha(oha, s, c, url=h2c_url, extra=["--http2", "-p", "1"])
             for name, binary in builds:
                 for label, base in [("TLS", f"https://127.0.0.1:{TLS_PORT}"), ("h2c", f"http://127.0.0.1:{H2C_PORT}")]:
