@@ -13,6 +13,7 @@
 //! What is still in flight when the drain runs out is recorded as `cancelled` with the time it
 //! had waited, and its iteration as interrupted.
 
+mod json;
 mod redirect;
 pub mod render;
 pub mod vu;
@@ -201,7 +202,10 @@ async fn run_open(
             // Reserve the idle VU now: counting it as idle until it runs would let a burst of
             // arrivals (catching up after a late wake) all wait for that one VU.
             state.idle.set(state.idle.get() - 1);
-            state.wake.notify_one();
+            // The VU idle the shortest time takes it: its connection, buffers and task state
+            // are the ones still in cache (and warm on the server). Waking the longest-idle
+            // one (FIFO) cycled every arrival through all `max_vus` connections.
+            state.wake.notify_last();
         } else if state.spawned.get() < cap {
             spawn_vu(&mut vus);
         } else {

@@ -32,17 +32,22 @@ pub struct RenderCtx<'a> {
 }
 
 pub fn render(t: &Template, ctx: &RenderCtx<'_>, out: &mut Vec<u8>) {
-    let mut scratch = String::new();
     for part in &t.parts {
         match part {
             Part::Lit(s) => out.extend_from_slice(s.as_bytes()),
-            Part::Expr { expr, escape } => {
+            Part::Expr { expr, escape } => SCRATCH.with_borrow_mut(|scratch| {
                 scratch.clear();
-                let literal = eval(expr, ctx, &mut scratch);
-                write_escaped(&scratch, literal, *escape, out);
-            }
+                let literal = eval(expr, ctx, scratch);
+                write_escaped(scratch, literal, *escape, out);
+            }),
         }
     }
+}
+
+thread_local! {
+    /// An expression's value before escaping, reused: a request renders several, and a fresh
+    /// string for each was an allocation per expression.
+    static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(256));
 }
 
 pub fn render_string(t: &Template, ctx: &RenderCtx<'_>) -> String {
@@ -76,20 +81,17 @@ fn eval(expr: &Expr, ctx: &RenderCtx<'_>, out: &mut String) -> bool {
             let v = fastrand::u128(..);
             // Version 4, RFC 4122 variant.
             let v = (v & !(0xF << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-            let hex = format!("{v:032x}");
-            let _ = write!(
-                out,
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            );
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for i in 0..32 {
+                if matches!(i, 8 | 12 | 16 | 20) {
+                    out.push('-');
+                }
+                out.push(HEX[(v >> (124 - 4 * i)) as usize & 0xF] as char);
+            }
             false
         }
         Expr::RandomInt { lo, hi } => {
-            let _ = write!(out, "{}", fastrand::i64(*lo..=*hi));
+            out.push_str(itoa::Buffer::new().format(fastrand::i64(*lo..=*hi)));
             true
         }
         Expr::NowMs => {
@@ -97,15 +99,15 @@ fn eval(expr: &Expr, ctx: &RenderCtx<'_>, out: &mut String) -> bool {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or(0);
-            let _ = write!(out, "{ms}");
+            out.push_str(itoa::Buffer::new().format(ms));
             true
         }
         Expr::Vu => {
-            let _ = write!(out, "{}", ctx.vu);
+            out.push_str(itoa::Buffer::new().format(ctx.vu));
             true
         }
         Expr::Iteration => {
-            let _ = write!(out, "{}", ctx.iteration);
+            out.push_str(itoa::Buffer::new().format(ctx.iteration));
             true
         }
     }

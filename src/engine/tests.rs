@@ -640,6 +640,7 @@ async fn a_journey_over_http2() {
             headers: vec![("set-cookie", "sid=5".into())],
             body: format!("{{\"path\": \"{path}\"}}").into_bytes(),
             frame: 4,
+            script: Default::default(),
         })
         .await;
         let src = r#"name = "h2"

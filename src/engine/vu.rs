@@ -40,7 +40,6 @@ pub struct PreparedStep {
     extract: Vec<crate::scenario::Extraction>,
     checks: Vec<Check>,
     status_check: Option<StatusMatch>,
-    needs_json: bool,
 }
 
 enum Target {
@@ -199,13 +198,6 @@ fn prepare_step(
         Check::Status(m) => Some(m.clone()),
         _ => None,
     });
-    let needs_json = s
-        .extract
-        .iter()
-        .any(|e| matches!(e.source, ExtractSource::Json(_)))
-        || s.checks
-            .iter()
-            .any(|c| matches!(c, Check::JsonEquals { .. }));
     let query = s
         .query
         .iter()
@@ -232,7 +224,6 @@ fn prepare_step(
         extract: s.extract.clone(),
         checks: s.checks.clone(),
         status_check,
-        needs_json,
     })
 }
 
@@ -562,11 +553,7 @@ impl Vu {
 
     /// Keeps the cookies the response just read sets, scoped by the request it answers.
     fn store_cookies(&mut self, origin: &Origin, path: (usize, usize)) {
-        if self
-            .client
-            .headers()
-            .any(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-        {
+        if self.client.has_header("set-cookie") {
             let now = std::time::SystemTime::now();
             let path = &self.client.request[path.0..path.1];
             for (n, value) in self.client.headers() {
@@ -603,33 +590,29 @@ impl Vu {
             v.message = format!("HTTP {status}");
         }
         let body = self.client.body();
-        let json: Option<serde_json::Value> = if step.needs_json {
-            serde_json::from_slice(body).ok()
-        } else {
-            None
-        };
         for check in &step.checks {
             v.checks += 1;
-            let (ok, what) = match check {
-                Check::Status(m) => (m.matches(status), format!("status {status}")),
-                Check::BodyContains(s) => (
-                    memchr::memmem::find(body, s.as_bytes()).is_some(),
-                    format!("body does not contain {s:?}"),
-                ),
+            // The message is made only for a failure: a passing check costs no formatting.
+            let failed: Option<String> = match check {
+                Check::Status(m) => (!m.matches(status)).then(|| format!("status {status}")),
+                Check::BodyContains(s) => memchr::memmem::find(body, s.as_bytes())
+                    .is_none()
+                    .then(|| format!("body does not contain {s:?}")),
                 Check::JsonEquals { pointer, expected } => {
-                    let got = json.as_ref().and_then(|j| j.pointer(pointer));
+                    let got = super::json::lookup(body, pointer);
                     // The value found is not quoted: responses carry tokens and personal data.
-                    (
-                        got.is_some_and(|g| json_equal(g, expected)),
-                        format!("{pointer} is {}, expected {expected}", describe_json(got)),
-                    )
+                    (!got.as_ref().is_some_and(|g| json_equal(g, expected))).then(|| {
+                        format!(
+                            "{pointer} is {}, expected {expected}",
+                            describe_json(got.as_ref())
+                        )
+                    })
                 }
-                Check::MaxDuration(d) => (
-                    service_time <= *d,
-                    format!("took {service_time:?}, limit {d:?}"),
-                ),
+                Check::MaxDuration(d) => {
+                    (service_time > *d).then(|| format!("took {service_time:?}, limit {d:?}"))
+                }
             };
-            if !ok {
+            if let Some(what) = failed {
                 v.checks_failed += 1;
                 if v.error.is_none() {
                     v.error = Some(ErrorKind::CheckFailed);
@@ -639,15 +622,11 @@ impl Vu {
         }
         for e in &step.extract {
             let value = match &e.source {
-                ExtractSource::Json(p) => {
-                    json.as_ref()
-                        .and_then(|j| j.pointer(p))
-                        .and_then(|x| match x {
-                            serde_json::Value::String(s) => Some((s.clone(), false)),
-                            serde_json::Value::Null => None,
-                            other => Some((other.to_string(), true)),
-                        })
-                }
+                ExtractSource::Json(p) => super::json::lookup(body, p).and_then(|x| match x {
+                    serde_json::Value::String(s) => Some((s, false)),
+                    serde_json::Value::Null => None,
+                    other => Some((other.to_string(), true)),
+                }),
                 ExtractSource::Header(h) => self.client.header(h).map(|s| (s.to_string(), false)),
                 ExtractSource::Regex(re) => {
                     let text = String::from_utf8_lossy(body);
@@ -838,8 +817,9 @@ fn build_request(
         }
     }
     if !matches!(step.body, Body::None) || matches!(&step.method[..], b"POST" | b"PUT" | b"PATCH") {
-        // Formatted straight into the request buffer: no allocation per request.
-        let _ = std::io::Write::write_fmt(req, format_args!("Content-Length: {}\r\n", body.len()));
+        req.extend_from_slice(b"Content-Length: ");
+        req.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        req.extend_from_slice(b"\r\n");
     }
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);

@@ -97,20 +97,27 @@ impl H2Conn {
         request: &[u8],
         bufs: &mut Buffers,
         max_headers: usize,
-    ) -> Result<(u16, Instant), HttpError> {
-        let (req, body) = to_h2(scheme, request)?;
-        let mut send = self.send.clone().ready().await.map_err(h2_error)?;
-        let (response, mut stream) = send.send_request(req, body.is_empty()).map_err(h2_error)?;
+    ) -> Result<(u16, Instant), H2Failure> {
+        let (req, body) = to_h2(scheme, request).map_err(H2Failure::stream)?;
+        // Until `send_request` has taken the stream, nothing of the request is on its way: a
+        // connection closed or told to go away (GOAWAY) since its last response refuses here.
+        let mut send = self.send.clone().ready().await.map_err(H2Failure::unsent)?;
+        let (response, mut stream) = send
+            .send_request(req, body.is_empty())
+            .map_err(H2Failure::unsent)?;
         if !body.is_empty() {
             stream
                 .send_data(Bytes::copy_from_slice(body), true)
-                .map_err(h2_error)?;
+                .map_err(H2Failure::sent)?;
         }
-        let response = response.await.map_err(h2_error)?;
+        let response = response.await.map_err(H2Failure::sent)?;
         let first_byte = Instant::now();
         let status = response.status().as_u16();
         if response.headers().len() > max_headers {
-            return Err(HttpError::TooManyHeaders { limit: max_headers });
+            // Dropping the response resets its stream; the connection carries on.
+            return Err(H2Failure::stream(HttpError::TooManyHeaders {
+                limit: max_headers,
+            }));
         }
         let rbuf = &mut bufs.rbuf;
         let layout = &mut bufs.layout;
@@ -119,7 +126,9 @@ impl H2Conn {
         layout.chunked = false;
         layout.coding = Coding::Identity;
         layout.status = status;
-        rbuf.extend_from_slice(format!("HTTP/2 {status}\r\n").as_bytes());
+        rbuf.extend_from_slice(b"HTTP/2 ");
+        rbuf.extend_from_slice(response.status().as_str().as_bytes());
+        rbuf.extend_from_slice(b"\r\n");
         for (name, value) in response.headers() {
             let ns = rbuf.len();
             rbuf.extend_from_slice(name.as_str().as_bytes());
@@ -137,12 +146,53 @@ impl H2Conn {
         let start = rbuf.len();
         let mut body = response.into_body();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(h2_error)?;
+            let chunk = chunk.map_err(H2Failure::sent)?;
             let _ = body.flow_control().release_capacity(chunk.len());
             rbuf.extend_from_slice(&chunk);
         }
         layout.body = (start, rbuf.len());
         Ok((status, first_byte))
+    }
+}
+
+/// A failed HTTP/2 exchange, with what decides what happens next.
+#[derive(Debug)]
+pub(super) struct H2Failure {
+    pub error: HttpError,
+    /// The connection refused a new stream before any of the request left (closed, or a
+    /// GOAWAY came since its last response): the request may go on a new connection, once.
+    pub unsent: bool,
+    /// Only this stream failed (RST_STREAM, a response refused by the client's own limits):
+    /// the connection carries the next request.
+    pub stream_only: bool,
+}
+
+impl H2Failure {
+    fn unsent(e: h2::Error) -> Self {
+        H2Failure {
+            error: h2_error(e),
+            unsent: true,
+            stream_only: false,
+        }
+    }
+
+    /// After the request's stream was opened. A stream reset (by either side) leaves the
+    /// connection as it was; a GOAWAY or an I/O error ends it.
+    fn sent(e: h2::Error) -> Self {
+        let stream_only = e.is_reset();
+        H2Failure {
+            error: h2_error(e),
+            unsent: false,
+            stream_only,
+        }
+    }
+
+    fn stream(error: HttpError) -> Self {
+        H2Failure {
+            error,
+            unsent: false,
+            stream_only: true,
+        }
     }
 }
 

@@ -405,8 +405,11 @@ impl Client {
 
     /// The whole exchange, retries included, with the body as it came.
     async fn exchange(&mut self, origin: &Origin, method: Method) -> Result<u16, HttpError> {
+        // The HTTP/2 and connecting futures are boxed: they are large (TLS handshakes, h2
+        // streams) and rare or unused per request, and kept inline they made every request's
+        // future as large as they are, copied at each move.
         if self.options.http_version != HttpVersion::Http1 && !self.h1_only.contains(origin) {
-            if let Some(answered) = self.exchange_h2(origin).await {
+            if let Some(answered) = Box::pin(self.exchange_h2(origin)).await {
                 return answered;
             }
         }
@@ -420,7 +423,7 @@ impl Client {
         }
         let (idx, reused) = match kept {
             Some(i) => (i, self.conns[i].reused),
-            None => (self.connect(origin).await?, false),
+            None => (Box::pin(self.connect(origin)).await?, false),
         };
         let failure = match self.attempt(idx, method).await {
             Ok(status) => return Ok(status),
@@ -443,7 +446,7 @@ impl Client {
         if matches!(failure, h1::Failure::NoResponse { .. }) {
             self.retries += 1;
         }
-        let idx = self.connect(origin).await?;
+        let idx = Box::pin(self.connect(origin)).await?;
         self.attempt(idx, method)
             .await
             .map_err(|f| into_error(f, Resend::AlsoFresh, origin.tls))
@@ -495,45 +498,61 @@ impl Client {
 
     /// One request over HTTP/2, or `None` when the origin speaks HTTP/1.1 (ALPN chose it, or
     /// `auto` over cleartext): then the HTTP/1.1 path takes the request.
+    ///
+    /// A kept connection that refuses the stream before any of the request left (the server
+    /// closed it or sent GOAWAY since the last response) is replaced and the request sent on
+    /// the new one: it is sent once. Once the stream is open the request is never sent again,
+    /// whatever its method, as over HTTP/1.1 after a response began: the server may be
+    /// working on it. A stream reset (RST_STREAM) fails that request only; the connection
+    /// carries the next one.
     async fn exchange_h2(&mut self, origin: &Origin) -> Option<Result<u16, HttpError>> {
-        let i = match self.h2.iter().position(|(o, c)| o == origin && c.open()) {
-            Some(i) => i,
-            None => {
-                self.h2.retain(|(o, _)| o != origin);
-                match self.connect_h2(origin).await {
-                    Ok(true) => self.h2.len() - 1,
-                    Ok(false) => return None,
-                    Err(e) => return Some(Err(e)),
+        let mut fresh = false;
+        loop {
+            let i = match self.h2.iter().position(|(o, c)| o == origin && c.open()) {
+                Some(i) => i,
+                None => {
+                    self.h2.retain(|(o, _)| o != origin);
+                    fresh = true;
+                    match self.connect_h2(origin).await {
+                        Ok(true) => self.h2.len() - 1,
+                        Ok(false) => return None,
+                        Err(e) => return Some(Err(e)),
+                    }
                 }
-            }
-        };
-        let scheme = if origin.tls { "https" } else { "http" };
-        let conn = &mut self.h2[i].1;
-        let began = std::time::Instant::now();
-        let result = conn
-            .exchange(
-                scheme,
-                &self.request,
-                &mut self.bufs,
-                self.options.max_response_headers,
-            )
-            .await;
-        let (read, written) = conn.take_bytes();
-        self.bytes_in += read;
-        self.bytes_in_decoded += read;
-        self.bytes_out += written;
-        match result {
-            Ok((status, first)) => {
-                let p = &mut self.phases;
-                p.timed += 1;
-                p.http2 += 1;
-                p.ttfb_us += micros(first.saturating_duration_since(began));
-                p.transfer_us += micros(first.elapsed());
-                Some(Ok(status))
-            }
-            Err(e) => {
-                self.h2.swap_remove(i);
-                Some(Err(e))
+            };
+            let scheme = if origin.tls { "https" } else { "http" };
+            let conn = &mut self.h2[i].1;
+            let began = std::time::Instant::now();
+            let result = conn
+                .exchange(
+                    scheme,
+                    &self.request,
+                    &mut self.bufs,
+                    self.options.max_response_headers,
+                )
+                .await;
+            let (read, written) = conn.take_bytes();
+            self.bytes_in += read;
+            self.bytes_in_decoded += read;
+            self.bytes_out += written;
+            match result {
+                Ok((status, first)) => {
+                    let p = &mut self.phases;
+                    p.timed += 1;
+                    p.http2 += 1;
+                    p.ttfb_us += micros(first.saturating_duration_since(began));
+                    p.transfer_us += micros(first.elapsed());
+                    return Some(Ok(status));
+                }
+                Err(f) => {
+                    if !f.stream_only {
+                        self.h2.swap_remove(i);
+                    }
+                    if f.unsent && !fresh {
+                        continue;
+                    }
+                    return Some(Err(f.error));
+                }
             }
         }
     }
@@ -706,6 +725,17 @@ impl Client {
         self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
+    }
+
+    /// Whether the last response has a header with this name (case-insensitive), asked of
+    /// the bytes as read: no UTF-8 check of every name and value, as on each response.
+    pub fn has_header(&self, name: &str) -> bool {
+        let rbuf = &self.bufs.rbuf;
+        self.bufs
+            .layout
+            .headers
+            .iter()
+            .any(|&(ns, ne, _, _)| rbuf[ns..ne].eq_ignore_ascii_case(name.as_bytes()))
     }
 
     /// Every header of the last response, in order, with values that are valid UTF-8.

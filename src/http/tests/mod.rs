@@ -785,7 +785,7 @@ async fn a_body_that_does_not_decode_is_a_protocol_error() {
 // ---------------------------------------------------------------------------------------------
 
 use crate::scenario::HttpVersion;
-use h2server::{Answer, H2Server};
+use h2server::{Answer, H2Server, Script};
 
 fn client_speaking(v: HttpVersion) -> Client {
     Client::new(ClientOptions::new(true).with_http_version(v))
@@ -827,6 +827,7 @@ fn shop(method: &str, path: &str) -> Answer {
         body,
         // Frames that cut the body at odd places (h2 refuses floods of tiny frames).
         frame: 97,
+        script: Script::Answer,
     }
 }
 
@@ -923,6 +924,7 @@ async fn http2_bodies_are_decoded() {
             headers: vec![("content-encoding", "gzip".into())],
             body: super::decode::encode(super::decode::Coding::Gzip, &b"zipped ".repeat(100)),
             frame: 5,
+            script: Script::Answer,
         })
         .await;
         let mut c = client_speaking(HttpVersion::Http2);
@@ -932,4 +934,314 @@ async fn http2_bodies_are_decoded() {
         assert_eq!((status, body), (200, b"zipped ".repeat(100)), "{t:?}");
         assert!(c.bytes_in_decoded > c.bytes_in);
     }
+}
+
+/// A server answering every request with `shop`'s answer and `script` on the requests whose
+/// path starts with `/x`.
+fn scripted(script: Script) -> impl Fn(&str, &str) -> Answer + Send + Sync + 'static {
+    move |method, path| Answer {
+        script: if path.starts_with("/x") {
+            script.clone()
+        } else {
+            Script::Answer
+        },
+        ..shop(method, path)
+    }
+}
+
+fn expected_body(method: &str, path: &str) -> String {
+    format!("{method} {path} ").repeat(300)
+}
+
+/// RST_STREAM after part of the body: the request fails as `connection_reset`, is not sent
+/// again (a POST reached the server once), and the connection carries the next request.
+#[tokio::test]
+async fn http2_a_stream_reset_mid_response_fails_that_request_only() {
+    for t in BOTH {
+        let server = H2Server::start(t, true, scripted(Script::ResetAfter(500))).await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        let err = call_at(&mut c, &origin, "POST", "/x/order", b"{}")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{t:?} {err}");
+        let (status, body) = call_at(&mut c, &origin, "GET", "/next", b"").await.unwrap();
+        assert_eq!(
+            (status, text(&body)),
+            (200, expected_body("GET", "/next").as_str())
+        );
+        let log = server.requests();
+        let posts = log.iter().filter(|r| r.method == "POST").count();
+        assert_eq!((posts, log.len()), (1, 2), "{t:?} {log:?}");
+        assert_eq!(
+            server.connections(),
+            1,
+            "{t:?}: a reset ends a stream, not the connection"
+        );
+        assert_eq!((c.retries, c.phases.http2), (0, 1));
+    }
+}
+
+/// A graceful GOAWAY after each answer: every request is answered, each reaches the server
+/// once (the next one goes on a new connection, whether the client saw the GOAWAY before
+/// opening its stream or the connection refused the stream), and nothing counts as a retry.
+#[tokio::test]
+async fn http2_graceful_goaway_moves_to_a_new_connection() {
+    for t in BOTH {
+        let server = H2Server::start(t, true, scripted(Script::GoAwayAfter)).await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        for i in 0..12 {
+            let (method, body) = if i % 2 == 0 {
+                ("POST", &b"{}"[..])
+            } else {
+                ("GET", &b""[..])
+            };
+            let path = format!("/x/{i}");
+            let (status, got) = call_at(&mut c, &origin, method, &path, body)
+                .await
+                .unwrap_or_else(|e| panic!("{t:?} request {i}: {e}"));
+            let want = (
+                if method == "POST" { 201 } else { 200 },
+                expected_body(method, &path),
+            );
+            assert_eq!((status, text(&got).to_string()), want, "{t:?}");
+        }
+        let log = server.requests();
+        let mut paths: Vec<&str> = log.iter().map(|r| r.path.as_str()).collect();
+        paths.dedup();
+        assert_eq!((log.len(), paths.len()), (12, 12), "{t:?} {log:?}");
+        assert_eq!(
+            server.connections(),
+            12,
+            "{t:?}: one stream per connection after GOAWAY"
+        );
+        assert_eq!(c.retries, 0);
+    }
+}
+
+/// GOAWAY (INTERNAL_ERROR) and a close while a POST's stream is open: an error, the POST seen
+/// once, never re-sent; the next request opens a new connection.
+#[tokio::test]
+async fn http2_abrupt_goaway_is_an_error_and_never_a_second_post() {
+    for t in BOTH {
+        let server = H2Server::start(t, true, scripted(Script::GoAwayInstead)).await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        let err = call_at(&mut c, &origin, "POST", "/x/checkout", b"{\"cart\": 1}")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{t:?} {err}");
+        let (status, _) = call_at(&mut c, &origin, "GET", "/after", b"")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let log = server.requests();
+        let posts = log.iter().filter(|r| r.method == "POST").count();
+        assert_eq!((posts, log.len()), (1, 2), "{t:?} {log:?}");
+        assert_eq!(server.connections(), 2, "{t:?}");
+        assert_eq!(c.retries, 0);
+    }
+}
+
+/// The server closes an idle connection without GOAWAY: the next request (a POST) goes on a
+/// new connection, once, and succeeds.
+#[tokio::test]
+async fn http2_an_idle_connection_closed_by_the_server_is_replaced() {
+    for t in BOTH {
+        let server = H2Server::start(
+            t,
+            true,
+            scripted(Script::CloseAfter(Duration::from_millis(50))),
+        )
+        .await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        let (status, _) = call_at(&mut c, &origin, "GET", "/x/first", b"")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, _) = call_at(&mut c, &origin, "POST", "/then", b"{}")
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{t:?}");
+        let log = server.requests();
+        assert_eq!(log.len(), 2, "{t:?} {log:?}");
+        assert_eq!((log[1].conn, server.connections()), (1, 2), "{t:?}");
+    }
+}
+
+/// Trailers after the body and a 103 before the answer: the final status and the whole body.
+#[tokio::test]
+async fn http2_trailers_and_interim_responses() {
+    for t in BOTH {
+        for script in [
+            Script::Trailers(vec![("x-checksum", "abc".into())]),
+            Script::EarlyHints,
+        ] {
+            let server = H2Server::start(t, true, scripted(script.clone())).await;
+            let mut c = client_speaking(HttpVersion::Http2);
+            for path in ["/x/a", "/x/b"] {
+                let (status, body) = call_at(&mut c, &server.origin(), "GET", path, b"")
+                    .await
+                    .unwrap_or_else(|e| panic!("{t:?} {script:?}: {e}"));
+                assert_eq!(
+                    (status, text(&body)),
+                    (200, expected_body("GET", path).as_str()),
+                    "{t:?} {script:?}"
+                );
+            }
+            assert_eq!(server.connections(), 1, "{t:?} {script:?}");
+        }
+    }
+}
+
+/// More header fields than `max_response_headers`: a protocol error for that request; the
+/// connection carries on, and a higher limit reads the same response.
+#[tokio::test]
+async fn http2_a_header_list_over_the_limit_is_a_protocol_error() {
+    for t in BOTH {
+        let server = H2Server::start(t, true, |method: &str, path: &str| Answer {
+            headers: if path.starts_with("/x") {
+                let field =
+                    |i| -> (&'static str, String) { (format!("x-h{i}").leak(), "v".into()) };
+                (0..150).map(field).collect()
+            } else {
+                Vec::new()
+            },
+            ..shop(method, path)
+        })
+        .await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        let err = call_at(&mut c, &origin, "GET", "/x/many", b"")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{t:?} {err}");
+        assert!(err.to_string().contains("max_response_headers"), "{err}");
+        let (status, _) = call_at(&mut c, &origin, "GET", "/few", b"").await.unwrap();
+        assert_eq!((status, server.connections()), (200, 1), "{t:?}");
+
+        let mut roomy = Client::new(
+            ClientOptions::new(true)
+                .with_http_version(HttpVersion::Http2)
+                .with_max_response_headers(200),
+        );
+        let (status, _) = call_at(&mut roomy, &origin, "GET", "/x/many", b"")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(roomy.header("x-h149"), Some("v"));
+    }
+}
+
+/// Every frame of the answers split across many small writes (and so reads), over TCP and
+/// inside TLS records: the same statuses, headers and bodies.
+#[tokio::test]
+async fn http2_responses_split_across_reads() {
+    for t in BOTH {
+        let server = H2Server::start_trickling(t, true, true, shop).await;
+        let origin = server.origin();
+        let mut c = client_speaking(HttpVersion::Http2);
+        for (method, path) in [("GET", "/a"), ("POST", "/b"), ("GET", "/c")] {
+            let (status, body) = call_at(&mut c, &origin, method, path, b"{}").await.unwrap();
+            assert_eq!(
+                (status, text(&body)),
+                (
+                    if method == "POST" { 201 } else { 200 },
+                    expected_body(method, path).as_str()
+                ),
+                "{t:?}"
+            );
+            assert_eq!(c.header("x-trace"), Some("abc"));
+        }
+        assert_eq!((server.requests().len(), server.connections()), (3, 1));
+    }
+}
+
+/// A server speaking raw frames: each HEADERS frame is answered `200` (no body) followed at
+/// once by GOAWAY naming that stream as the last, and the connection is left open — so the
+/// client has seen the GOAWAY, but not the connection's end, when its next request comes.
+/// Returns the address and, per connection, how many requests (HEADERS frames) it carried.
+async fn goaway_and_stay_open() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = counts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let conn = {
+                let mut l = log.lock().unwrap();
+                l.push(0);
+                l.len() - 1
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut preface = [0u8; 24];
+                if tcp.read_exact(&mut preface).await.is_err() {
+                    return;
+                }
+                // SETTINGS (empty), then frames as they come.
+                let _ = tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+                loop {
+                    let mut head = [0u8; 9];
+                    if tcp.read_exact(&mut head).await.is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+                    let mut payload = vec![0u8; len];
+                    if tcp.read_exact(&mut payload).await.is_err() {
+                        return;
+                    }
+                    let (kind, flags) = (head[3], head[4]);
+                    let stream = &head[5..9];
+                    match kind {
+                        // SETTINGS without ACK: acknowledge.
+                        4 if flags & 1 == 0 => {
+                            let _ = tcp.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await;
+                        }
+                        1 => {
+                            log.lock().unwrap()[conn] += 1;
+                            let mut out = vec![0, 0, 1, 1, 5];
+                            out.extend_from_slice(stream);
+                            // HPACK: indexed field 8, `:status: 200`.
+                            out.push(0x88);
+                            out.extend_from_slice(&[0, 0, 8, 7, 0, 0, 0, 0, 0]);
+                            out.extend_from_slice(stream);
+                            out.extend_from_slice(&[0, 0, 0, 0]);
+                            let _ = tcp.write_all(&out).await;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, counts)
+}
+
+/// After a GOAWAY the connection takes no new stream; the next request, a POST, goes on a new
+/// connection (having never left), and every connection carries exactly one request.
+#[tokio::test]
+async fn http2_a_request_after_goaway_goes_on_a_new_connection_once() {
+    let (addr, counts) = goaway_and_stay_open().await;
+    let origin = crate::url::Origin {
+        tls: false,
+        host: "127.0.0.1".into(),
+        port: addr.port(),
+    };
+    let mut c = client_speaking(HttpVersion::Http2);
+    for i in 0..4 {
+        let (status, _) = call_at(&mut c, &origin, "POST", &format!("/order/{i}"), b"{}")
+            .await
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(status, 200);
+    }
+    assert_eq!(*counts.lock().unwrap(), vec![1, 1, 1, 1]);
+    assert_eq!(c.retries, 0);
 }
