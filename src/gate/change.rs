@@ -244,7 +244,7 @@ const SCAN_SHARE: f64 = 0.75;
 /// times. Taking the smaller of it and the plain test's p-value fires 1.2-1.6 times as often
 /// as nominal with 8-12 baseline runs and 0.9-1.2 times with 20-40: the newest-runs tests
 /// hold a quarter of `alpha`, so a metric's whole rate grows by at most 15 %, on short
-/// histories.
+/// histories (`bench/regression/newest_runs_sim.py`).
 const LEAVE_ONE_OUT_COST: f64 = 4.0;
 
 /// Judges the last value of `values` (one metric, one value per run, oldest first) against
