@@ -71,8 +71,9 @@ pub struct RunLabelsCli {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GatePolicyCli {
     /// Change a gated metric's policy: METRIC:KEY=VALUE[,KEY=VALUE] with keys alpha,
-    /// min_effect (e.g. 15%), min_absolute, min_history, confirm_runs; METRIC `*` for all
-    /// (repeatable), e.g. --gate-policy "p99:min_effect=15%".
+    /// min_effect (e.g. 15%), min_absolute, min_history, confirm_runs; METRIC:off to not
+    /// judge a metric (METRIC:on again); METRIC `*` for all (repeatable), e.g. --gate-policy
+    /// "p99:min_effect=15%". Applied after the scenario's [gate].
     #[arg(long = "gate-policy", value_name = "METRIC:KEY=VALUE")]
     pub overrides: Vec<String>,
 }
@@ -135,6 +136,10 @@ pub struct GateCli {
     /// A recorded run to judge against the runs recorded before it.
     #[arg(long, conflicts_with = "results")]
     pub run: Option<i64>,
+    /// Judge with this scenario file's [gate] policy (as `run --history` does); --gate-policy
+    /// still wins.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
     #[command(flatten)]
     pub labels: RunLabelsCli,
     #[command(flatten)]

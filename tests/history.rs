@@ -1,13 +1,16 @@
 //! The run history end to end, through the binary: runs recorded with `run --history` against
 //! the harness server, a slower system caught by the gate on the right step, an intended change
 //! accepted and not alerted again; the CSV import's errors and a replay with `gate --run`, on a
-//! SQLite file and on the PostgreSQL server.
+//! SQLite file and on the PostgreSQL server; and a database fault planted in the bundled stack
+//! caught on the step that reads the database.
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::util::stack::StackProcess;
 use crate::util::{
-    code, peakload, run_within, shared_cpu, Case, Journey, Outcome, Scenario, Step, TestServer,
+    code, exclusive_cpu, peakload, run_within, shared_cpu, Case, Journey, Outcome, Scenario, Step,
+    TestServer,
 };
 
 /// Two steps: `home` fast, `checkout` as slow as the server's `/slow` is set.
@@ -356,4 +359,104 @@ fn csv_import_reports_bad_rows_and_replays_on_postgres() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// The issue's acceptance test: twelve runs recorded against the bundled stack, then a 13th
+/// with a database latency fault planted through the stack's own flag fails the gate on the
+/// step that reads the database, and a 13th without it passes. The catalogue cache is off so
+/// every product read goes to the database. Throughput is not gated (`[gate] rps = "off"`):
+/// a run slowed by the fault drains longer, which lowers every step's requests per second,
+/// the untouched step's too.
+///
+/// One-second runs on a loaded machine vary a lot (product p50 0.9-8 ms over twelve runs
+/// with the load average at 15): the CPU is taken exclusively, and the fault is one second,
+/// so the verdict does not ride on the edge of the significance level (a 250 ms fault gave
+/// p = 0.0008-0.0012 against alpha 0.001 on such a history).
+#[test]
+fn a_database_fault_in_the_bundled_stack_fails_the_gate_on_the_step_that_reads_the_database() {
+    let _cpu = exclusive_cpu();
+    let stack_dir = tempfile::tempdir().unwrap();
+    let stack = StackProcess::all(stack_dir.path(), &["--catalogue-cache-ms", "0"], &[]);
+    let case = Case::new(
+        Scenario::new("stack-gate")
+            .base_url(&stack.url)
+            .timeout("4s")
+            .rps(25, "1s")
+            .section("[gate]\nrps = \"off\"")
+            .journey(
+                Journey::new("shop")
+                    .step(Step::get("health", "/healthz").check("{ status = 200 }"))
+                    .step(
+                        Step::get("product", "/api/products/{{random_int 1 200}}")
+                            .check("{ status = 200 }"),
+                    ),
+            ),
+    );
+    let db = case.dir().join("history.db");
+    let run = |out: &Path, history: bool| {
+        let mut cmd = case.run_command(out);
+        cmd.args(["-q", "--threads", "1", "--drain", "3s"]);
+        if history {
+            cmd.arg("--history")
+                .arg(&db)
+                .args(["--environment", "ci", "--commit", "c0ffee"]);
+        }
+        crate::util::spawn(cmd)
+            .writing_to(out.to_path_buf())
+            .finish()
+    };
+    for _ in 0..12 {
+        run(&case.out(), true).expect_code(code::OK);
+    }
+
+    // Without the fault: judged (not recorded) against the twelve, with the scenario's
+    // [gate], it passes.
+    let clean_out = case.dir().join("clean");
+    run(&clean_out, false).expect_code(code::OK);
+    let clean = gate(
+        db.to_str().unwrap(),
+        &[
+            clean_out.join("results.json").to_str().unwrap(),
+            "--scenario",
+            case.scenario().to_str().unwrap(),
+            "--environment",
+            "ci",
+        ],
+    );
+    assert_eq!(clean.code, code::OK, "{}\n{}", clean.stdout, clean.stderr);
+    assert!(
+        clean.stdout.contains("shop/product p50: unchanged"),
+        "{}",
+        clean.stdout
+    );
+    assert!(
+        !clean.stdout.contains(" rps:"),
+        "rps is not gated: {}",
+        clean.stdout
+    );
+
+    // With a second added to every database operation: regressed on the product step only.
+    stack.post_fault(r#"{"db_latency_ms": 1000}"#);
+    let faulty = run(&case.out(), true);
+    assert_eq!(
+        faulty.code,
+        code::REGRESSED,
+        "{}\n{}",
+        faulty.stdout,
+        faulty.stderr
+    );
+    let lines = gate_lines(&faulty);
+    let regressed: Vec<&&str> = lines.iter().filter(|l| l.contains("REGRESSED")).collect();
+    assert!(
+        regressed
+            .iter()
+            .any(|l| l.starts_with("shop/product p50: REGRESSED")),
+        "{}",
+        faulty.stdout
+    );
+    assert!(
+        !regressed.iter().any(|l| l.starts_with("shop/health")),
+        "the step that does not read the database did not change: {}",
+        faulty.stdout
+    );
 }

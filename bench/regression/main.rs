@@ -8,7 +8,8 @@
 //! `compare.py` can match false-alarm rates across methods), and with the tail-percentile
 //! rules switched off (every metric judged like p50) to show what they are for. `--replay`
 //! also judges every prefix of each series, as a CI gate would run after each run, and
-//! reports the first run called regressed.
+//! reports the first run called regressed. `--defaults-only` judges at the default policy
+//! alone (a quick check, e.g. with a debug build; `compare.py` needs every setting).
 //!
 //! Output: {"method": "peakload", "settings": [{"name", "param", "default"}],
 //! "verdicts": {setting: [{"verdict", "change_at", "relative", "p_value", "min_relative"}]},
@@ -38,9 +39,11 @@ const ALPHAS: [f64; 11] = [
 fn main() {
     let mut path = None;
     let mut replay = false;
+    let mut defaults_only = false;
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--replay" => replay = true,
+            "--defaults-only" => defaults_only = true,
             s if !s.starts_with('-') && path.is_none() => path = Some(s.to_string()),
             other => fail(&format!("unexpected argument {other:?}")),
         }
@@ -83,6 +86,9 @@ fn main() {
     };
     for alpha in ALPHAS {
         let default = alpha == DEFAULT_ALPHA;
+        if defaults_only && !default {
+            continue;
+        }
         let name = if default {
             "defaults".to_string()
         } else {
@@ -91,15 +97,17 @@ fn main() {
         run(name, alpha, default, &|p| Policy { alpha, ..p.clone() });
     }
     let p50 = Policy::for_metric("p50").expect("p50 has a policy");
-    run(
-        "every metric judged like p50".to_string(),
-        DEFAULT_ALPHA,
-        false,
-        &|p| Policy {
-            direction: p.direction,
-            ..p50.clone()
-        },
-    );
+    if !defaults_only {
+        run(
+            "every metric judged like p50".to_string(),
+            DEFAULT_ALPHA,
+            false,
+            &|p| Policy {
+                direction: p.direction,
+                ..p50.clone()
+            },
+        );
+    }
 
     let mut report = json!({
         "method": "peakload",
@@ -140,6 +148,6 @@ fn row(j: &Judgement, p: &Policy) -> Value {
 }
 
 fn fail(msg: &str) -> ! {
-    eprintln!("error: {msg}\nusage: regression_bench SERIES.json [--replay]");
+    eprintln!("error: {msg}\nusage: regression_bench SERIES.json [--replay] [--defaults-only]");
     std::process::exit(2);
 }

@@ -288,7 +288,15 @@ pub(crate) fn print_verdicts(verdicts: &[MetricVerdict]) -> bool {
 
 /// `peakload gate`: a recorded run (`--run`) or a results file, judged against the history.
 pub fn gate(args: crate::cli::GateCli) -> Result<Outcome, Failure> {
-    let overrides = overrides(&args.policy)?;
+    let mut overrides = overrides(&args.policy)?;
+    if let Some(path) = &args.scenario {
+        let scenario = crate::scenario::load_scenario(path).map_err(Failure::Scenario)?;
+        // The file's [gate] first, so the command line wins.
+        overrides = crate::history::policy::from_scenario(&scenario.gate)
+            .into_iter()
+            .chain(overrides)
+            .collect();
+    }
     let new = match (&args.results, args.run) {
         (Some(path), None) => {
             Some(from_results(&load(path)?, &labels(&args.labels)).map_err(failure)?)

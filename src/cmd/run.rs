@@ -84,8 +84,13 @@ impl ShardOptions {
 
 /// `peakload run`: the scenario and `--threshold`s are checked before anything is sent.
 pub fn command(args: RunCli) -> Result<Outcome, Failure> {
-    let gate_policy = super::history::overrides(&args.gate_policy)?;
+    let cli_policy = super::history::overrides(&args.gate_policy)?;
     let mut scenario = crate::scenario::load_scenario(&args.scenario).map_err(Failure::Scenario)?;
+    // The scenario's [gate] first, so the command line wins.
+    let gate_policy: Vec<PolicyOverride> = crate::history::policy::from_scenario(&scenario.gate)
+        .into_iter()
+        .chain(cli_policy)
+        .collect();
     for expr in &args.thresholds {
         let t = crate::scenario::parse_threshold(expr, &scenario)
             .map_err(|e| Failure::Invalid(format!("--threshold {expr:?}: {e}")))?;

@@ -73,6 +73,25 @@ fn a_large_jump_in_the_newest_run_alone_is_a_regression() {
     assert_eq!(j.change.unwrap().method, Method::NewestRuns);
 }
 
+/// Regression test: on a loaded CI host a step's p50 was 1-8 ms with one stray run at
+/// 20.8 ms, and a 256 ms run (a planted 250 ms database delay) was judged unchanged, because
+/// the stray run set the baseline's standard deviation.
+#[test]
+fn one_stray_baseline_run_does_not_hide_a_huge_jump() {
+    let mut v = vec![
+        2.1, 1.0, 3.4, 7.7, 2.8, 1.6, 20.8, 4.2, 2.5, 5.1, 1.9, 3.0, 256.0,
+    ];
+    let j = judge(&v, &[], &p50()).unwrap();
+    assert_eq!(j.verdict, Verdict::Regressed, "{j:?}");
+    let c = j.change.unwrap();
+    assert_eq!(c.method, Method::NewestRuns);
+    assert!(c.p_value <= DEFAULT_ALPHA, "{}", c.p_value);
+    assert_eq!(j.compared.first_run, 12);
+    // Within the stray run's reach it is still noise.
+    *v.last_mut().unwrap() = 20.0;
+    assert_eq!(judge(&v, &[], &p50()).unwrap().verdict, Verdict::Unchanged);
+}
+
 #[test]
 fn flat_heavy_tailed_p99_series_raise_no_alarm() {
     let p99 = Policy::for_metric("p99").unwrap();

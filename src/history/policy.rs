@@ -1,8 +1,11 @@
 //! Per-metric changes to the gate's default policy (`Policy::for_metric`), as given on the
 //! command line: `--gate-policy "p99:min_effect=15%,confirm_runs=3"`, `--gate-policy
-//! "*:alpha=0.0001"` (every metric). Later settings win.
+//! "*:alpha=0.0001"` (every metric), `--gate-policy rps:off` (not judged), and in the
+//! scenario's `[gate]` ([`from_scenario`]). Later settings win: the file's, then the command
+//! line's.
 
 use crate::gate::change::Policy;
+use crate::scenario::GateRule;
 
 /// One `--gate-policy` value, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,11 +24,33 @@ pub enum Setting {
     MinAbsolute(f64),
     MinHistory(usize),
     ConfirmRuns(usize),
+    /// `false`: the metric is not judged at all.
+    Gated(bool),
 }
 
-const KEYS: &str = "alpha, min_effect, min_absolute, min_history, confirm_runs";
+const KEYS: &str = "alpha, min_effect, min_absolute, min_history, confirm_runs; or off, on";
 
-/// Parses `METRIC:KEY=VALUE[,KEY=VALUE...]`.
+/// The scenario's `[gate]` rules as overrides, in the order they apply.
+pub fn from_scenario(rules: &[GateRule]) -> Vec<PolicyOverride> {
+    rules
+        .iter()
+        .map(|r| {
+            let mut settings = Vec::new();
+            settings.extend(r.gated.map(Setting::Gated));
+            settings.extend(r.alpha.map(Setting::Alpha));
+            settings.extend(r.min_effect.map(Setting::MinEffect));
+            settings.extend(r.min_absolute.map(Setting::MinAbsolute));
+            settings.extend(r.min_history.map(Setting::MinHistory));
+            settings.extend(r.confirm_runs.map(Setting::ConfirmRuns));
+            PolicyOverride {
+                metric: r.metric.clone(),
+                settings,
+            }
+        })
+        .collect()
+}
+
+/// Parses `METRIC:KEY=VALUE[,KEY=VALUE...]`, `METRIC:off` or `METRIC:on`.
 pub fn parse_override(s: &str) -> Result<PolicyOverride, String> {
     let (metric, rest) = s
         .split_once(':')
@@ -36,6 +61,17 @@ pub fn parse_override(s: &str) -> Result<PolicyOverride, String> {
             "{metric:?} is not a gated metric (p50, p90, p95, p99, any pNN, mean, min, max, \
              error_rate, rps, checks; * for all)"
         ));
+    }
+    let switch = match rest.trim() {
+        "off" => Some(false),
+        "on" => Some(true),
+        _ => None,
+    };
+    if let Some(on) = switch {
+        return Ok(PolicyOverride {
+            metric: metric.to_string(),
+            settings: vec![Setting::Gated(on)],
+        });
     }
     let mut settings = Vec::new();
     for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -80,9 +116,11 @@ pub fn parse_override(s: &str) -> Result<PolicyOverride, String> {
     })
 }
 
-/// The policy for `metric`: the default with every matching override applied in order.
+/// The policy for `metric`: the default with every matching override applied in order;
+/// `None` for a metric that is not gated (unknown, or switched off).
 pub fn policy_for(metric: &str, overrides: &[PolicyOverride]) -> Option<Policy> {
     let mut p = Policy::for_metric(metric)?;
+    let mut gated = true;
     for o in overrides
         .iter()
         .filter(|o| o.metric == "*" || o.metric == metric)
@@ -94,10 +132,11 @@ pub fn policy_for(metric: &str, overrides: &[PolicyOverride]) -> Option<Policy> 
                 Setting::MinAbsolute(v) => p.min_absolute = v,
                 Setting::MinHistory(v) => p.min_history = v,
                 Setting::ConfirmRuns(v) => p.confirm_runs = v,
+                Setting::Gated(on) => gated = on,
             }
         }
     }
-    Some(p)
+    gated.then_some(p)
 }
 
 #[cfg(test)]
@@ -119,6 +158,79 @@ mod tests {
             Policy::for_metric("p50").unwrap().min_relative
         );
         assert_eq!(policy_for("latency", &[]), None);
+    }
+
+    #[test]
+    fn metrics_switch_off_and_on_again_later_wins() {
+        let off = parse_override("rps:off").unwrap();
+        assert_eq!(policy_for("rps", std::slice::from_ref(&off)), None);
+        assert!(policy_for("p50", std::slice::from_ref(&off)).is_some());
+        let all_off = parse_override("*:off").unwrap();
+        let p95_on = parse_override("p95: on").unwrap();
+        assert!(policy_for("p95", &[all_off.clone(), p95_on.clone()]).is_some());
+        assert_eq!(policy_for("p99", &[all_off.clone(), p95_on.clone()]), None);
+        assert_eq!(policy_for("p95", &[p95_on, all_off]), None);
+    }
+
+    #[test]
+    fn scenario_rules_apply_before_the_command_line() {
+        let file = from_scenario(&[
+            GateRule {
+                metric: "*".into(),
+                alpha: Some(0.01),
+                ..GateRule::default()
+            },
+            GateRule {
+                metric: "p99".into(),
+                min_effect: Some(0.2),
+                confirm_runs: Some(3),
+                ..GateRule::default()
+            },
+            GateRule {
+                metric: "rps".into(),
+                gated: Some(false),
+                ..GateRule::default()
+            },
+        ]);
+        let cli = parse_override("p99:min_effect=12%").unwrap();
+        let all: Vec<PolicyOverride> = file.into_iter().chain([cli]).collect();
+        let p99 = policy_for("p99", &all).unwrap();
+        assert!((p99.min_relative - 0.12).abs() < 1e-12);
+        assert_eq!(p99.confirm_runs, 3);
+        assert_eq!(p99.alpha, 0.01);
+        assert_eq!(policy_for("rps", &all), None);
+    }
+
+    /// The scenario checks `[gate]` metric names itself (it cannot see the gate); both
+    /// must agree.
+    #[test]
+    fn the_scenario_knows_the_gated_metrics() {
+        for name in [
+            "p50",
+            "p99.9",
+            "p100",
+            "p0",
+            "p101",
+            "p-1",
+            "mean",
+            "median",
+            "min",
+            "max",
+            "error_rate",
+            "rps",
+            "checks",
+            "checks_pass_rate",
+            "latency",
+            "pxx",
+            "",
+            "P50",
+        ] {
+            assert_eq!(
+                crate::scenario::is_gated_metric(name),
+                Policy::for_metric(name).is_some(),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

@@ -418,3 +418,48 @@ fn csv_errors_name_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn after_an_accepted_change_the_verdict_says_how_many_runs_are_still_needed() {
+    use super::verdicts::MetricVerdict;
+    use super::SeriesPoint;
+    use crate::gate::change::{judge, Policy};
+
+    let values = [100.0, 101.0, 99.0, 100.0, 130.0, 131.0, 129.0];
+    let points: Vec<SeriesPoint> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| SeriesPoint {
+            run_id: 10 + i as i64,
+            started_at: String::new(),
+            value,
+            accepted: i == 4,
+        })
+        .collect();
+    let policy = Policy::for_metric("p50").unwrap();
+    let verdict = |n: usize| {
+        let v = MetricVerdict {
+            scope: "buy/checkout".into(),
+            metric: "p50".into(),
+            value: values[n - 1],
+            points: points[..n].to_vec(),
+            judgement: judge(&values[..n], if n > 4 { &[4] } else { &[] }, &policy).unwrap(),
+            policy: policy.clone(),
+        };
+        assert_eq!(v.judgement.verdict, Verdict::InsufficientHistory);
+        describe(&v)
+    };
+    let text = verdict(7);
+    assert!(
+        text.contains(
+            "(2 comparable run(s) since the accepted run #14, 8 needed: 6 more to record, this \
+             one included, before the gate judges again)"
+        ),
+        "{text}"
+    );
+    let text = verdict(1);
+    assert!(
+        text.contains("(no earlier comparable run; 8 run(s) to record, this one included"),
+        "{text}"
+    );
+}

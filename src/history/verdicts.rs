@@ -127,7 +127,11 @@ pub fn describe(v: &MetricVerdict) -> String {
     let what = format!("{} {}", v.scope, v.metric);
     let now = figure(&v.metric, v.value);
     let Some(base) = &j.baseline else {
-        return format!("{what}: insufficient history (no earlier comparable run); now {now}");
+        return format!(
+            "{what}: insufficient history (no earlier comparable run; {} run(s) to record, \
+             this one included, before the gate judges); now {now}",
+            v.policy.min_history
+        );
     };
     let base_ids: Vec<i64> = v.points[base.first_run..base.first_run + base.runs]
         .iter()
@@ -141,10 +145,21 @@ pub fn describe(v: &MetricVerdict) -> String {
         base_ids.last().copied().unwrap_or_default(),
     );
     let Some(change) = &j.change else {
+        // After an accepted change the baseline starts at the accepted run: say so, and when
+        // the gate will judge this level again.
+        let first = &v.points[base.first_run];
+        let since = if first.accepted {
+            format!("since the accepted run #{}", first.run_id)
+        } else {
+            "so far".to_string()
+        };
         return format!(
-            "{what}: insufficient history ({} comparable run(s) since the last accepted one, \
-             {} needed); now {now}, {base_words}",
-            base.runs, v.policy.min_history
+            "{what}: insufficient history ({} comparable run(s) {since}, {} needed: {} more \
+             to record, this one included, before the gate judges again); now {now}, \
+             {base_words}",
+            base.runs,
+            v.policy.min_history,
+            v.policy.min_history.saturating_sub(base.runs)
         );
     };
     let verdict = match j.verdict {

@@ -62,6 +62,12 @@
 //! args = ["--db-pool-size", "2"]        # bundled stack (`peakload stack up --help`); peakload
 //!                                       # sets --listen and --data-dir itself
 //!
+//! [gate]                              # optional: the regression gate's policy per metric
+//! rps = "off"                           # (with `run --history`); "off"/"on", or a table:
+//! p99 = { min_effect = "15%", confirm_runs = 3 }   # alpha, min_effect, min_absolute,
+//! "*" = { alpha = 0.0005 }              # min_history, confirm_runs, gated; "*" = all
+//!                                       # metrics; --gate-policy overrides the file
+//!
 //! [observe]                           # optional: the infrastructure's own signals
 //! scrape = ["stack", "http://127.0.0.1:9100/metrics"]  # Prometheus text endpoints read
 //!                                       # every scrape_interval during the run; "stack" is
@@ -215,6 +221,7 @@ use std::path::Path;
 pub use diag::{Diagnostic, ScenarioErrors};
 pub use duration::parse_duration;
 pub use model::*;
+pub use parse::gate::is_gated_metric;
 
 pub use threshold::parse_threshold;
 

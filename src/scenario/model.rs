@@ -33,6 +33,26 @@ pub struct Scenario {
     pub max_response_headers: usize,
     /// Redirects, compression, trace headers: how requests go beyond what a step sends.
     pub protocol: ProtocolOptions,
+    /// `[gate]`: the regression gate's policy per metric, `*` rules first, then in file order.
+    pub gate: Vec<GateRule>,
+}
+
+/// One `[gate]` entry: changes to the regression gate's default policy for one gated metric
+/// (or `*`, every metric). Only what is set changes; `--gate-policy` on the command line is
+/// applied after these and wins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateRule {
+    /// A gated metric's name (`p50`, `p99`, `error_rate`, `rps`, ...) or `*`.
+    pub metric: String,
+    /// `Some(false)`: the metric is not judged at all (`rps = "off"`).
+    pub gated: Option<bool>,
+    pub alpha: Option<f64>,
+    /// Relative: 0.15 for 15 %.
+    pub min_effect: Option<f64>,
+    /// In the metric's unit (ms, a fraction, per second).
+    pub min_absolute: Option<f64>,
+    pub min_history: Option<usize>,
+    pub confirm_runs: Option<usize>,
 }
 
 /// Top-level options for how requests go on the wire.

@@ -6,7 +6,7 @@
 //!
 //! One module per section of the file, each with the keys it accepts beside the code that
 //! reads them: `top` (the top level, `[stack]`, thresholds), `load`, `feeders`, `observe`,
-//! `journeys` (journeys and steps), `protocol` (connections, redirects, encodings), `checks` (`extract`, `check`, JSON paths) and `values`
+//! `journeys` (journeys and steps), `protocol` (connections, redirects, encodings), `gate` (the regression gate's policy), `checks` (`extract`, `check`, JSON paths) and `values`
 //! (strings, tables and JSON bodies with templates). `fields` reads any one table: unknown
 //! keys, typed values, the positions errors point at. A new key is added in its section's
 //! module (and in the file format in `scenario`'s docs).
@@ -15,6 +15,7 @@
 pub(super) mod checks;
 mod feeders;
 mod fields;
+pub(super) mod gate;
 mod journeys;
 mod load;
 pub(super) mod observe;

@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "observe",
     "stack",
     "max_response_headers",
+    "gate",
 ];
 const STACK_KEYS: &[&str] = &["args"];
 /// Flags `peakload run` sets itself when it starts the stack.
@@ -184,6 +185,10 @@ impl<'s> Compiler<'s> {
                 None => Vec::new(),
             },
             protocol: self.protocol_options(&top),
+            gate: match top.get("gate") {
+                Some(v) => self.gate(v),
+                None => Vec::new(),
+            },
             max_response_headers: top
                 .get("max_response_headers")
                 .and_then(|v| {

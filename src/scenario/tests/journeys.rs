@@ -7,7 +7,7 @@ fn structure_errors() {
     let base = "name = \"x\"\nbase_url = \"http://h\"\n";
     let step = "[[journey]]\nname = \"j\"\n[[journey.step]]\n";
     let cases: Vec<(String, &str)> = vec![
-        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack, max_response_headers, max_redirects, compression, trace, http_version (did you mean \"timeout\"?)"),
+        (format!("{base}timout = \"1s\"\n{step}path = \"/\""), "s.toml:3:1: unknown key \"timout\" in the scenario (top level); expected one of: name, base_url, timeout, thresholds, headers, load, feeder, journey, observe, stack, max_response_headers, gate, max_redirects, compression, trace, http_version (did you mean \"timeout\"?)"),
         (base.to_string(), "s.toml:1:1: no journey: add at least one [[journey]] with a name and one [[journey.step]]"),
         (format!("base_url = \"http://h\"\n{step}path = \"/\""), "s.toml:1:1: missing required key \"name\" at the top level; add e.g. name = \"black-friday\""),
         (format!("{base}[[journey]]\nname = \"j\"\n"), "s.toml:3:1: journey \"j\" has no steps; add at least one [[journey.step]] with e.g. path = \"/\""),

@@ -4,6 +4,7 @@
 
 mod checks;
 mod feeders;
+mod gate;
 mod journeys;
 mod limits;
 mod load;
