@@ -630,6 +630,33 @@ def test_dockerfiles(path, entrypoint):
     assert "target/" in dockerignore and ".git" in dockerignore
 
 
+def _highest_rust_version() -> tuple[int, ...]:
+    """The highest `rust-version` any locked dependency asks for (Linux builds)."""
+    proc = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--locked", "--offline",
+         "--filter-platform", "x86_64-unknown-linux-gnu"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    versions = [
+        tuple(int(x) for x in p["rust_version"].split("."))
+        for p in json.loads(proc.stdout)["packages"]
+        if p.get("rust_version")
+    ]
+    assert versions
+    return max(versions)
+
+
+@pytest.mark.parametrize("path", ["target-stack/Dockerfile", "Dockerfile"])
+def test_dockerfile_rust_is_new_enough_for_the_lock_file(path):
+    # cargo refuses to build a package whose rust-version is above the compiler's: an image
+    # pinned to an older Rust fails at `docker build`, which no test here can run.
+    m = re.search(r"^ARG RUST_VERSION=(\d+)\.(\d+)(?:\.(\d+))?$", (REPO / path).read_text(), re.M)
+    assert m, "RUST_VERSION must be a plain version"
+    pinned = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 99))
+    assert pinned >= _highest_rust_version(), (pinned, _highest_rust_version())
+
+
 # --------------------------------------------------------------------------- distributed runs
 
 LOADGEN_DIR = REPO / "deploy" / "k8s"
