@@ -7,7 +7,9 @@
 #   docker run --rm -v "$PWD/reports:/work/reports" peakload:dev \
 #       run scenarios/black-friday.toml --target https://my-alb.example.com
 
-ARG RUST_VERSION=1.88
+# At least the highest `rust-version` among the locked dependencies (the AWS SDK crates ask
+# for 1.94.1); tests/deploy checks it against `cargo metadata`.
+ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder

@@ -39,6 +39,52 @@ pub enum Command {
     History(HistoryCommand),
     /// Judge a run against the comparable runs recorded before it (regression gate).
     Gate(GateCli),
+    /// Kubernetes: the manifests of a distributed run.
+    #[command(subcommand)]
+    K8s(K8sCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Print the manifests of an N-shard run: a ConfigMap (scenario and feeder files), an
+    /// Indexed Job (one pod per shard, started together), a suspended merge Job, and without
+    /// --out-s3 a ReadWriteMany claim for the results. Pipe them to `kubectl apply -f -`.
+    Render(K8sRenderCli),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct K8sRenderCli {
+    /// The scenario file (TOML); its feeder files go into the ConfigMap with it.
+    pub scenario: PathBuf,
+    /// How many shards (pods) run the plan.
+    #[arg(long)]
+    pub shards: u32,
+    /// The container image running `peakload` (the repository's Dockerfile).
+    #[arg(long)]
+    pub image: String,
+    /// The load starts this long after rendering (every pod must be scheduled and have
+    /// pulled the image by then): 90s, 5m.
+    #[arg(long, default_value = "2m", value_parser = duration_arg)]
+    pub start_in: std::time::Duration,
+    /// Namespace of every object [default: none, kubectl's].
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Results to s3://bucket/prefix/ instead of a ReadWriteMany volume.
+    #[arg(long, value_name = "S3_URL")]
+    pub out_s3: Option<String>,
+    /// The S3 endpoint the pods use (MinIO, an emulator) [default: AWS].
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The pods' service account (for S3 access through IRSA or EKS Pod Identity).
+    #[arg(long)]
+    pub service_account: Option<String>,
+    /// CPU cores a shard requests (and its --threads), instead of the size worked out from the
+    /// plan's peak rate and the measured cost per request.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpu: Option<u32>,
+    /// Prefix of the objects' names [default: peakload-<scenario name>].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Where the run history is kept: a SQLite file (created when missing) or a
@@ -178,13 +224,18 @@ pub struct ReportCli {
 
 #[derive(Debug, clap::Args)]
 pub struct MergeCli {
-    /// Shard directories, their results.json files, or a directory holding shard directories.
+    /// Shard directories, their results.json files, or a directory holding shard directories;
+    /// or s3://bucket/prefix/ holding the shards' files (as `run --out s3://…` puts them).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Where to write the merged results.json, latency.hlog, report.html, junit.xml and
-    /// summary.md.
+    /// summary.md: a directory, or s3://bucket/prefix/.
     #[arg(long)]
     pub out: PathBuf,
+    /// The S3 endpoint for s3:// inputs and --out (an emulator, MinIO) [default: the AWS
+    /// SDK's: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// The scenario file, to evaluate the thresholds again [default: the path the shards
     /// recorded, when it exists here].
     #[arg(long)]
@@ -203,9 +254,14 @@ pub struct RunCli {
     /// Base URL that replaces the scenario's `base_url` (e.g. http://127.0.0.1:8080).
     #[arg(long)]
     pub target: Option<String>,
-    /// Output directory [default: reports/<name>-<UTC timestamp>/].
+    /// Output directory [default: reports/<name>-<UTC timestamp>/], or s3://bucket/prefix/:
+    /// the files are made locally, then uploaded there (a shard's under shard-I-of-N/).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The S3 endpoint for --out s3://… (an emulator, MinIO) [default: the AWS SDK's:
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// Worker threads [default: the CPUs this process may use].
     #[arg(long, value_parser = threads_arg)]
     pub threads: Option<usize>,

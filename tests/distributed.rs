@@ -369,3 +369,412 @@ fn closed_shards_split_the_vus_and_a_stopped_or_killed_shard_is_named() {
         m.stdout
     );
 }
+
+/// Downloads every object under `s3://bucket/prefix` into `into` (keys below the prefix as
+/// paths), with boto3: a client other than peakload's reads what it uploaded.
+const S3_DOWNLOAD: &str = r#"
+import os
+endpoint, bucket, prefix, into = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+keys = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    keys += [o["Key"] for o in page.get("Contents", [])]
+for key in keys:
+    path = os.path.join(into, key[len(prefix):])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    s3.download_file(bucket, key, path)
+print("\n".join(sorted(keys)))
+"#;
+
+const S3_DELETE: &str = r#"
+endpoint, bucket, prefix = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+    s3.delete_object(Bucket=bucket, Key=o["Key"])
+if prefix == "":
+    s3.delete_bucket(Bucket=bucket)
+"#;
+
+fn boto3(script: &str, args: &[&str]) -> String {
+    let args: Vec<&Path> = args.iter().map(Path::new).collect();
+    let (ok, out) = crate::util::python::python(&["boto3"], script, &args);
+    assert!(ok, "{out}");
+    out
+}
+
+/// `--out s3://bucket/prefix/` from three shard processes, then `merge s3://bucket/prefix/`:
+/// the merged result is the local merge of the same files; a missing shard is `incomplete`;
+/// a destination already holding a result is refused before any load; an upload that fails
+/// after the load is exit 5 with the files kept; the secret key is never printed.
+#[test]
+fn shards_put_in_s3_merge_from_s3_as_from_a_volume() {
+    let _cpu = shared_cpu();
+    let moto = peakload_test_support::require_moto();
+    let secret = "s3-test-secret-0123456789abcdefghijklmn";
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bucket = format!("peakload-shards-{nanos}");
+    peakload_test_support::create_bucket(&bucket);
+    let prefix = format!("s3://{bucket}/runs/bf/");
+    let with_s3 = |cmd: &mut Command| {
+        cmd.arg("--s3-endpoint")
+            .arg(&moto)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1");
+    };
+    let no_secret = |o: &crate::util::Outcome| {
+        assert!(
+            !o.stdout.contains(secret) && !o.stderr.contains(secret),
+            "the secret key was printed:\n{}\n{}",
+            o.stdout,
+            o.stderr
+        );
+    };
+
+    let case = case();
+    let server = TestServer::start();
+    let at =
+        humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(4)).to_string();
+    let shard_command = |i: u32| {
+        let mut cmd = peakload();
+        cmd.arg("run")
+            .arg(case.scenario())
+            .arg("--out")
+            .arg(&prefix)
+            .arg("--target")
+            .arg(server.url())
+            .args(["-q", "--threads", "1", "--start-at", &at])
+            .arg("--shard")
+            .arg(format!("{i}/3"));
+        with_s3(&mut cmd);
+        cmd
+    };
+    let running: Vec<_> = (0..3).map(|i| spawn(shard_command(i))).collect();
+    for p in running {
+        let o = p.finish_within(Duration::from_secs(60));
+        o.expect_code(code::OK);
+        no_secret(&o);
+        assert!(
+            o.stdout.contains(&format!("uploaded to {prefix}shard-")),
+            "{}",
+            o.stdout
+        );
+    }
+    assert_eq!(server.total(), 240);
+
+    // The layout, as another S3 client sees it.
+    let copies = case.dir().join("copies");
+    let keys = boto3(
+        S3_DOWNLOAD,
+        &[&moto, &bucket, "runs/bf/", copies.to_str().unwrap()],
+    );
+    for i in 0..3 {
+        for f in ["results.json", "latency.hlog", "report.html"] {
+            let key = format!("runs/bf/shard-{i}-of-3/{f}");
+            assert!(keys.lines().any(|k| k == key), "{key} missing in:\n{keys}");
+        }
+    }
+
+    // A destination that holds a result already is refused before any load.
+    // (Its --start-at has passed, so were the destination not checked first, exit 6.)
+    let o = run_within(shard_command(0), Duration::from_secs(60));
+    o.expect_code(code::INVALID);
+    assert!(o.stderr.contains("exists already"), "{}", o.stderr);
+    assert_eq!(server.total(), 240, "nothing was sent");
+
+    // Merged from S3 (into S3, then from S3 again to a directory) and from the local copies.
+    let s3_merge = |inputs: &[&str], out: &str| {
+        let mut cmd = peakload();
+        cmd.arg("merge").args(inputs).arg("--out").arg(out);
+        with_s3(&mut cmd);
+        let o = run_within(cmd, Duration::from_secs(60));
+        no_secret(&o);
+        o
+    };
+    let merged_prefix = format!("{prefix}merged/");
+    s3_merge(&[&prefix], &merged_prefix).expect_code(code::OK);
+    let from_s3 = case.dir().join("from-s3");
+    // The merged result written under the prefix is not read as a shard.
+    let m = s3_merge(&[&prefix], from_s3.to_str().unwrap());
+    m.expect_code(code::OK);
+    assert!(m.stderr.contains("left out s3://"), "{}", m.stderr);
+    assert!(m.stdout.contains("shards (3 of 3)"), "{}", m.stdout);
+    let local = case.dir().join("from-copies");
+    merge(&[&copies], &local).expect_code(code::OK);
+    let (a, b) = (results(&from_s3), results(&local));
+    assert_eq!(a.status, "completed");
+    assert_eq!(a.summary.requests, 240);
+    assert_eq!(
+        serde_json::to_value(&a.summary).unwrap(),
+        serde_json::to_value(&b.summary).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&a.steps).unwrap(),
+        serde_json::to_value(&b.steps).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&a.timeline).unwrap(),
+        serde_json::to_value(&b.timeline).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&a.thresholds).unwrap(),
+        serde_json::to_value(&b.thresholds).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(from_s3.join("latency.hlog")).unwrap(),
+        std::fs::read_to_string(local.join("latency.hlog")).unwrap()
+    );
+    let sources: Vec<String> = a
+        .merged
+        .as_ref()
+        .unwrap()
+        .shards
+        .iter()
+        .map(|s| s.source.clone())
+        .collect();
+    assert!(
+        sources.iter().all(|s| s.starts_with(&prefix)),
+        "{sources:?}"
+    );
+    let uploaded_merge = case.dir().join("uploaded-merge");
+    boto3(
+        S3_DOWNLOAD,
+        &[
+            &moto,
+            &bucket,
+            "runs/bf/merged/",
+            uploaded_merge.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(results(&uploaded_merge).summary.requests, 240);
+
+    // One shard's files gone: incomplete, named, exit 7.
+    boto3(S3_DELETE, &[&moto, &bucket, "runs/bf/shard-1-of-3/"]);
+    let partial = case.dir().join("partial");
+    let p = s3_merge(&[&prefix], partial.to_str().unwrap());
+    p.expect_code(code::INCOMPLETE);
+    assert_eq!(results(&partial).merged.unwrap().missing, vec![1]);
+
+    // The bucket removed while a run is under way: the load was sent, the upload fails.
+    let gone = format!("peakload-gone-{nanos}");
+    peakload_test_support::create_bucket(&gone);
+    let mut cmd = case.run_command(Path::new(&format!("s3://{gone}/run/")));
+    cmd.arg("--target").arg(server.url()).arg("-q");
+    with_s3(&mut cmd);
+    let running = spawn(cmd);
+    // Once the load is under way (the destination was checked before it).
+    crate::util::wait_until("the run to send load", Duration::from_secs(30), || {
+        server.total() > 240
+    });
+    boto3(S3_DELETE, &[&moto, &gone, ""]);
+    let o = running.finish_within(Duration::from_secs(60));
+    o.expect_code(code::UNWRITTEN);
+    no_secret(&o);
+    assert!(o.stderr.contains("NoSuchBucket"), "{}", o.stderr);
+    let kept = o
+        .stderr
+        .split("the files are kept in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{}", o.stderr));
+    let kept = Path::new(kept.trim_end_matches([';', ',', '.']));
+    assert!(kept.join("results.json").is_file(), "{}", o.stderr);
+    let _ = std::fs::remove_dir_all(kept);
+}
+
+/// Loads every YAML document of `file`, validates each strictly with kubernetes-validate
+/// (the Kubernetes version tests/deploy uses) and prints them as one JSON list.
+const K8S_VALIDATE: &str = r#"
+import json
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    kubernetes_validate.validate(d, "1.33.0", strict=True)
+print(json.dumps(docs))
+"#;
+
+fn render(scenario: &Path, extra: &[&str]) -> crate::util::Outcome {
+    let mut cmd = peakload();
+    cmd.args(["k8s", "render"])
+        .arg(scenario)
+        .args(["--image", "registry.example.com/peakload:1.0"])
+        .args(extra);
+    run_within(cmd, Duration::from_secs(60))
+}
+
+fn validated(case: &Case, name: &str, yaml: &str) -> Vec<Value> {
+    let file = case.dir().join(name);
+    std::fs::write(&file, yaml).unwrap();
+    let (ok, out) =
+        crate::util::python::python(&["yaml", "kubernetes_validate"], K8S_VALIDATE, &[&file]);
+    assert!(
+        ok,
+        "kubernetes-validate refused the rendered manifests:\n{out}\n{yaml}"
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str, suffix: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| {
+            d["kind"] == kind
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(suffix))
+        })
+        .unwrap_or_else(|| panic!("no {kind} *{suffix} in {docs:?}"))
+}
+
+#[test]
+fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
+    let users = "name\nann\nbob\n\"quoted, \"\"name\"\"\"\n";
+    let case = Case::new(
+        Scenario::new("Black Friday: k8s")
+            .rps(30000, "60s")
+            .feeder("user", "data/users.csv", "unique")
+            .journey(
+                Journey::new("shop")
+                    .step(Step::get("item", "/item/{{user.name}}"))
+                    .step(Step::get("cart", "/cart")),
+            ),
+    );
+    std::fs::create_dir_all(case.dir().join("data")).unwrap();
+    std::fs::write(case.dir().join("data/users.csv"), users).unwrap();
+    let scenario_text = std::fs::read_to_string(case.scenario()).unwrap();
+
+    // Through a shared volume.
+    let before = SystemTime::now();
+    let o = render(
+        &case.scenario(),
+        &["--shards", "4", "--start-in", "90s", "--namespace", "load"],
+    );
+    o.expect_code(code::OK);
+    let docs = validated(&case, "volume.yaml", &o.stdout);
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["ConfigMap", "Job", "PersistentVolumeClaim"])
+    );
+    assert!(docs.iter().all(|d| d["metadata"]["namespace"] == "load"));
+
+    let cm = kind(&docs, "ConfigMap", "-scenario");
+    assert_eq!(cm["data"]["scenario.toml"], scenario_text.as_str());
+    assert_eq!(cm["data"]["data__users.csv"], users);
+
+    let shards = kind(&docs, "Job", "-shards");
+    let spec = &shards["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(
+        (spec["completions"].as_u64(), spec["parallelism"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(spec["backoffLimitPerIndex"], 0);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let items = &pod["volumes"][0]["configMap"]["items"];
+    assert_eq!(
+        items,
+        &serde_json::json!([
+            { "key": "scenario.toml", "path": "scenario.toml" },
+            { "key": "data__users.csv", "path": "data/users.csv" },
+        ])
+    );
+    let c = &pod["containers"][0];
+    let env: Vec<(&str, &str)> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+        .collect();
+    assert!(env.contains(&("PEAKLOAD_SHARD_COUNT", "4")), "{env:?}");
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..2], &["run", "/scenario/scenario.toml"]);
+    let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    assert_eq!(after("--out"), "/results/shard-$(SHARD_INDEX)");
+    let start = peakload::cli::time_arg(after("--start-at")).unwrap();
+    let ahead = start.duration_since(before).unwrap();
+    assert!(
+        (Duration::from_secs(88)..Duration::from_secs(95)).contains(&ahead),
+        "starts {ahead:?} after rendering"
+    );
+    // 30,000 arrivals/s × 2 steps over 4 shards = 15,000 requests/s a shard; at 41 µs of CPU
+    // each and 50 % use: 1.23 → 2 cores, and as many threads.
+    assert_eq!(c["resources"]["requests"]["cpu"], "2");
+    assert_eq!(after("--threads"), "2");
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+
+    let merge = kind(&docs, "Job", "-merge");
+    assert_eq!(
+        merge["spec"]["suspend"], true,
+        "resumed after the shards, not before"
+    );
+    let margs = &merge["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        margs,
+        &serde_json::json!([
+            "merge",
+            "/results",
+            "--scenario",
+            "/scenario/scenario.toml",
+            "--out",
+            "/results/merged"
+        ])
+    );
+    assert!(
+        o.stdout
+            .contains("patch job/peakload-black-friday-k8s-merge"),
+        "{}",
+        o.stdout
+    );
+
+    // Through S3; 500 shards: the pods' arguments do not grow with N (k6-operator #408).
+    let o = render(
+        &case.scenario(),
+        &[
+            "--shards",
+            "500",
+            "--out-s3",
+            "s3://results/bf/",
+            "--service-account",
+            "loadgen",
+        ],
+    );
+    o.expect_code(code::OK);
+    let docs500 = validated(&case, "s3.yaml", &o.stdout);
+    assert!(docs500.iter().all(|d| d["kind"] != "PersistentVolumeClaim"));
+    let pod500 = &kind(&docs500, "Job", "-shards")["spec"]["template"]["spec"];
+    assert_eq!(pod500["serviceAccountName"], "loadgen");
+    let args500 = pod500["containers"][0]["args"].as_array().unwrap();
+    assert_eq!(args500.len(), args.len());
+    assert_eq!(args500[args500.len() - 1], "s3://results/bf/");
+    let margs =
+        &kind(&docs500, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(margs[1], "s3://results/bf/");
+    assert_eq!(margs[5], "s3://results/bf/merged/");
+
+    // A feeder outside the scenario's directory cannot be mounted with it: said, exit 2.
+    let sub = case.dir().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let outside = Scenario::new("outside")
+        .rps(10, "5s")
+        .feeder("user", "../data/users.csv", "unique")
+        .journey(Journey::new("j").step(Step::get("a", "/{{user.name}}")));
+    std::fs::write(sub.join("outside.toml"), outside.to_string()).unwrap();
+    let o = render(&sub.join("outside.toml"), &["--shards", "2"]);
+    o.expect_code(code::INVALID);
+    assert!(
+        o.stderr.contains("outside the scenario's directory"),
+        "{}",
+        o.stderr
+    );
+}

@@ -3,11 +3,13 @@
 //! Markdown), with thresholds and the diagnosis run again on the merged figures.
 //!
 //! Inputs are shard directories (with `results.json` and `latency.hlog`), `results.json` files,
-//! or a directory holding shard directories (a shared volume, one directory per pod).
+//! or a directory holding shard directories (a shared volume, one directory per pod); or an
+//! `s3://bucket/prefix/` holding them ([`s3`] fetches them into a staging directory first).
+//! `--out s3://…` writes locally, then uploads.
 
 use std::path::{Path, PathBuf};
 
-use super::{Failure, Outcome};
+use super::{s3, Failure, Outcome};
 use crate::cli::MergeCli;
 use crate::output::artifacts::{self, Artifacts};
 use crate::record::merge::{merge, ShardInput};
@@ -15,30 +17,109 @@ use crate::record::results::Results;
 use crate::scenario::Scenario;
 
 pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
-    let mut files = Vec::new();
+    let out_s3 = s3::location(&args.out)?;
+    let mut remote = Vec::new();
     for input in &args.inputs {
-        files.extend(results_files(input, &args.out)?);
+        if let Some(at) = s3::location(input)? {
+            remote.push(at);
+        }
     }
+    if out_s3.is_none() && remote.is_empty() {
+        let files = local_inputs(&args.inputs, &args.out)?;
+        return merge_into(files, &args.out, &args);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Aborted(format!("cannot start the runtime: {e}")))?;
+    let bucket = rt
+        .block_on(s3::connect(args.s3_endpoint.as_deref()))
+        .map_err(Failure::Invalid)?;
+    let staging = s3::staging_dir("merge");
+    let result = (|| {
+        let mut files = Vec::new();
+        for (i, input) in args.inputs.iter().enumerate() {
+            match s3::location(input)? {
+                Some(at) => {
+                    let into = staging.join(format!("input-{i}"));
+                    let fetched = rt
+                        .block_on(s3::fetch_results(&bucket, &at, out_s3.as_ref(), &into))
+                        .map_err(|e| Failure::Invalid(format!("{at}: {e}")))?;
+                    files.extend(fetched.into_iter().map(|f| (f.results, f.source)));
+                }
+                None => files.extend(local_inputs(std::slice::from_ref(input), &args.out)?),
+            }
+        }
+        let Some(to) = &out_s3 else {
+            return merge_into(files, &args.out, &args);
+        };
+        let local_out = staging.join("merged");
+        let outcome = merge_into(files, &local_out, &args)?;
+        let names = rt
+            .block_on(s3::upload_dir(&bucket, &local_out, to))
+            .map_err(|e| {
+                Failure::Output(format!(
+                    "uploading the merged results to {to} failed: {e}; they are kept in {}",
+                    local_out.display()
+                ))
+            })?;
+        println!("  uploaded to {to}: {}", names.join(", "));
+        Ok(outcome)
+    })();
+    // Kept when the merged files could not be uploaded (the message names them).
+    if !matches!(result, Err(Failure::Output(_))) {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// The `results.json` files the local inputs name, each with the name the per-shard table
+/// gives it (its directory).
+fn local_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<(PathBuf, String)>, Failure> {
+    let mut files = Vec::new();
+    for input in inputs {
+        files.extend(results_files(input, out)?);
+    }
+    Ok(files
+        .into_iter()
+        .map(|file| {
+            let source = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            (file, source)
+        })
+        .collect())
+}
+
+/// Merges the shards' files into `out`, a local directory.
+fn merge_into(
+    files: Vec<(PathBuf, String)>,
+    out: &Path,
+    args: &MergeCli,
+) -> Result<Outcome, Failure> {
     if files.is_empty() {
         return Err(Failure::Invalid(
             "no results.json found in the inputs: give shard directories, results.json files, \
-             or a directory holding shard directories"
+             a directory holding shard directories, or an s3:// prefix holding them"
                 .into(),
         ));
     }
     let mut inputs = Vec::new();
-    for file in &files {
-        let results = Results::load(file).map_err(|e| Failure::Invalid(e.to_string()))?;
+    for (file, source) in files {
+        let results = Results::load(&file).map_err(|e| Failure::Invalid(e.to_string()))?;
+        if results.merged.is_some() && results.shard.is_none() {
+            // An earlier merge's output next to the shards (a prefix's merged/): never a shard.
+            eprintln!("left out {source}: a merged result, not a shard");
+            continue;
+        }
         let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))
             .ok()
             .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead>);
         inputs.push(ShardInput {
-            source: file
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(file)
-                .display()
-                .to_string(),
+            source,
             results,
             hlog,
         });
@@ -61,7 +142,6 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
             .map(|i| PathBuf::from(&i.results.scenario.file))
             .filter(|p| p.is_file())
     });
-    let out = &args.out;
     std::fs::create_dir_all(out).map_err(|e| {
         Failure::Output(format!(
             "cannot create output directory {}: {e}",
@@ -104,13 +184,6 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
         .is_some()
         .then(|| crate::diagnose::apply(&mut results));
 
-    let out = &args.out;
-    std::fs::create_dir_all(out).map_err(|e| {
-        Failure::Output(format!(
-            "cannot create output directory {}: {e}",
-            out.display()
-        ))
-    })?;
     let path = out.join("results.json");
     results
         .save(&path)

@@ -8,16 +8,18 @@
 pub mod check;
 pub mod diagnose;
 pub mod history;
+pub mod k8s;
 pub mod merge;
 pub mod report;
 pub mod run;
+pub mod s3;
 pub mod shutdown;
 pub mod stack;
 
 #[cfg(test)]
 mod tests;
 
-use crate::cli::{Cli, Command, StackCommand};
+use crate::cli::{Cli, Command, K8sCommand, StackCommand};
 use crate::scenario::ScenarioErrors;
 
 /// Documented exit codes (README, "Exit codes").
@@ -104,6 +106,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Stack(StackCommand::Up { args }) => stack::up(&args),
         Command::History(cmd) => history::command(cmd),
         Command::Gate(args) => history::gate(args),
+        Command::K8s(K8sCommand::Render(args)) => k8s::render(&args),
     };
     if let Err(e) = &result {
         eprintln!("{e}");

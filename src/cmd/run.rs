@@ -100,6 +100,10 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         // Not echoed: it may hold credentials.
         split_url(t).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
     }
+    let s3_out = match &args.out {
+        Some(p) => super::s3::location(p)?,
+        None => None,
+    };
     // With a history, the results are read back from a known place to be recorded, and the
     // JUnit and Markdown files wait for the verdicts.
     let out = match (&args.out, &args.history) {
@@ -130,9 +134,21 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
                 .into(),
         ));
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Aborted(format!("cannot start the runtime: {e}")))?;
+    let upload = match s3_out {
+        Some(to) => Some(rt.block_on(super::s3::RunUpload::prepare(
+            super::s3::run_destination(&to, shard),
+            args.s3_endpoint.as_deref(),
+        ))?),
+        None => None,
+    };
     let options = RunOptions {
         target: args.target,
-        out,
+        // Under --out s3://…, the files are made in a staging directory, then uploaded.
+        out: upload.as_ref().map(|u| u.staging.clone()).or(out),
         threads: args.threads,
         drain: args.drain,
         quiet: args.quiet,
@@ -146,32 +162,37 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
             start_tolerance: args.start_tolerance,
         },
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Aborted(format!("cannot start the runtime: {e}")))?;
     let outcome = rt.block_on(async {
         let shutdown = Shutdown::from_signals()
             .map_err(|e| Failure::Aborted(format!("cannot watch SIGTERM: {e}")))?;
         execute(scenario, &options, shutdown).await
-    })?;
+    });
     drop(rt);
-    let (Some(db), Some(out)) = (&args.history, &options.out) else {
-        return Ok(outcome);
+    let outcome = match (outcome, &args.history, &options.out) {
+        // The load was sent: a history or output that cannot be written now is exit 5, not 2.
+        (Ok(outcome), Some(db), Some(out)) => record_after_run(
+            outcome,
+            db,
+            out,
+            &args.labels,
+            &gate_policy,
+            requested_files,
+        )
+        .map_err(|f| match f {
+            Failure::Output(m) | Failure::Invalid(m) => Failure::Unwritten(m),
+            other => other,
+        }),
+        (outcome, _, _) => outcome,
     };
-    // The load was sent: a history or output that cannot be written now is exit 5, not 2.
-    record_after_run(
-        outcome,
-        db,
-        out,
-        &args.labels,
-        &gate_policy,
-        requested_files,
-    )
-    .map_err(|f| match f {
-        Failure::Output(m) | Failure::Invalid(m) => Failure::Unwritten(m),
-        other => other,
-    })
+    let Some(upload) = upload else {
+        return outcome;
+    };
+    // A runtime of its own: the history's (sqlx) ran and ended in between.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Unwritten(format!("cannot start the runtime to upload: {e}")))?
+        .block_on(upload.finish(outcome))
 }
 
 fn record_after_run(

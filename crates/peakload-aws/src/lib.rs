@@ -13,6 +13,9 @@
 //! - [`scaling`]: Application Auto Scaling (ECS) and EC2 Auto Scaling activities
 //!   ([`ScalingActivity`], as [`Event`]s).
 //!
+//! Apart from the sources, [`s3`] keeps distributed runs' results in S3 ([`ResultsBucket`]:
+//! upload under `s3://bucket/prefix/`, list and download for a merge).
+//!
 //! [`AwsSources::collect`] reads everything a scenario's `[observe.cloudwatch]`,
 //! `[observe.logs]` and `[observe.scaling]` sections ask for ([`config`]) into one
 //! [`Observed`]. Series and events mirror the diagnosis core's `observe` model.
@@ -32,6 +35,7 @@ pub mod logs;
 pub mod metrics;
 pub mod model;
 pub mod presets;
+pub mod s3;
 pub mod scaling;
 
 use std::future::Future;
@@ -49,6 +53,7 @@ pub use error::{AwsSourceError, Redactor};
 pub use logs::{LogCounts, LogSample};
 pub use model::{Event, RunWindow, Series};
 pub use presets::Preset;
+pub use s3::{ResultsBucket, S3Url};
 pub use scaling::ScalingActivity;
 
 /// Where to reach AWS. Both default to the standard chain.
@@ -113,6 +118,34 @@ fn lock(p: &SharedProgress) -> std::sync::MutexGuard<'_, Progress> {
     p.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Resolves the credentials of `sdk` once, so that a missing one is reported before any call
+/// and the redactor knows what to hide; with where the calls go, for messages.
+pub(crate) async fn resolve_credentials(
+    sdk: &SdkConfig,
+) -> Result<(Redactor, String), AwsSourceError> {
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(AwsSourceError::Credentials(
+            "the AWS configuration has no credentials provider".into(),
+        ));
+    };
+    let credentials = provider.provide_credentials().await.map_err(|e| {
+        AwsSourceError::Credentials(format!(
+            "{} (set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with a role)",
+            error::causes(&e)
+        ))
+    })?;
+    let mut secrets = vec![credentials.secret_access_key().to_owned()];
+    if let Some(token) = credentials.session_token() {
+        secrets.push(token.to_owned());
+    }
+    let whereabouts = match (sdk.endpoint_url(), sdk.region()) {
+        (Some(url), _) => format!("at {}", error::display_endpoint(url)),
+        (None, Some(region)) => format!("in {region}"),
+        (None, None) => String::new(),
+    };
+    Ok((Redactor::new(secrets), whereabouts))
+}
+
 impl AwsSources {
     /// Clients from the standard chain, with `connect`'s region and endpoint over it.
     /// Resolves the credentials once, so that a missing one is reported here and the
@@ -130,32 +163,13 @@ impl AwsSources {
 
     /// Clients from an SDK configuration built by the caller.
     pub async fn from_sdk_config(sdk: &SdkConfig) -> Result<AwsSources, AwsSourceError> {
-        let Some(provider) = sdk.credentials_provider() else {
-            return Err(AwsSourceError::Credentials(
-                "the AWS configuration has no credentials provider".into(),
-            ));
-        };
-        let credentials = provider.provide_credentials().await.map_err(|e| {
-            AwsSourceError::Credentials(format!(
-                "{} (set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with a role)",
-                error::causes(&e)
-            ))
-        })?;
-        let mut secrets = vec![credentials.secret_access_key().to_owned()];
-        if let Some(token) = credentials.session_token() {
-            secrets.push(token.to_owned());
-        }
-        let whereabouts = match (sdk.endpoint_url(), sdk.region()) {
-            (Some(url), _) => format!("at {}", error::display_endpoint(url)),
-            (None, Some(region)) => format!("in {region}"),
-            (None, None) => String::new(),
-        };
+        let (redactor, whereabouts) = resolve_credentials(sdk).await?;
         Ok(AwsSources {
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
             app_autoscaling: aws_sdk_applicationautoscaling::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
-            redactor: Redactor::new(secrets),
+            redactor,
             whereabouts,
         })
     }

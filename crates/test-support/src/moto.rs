@@ -42,6 +42,59 @@ pub fn require_moto() -> String {
     url
 }
 
+/// Creates an S3 bucket named `name` in the emulator (a unique name per test: the emulator
+/// is shared by the whole suite). The emulator does not check signatures, so a plain
+/// `PUT /name` does, without an SDK in every test binary.
+pub fn create_bucket(name: &str) {
+    let url = require_moto();
+    let (status, body) = request(&url, &format!("PUT /{name}"))
+        .unwrap_or_else(|e| panic!("creating bucket {name} at {url}: {e}"));
+    assert!(
+        status.contains(" 200 "),
+        "creating bucket {name} at {url}: {status}\n{body}"
+    );
+}
+
+/// One plain HTTP/1.1 request without a body (`METHOD /path`): the status line and the body.
+fn request(url: &str, line: &str) -> Result<(String, String), String> {
+    let mut conn = open(url)?;
+    let host = host_of(url)?;
+    write!(
+        conn,
+        "{line} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let (status, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+    let body = rest.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status.to_owned(), body.to_owned()))
+}
+
+fn host_of(url: &str) -> Result<&str, String> {
+    Ok(url
+        .strip_prefix("http://")
+        .ok_or("not an http:// URL")?
+        .split('/')
+        .next()
+        .unwrap_or_default())
+}
+
+fn open(url: &str) -> Result<TcpStream, String> {
+    let limit = Duration::from_secs(5);
+    let addr = host_of(url)?
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let conn = TcpStream::connect_timeout(&addr, limit).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
 /// One plain HTTP/1.1 request: any status line counts as an answer.
 fn answers(url: &str) -> Result<(), String> {
     let limit = Duration::from_secs(5);
