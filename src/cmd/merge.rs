@@ -31,7 +31,7 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
         let results = Results::load(file).map_err(|e| Failure::Invalid(e.to_string()))?;
         let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))
             .ok()
-            .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead>);
+            .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead + Send>);
         inputs.push(ShardInput {
             source: file
                 .parent()
