@@ -9,6 +9,7 @@ mod cloudwatch;
 mod dashboard;
 mod diagnose;
 mod distributed;
+mod distributed_hosts;
 mod history;
 mod library;
 mod property;

@@ -117,7 +117,7 @@ fn merge_into(
         }
         let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))
             .ok()
-            .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead>);
+            .map(|f| Box::new(std::io::BufReader::new(f)) as Box<dyn std::io::BufRead + Send>);
         inputs.push(ShardInput {
             source,
             results,

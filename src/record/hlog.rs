@@ -98,6 +98,29 @@ pub fn read_intervals(text: &str) -> Result<Vec<HlogInterval>, String> {
 
 /// One line of a log: `None` for a comment, the header line or a blank line.
 pub fn parse_line(line: &str) -> Result<Option<HlogInterval>, String> {
+    let Some(raw) = split_line(line)? else {
+        return Ok(None);
+    };
+    Ok(Some(HlogInterval {
+        tag: raw.tag.map(str::to_string),
+        start: raw.start,
+        length: raw.length,
+        histogram: super::results::decode_histogram(raw.histogram)?,
+    }))
+}
+
+/// One interval line, its histogram still encoded (base64): for readers that add histograms
+/// without building each one (see [`super::adder`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawInterval<'a> {
+    pub tag: Option<&'a str>,
+    pub start: f64,
+    pub length: f64,
+    pub histogram: &'a str,
+}
+
+/// [`parse_line`] without decoding the histogram.
+pub fn split_line(line: &str) -> Result<Option<RawInterval<'_>>, String> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') || line.starts_with('"') {
         return Ok(None);
@@ -107,7 +130,7 @@ pub fn parse_line(line: &str) -> Result<Option<HlogInterval>, String> {
             let (t, rest) = r
                 .split_once(',')
                 .ok_or_else(|| "a tag and nothing else".to_string())?;
-            (Some(t.to_string()), rest)
+            (Some(t), rest)
         }
         None => (None, line),
     };
@@ -121,13 +144,12 @@ pub fn parse_line(line: &str) -> Result<Option<HlogInterval>, String> {
     let start = num("start time")?;
     let length = num("interval length")?;
     let _max = num("interval max")?;
-    let encoded = fields.next().ok_or_else(|| "no histogram".to_string())?;
-    let histogram = super::results::decode_histogram(encoded.trim())?;
-    Ok(Some(HlogInterval {
+    let histogram = fields.next().ok_or_else(|| "no histogram".to_string())?;
+    Ok(Some(RawInterval {
         tag,
         start,
         length,
-        histogram,
+        histogram: histogram.trim(),
     }))
 }
 

@@ -11,14 +11,16 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
-use super::hlog::{parse_line, HlogInterval, HlogWriter};
+use super::adder::{Adder, Decoder};
+use super::hlog::{split_line, HlogWriter};
 use super::results::{
-    decode_histogram, encode_histogram, round3, IntervalLatency, JourneyResult, LagStats,
-    LatencyStats, MergeInfo, MergedShard, Results, StepResult, TimelinePoint,
+    encode_histogram, round3, IntervalLatency, JourneyResult, LagStats, LatencyStats, MergeInfo,
+    MergedShard, Results, StepResult, TimelinePoint,
 };
 
 /// One shard's results as read from a directory or a file.
@@ -28,7 +30,7 @@ pub struct ShardInput {
     pub results: Results,
     /// Its `latency.hlog`, when there is one: read line by line while merging, so memory holds
     /// one second of every shard's histograms, never a whole log.
-    pub hlog: Option<Box<dyn BufRead>>,
+    pub hlog: Option<Box<dyn BufRead + Send>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -385,57 +387,75 @@ fn timeline<W: Write>(
     };
     let mut out = HlogWriter::new(hlog_out, started).map_err(fail_write)?;
     // Each shard's log is in time order: take every shard's lines of merged second t, add them
-    // up by tag, write them, forget them, go on to t + 1.
-    let mut readers: Vec<Option<Lines>> = inputs
+    // up by tag, write them, forget them, go on to t + 1. The shards are dealt in contiguous
+    // blocks to one reader thread per core, each adding its block's second t; their sums are
+    // added here in block order (integer counts: the same sum in any order).
+    let readers: Vec<(f64, Lines)> = inputs
         .iter_mut()
-        .map(|x| x.hlog.take().map(|r| Lines::new(r, x.source.clone())))
+        .zip(offsets)
+        .filter_map(|(x, &offset)| {
+            let source = x.source.clone();
+            x.hlog.take().map(|r| (offset, Lines::new(r, source)))
+        })
         .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, readers.len().max(1));
+    let per_thread = readers.len().div_ceil(threads).max(1);
+    let mut blocks: Vec<Vec<(f64, Lines)>> = Vec::new();
+    let mut rest = readers.into_iter();
     loop {
-        let next = readers
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let r = r.as_mut()?;
-                match r.peek() {
-                    Ok(Some(iv)) => Some(Ok(second(iv.start, i))),
-                    Ok(None) => None,
-                    Err(e) => Some(Err(e)),
-                }
-            })
-            .collect::<Result<Vec<u32>, MergeError>>()?
-            .into_iter()
-            .min();
-        let Some(t) = next else { break };
-        let mut by_tag: BTreeMap<Option<String>, (f64, Adder)> = BTreeMap::new();
-        for (i, r) in readers.iter_mut().enumerate() {
-            let Some(r) = r.as_mut() else { continue };
-            while let Some(iv) = r.peek()? {
-                if second(iv.start, i) != t {
-                    break;
-                }
-                let iv = r.take().expect("peeked");
-                let e = by_tag
-                    .entry(iv.tag.clone())
-                    .or_insert_with(|| (0.0, Adder::default()));
-                e.0 = e.0.max(iv.length);
-                e.1.add_histogram(&iv.histogram)
-                    .map_err(|message| MergeError::Unreadable {
-                        input: r.source.clone(),
-                        message: format!("latency.hlog: {message}"),
-                    })?;
-            }
+        let block: Vec<_> = rest.by_ref().take(per_thread).collect();
+        if block.is_empty() {
+            break;
         }
-        for (tag, (length, adder)) in by_tag {
-            let h = adder.finish();
-            if tag.is_none() && without.is_empty() {
-                if let Some(p) = points.get_mut(&t) {
-                    p.latency_ms = interval_latency(&h);
-                }
-            }
-            out.interval(tag.as_deref(), t as f64, length.max(0.001), &h)
-                .map_err(fail_write)?;
-        }
+        blocks.push(block);
     }
+    std::thread::scope(|scope| -> Result<(), MergeError> {
+        let sums: Vec<Receiver<Result<SecondSum, MergeError>>> = blocks
+            .into_iter()
+            .map(|block| {
+                // A few seconds ahead at most: memory stays one second per shard block.
+                let (tx, rx) = sync_channel(4);
+                scope.spawn(move || add_seconds(block, &tx));
+                rx
+            })
+            .collect();
+        let next = |rx: &Receiver<Result<SecondSum, MergeError>>| match rx.recv() {
+            Ok(sum) => sum.map(Some),
+            Err(_) => Ok(None),
+        };
+        let mut heads: Vec<Option<SecondSum>> = sums.iter().map(next).collect::<Result<_, _>>()?;
+        while let Some(t) = heads.iter().flatten().map(|s| s.0).min() {
+            let mut by_tag: BTreeMap<Option<String>, (f64, Adder)> = BTreeMap::new();
+            for (head, rx) in heads.iter_mut().zip(&sums) {
+                if head.as_ref().is_none_or(|s| s.0 != t) {
+                    continue;
+                }
+                let (_, part) = head.take().expect("checked above");
+                for (tag, (length, sum)) in part {
+                    let e = by_tag.entry(tag).or_insert_with(|| (0.0, Adder::default()));
+                    e.0 = e.0.max(length);
+                    e.1.absorb(sum).map_err(|message| MergeError::Unreadable {
+                        input: "the shards' latency.hlog".into(),
+                        message,
+                    })?;
+                }
+                *head = next(rx)?;
+            }
+            for (tag, (length, adder)) in by_tag {
+                let h = adder.finish();
+                if tag.is_none() && without.is_empty() {
+                    if let Some(p) = points.get_mut(&t) {
+                        p.latency_ms = interval_latency(&h);
+                    }
+                }
+                out.interval(tag.as_deref(), t as f64, length.max(0.001), &h)
+                    .map_err(fail_write)?;
+            }
+        }
+        Ok(())
+    })?;
     out.flush().map_err(fail_write)?;
     let note = (!without.is_empty()).then(|| {
         format!(
@@ -445,6 +465,56 @@ fn timeline<W: Write>(
         )
     });
     Ok((points.into_values().collect(), note))
+}
+
+/// One merged second of a block of shards: its start (seconds since the merged start) and, by
+/// tag, the longest interval length and the sum.
+type SecondSum = (u32, BTreeMap<Option<String>, (f64, Adder)>);
+
+/// Adds a block of shards' logs second by second (each shard's lines shifted by its offset
+/// from the merged start) and sends each second's sums, in order, until the logs end, a log
+/// cannot be read (sent as the error) or the receiver is gone.
+fn add_seconds(mut block: Vec<(f64, Lines)>, tx: &SyncSender<Result<SecondSum, MergeError>>) {
+    let second = |start: f64, offset: f64| (start + offset).round().max(0.0) as u32;
+    let mut decoder = Decoder::default();
+    let mut add = |block: &mut Vec<(f64, Lines)>| -> Result<Option<SecondSum>, MergeError> {
+        let mut next: Option<u32> = None;
+        for (offset, r) in block.iter_mut() {
+            if let Some(iv) = r.peek()? {
+                let t = second(iv.start, *offset);
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        let Some(t) = next else { return Ok(None) };
+        let mut by_tag: BTreeMap<Option<String>, (f64, Adder)> = BTreeMap::new();
+        for (offset, r) in block.iter_mut() {
+            while let Some(iv) = r.peek()? {
+                if second(iv.start, *offset) != t {
+                    break;
+                }
+                let (tag, length) = (iv.tag.clone(), iv.length);
+                let e = by_tag.entry(tag).or_insert_with(|| (0.0, Adder::default()));
+                e.0 = e.0.max(length);
+                e.1.add_encoded(r.histogram(), &mut decoder)
+                    .map_err(|message| r.error(format!("line {}: {message}", r.line)))?;
+                r.consume();
+            }
+        }
+        Ok(Some((t, by_tag)))
+    };
+    loop {
+        let sent = match add(&mut block) {
+            Ok(None) => return,
+            Ok(Some(sum)) => tx.send(Ok(sum)),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
 }
 
 fn interval_latency(h: &Histogram<u64>) -> IntervalLatency {
@@ -460,17 +530,27 @@ fn interval_latency(h: &Histogram<u64>) -> IntervalLatency {
     }
 }
 
-/// A shard's `latency.hlog`, one interval at a time with one looked ahead.
+/// A shard's `latency.hlog`, one interval at a time with one looked ahead; its histogram is
+/// left encoded until it is added.
 struct Lines {
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     source: String,
     line: usize,
     buf: String,
-    ahead: Option<HlogInterval>,
+    ahead: Option<Ahead>,
+}
+
+/// The interval line in `Lines::buf`.
+struct Ahead {
+    tag: Option<String>,
+    start: f64,
+    length: f64,
+    /// Where its histogram is in the line.
+    histogram: std::ops::Range<usize>,
 }
 
 impl Lines {
-    fn new(reader: Box<dyn BufRead>, source: String) -> Self {
+    fn new(reader: Box<dyn BufRead + Send>, source: String) -> Self {
         Lines {
             reader,
             source,
@@ -480,7 +560,7 @@ impl Lines {
         }
     }
 
-    fn peek(&mut self) -> Result<Option<&HlogInterval>, MergeError> {
+    fn peek(&mut self) -> Result<Option<&Ahead>, MergeError> {
         while self.ahead.is_none() {
             self.buf.clear();
             let n = self
@@ -491,14 +571,30 @@ impl Lines {
                 return Ok(None);
             }
             self.line += 1;
-            self.ahead = parse_line(&self.buf)
+            let raw = split_line(&self.buf)
                 .map_err(|e| self.error(format!("line {}: {e}", self.line)))?;
+            self.ahead = raw.map(|raw| {
+                let at = raw.histogram.as_ptr() as usize - self.buf.as_ptr() as usize;
+                Ahead {
+                    tag: raw.tag.map(str::to_string),
+                    start: raw.start,
+                    length: raw.length,
+                    histogram: at..at + raw.histogram.len(),
+                }
+            });
         }
         Ok(self.ahead.as_ref())
     }
 
-    fn take(&mut self) -> Option<HlogInterval> {
-        self.ahead.take()
+    /// The encoded histogram of the line peeked at.
+    fn histogram(&self) -> &str {
+        self.ahead
+            .as_ref()
+            .map_or("", |a| &self.buf[a.histogram.clone()])
+    }
+
+    fn consume(&mut self) {
+        self.ahead = None;
     }
 
     fn error(&self, message: String) -> MergeError {
@@ -555,36 +651,5 @@ fn rate(errors: u64, requests: u64) -> f64 {
         0.0
     } else {
         (errors as f64 / requests as f64 * 1e6).round() / 1e6
-    }
-}
-
-/// Adds histograms bucket for bucket: the first one decides the precision, later ones are
-/// added into it (the range grows as needed), so the sum is exact for histograms of the same
-/// precision, as every peakload histogram is.
-#[derive(Default)]
-struct Adder(Option<Histogram<u64>>);
-
-impl Adder {
-    fn add(&mut self, encoded: &str) -> Result<(), String> {
-        self.add_histogram(&decode_histogram(encoded)?)
-    }
-
-    fn add_histogram(&mut self, h: &Histogram<u64>) -> Result<(), String> {
-        match &mut self.0 {
-            None => {
-                let mut first = h.clone();
-                first.auto(true);
-                self.0 = Some(first);
-                Ok(())
-            }
-            Some(acc) => acc
-                .add(h)
-                .map_err(|e| format!("cannot add histograms: {e:?}")),
-        }
-    }
-
-    fn finish(self) -> Histogram<u64> {
-        self.0
-            .unwrap_or_else(|| Histogram::new(3).expect("3 significant figures are valid"))
     }
 }

@@ -5,6 +5,7 @@
 //! which owns the run totals, the timeline and the HDR interval log. Workers never share a lock
 //! on the hot path; views (progress line, dashboard) read the aggregator's snapshots.
 
+pub mod adder;
 pub mod aggregate;
 pub mod assemble;
 pub mod findings;

@@ -12,6 +12,7 @@
 //! - [`chromium`], [`tmux`]: a real browser for the report, a real terminal for the dashboard.
 //! - [`postgres`]: a schema of its own per test on the PostgreSQL server.
 //! - [`stack`]: the bundled reference stack as its own process, and its fault switch.
+//! - [`netns`]: separate hosts on this machine (network namespaces on a veth bridge).
 //! - the AWS API emulator comes from `peakload_test_support` (`require_moto`).
 //!
 //! Every external tool the tests need is installed by `scripts/test`; a missing one fails the
@@ -21,6 +22,7 @@
 
 pub mod chromium;
 pub mod cpu;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod python;
