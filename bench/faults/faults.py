@@ -454,6 +454,10 @@ def grade(fault: Fault, diag: dict) -> tuple:
         ok = (not healthy) and not findings
     else:
         ok = top is not None and top.get("kind") in fault.accept and not healthy
+        # A fault that did not reach the users is told right by a healthy verdict that still
+        # names it among what moved (the diagnosis's `moved`, not user-visible).
+        if not ok and healthy and not findings:
+            ok = any(m.get("kind") in fault.accept for m in diag.get("moved", []))
     return ok, top
 
 
@@ -563,6 +567,8 @@ def one_run(kind, rep, a, outroot):
             "top": top and {k: top.get(k) for k in ("kind", "signal", "score", "window", "summary")},
             "findings": [(f["kind"], f["signal"], f["score"]) for f in diag.get("findings", [])],
             "generator_limited": any(f["kind"] == "generator_limited" for f in diag.get("findings", [])),
+            "moved": [(m["kind"], m["signal"]) for m in diag.get("moved", [])],
+            "unknown": diag.get("unknown", []),
             "ranking_top5": [(r["signal"], r["score"], r.get("kind")) for r in diag.get("ranking", [])[:5]],
             "capacity": res.get("capacity"),
             "requests": res["summary"]["requests"],

@@ -43,6 +43,10 @@ def main():
                 onset = (d.get("capacity") or {}).get("degraded_at_s")
                 said = "; ".join(f"{f['kind']} {f['signal']} ({f['score']})" for f in found[:2]) or "no finding"
                 print(f"{run:14} {label:6} healthy={d['healthy']} degraded_at={onset} {said}")
+                for m in d.get("moved", []):
+                    print(f"{'':21} moved: {m['kind']} {m['signal']}")
+                if d.get("unknown"):
+                    print(f"{'':21} not known: {len(d['unknown'])} lines, first: {d['unknown'][0][:100]}")
         finally:
             os.unlink(tmp.name)
 

@@ -49,6 +49,7 @@ fn diagnose(args: &DiagnoseCli) -> Result<(), String> {
     if let (true, Some((path, results))) = (args.write, results.as_mut()) {
         results.capacity = d.capacity.clone();
         results.findings = d.findings.clone();
+        results.diagnosis_notes = d.notes();
         results.save(path).map_err(|e| e.to_string())?;
     }
     Ok(())

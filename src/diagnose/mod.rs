@@ -13,17 +13,25 @@
 //! 3. [`rank`]: scores every signal by how abnormal it became (robust z against its own
 //!    baseline), how well it tracks the degraded SLI (Spearman over lags, the signal leading),
 //!    whether its change came first, and discounts signals that only follow the load.
-//! 4. [`rules`]: names the cause (`kind`) from the signal, and writes the finding.
+//! 4. [`rules`]: names the cause (`kind`) from the signal, and writes the finding; findings
+//!    downstream of an earlier one in the system's declared [`structure`] are explained away,
+//!    and each names its runner-up and why it lost.
+//! 5. A healthy run still says what moved ([`moved`]: the users' worst stretch, infrastructure
+//!    that moved without reaching them); a degradation nothing explains says what was not
+//!    observed and what to observe next ([`unknown`]).
 //!
 //! Everything is scale-free (ranks, medians, ratios), so signals in bytes, seconds and
 //! percent compete fairly.
 
 pub mod knee;
+pub mod moved;
 pub mod rank;
 pub mod rules;
 pub mod sli;
 pub mod stats;
+pub mod structure;
 pub mod synthetic;
+pub mod unknown;
 
 use std::fmt::Write as _;
 
@@ -423,6 +431,13 @@ pub struct Diagnosis {
     /// Series that could not be placed on the run's seconds at all, each with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// In a healthy run, the infrastructure signals that moved notably anyway (not
+    /// user-visible), furthest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<moved::Moved>,
+    /// When the users degraded and nothing observed explains it: that, and what to observe next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
 }
 
 /// Runs the whole analysis.
@@ -431,6 +446,12 @@ pub fn analyze(input: &Input) -> Diagnosis {
     let capacity = knee::capacity(input, &sli);
     let scored = rank::rank(input, &sli);
     let findings = rules::findings(input, &sli, &scored);
+    let moved = if sli.degraded() {
+        Vec::new()
+    } else {
+        moved::moved(input, &sli)
+    };
+    let unknown = unknown::unknowns(input, &sli, &findings, &scored);
     let ranking = scored
         .iter()
         .map(|s| Ranked {
@@ -454,6 +475,8 @@ pub fn analyze(input: &Input) -> Diagnosis {
         ranking,
         too_coarse,
         left_out: input.left_out.clone(),
+        moved,
+        unknown,
     }
 }
 
@@ -463,6 +486,7 @@ pub fn apply(results: &mut Results) -> Diagnosis {
     let d = analyze(&Input::from_results(results, results.infra.as_ref()));
     results.capacity = d.capacity.clone();
     results.findings = d.findings.clone();
+    results.diagnosis_notes = d.notes();
     if let Some(infra) = results.infra.as_mut() {
         for why in &d.left_out {
             let note = format!("diagnosis: left out {why}");
@@ -472,6 +496,17 @@ pub fn apply(results: &mut Results) -> Diagnosis {
         }
     }
     d
+}
+
+impl Diagnosis {
+    /// What `results.json` keeps of `moved` and `unknown`, as sentences.
+    pub fn notes(&self) -> Vec<String> {
+        self.moved
+            .iter()
+            .map(|m| format!("moved, not user-visible: {}", m.summary))
+            .chain(self.unknown.iter().map(|u| format!("not known: {u}")))
+            .collect()
+    }
 }
 
 /// Up to three names, then how many more.
@@ -561,6 +596,30 @@ pub fn render_text(d: &Diagnosis) -> String {
             for l in f.lines.iter().take(3) {
                 let _ = writeln!(out, "     | {l}");
             }
+            if let Some(r) = &f.runner_up {
+                let _ = writeln!(
+                    out,
+                    "     runner-up: {}{} (score {:.2}), not chosen: {}",
+                    r.signal,
+                    r.kind
+                        .map(|k| format!(" [{}]", k.as_str()))
+                        .unwrap_or_default(),
+                    r.score,
+                    r.why_not
+                );
+            }
+        }
+    }
+    if !d.moved.is_empty() {
+        let _ = writeln!(out, "what moved (the users did not notice):");
+        for m in &d.moved {
+            let _ = writeln!(out, "  - {}", m.summary);
+        }
+    }
+    if !d.unknown.is_empty() {
+        let _ = writeln!(out, "what this diagnosis does not know:");
+        for u in &d.unknown {
+            let _ = writeln!(out, "  - {u}");
         }
     }
     for why in &d.left_out {

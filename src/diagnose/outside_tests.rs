@@ -734,3 +734,285 @@ fn a_stall_is_dated_when_its_requests_were_sent() {
     input.latency_ms = Some(fill(sent));
     assert_eq!(sli::assess(&input).onset, 25, "dated by sending");
 }
+
+/// The structure the bundled stack declares in its `/metrics` for `role`, as it writes it.
+fn declared(role: &str) -> String {
+    let mut text = format!(
+        "# TYPE peakload_stack_info gauge\npeakload_stack_info{{role=\"{role}\",backend=\"mysql\"}} 1\n\
+         # TYPE peakload_stack_dependency gauge\n"
+    );
+    let mut edge = |c: &str, on: &str| {
+        let _ = writeln!(
+            text,
+            "peakload_stack_dependency{{component=\"{c}\",on=\"{on}\"}} 1"
+        );
+    };
+    if role == "api" {
+        edge("api", "database");
+    } else {
+        edge("worker:email", "database");
+        edge("worker:email", role);
+        edge("queue:notifications", "worker:email");
+    }
+    text
+}
+
+/// A table lock from t=25 to 43 (issue 13, defect 7): the API's and the worker's database
+/// operations wait from t=25; the worker handles nothing from t=26, so the notifications queue
+/// grows. `declare`: whether the stack declares its structure.
+fn locked_stack(n: usize, declare: bool) -> Infra {
+    let lock = 25..43;
+    let queue = |t: usize| {
+        if lock.contains(&t) {
+            3.0 * (t - 25) as f64
+        } else if t >= 43 {
+            (54.0 - 9.0 * (t - 43) as f64).max(0.0)
+        } else {
+            (jitter(t, 60) * 1.5).floor()
+        }
+    };
+    let mut processed = 0.0;
+    let api = (0..n)
+        .map(|t| {
+            let flight = if lock.contains(&t) { 16.0 } else { 0.6 };
+            let mut text = stack_text(t, 61, queue(t), flight, 140.0 * t as f64);
+            if declare {
+                text.push_str(&declared("api"));
+            }
+            Some(text)
+        })
+        .collect();
+    let worker = (0..n)
+        .map(|t| {
+            let flight = if lock.contains(&t) { 2.0 } else { 0.3 };
+            processed += if (26..44).contains(&t) {
+                0.0
+            } else {
+                3.0 + jitter(t, 62)
+            };
+            let mut text = stack_text(t, 63, queue(t), flight, 3.0 * t as f64);
+            let _ = write!(
+                text,
+                "# TYPE worker_messages_processed_total counter\n\
+                 worker_messages_processed_total{{worker=\"email\"}} {processed:.0}\n"
+            );
+            if declare {
+                text.push_str(&declared("worker"));
+            }
+            Some(text)
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    infra
+}
+
+/// Issue 13, defect 7: during a table lock the worker's processed rate falling to 0 (and the
+/// queue growing behind it) became a `queue_backlog` finding. With the stack's declared
+/// structure — the worker calls the database, the queue is drained by the worker — and the
+/// database having moved first, the backlog is a consequence: kept, scored down, said so. Every
+/// finding names its runner-up and why it lost.
+#[test]
+fn a_consumer_blocked_by_a_lock_is_a_consequence_not_a_cause() {
+    let n = 70;
+    let mut input = users(n, 20.0, 900.0, 25, 44);
+    input.add_infra(&locked_stack(n, true));
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::DbLatency, "{:#?}", d.findings);
+    assert!(first.explained_by.is_none(), "{first:?}");
+    let backlogs: Vec<&Finding> = d
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::QueueBacklog)
+        .collect();
+    assert!(!backlogs.is_empty(), "{:#?}", d.findings);
+    for b in &backlogs {
+        let cause = b.explained_by.as_deref().expect("explained");
+        assert!(cause.starts_with("db_"), "{b:?}");
+        assert!(b.score < first.score, "{b:?}");
+        assert!(
+            b.lines
+                .iter()
+                .any(|l| l.contains("a consequence of") && l.contains("database → worker:email")),
+            "{b:?}"
+        );
+    }
+    for (i, f) in d.findings.iter().enumerate() {
+        let r = f.runner_up.as_ref().unwrap_or_else(|| panic!("{f:?}"));
+        assert!(!r.why_not.is_empty() && r.signal != f.signal, "{r:?}");
+        if let Some(next) = d.findings.get(i + 1) {
+            assert_eq!(r.signal, next.signal);
+        }
+    }
+    let explained_next = d
+        .findings
+        .windows(2)
+        .find(|w| w[1].explained_by.is_some())
+        .expect("an explained finding follows another");
+    assert!(
+        explained_next[0]
+            .runner_up
+            .as_ref()
+            .is_some_and(|r| r.why_not.contains("consequence")),
+        "{:?}",
+        explained_next[0].runner_up
+    );
+    let text = render_text(&d);
+    assert!(text.contains("runner-up: "), "{text}");
+
+    // The same series without the declaration: nothing is assumed, the backlog stands alone.
+    let mut input = users(n, 20.0, 900.0, 25, 44);
+    input.add_infra(&locked_stack(n, false));
+    let d = analyze(&input);
+    assert!(
+        d.findings
+            .iter()
+            .any(|f| f.kind == Kind::QueueBacklog && f.explained_by.is_none()),
+        "{:#?}",
+        d.findings
+    );
+}
+
+/// Issue 13, defect 8: p99 at ~12.8 ms for 20 s in a 2 ms run, and a 320-message backlog users
+/// did not notice. The verdict stays healthy, names the worst stretch of the users' latency and
+/// says what moved, as not user-visible; a queue holding one message more does not count.
+#[test]
+fn a_healthy_verdict_says_what_moved() {
+    let n = 70;
+    let mut input = users(n, 2.0, 12.8, 25, 45);
+    let api = (0..n)
+        .map(|t| {
+            let backlog = if (25..45).contains(&t) {
+                16.0 * (t - 24) as f64
+            } else {
+                (jitter(t, 70) * 1.5).floor()
+            };
+            let multivac = if (25..45).contains(&t) { 1.0 } else { 0.0 };
+            Some(format!(
+                "# TYPE queue_depth gauge\nqueue_depth{{queue=\"notifications\"}} {backlog}\n\
+                 queue_depth{{queue=\"multivac\"}} {multivac}\n\
+                 # TYPE http_requests_total counter\nhttp_requests_total{{route=\"/api/products\"}} {}\n",
+                140 * t
+            ))
+        })
+        .collect();
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", api),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(d.healthy, "{}", d.sli.describe());
+    assert!(d.findings.is_empty(), "{:?}", d.findings);
+    let verdict = d.sli.describe();
+    assert!(verdict.contains("worst stretch, t=25–45s"), "{verdict}");
+    let worst = d.sli.latency_ms.as_ref().and_then(|l| l.worst).unwrap();
+    assert!((12.0..=14.2).contains(&worst.peak), "{worst:?}");
+    assert_eq!(d.moved.len(), 1, "{:#?}", d.moved);
+    let m = &d.moved[0];
+    assert!(m.signal.contains("queue=\"notifications\""), "{m:?}");
+    assert_eq!(m.kind, Kind::QueueBacklog);
+    assert!(m.peak >= 300.0, "{m:?}");
+    assert!(m.summary.contains("not user-visible"), "{}", m.summary);
+    let text = render_text(&d);
+    assert!(
+        text.contains("what moved (the users did not notice)"),
+        "{text}"
+    );
+}
+
+/// Issue 13, item 5: a delay on the users' path (a proxy adding 150 ms): the stack's own request
+/// timings, database and CPU stay flat. Nothing explains it, and the diagnosis says so and what
+/// to observe next — no host signals, the database's own metrics, the path to the service.
+#[test]
+fn a_delay_outside_the_stack_says_what_is_not_known() {
+    let n = 70;
+    let mut input = users(n, 20.0, 170.0, 25, 43);
+    let mut requests = Histogram::new("http_request_duration_seconds");
+    let mut ops = Histogram::new("db_operation_duration_seconds");
+    let api = (0..n)
+        .map(|t| {
+            let mut text = requests.observe(t, 80, 140, 0.008);
+            text.push_str(&ops.observe(t, 81, 180, 0.003));
+            Some(text)
+        })
+        .collect();
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", api),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    assert!(
+        d.findings.iter().all(|f| f.score < 0.3),
+        "{:#?}",
+        d.findings
+    );
+    let all = d.unknown.join("\n");
+    assert!(all.contains("no host signals were collected"), "{all}");
+    assert!(
+        all.contains("the database's own metrics are not observed"),
+        "{all}"
+    );
+    assert!(
+        all.contains("stayed flat") && all.contains("path between the generator and the service"),
+        "{all}"
+    );
+    assert!(render_text(&d).contains("what this diagnosis does not know"));
+
+    // A degradation the findings explain asks nothing.
+    let mut input = users(n, 20.0, 900.0, 25, 44);
+    input.add_infra(&locked_stack(n, true));
+    assert!(analyze(&input).unknown.is_empty());
+}
+
+/// Issue 13, item 4: the stack's own view of its host — its threads' scheduling delay and the
+/// host's CPU pressure (PSI) — is enough to recognise CPU starvation without node_exporter,
+/// and PSI is worded as a share of time stalled, not of a core.
+#[test]
+fn the_stacks_own_pressure_recognises_starvation() {
+    let n = 70;
+    let (mut wait, mut stall) = (0.0, 0.0);
+    let texts: Vec<Option<String>> = starved_api(n)
+        .into_iter()
+        .enumerate()
+        .map(|(t, text)| {
+            let starved = (25..43).contains(&t);
+            wait += if starved { 0.6 } else { 0.02 } + 0.01 * jitter(t, 90);
+            stall += if starved { 0.9 } else { 0.1 } + 0.02 * jitter(t, 91);
+            text.map(|mut x| {
+                let _ = write!(
+                    x,
+                    "# TYPE process_schedstat_waiting_seconds_total counter\n\
+                     process_schedstat_waiting_seconds_total {wait:.4}\n\
+                     # TYPE host_pressure_cpu_waiting_seconds_total counter\n\
+                     host_pressure_cpu_waiting_seconds_total {stall:.4}\n"
+                );
+                x
+            })
+        })
+        .collect();
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", texts),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::CpuSaturation, "{:#?}", d.findings);
+    assert!(first.summary.contains("starved"), "{}", first.summary);
+    assert!(
+        !first.summary.contains("of a core while host_pressure"),
+        "{}",
+        first.summary
+    );
+    if first.signal.contains("pressure") {
+        assert!(
+            first.summary.contains("of the time some task stalled"),
+            "{}",
+            first.summary
+        );
+    }
+}

@@ -11,7 +11,7 @@
 //! | `db_pool_saturation` | series rising | `pool` with `wait`/`acquire`/`pending`/`in_use`, `DatabaseConnections` |
 //! | `db_latency` | series rising | `db`/`database`/`sql`/`query`/`rds`/`dynamo` with `latency`/`duration`/`in_flight`/`InFlight`/`time`, `ReadLatency`, `WriteLatency` |
 //! | `queue_backlog` | series rising (depth, age, lag) or falling (worker throughput) | `queue`, `backlog`, `ApproximateNumberOfMessages`, `AgeOfOldestMessage`, `consumer_lag`, `worker` |
-//! | `cpu_saturation` | series rising; a core's idle time falling to 10 % or less | by what the series measures (see [`classify`]): node_exporter's `node_cpu_seconds_total` by `mode` (idle falling; user, system, steal rising; **iowait is not CPU**), `process_cpu_seconds_total`, CFS throttling, PSI `cpu`; else `cpu` beginning a word of the metric's *name* — never a label (`node_softnet_processed_total{cpu="0"}` counts packets) |
+//! | `cpu_saturation` | series rising; a core's idle time falling to 10 % or less | by what the series measures (see [`classify`]): node_exporter's `node_cpu_seconds_total` by `mode` (idle falling; user, system, steal rising; **iowait is not CPU**), `process_cpu_seconds_total`, CFS and cgroup throttling, PSI `cpu` (`node_pressure_*`, the stack's `host_pressure_*`), scheduling delay (`node_schedstat_waiting…`, `process_schedstat_waiting…`); else `cpu` beginning a word of the metric's *name* — never a label (`node_softnet_processed_total{cpu="0"}` counts packets) |
 //! | `target_unresponsive` | `up` falling: scrapes of a target got no answer | `up` (the scraper records one per attempt, as Prometheus does) |
 //! | `memory_pressure` | series rising (available memory falling) | `memory`, `rss`, `resident`, `heap`, `swap`, `oom`, PSI `memory`, `node_memory_*Available*`/`*Free*` |
 //! | `scaling_lag` | a scale-out that completed after the SLI turned (the first to land gives the lag), else one that failed, else one still in progress when read — each said as such; series of desired vs running capacity | `desired`, `running_count`, `in_service`, `replicas` |
@@ -40,7 +40,7 @@
 //!
 //! **CPU starvation.** A service's own CPU (`process_cpu_seconds_total`…) that *fell* while a
 //! CPU of its host was saturated (a core's idle at 10 % or less, a busy share at 90 %, PSI
-//! `cpu` rising) names `cpu_saturation` on the host's signal, scored at least 0.5: the service
+//! `cpu` rising, or its own threads waiting runnable for a tenth of a second per second or more) names `cpu_saturation` on the host's signal, scored at least 0.5: the service
 //! was descheduled by other work. The database findings of that process (same `instance`)
 //! whose window starts with the starvation are explained away — their score × 0.3, with a line
 //! saying why: a wall-clock timing taken by a caller that is not running inflates whatever it
@@ -61,6 +61,21 @@
 //!
 //! A signal that matches nothing (the server's own request latency, request counts) is still
 //! ranked, but names no cause: it is a symptom.
+//!
+//! **Consequences.** When the system declares its structure (see [`super::structure`]), a
+//! finding whose component depends on another finding's, and which changed no earlier than it
+//! (to within a scrape), is that finding's consequence: a consumer blocked by the database it
+//! calls, the queue backing up behind it. It stays in the list, scored × 0.3, with a line giving
+//! the chain (`database → worker:email → queue:notifications`) and `explained_by` naming the
+//! cause. Nothing is assumed when nothing is declared.
+//!
+//! **Runner-up.** Each finding names the candidate after it — the next finding, or for the last
+//! one the best-ranked signal that named none — and why that one was not chosen: a consequence,
+//! a starved caller's timing, a symptom with no kind, a kind already named, a change too small
+//! to date, or the factor of the score it lost on (later, less aligned with the users, smaller).
+//!
+//! Values are worded by what they measure ([`signal_value`]): pressure stall (PSI) is a share
+//! of time some task stalled, not of a core.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -70,8 +85,9 @@ use regex::Regex;
 
 use super::rank::{Scored, CHANGE_Z};
 use super::sli::Sli;
+use super::structure::Structure;
 use super::{round3, Input};
-use crate::record::findings::{Finding, Kind, Window};
+use crate::record::findings::{Finding, Kind, RunnerUp, Window};
 use crate::record::infra::Event;
 
 /// Below this score a signal names no cause.
@@ -225,10 +241,13 @@ fn measured(metric: &str, dims: &[(String, String)], moved: Moves) -> Option<Opt
             return Some(None);
         }
     }
-    // A cgroup's CPU limit reached (CFS throttling), and tasks waiting for a CPU.
+    // A cgroup's CPU limit reached (CFS throttling), and tasks waiting for a CPU (the host's,
+    // or a process's own scheduling delay from /proc/<pid>/schedstat).
     if base.starts_with("container_cpu_cfs_throttled")
+        || base.starts_with("cgroup_cpu_throttled")
         || base == "node_procs_running"
         || base == "node_schedstat_waiting_seconds_total"
+        || base == "process_schedstat_waiting_seconds_total"
     {
         return Some(up(Kind::CpuSaturation));
     }
@@ -313,6 +332,7 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
     if let Some(st) = starvation(sli, scored) {
         explain_starvation(&mut out, input, sli, &st);
     }
+    explain_consequences(&mut out, &Structure::declared(&input.signals));
     out.extend(scaling_findings(input, sli));
     if out.is_empty() {
         if let Some(e) = sli.report.error_rate.as_ref().filter(|e| e.degraded) {
@@ -332,11 +352,199 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
                     e.during * 100.0,
                     e.baseline * 100.0
                 ),
+                explained_by: None,
+                runner_up: None,
             });
         }
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    name_runners_up(&mut out, input, sli, scored);
     out
+}
+
+/// A gauge is read at the next scrape: an effect may be seen this long after its cause and
+/// still have come after it.
+const READ_SLACK_S: f64 = 1.0;
+
+/// Findings that the declared structure puts downstream of another finding that changed
+/// earlier (or within [`READ_SLACK_S`] of it) are consequences: a consumer blocked by the
+/// database it calls, a queue backing up behind that consumer. Each keeps its place in the
+/// list, scored × 0.3, with a line saying what it follows and `explained_by` naming it; the
+/// earliest such cause is the one named.
+fn explain_consequences(out: &mut [Finding], structure: &Structure) {
+    if structure.is_empty() {
+        return;
+    }
+    let changed = |f: &Finding| f.evidence.get("changed_at_s").copied();
+    let parts: Vec<Option<String>> = out.iter().map(|f| structure.component(&f.signal)).collect();
+    let mut explained: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    for (e, effect) in out.iter().enumerate() {
+        let (Some(part), Some(at)) = (&parts[e], changed(effect)) else {
+            continue;
+        };
+        let cause = out
+            .iter()
+            .enumerate()
+            .filter(|(c, f)| *c != e && f.explained_by.is_none())
+            .filter_map(|(c, f)| {
+                let t = changed(f).filter(|t| *t <= at + READ_SLACK_S)?;
+                let chain = structure.path(part, parts[c].as_deref()?)?;
+                Some((c, t, chain))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((c, _, chain)) = cause {
+            explained.push((e, c, chain));
+        }
+    }
+    for (e, c, chain) in explained {
+        let (cause_signal, cause_at) = (out[c].signal.clone(), changed(&out[c]).unwrap_or(0.0));
+        let f = &mut out[e];
+        let lag = changed(&*f).unwrap_or(cause_at) - cause_at;
+        let when = if lag >= 1.0 {
+            format!("{lag:.0} s after it")
+        } else {
+            "with it".to_string()
+        };
+        f.score = round3(f.score * 0.3);
+        f.lines.push(format!(
+            "a consequence of {cause_signal} (changed at t={cause_at:.0}s, this one {when}): {} depends on {} ({}), as the stack declares",
+            chain.last().map_or("it", String::as_str),
+            chain[0],
+            chain.join(" → ")
+        ));
+        f.explained_by = Some(cause_signal);
+    }
+}
+
+/// Each finding's runner-up — the next finding, or for the last one the best-ranked signal
+/// that named none — and why it was not chosen.
+fn name_runners_up(out: &mut [Finding], input: &Input, sli: &Sli, scored: &[Scored]) {
+    let named: Vec<String> = out.iter().map(|f| f.signal.clone()).collect();
+    let find = |name: &str| scored.iter().find(|s| s.name == name);
+    for i in 0..out.len() {
+        let winner = &out[i];
+        let runner = match out.get(i + 1) {
+            Some(next) => RunnerUp {
+                signal: next.signal.clone(),
+                kind: Some(next.kind),
+                score: round3(next.score),
+                why_not: why_not_finding(winner, next, find(&winner.signal), find(&next.signal)),
+            },
+            None => {
+                let Some(s) = scored.iter().find(|s| {
+                    s.score > 0.0
+                        && !named.contains(&s.name)
+                        && !super::structure::declares(&s.name)
+                }) else {
+                    continue;
+                };
+                RunnerUp {
+                    signal: s.name.clone(),
+                    kind: s.kind,
+                    score: round3(s.score),
+                    why_not: why_not_signal(input, sli, winner, find(&winner.signal), s, out),
+                }
+            }
+        };
+        out[i].runner_up = Some(runner);
+    }
+}
+
+fn why_not_finding(
+    winner: &Finding,
+    next: &Finding,
+    w: Option<&Scored>,
+    r: Option<&Scored>,
+) -> String {
+    if let Some(cause) = &next.explained_by {
+        return format!(
+            "it is a consequence of {cause}: downstream of it in the stack's declared structure, and it changed no earlier"
+        );
+    }
+    if next.lines.iter().any(|l| l.contains("starved of CPU")) {
+        return "it rose only while its caller was starved of CPU: a descheduled caller's wall clock".into();
+    }
+    match (w, r) {
+        (Some(w), Some(r)) => compare(w, r),
+        _ => format!(
+            "its evidence is weaker (score {:.2} against {:.2})",
+            next.score, winner.score
+        ),
+    }
+}
+
+fn why_not_signal(
+    input: &Input,
+    sli: &Sli,
+    winner: &Finding,
+    w: Option<&Scored>,
+    r: &Scored,
+    out: &[Finding],
+) -> String {
+    let Some(kind) = r.kind else {
+        return format!(
+            "{} names no cause: it is a symptom (what a service reports of its own work), not a resource that limits",
+            r.name
+        );
+    };
+    if out.iter().any(|f| f.kind == kind) {
+        return format!(
+            "its kind, {}, is already named by a better-scored signal",
+            kind.as_str()
+        );
+    }
+    if r.z < CHANGE_Z || r.changed_at.is_none() {
+        return format!(
+            "it did not change clearly against its own noise (z {:.1}, {CHANGE_Z} needed)",
+            r.z
+        );
+    }
+    if r.score < MIN_SCORE {
+        return format!(
+            "its score {:.2} is below the {MIN_SCORE} a cause needs: {}",
+            r.score,
+            w.map_or_else(String::new, |w| compare(w, r))
+        );
+    }
+    if !high_enough(input, sli, r, kind) {
+        return "it did not reach a level that can limit a service".into();
+    }
+    match w {
+        Some(w) => compare(w, r),
+        None => format!(
+            "its evidence is weaker (score {:.2} against {:.2})",
+            r.score, winner.score
+        ),
+    }
+}
+
+/// Which factor of the score the runner-up `r` lost on against the winner `w`.
+fn compare(w: &Scored, r: &Scored) -> String {
+    if let (Some(a), Some(b)) = (w.changed_at, r.changed_at) {
+        if b as f64 >= a as f64 + 2.0 {
+            return format!("it changed {}s later (t={b}s against t={a}s)", b - a);
+        }
+    }
+    if r.changed_at.is_none() {
+        return "it never changed clearly enough to be dated".into();
+    }
+    if r.correlation + 0.1 < w.correlation {
+        return format!(
+            "it tracked the users' experience less closely (rank correlation {:.2} against {:.2})",
+            r.correlation, w.correlation
+        );
+    }
+    if r.z < w.z {
+        return format!(
+            "it moved less against its own noise (z {:.1} against {:.1})",
+            r.z.min(1e6),
+            w.z.min(1e6)
+        );
+    }
+    format!(
+        "its score is lower ({:.2} against {:.2}): a smaller share of the users' rise, or timed further from it",
+        r.score, w.score
+    )
 }
 
 /// A service's own CPU falling while a CPU of its host is saturated: the service was starved of
@@ -381,6 +589,11 @@ fn host_saturated(s: &Scored) -> bool {
     let per_core = dims.iter().any(|(k, _)| k == "cpu");
     if m.contains("pressure") {
         return s.z >= CHANGE_Z;
+    }
+    // The process's own scheduling delay: runnable, not running, a tenth of a second per
+    // second or more — the host's CPU was taken, seen from the process itself.
+    if m.starts_with("process_schedstat_waiting") {
+        return s.z >= CHANGE_Z && s.during >= 0.1;
     }
     match (mode, s.unit.as_str()) {
         (Some("idle"), _) => s.during <= 0.1 && s.baseline >= s.during + 0.2 && per_core,
@@ -462,8 +675,8 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
         format_value(p.during, &p.unit),
         p.changed_at.unwrap_or(sli.onset),
         h.name,
-        format_value(h.baseline, &h.unit),
-        format_value(h.during, &h.unit),
+        signal_value(&h.name, h.baseline, &h.unit),
+        signal_value(&h.name, h.during, &h.unit),
         sli_phrase(sli),
         if explained > 0 {
             "; its database timings rose only while it was descheduled, so they are not the database's"
@@ -612,6 +825,30 @@ fn sli_phrase(sli: &Sli) -> String {
     parts.join(" and ")
 }
 
+/// A signal's value in words, by what it measures: pressure stall (PSI) is the share of time
+/// some task waited for the resource, not CPU used; scheduling delay is time spent runnable
+/// but not running (summed over a process's threads); throttling is time a cgroup was held
+/// back. Other signals by their unit ([`format_value`]).
+pub fn signal_value(name: &str, v: f64, unit: &str) -> String {
+    let (metric, _) = split_key(name);
+    let m = metric.to_ascii_lowercase();
+    if unit == "seconds_per_second" {
+        if m.contains("pressure") && m.contains("stalled") {
+            return format!("{:.0}% of the time all tasks stalled", v * 100.0);
+        }
+        if m.contains("pressure") {
+            return format!("{:.0}% of the time some task stalled", v * 100.0);
+        }
+        if m.contains("schedstat_waiting") {
+            return format!("{v:.2} s per second waiting for a CPU");
+        }
+        if m.contains("throttled") {
+            return format!("throttled {:.0}% of the time", v * 100.0);
+        }
+    }
+    format_value(v, unit)
+}
+
 pub fn format_value(v: f64, unit: &str) -> String {
     match unit {
         "seconds" if v.abs() < 1.0 => format!("{:.1} ms", v * 1000.0),
@@ -628,8 +865,8 @@ pub fn format_value(v: f64, unit: &str) -> String {
 
 fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
     let changed = s.changed_at.unwrap_or(sli.onset);
-    let from = format_value(s.baseline, &s.unit);
-    let to = format_value(s.during, &s.unit);
+    let from = signal_value(&s.name, s.baseline, &s.unit);
+    let to = signal_value(&s.name, s.during, &s.unit);
     let lead = s.lead_s.unwrap_or(0.0);
     // An aggregate's lead is a bound (see `rank::credible_lead`), and no lead is "as" only to
     // within its interval: say so, so a 10 s average is not read as timed to the second.
@@ -744,6 +981,8 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         evidence,
         lines,
         summary: format!("{what}: {advice}."),
+        explained_by: None,
+        runner_up: None,
     }
 }
 
@@ -919,6 +1158,8 @@ fn generator_finding(input: &Input, sli: &Sli) -> Option<Finding> {
                 busy.len()
             )
         },
+        explained_by: None,
+        runner_up: None,
     })
 }
 
@@ -1031,6 +1272,8 @@ fn scaling_findings(input: &Input, sli: &Sli) -> Option<Finding> {
             evidence,
             lines: vec![e.cause.clone()],
             summary,
+            explained_by: None,
+            runner_up: None,
         }
     };
     // Capacity that came after the users turned: the first to come is the lag they waited.

@@ -43,6 +43,8 @@
 //! and still have degraded against its own baseline; the verdict then says so, so a reader
 //! does not mistake it for a breach.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use super::stats::{median, median_mad, rolling_median, sustained_runs};
@@ -96,6 +98,21 @@ pub struct SliChange {
     pub start_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_s: Option<f64>,
+    /// When it did not degrade: its worst stretch above the per-second margin (too short, or
+    /// too small for the floor), so a healthy verdict still says what the users went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst: Option<Stretch>,
+}
+
+/// A stretch of seconds above the margin that did not add up to a degradation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Stretch {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The highest per-second value in it (unsmoothed).
+    pub peak: f64,
+    /// Its median (of the smoothed values).
+    pub median: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -142,6 +159,21 @@ impl SliReport {
                     self.latency_stat, l.baseline
                 )
             });
+            // The median over the rest of the run hides an episode: name the worst one.
+            if let (false, Some(w), Some(last)) = (l.degraded, &l.worst, parts.last_mut()) {
+                let _ = write!(
+                    last,
+                    "; its worst stretch, t={:.0}–{:.0}s, reached {:.1} ms (median {:.1} ms, against {:.1} ms before)",
+                    w.start_s, w.end_s, w.peak, w.median, l.baseline
+                );
+                if !last.contains("counts as degraded") {
+                    let _ = write!(
+                        last,
+                        ", below the {:.1} ms that counts as degraded",
+                        l.threshold
+                    );
+                }
+            }
         }
         if let Some(e) = &self.error_rate {
             parts.push(if e.degraded {
@@ -150,6 +182,14 @@ impl SliReport {
                     e.start_s.unwrap_or(0.0),
                     e.baseline * 100.0,
                     e.during * 100.0
+                )
+            } else if let Some(w) = &e.worst {
+                format!(
+                    "errors stayed near {:.2}%, at worst {:.2}% over t={:.0}–{:.0}s",
+                    e.baseline * 100.0,
+                    w.peak * 100.0,
+                    w.start_s,
+                    w.end_s
                 )
             } else {
                 format!("errors stayed near {:.2}%", e.baseline * 100.0)
@@ -261,6 +301,30 @@ fn detect(
         Some(o) => median(&ys[o..=end]),
         None => median(&ys[base.1.min(ys.len())..]),
     };
+    // The heaviest stretch above the margin (seconds × excess, capped as episodes are),
+    // told only when nothing degraded.
+    let worst = sustained_runs(&hit, base.0, 2)
+        .into_iter()
+        .map(|(a, b)| {
+            let weight: f64 = (a..=b)
+                .map(|i| ((ys[i] - med) / reach).clamp(0.0, EXCESS_CAP))
+                .sum();
+            (a, b, weight)
+        })
+        .max_by(|x, y| x.2.total_cmp(&y.2))
+        .filter(|_| onset.is_none())
+        .map(|(a, b, _)| Stretch {
+            start_s: a as f64,
+            end_s: b as f64 + 1.0,
+            peak: round(
+                y[a..=b]
+                    .iter()
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .fold(f64::MIN, f64::max),
+            ),
+            median: round(median(&ys[a..=b])),
+        });
     Detected {
         change: SliChange {
             degraded: onset.is_some(),
@@ -269,6 +333,7 @@ fn detect(
             threshold: round(threshold),
             start_s: onset.map(|o| o as f64),
             end_s: onset.map(|_| end as f64 + 1.0),
+            worst,
         },
         material,
         over: ys.iter().map(|v| *v > threshold).collect(),
@@ -305,6 +370,7 @@ impl Detected {
             },
             start_s: (!runs.is_empty()).then_some(from as f64),
             end_s: (!runs.is_empty()).then_some(to as f64 + 1.0),
+            worst: None,
             ..self.change
         }
     }

@@ -84,6 +84,7 @@ pub fn build_results(run: &FinishedRun<'_>) -> Results {
         infra: None,
         capacity: None,
         findings: Vec::new(),
+        diagnosis_notes: Vec::new(),
         regression: None,
         shard: None,
         merged: None,

@@ -93,6 +93,27 @@ pub struct Finding {
     pub lines: Vec<String>,
     /// One sentence a user acts on.
     pub summary: String,
+    /// The finding whose signal this one follows, when the system's declared structure and the
+    /// time order make it a consequence (a consumer blocked by the database it calls): kept,
+    /// scored down, and said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explained_by: Option<String>,
+    /// The next candidate and why it was not chosen before this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_up: Option<RunnerUp>,
+}
+
+/// The candidate ranked after a finding, and why it lost: a reader misled once by a "likely
+/// cause" wants to see the alternative that was weighed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunnerUp {
+    /// The signal (`name{dims}`), or `generator` / a scaling activity.
+    pub signal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    pub score: f64,
+    /// Why it was not chosen, in words.
+    pub why_not: String,
 }
 
 /// How much load the system took.

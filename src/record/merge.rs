@@ -127,6 +127,7 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
     r.thresholds = Vec::new();
     r.capacity = None;
     r.findings = Vec::new();
+    r.diagnosis_notes = Vec::new();
 
     let all: Vec<&Results> = inputs.iter().map(|i| &i.results).collect();
     let unreadable = |source: &str, message: String| MergeError::Unreadable {

@@ -64,6 +64,11 @@ pub struct Results {
     /// Causes found by the diagnosis, best first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// What the diagnosis said beyond its findings: in a healthy run, what moved without
+    /// reaching the users; when nothing explains a degradation, what was not observed and what
+    /// to observe next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnosis_notes: Vec<String>,
     /// This run judged against the comparable runs in its history (`run --history`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<super::regression::RegressionGate>,

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod seed;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::faults::FaultSet;
+use crate::host::HostPressure;
 use crate::store::{PoolSnapshot, Queue, QueueStats};
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -228,6 +229,8 @@ pub struct Scrape<'a> {
     pub queue_stats_fresh: bool,
     pub faults: FaultSet,
     pub process: ProcessStats,
+    /// The pressure the process and its host are under (see [`crate::host`]).
+    pub host: HostPressure,
 }
 
 /// CPU time and resident memory of this process.
@@ -562,6 +565,8 @@ pub fn render(metrics: &Metrics, scrape: &Scrape<'_>) -> String {
         );
         let _ = writeln!(out, "process_resident_memory_bytes {rss}");
     }
+    write_host(&mut out, &scrape.host);
+    write_structure(&mut out, scrape.role);
     header(
         &mut out,
         "process_start_time_seconds",
@@ -570,6 +575,112 @@ pub fn render(metrics: &Metrics, scrape: &Scrape<'_>) -> String {
     );
     let _ = writeln!(out, "process_start_time_seconds {}", p.start_time_seconds);
     out
+}
+
+/// The host's pressure, the process's scheduling delay and its cgroup's limits, under names
+/// that say what they measure: `host_pressure_<resource>_waiting_seconds_total` (PSI `some`),
+/// `…_stalled_seconds_total` (`full`), `process_schedstat_*_seconds_total`,
+/// `cgroup_cpu_throttled_*`, `cgroup_memory_events_total{event}`.
+fn write_host(out: &mut String, h: &HostPressure) {
+    for (resource, stall) in [("cpu", h.cpu), ("io", h.io), ("memory", h.memory)] {
+        let Some(stall) = stall else { continue };
+        let name = format!("host_pressure_{resource}_waiting_seconds_total");
+        header(
+            out,
+            &name,
+            "counter",
+            &format!("Time some task on the host was stalled waiting for {resource} (PSI some)."),
+        );
+        let _ = writeln!(out, "{name} {}", stall.some_seconds);
+        // The CPU's `full` line is zero by definition at the host level.
+        if let Some(full) = stall.full_seconds.filter(|_| resource != "cpu") {
+            let name = format!("host_pressure_{resource}_stalled_seconds_total");
+            header(
+                out,
+                &name,
+                "counter",
+                &format!(
+                    "Time every non-idle task on the host was stalled on {resource} (PSI full)."
+                ),
+            );
+            let _ = writeln!(out, "{name} {full}");
+        }
+    }
+    if let (Some(run), Some(wait)) = (h.run_seconds, h.wait_seconds) {
+        header(
+            out,
+            "process_schedstat_running_seconds_total",
+            "counter",
+            "Time this process's threads ran on a CPU (schedstat).",
+        );
+        let _ = writeln!(out, "process_schedstat_running_seconds_total {run}");
+        header(
+            out,
+            "process_schedstat_waiting_seconds_total",
+            "counter",
+            "Time this process's threads were runnable but waiting for a CPU (schedstat).",
+        );
+        let _ = writeln!(out, "process_schedstat_waiting_seconds_total {wait}");
+    }
+    if let (Some(periods), Some(seconds)) = (h.throttled_periods, h.throttled_seconds) {
+        header(
+            out,
+            "cgroup_cpu_throttled_periods_total",
+            "counter",
+            "Scheduler periods in which this process's cgroup was held at its CPU limit.",
+        );
+        let _ = writeln!(out, "cgroup_cpu_throttled_periods_total {periods}");
+        header(
+            out,
+            "cgroup_cpu_throttled_seconds_total",
+            "counter",
+            "Time this process's cgroup was held at its CPU limit.",
+        );
+        let _ = writeln!(out, "cgroup_cpu_throttled_seconds_total {seconds}");
+    }
+    if !h.memory_events.is_empty() {
+        header(
+            out,
+            "cgroup_memory_events_total",
+            "counter",
+            "Times this process's cgroup reached a memory boundary (high, max) or killed for memory.",
+        );
+        for (event, n) in &h.memory_events {
+            let _ = writeln!(out, "cgroup_memory_events_total{{event=\"{event}\"}} {n}");
+        }
+    }
+}
+
+/// The workers and the queue each drains.
+const WORKERS: [(&str, &str); 2] = [("email", "notifications"), ("multivac", "multivac")];
+
+/// What depends on what in this process, for a diagnosis to tell effects from causes: a change
+/// in `on` shows up in `component` (a caller slows with the database it calls; a queue backs up
+/// when its consumer stops; a worker stops with the process it runs in).
+fn write_structure(out: &mut String, role: &str) {
+    header(
+        out,
+        "peakload_stack_dependency",
+        "gauge",
+        "Declared structure: a change in `on` shows up in `component`.",
+    );
+    let mut edge = |component: &str, on: &str| {
+        let _ = writeln!(
+            out,
+            "peakload_stack_dependency{{component=\"{component}\",on=\"{on}\"}} 1"
+        );
+    };
+    if role == "api" || role == "all" {
+        edge(role, "database");
+    }
+    if role == "worker" || role == "all" {
+        for (worker, queue) in WORKERS {
+            let w = format!("worker:{worker}");
+            edge(&w, "database");
+            edge(&w, role);
+            edge(&format!("queue:{queue}"), &w);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -590,6 +701,61 @@ mod tests {
         assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
         assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
         assert_eq!(h.count(), 3);
+    }
+
+    #[test]
+    fn a_worker_declares_what_its_workers_and_queues_depend_on() {
+        let mut out = String::new();
+        write_structure(&mut out, "worker");
+        for line in [
+            r#"peakload_stack_dependency{component="worker:email",on="database"} 1"#,
+            r#"peakload_stack_dependency{component="worker:email",on="worker"} 1"#,
+            r#"peakload_stack_dependency{component="queue:notifications",on="worker:email"} 1"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in:\n{out}");
+        }
+        let mut api = String::new();
+        write_structure(&mut api, "api");
+        assert!(api.contains(r#"{component="api",on="database"}"#), "{api}");
+        assert!(!api.contains("worker:"), "{api}");
+    }
+
+    #[test]
+    fn host_pressure_is_exported_under_names_that_say_what_it_measures() {
+        let mut out = String::new();
+        write_host(
+            &mut out,
+            &HostPressure {
+                cpu: Some(crate::host::Stall {
+                    some_seconds: 1.5,
+                    full_seconds: Some(0.0),
+                }),
+                io: Some(crate::host::Stall {
+                    some_seconds: 2.0,
+                    full_seconds: Some(1.0),
+                }),
+                memory: None,
+                run_seconds: Some(3.0),
+                wait_seconds: Some(0.25),
+                throttled_periods: Some(4),
+                throttled_seconds: Some(0.5),
+                memory_events: vec![("max".into(), 2)],
+            },
+        );
+        for line in [
+            "host_pressure_cpu_waiting_seconds_total 1.5",
+            "host_pressure_io_waiting_seconds_total 2",
+            "host_pressure_io_stalled_seconds_total 1",
+            "process_schedstat_waiting_seconds_total 0.25",
+            "cgroup_cpu_throttled_seconds_total 0.5",
+            r#"cgroup_memory_events_total{event="max"} 2"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in:\n{out}");
+        }
+        assert!(!out.contains("host_pressure_cpu_stalled"), "{out}");
+        assert!(!out.contains("host_pressure_memory"), "{out}");
+        // What this machine offers is read without error.
+        let _ = HostPressure::read();
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn degraded_window(capacity: Option<&Capacity>, found: &[&Finding]) -> Optio
 
 /// Whether the diagnosis has anything to show.
 pub fn present(r: &Results) -> bool {
-    r.infra.is_some() || !r.findings.is_empty()
+    r.infra.is_some() || !r.findings.is_empty() || !r.diagnosis_notes.is_empty()
 }
 
 /// What a panel of the chart shows.
@@ -180,6 +180,14 @@ pub fn section(out: &mut String, r: &Results, axis: &TimeAxis) {
     let degraded = degraded_window(r.capacity.as_ref(), &found);
     let noted = r.infra.as_ref().is_some_and(|i| !i.notes.is_empty());
     verdict_line(out, r.capacity.as_ref(), &found, noted);
+    // What moved without reaching the users, or what the diagnosis could not see.
+    if !r.diagnosis_notes.is_empty() {
+        out.push_str("<ul class=\"diagnosis-notes\">");
+        for n in &r.diagnosis_notes {
+            let _ = write!(out, "<li>{}</li>", escape(n));
+        }
+        out.push_str("</ul>");
+    }
     findings_list(out, &found, &sigs);
 
     let lead = leading(&found, &sigs);
@@ -324,6 +332,25 @@ fn findings_list(out: &mut String, found: &[&Finding], sigs: &[Signal]) {
         if !f.lines.is_empty() {
             let shown: Vec<String> = f.lines.iter().take(5).map(|l| escape(l)).collect();
             let _ = write!(out, "<pre class=\"lines\">{}</pre>", shown.join("\n"));
+        }
+        if let Some(cause) = &f.explained_by {
+            let _ = write!(
+                out,
+                "<div class=\"muted explained\">a consequence of <code>{}</code></div>",
+                escape(cause)
+            );
+        }
+        if let Some(r) = &f.runner_up {
+            let _ = write!(
+                out,
+                "<div class=\"muted runner-up\">runner-up <code>{}</code>{} (score {:.2}), not chosen: {}</div>",
+                escape(&r.signal),
+                r.kind
+                    .map(|k| format!(" <code class=\"kind\">{}</code>", escape(k.as_str())))
+                    .unwrap_or_default(),
+                r.score,
+                escape(&r.why_not)
+            );
         }
         out.push_str("</li>");
     }

@@ -314,10 +314,27 @@ impl Scale {
     }
 }
 
+/// Seconds per second that are a share of time spent waiting, not CPU used: pressure stall
+/// (PSI: the share of time some task stalled) and CPU throttling. `None` for other signals.
+fn waiting_share(key: &str, unit: &str) -> Option<&'static str> {
+    let metric = key.split('{').next().unwrap_or(key).to_ascii_lowercase();
+    match unit {
+        "seconds_per_second" if metric.contains("pressure") => Some("% of time stalled"),
+        "seconds_per_second" if metric.contains("throttled") => Some("% of time throttled"),
+        _ => None,
+    }
+}
+
 /// A signal's points scaled for showing, and the scale.
 pub fn scaled(sig: &Signal) -> (Vec<(f64, f64)>, Scale) {
     let max_abs = sig.spread.max.abs().max(sig.spread.min.abs());
-    let scale = Scale::for_unit(&sig.unit, max_abs);
+    let scale = match waiting_share(&sig.key, &sig.unit) {
+        Some(suffix) => Scale {
+            factor: 100.0,
+            suffix,
+        },
+        None => Scale::for_unit(&sig.unit, max_abs),
+    };
     let points = sig
         .points
         .iter()

@@ -174,6 +174,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         infra: None,
         capacity: None,
         findings: Vec::new(),
+        diagnosis_notes: Vec::new(),
         regression: None,
         shard: None,
         merged: None,
@@ -334,6 +335,8 @@ pub(crate) fn diagnosed(mut r: Results, signals: usize, degraded: bool) -> Resul
                 ]),
                 lines: Vec::new(),
                 summary: "db_pool_acquire_wait_seconds:mean{pool=\"main\"} rose from 2.0 ms to 350.0 ms: requests are waiting for a database connection.".into(),
+                explained_by: None,
+                runner_up: None,
             },
             Finding {
                 kind: Kind::ScalingLag,
@@ -351,6 +354,8 @@ pub(crate) fn diagnosed(mut r: Results, signals: usize, degraded: bool) -> Resul
                     "monitor alarm CPU high in state ALARM triggered policy scale-out".into(),
                 ],
                 summary: "New capacity came into service late: scale earlier.".into(),
+                explained_by: None,
+                runner_up: None,
             },
         ];
     }
@@ -370,6 +375,8 @@ fn finding(kind: Kind, signal: &str, score: f64, window: (f64, f64), summary: &s
         evidence: BTreeMap::new(),
         lines: Vec::new(),
         summary: summary.into(),
+        explained_by: None,
+        runner_up: None,
     }
 }
 
@@ -921,4 +928,30 @@ fn phases_and_trace_ids_are_listed() {
     assert!(section.contains(&format!("<code>{id}</code>")));
     assert!(section.contains("slowest") && section.contains("failed"));
     assert!(section.contains("http_5xx"));
+}
+
+/// Issue 13: the report shows what the findings weighed — the runner-up and why it lost, a
+/// finding that is a consequence of another — and what the diagnosis said beyond its findings.
+#[test]
+fn the_report_shows_runners_up_consequences_and_diagnosis_notes() {
+    let mut r = diagnosed(synthetic(120, 2, vec![]), 8, true);
+    r.findings[0].runner_up = Some(crate::record::findings::RunnerUp {
+        signal: "worker_messages_processed_total:rate{worker=\"email\"}".into(),
+        kind: Some(Kind::QueueBacklog),
+        score: 0.21,
+        why_not: "it is a consequence of db_operations_in_flight <declared>".into(),
+    });
+    r.findings[1].explained_by = Some("db_operations_in_flight".into());
+    r.diagnosis_notes = vec!["not known: no host signals were collected <yet>".into()];
+    let html = page(&r, None);
+    assert!(
+        html.contains(
+            "runner-up <code>worker_messages_processed_total:rate{worker=&quot;email&quot;}</code>"
+        ),
+        "{html}"
+    );
+    assert!(html
+        .contains("not chosen: it is a consequence of db_operations_in_flight &lt;declared&gt;"));
+    assert!(html.contains("a consequence of <code>db_operations_in_flight</code>"));
+    assert!(html.contains("<li>not known: no host signals were collected &lt;yet&gt;</li>"));
 }

@@ -12,6 +12,7 @@ use super::extract::{bearer, JsonBody};
 use super::AppState;
 use crate::error::AppError;
 use crate::faults::FaultPatch;
+use crate::host::HostPressure;
 use crate::metrics::{render, ProcessStats, Scrape};
 use crate::seed::hashes_equal;
 
@@ -75,6 +76,7 @@ pub async fn scrape(state: &AppState) -> Scrape<'_> {
         queue_stats_fresh,
         faults: state.faults.current(),
         process: ProcessStats::read(state.started_at_unix),
+        host: HostPressure::read(),
     }
 }
 

@@ -1,0 +1,198 @@
+//! The pressure this process is under, read from the kernel at scrape time, so that a service
+//! starved by its neighbours can be told apart from a slow dependency without node_exporter:
+//!
+//! - pressure stall information (`/proc/pressure/{cpu,io,memory}`): total time some task (and,
+//!   for io and memory, every task) was stalled waiting for the resource;
+//! - the process's own scheduling delay (`/proc/self/task/*/schedstat`, summed over threads):
+//!   time runnable but not running;
+//! - its cgroup v2 `cpu.stat` throttling and `memory.events` (limits reached, OOM kills).
+//!
+//! Each part is optional: a kernel without PSI, a cgroup v1 machine or a file the process may
+//! not read leaves that part out rather than reporting zeros.
+
+use std::path::{Path, PathBuf};
+
+/// Stall totals from one `/proc/pressure/*` file, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stall {
+    pub some_seconds: f64,
+    /// `None` for CPU on kernels that report no `full` line (or only zeros before 5.13).
+    pub full_seconds: Option<f64>,
+}
+
+/// What was readable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostPressure {
+    pub cpu: Option<Stall>,
+    pub io: Option<Stall>,
+    pub memory: Option<Stall>,
+    /// Seconds the process's threads ran, and waited runnable, in all.
+    pub run_seconds: Option<f64>,
+    pub wait_seconds: Option<f64>,
+    /// cgroup v2 `cpu.stat`: periods throttled, and time throttled in seconds (absent without
+    /// a CPU limit's controller).
+    pub throttled_periods: Option<u64>,
+    pub throttled_seconds: Option<f64>,
+    /// cgroup v2 `memory.events`: (`low`, `high`, `max`, `oom`, `oom_kill`…, count).
+    pub memory_events: Vec<(String, u64)>,
+}
+
+impl HostPressure {
+    pub fn read() -> HostPressure {
+        let stall = |r: &str| {
+            std::fs::read_to_string(format!("/proc/pressure/{r}"))
+                .ok()
+                .and_then(|t| parse_pressure(&t))
+        };
+        let (run_seconds, wait_seconds) = match schedstat_totals(Path::new("/proc/self/task")) {
+            Some((r, w)) => (Some(r), Some(w)),
+            None => (None, None),
+        };
+        let cgroup = own_cgroup_v2();
+        let read = |f: &str| {
+            cgroup
+                .as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join(f)).ok())
+        };
+        let cpu_stat = read("cpu.stat").map(|t| keyed(&t)).unwrap_or_default();
+        let get = |k: &str| cpu_stat.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        HostPressure {
+            cpu: stall("cpu"),
+            io: stall("io"),
+            memory: stall("memory"),
+            run_seconds,
+            wait_seconds,
+            throttled_periods: get("nr_throttled"),
+            throttled_seconds: get("throttled_usec").map(|us| us as f64 / 1e6),
+            memory_events: read("memory.events").map(|t| keyed(&t)).unwrap_or_default(),
+        }
+    }
+}
+
+/// A `/proc/pressure/*` file: `some avg10=… total=<µs>` and, optionally, `full …`.
+pub fn parse_pressure(text: &str) -> Option<Stall> {
+    let total = |line: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("total="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|us| us as f64 / 1e6)
+    };
+    let mut stall = Stall::default();
+    let mut some = false;
+    for line in text.lines() {
+        match line.split_whitespace().next() {
+            Some("some") => {
+                stall.some_seconds = total(line)?;
+                some = true;
+            }
+            Some("full") => stall.full_seconds = total(line),
+            _ => {}
+        }
+    }
+    some.then_some(stall)
+}
+
+/// `/proc/<pid>/task/<tid>/schedstat` is `<run ns> <wait ns> <timeslices>`; summed over the
+/// threads present now (a thread that exited takes its share with it, so the totals can step
+/// down; the scraper's rate treats that as a counter reset).
+pub fn schedstat_totals(tasks: &Path) -> Option<(f64, f64)> {
+    let mut run = 0u64;
+    let mut wait = 0u64;
+    let mut any = false;
+    for entry in std::fs::read_dir(tasks).ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        let mut f = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+        if let (Some(Some(r)), Some(Some(w))) = (f.next(), f.next()) {
+            run += r;
+            wait += w;
+            any = true;
+        }
+    }
+    any.then(|| (run as f64 / 1e9, wait as f64 / 1e9))
+}
+
+/// `key value` lines (cgroup `cpu.stat`, `memory.events`).
+pub fn keyed(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// This process's cgroup v2 directory: the `0::/path` line of `/proc/self/cgroup`, under the
+/// cgroup2 mount from `/proc/self/mountinfo` (`/sys/fs/cgroup`, or `…/unified` on hybrid
+/// machines).
+fn own_cgroup_v2() -> Option<PathBuf> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next() == Some("cgroup2"))
+            .then(|| left.split_whitespace().nth(4))
+            .flatten()
+    })?;
+    let dir = Path::new(mount).join(path.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pressure_files_parse_with_and_without_full() {
+        let cpu = "some avg10=78.93 avg60=51.23 avg300=16.08 total=55698276\n";
+        assert_eq!(
+            parse_pressure(cpu),
+            Some(Stall {
+                some_seconds: 55.698276,
+                full_seconds: None
+            })
+        );
+        let io = "some avg10=0.23 avg60=1.70 avg300=1.39 total=7109361\nfull avg10=0.02 avg60=1.42 avg300=1.25 total=6384396\n";
+        let s = parse_pressure(io).unwrap();
+        assert_eq!(s.full_seconds, Some(6.384396));
+        assert_eq!(parse_pressure("garbage\n"), None);
+        assert_eq!(parse_pressure("some avg10=1 total=x\n"), None);
+    }
+
+    #[test]
+    fn keyed_files_parse() {
+        let k = keyed("usage_usec 10\nnr_throttled 3\nthrottled_usec 2500000\nbad line x\n");
+        assert_eq!(
+            k,
+            [
+                ("usage_usec".to_string(), 10),
+                ("nr_throttled".into(), 3),
+                ("throttled_usec".into(), 2_500_000)
+            ]
+        );
+    }
+
+    /// This process's own threads are readable, and a busy thread's time is counted: a thread
+    /// that never sleeps is either running or waiting for a CPU, so the two together grow by
+    /// its wall time (on a loaded machine most of it may be waiting).
+    #[test]
+    fn own_schedstat_is_read_and_counts_work() {
+        let Some((run, wait)) = schedstat_totals(Path::new("/proc/self/task")) else {
+            // A kernel built without schedstat: nothing to check here.
+            return;
+        };
+        assert!(run >= 0.0 && wait >= 0.0);
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(60);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let (ran, waited) = schedstat_totals(Path::new("/proc/self/task")).unwrap();
+        assert!(
+            ran + waited >= run + wait + 0.05,
+            "ran {run} → {ran}, waited {wait} → {waited}"
+        );
+    }
+}
