@@ -78,6 +78,10 @@ pub struct K8sRenderCli {
     /// The pods' service account (for S3 access through IRSA or EKS Pod Identity).
     #[arg(long)]
     pub service_account: Option<String>,
+    /// The service every shard loads, instead of the scenario's base_url (needed when that is
+    /// "stack": each pod would start and load a bundled stack of its own).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
     /// CPU cores a shard requests (and its --threads), instead of the size worked out from the
     /// plan's peak rate and the measured cost per request.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]

@@ -777,4 +777,38 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         "{}",
         o.stderr
     );
+
+    // base_url = "stack" would give each pod a stack of its own: refused unless --target
+    // names the service they share, which every pod is then given.
+    let own_stack = Scenario::new("own stack")
+        .base_url("stack")
+        .rps(10, "5s")
+        .journey(Journey::new("j").step(Step::get("a", "/healthz")));
+    std::fs::write(case.dir().join("own-stack.toml"), own_stack.to_string()).unwrap();
+    let o = render(&case.dir().join("own-stack.toml"), &["--shards", "2"]);
+    o.expect_code(code::INVALID);
+    assert!(o.stderr.contains("pass --target URL"), "{}", o.stderr);
+    let o = render(
+        &case.dir().join("own-stack.toml"),
+        &["--shards", "2", "--target", "http://shop.load.svc:8080"],
+    );
+    o.expect_code(code::OK);
+    let docs = validated(&case, "target.yaml", &o.stdout);
+    let args = &kind(&docs, "Job", "-shards")["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--target")
+        .expect("--target passed to the pods");
+    assert_eq!(args[at + 1], "http://shop.load.svc:8080");
+    let o = render(
+        &case.dir().join("own-stack.toml"),
+        &["--shards", "2", "--target", "http://[::1"],
+    );
+    o.expect_code(code::INVALID);
 }

@@ -17,7 +17,8 @@ use serde_json::{json, Map, Value};
 
 use super::{s3, Failure, Outcome};
 use crate::cli::K8sRenderCli;
-use crate::scenario::{Load, Scenario};
+use crate::scenario::{BaseUrl, Load, Scenario};
+use crate::url::split_url;
 
 /// CPU seconds the generator spends per request, open model: 4.100 CPU-s per 100k requests
 /// at 5,000 arrivals/s (bench/README.md, `bench.py`, merged tree of 2026-12-07, the slower of
@@ -45,6 +46,20 @@ pub fn render(args: &K8sRenderCli) -> Result<Outcome, Failure> {
     let scenario = crate::scenario::load_scenario(&args.scenario).map_err(Failure::Scenario)?;
     if args.shards == 0 {
         return Err(Failure::Invalid("--shards must be at least 1".into()));
+    }
+    match &args.target {
+        // Not echoed: it may hold credentials.
+        Some(t) => {
+            split_url(t).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
+        }
+        None if matches!(scenario.base_url, BaseUrl::Stack) => {
+            return Err(Failure::Invalid(
+                "the scenario's base_url is \"stack\": every pod would start and load a bundled \
+                 stack of its own; pass --target URL, the service the shards load together"
+                    .into(),
+            ));
+        }
+        None => {}
     }
     if let Some(out) = &args.out_s3 {
         if s3::location(Path::new(out))?.is_none() {
@@ -417,6 +432,10 @@ fn manifests(
         "--out".to_owned(),
         shard_out,
     ];
+    let shard_args = match &args.target {
+        Some(t) => [shard_args, vec!["--target".to_owned(), t.clone()]].concat(),
+        None => shard_args,
+    };
     let mut env = vec![
         json!({ "name": crate::plan::shard::COUNT_ENV, "value": args.shards.to_string() }),
         json!({
