@@ -18,7 +18,6 @@ use serde_json::{json, Map, Value};
 use super::{s3, Failure, Outcome};
 use crate::cli::K8sRenderCli;
 use crate::scenario::{BaseUrl, Load, Scenario};
-use crate::url::split_url;
 
 /// CPU seconds the generator spends per request, open model: 4.100 CPU-s per 100k requests
 /// at 5,000 arrivals/s (bench/README.md, `bench.py`, merged tree of 2026-12-07, the slower of
@@ -48,10 +47,7 @@ pub fn render(args: &K8sRenderCli) -> Result<Outcome, Failure> {
         return Err(Failure::Invalid("--shards must be at least 1".into()));
     }
     match &args.target {
-        // Not echoed: it may hold credentials.
-        Some(t) => {
-            split_url(t).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
-        }
+        Some(t) => super::run::check_target(t)?,
         None if matches!(scenario.base_url, BaseUrl::Stack) => {
             return Err(Failure::Invalid(
                 "the scenario's base_url is \"stack\": every pod would start and load a bundled \
@@ -421,7 +417,7 @@ fn manifests(
     let memory = format!("{}Mi", size.memory_mib);
     let memory_limit = format!("{}Mi", (size.memory_mib * 2).max(1024));
     let at = humantime::format_rfc3339_seconds(start_at).to_string();
-    let shard_args = vec![
+    let mut shard_args = vec![
         "run".to_owned(),
         scenario_path.clone(),
         "--no-tui".to_owned(),
@@ -432,10 +428,9 @@ fn manifests(
         "--out".to_owned(),
         shard_out,
     ];
-    let shard_args = match &args.target {
-        Some(t) => [shard_args, vec!["--target".to_owned(), t.clone()]].concat(),
-        None => shard_args,
-    };
+    if let Some(t) = &args.target {
+        shard_args.extend(["--target".to_owned(), t.clone()]);
+    }
     let mut env = vec![
         json!({ "name": crate::plan::shard::COUNT_ENV, "value": args.shards.to_string() }),
         json!({

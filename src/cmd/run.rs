@@ -97,8 +97,7 @@ pub fn command(args: RunCli) -> Result<Outcome, Failure> {
         scenario.thresholds.push(t);
     }
     if let Some(t) = &args.target {
-        // Not echoed: it may hold credentials.
-        split_url(t).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
+        check_target(t)?;
     }
     let s3_out = match &args.out {
         Some(p) => super::s3::location(p)?,
@@ -793,6 +792,12 @@ async fn stop_key(dashboard: &mut Option<tui::Dashboard>) {
         Some(d) => d.stop_requested().await,
         None => std::future::pending().await,
     }
+}
+
+/// A `--target` URL that can be sent to; not echoed in the error, as it may hold credentials.
+pub(super) fn check_target(target: &str) -> Result<(), Failure> {
+    split_url(target).map_err(|e| Failure::Invalid(format!("--target: {e}")))?;
+    Ok(())
 }
 
 /// Fails fast when nothing listens at the target, instead of a run full of errors.
