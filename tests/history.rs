@@ -371,7 +371,10 @@ fn csv_import_reports_bad_rows_and_replays_on_postgres() {
 /// One-second runs on a loaded machine vary a lot (product p50 0.9-8 ms over twelve runs
 /// with the load average at 15): the CPU is taken exclusively, and the fault is one second,
 /// so the verdict does not ride on the edge of the significance level (a 250 ms fault gave
-/// p = 0.0008-0.0012 against alpha 0.001 on such a history).
+/// p = 0.0008-0.0012 against alpha 0.001 on such a history). The tail percentiles are not
+/// gated: of 25 requests a run, p90-p99 are the two or three slowest, and two runs in a row
+/// that met a busier machine (product p99 1.5 -> 3 ms in CI) are a real change the gate is
+/// right to report, but not the one this test plants.
 #[test]
 fn a_database_fault_in_the_bundled_stack_fails_the_gate_on_the_step_that_reads_the_database() {
     let _cpu = exclusive_cpu();
@@ -382,7 +385,7 @@ fn a_database_fault_in_the_bundled_stack_fails_the_gate_on_the_step_that_reads_t
             .base_url(&stack.url)
             .timeout("4s")
             .rps(25, "1s")
-            .section("[gate]\nrps = \"off\"")
+            .section("[gate]\nrps = \"off\"\np90 = \"off\"\np95 = \"off\"\np99 = \"off\"")
             .journey(
                 Journey::new("shop")
                     .step(Step::get("health", "/healthz").check("{ status = 200 }"))
