@@ -109,8 +109,10 @@ pub async fn start(
         command.pre_exec(|| {
             // Out of the terminal's process group (below), the stack must still end with
             // peakload, however peakload ends (SIGKILL, a closed terminal). Spawned from the
-            // thread that runs the whole run, which lives as long as the process.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            // thread that runs the whole run, which lives as long as the process. SIGHUP, not
+            // SIGTERM: when peakload is killed, the signal can arrive once per dying thread,
+            // and a second SIGTERM means "exit now, without draining" to the stack.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -553,6 +553,7 @@ async fn run(role: Role, args: RunArgs, log_lines: Option<LogLines>) -> anyhow::
     let signals = (
         signal(SignalKind::terminate())?,
         signal(SignalKind::interrupt())?,
+        signal(SignalKind::hangup())?,
     );
     tracing::info!(role = role.as_str(), backend, "ready");
     {
@@ -622,19 +623,29 @@ async fn start_cloudwatch(
     Ok(tasks)
 }
 
-/// First SIGTERM/Ctrl-C: graceful shutdown. Second: exit at once.
+/// First SIGTERM/Ctrl-C: graceful shutdown. Second: exit at once. SIGHUP (a closed terminal,
+/// or peakload's death signal: Linux sends that once for each of the dying parent's threads the
+/// stack is handed to, so it can come twice) only ever asks for the graceful shutdown.
 async fn watch_signals(
-    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    (mut term, mut int, mut hup): (
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    ),
     shutdown: CancellationToken,
 ) {
-    for first in [true, false] {
+    let mut asked = 0;
+    loop {
         tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+            _ = int.recv() => asked += 1,
+            _ = term.recv() => asked += 1,
+            _ = hup.recv() => {}
         }
-        if first {
-            tracing::info!("shutting down: draining in-flight work");
-            shutdown.cancel();
+        if asked < 2 {
+            if !shutdown.is_cancelled() {
+                tracing::info!("shutting down: draining in-flight work");
+                shutdown.cancel();
+            }
         } else {
             tracing::warn!("second signal: exiting now");
             std::process::exit(130);
