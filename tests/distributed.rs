@@ -28,7 +28,9 @@ fn case() -> Case {
         Scenario::new("sharded")
             .timeout("5s")
             .rps(40, "3s")
-            .thresholds(&["http.error_rate < 50%"])
+            // The second holds for the whole plan only: a shard records its slice's 80 and still
+            // exits 0, the merge judges the 240.
+            .thresholds(&["http.error_rate < 50%", "http.requests == 240"])
             .feeder("user", "users.csv", "unique")
             .journey(
                 Journey::new("shop")
@@ -101,6 +103,12 @@ fn three_shards_merge_to_the_single_run_count_for_count() {
         .collect();
     let parts: Vec<Results> = dirs.iter().map(|d| results(d)).collect();
     for (i, p) in parts.iter().enumerate() {
+        let own = p
+            .thresholds
+            .iter()
+            .find(|t| t.expr == "http.requests == 240")
+            .expect("the shard records the scenario's thresholds");
+        assert_eq!((own.ok, own.value), (false, Some(80.0)), "shard {i}");
         let s = p.shard.as_ref().expect("a shard says which it is");
         assert_eq!((s.index, s.count), (i as u32, 3));
         assert_eq!(s.asked.plan_arrivals, Some(120));
@@ -182,9 +190,10 @@ fn three_shards_merge_to_the_single_run_count_for_count() {
         LatencyStats::from_histogram(&sum)
     );
     let t = &merged.thresholds;
-    assert_eq!(t.len(), 1);
-    assert!(t[0].ok);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(t.iter().all(|t| t.ok), "{t:?}");
     assert_eq!(t[0].value, Some((1.0f64 / 240.0 * 1e3).round() / 1e3));
+    assert_eq!(t[1].value, Some(240.0));
 
     let info = merged.merged.as_ref().expect("merge info");
     assert_eq!(info.shards.len(), 3);

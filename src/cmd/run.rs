@@ -690,6 +690,16 @@ impl Run<'_> {
             return Ok(Outcome::Interrupted);
         }
         if results.thresholds.iter().any(|t| !t.ok) {
+            if !self.options.shard.shard.is_whole() {
+                // A slice's counts and tails are not the scenario's: `iterations == 240` fails
+                // on every shard of four that ran its 60. The merge judges the whole; a shard
+                // that failed here would also mark its Job index failed.
+                println!(
+                    "  thresholds: judged on the merged result (peakload merge); a shard's own \
+                     figures are its slice only"
+                );
+                return Ok(Outcome::Success);
+            }
             return Ok(Outcome::ThresholdsCrossed);
         }
         Ok(Outcome::Success)
