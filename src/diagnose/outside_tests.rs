@@ -1067,6 +1067,54 @@ fn a_starved_service_whose_cpu_barely_fell_is_cpu_not_the_database() {
         assert!(f.score < first.score, "{f:?}");
         assert!(f.lines.iter().any(|l| l.contains("starved")), "{f:?}");
     }
+    // One finding for the starvation, not a second one for the wait it was read from.
+    assert_eq!(
+        d.findings
+            .iter()
+            .filter(|f| f.kind == Kind::CpuSaturation)
+            .count(),
+        1,
+        "{:#?}",
+        d.findings
+    );
+
+    // The same with the host's I/O pressure rising as well (writers on the disk that took a
+    // core, pushing other work onto the API's): still starved, but the database timings keep
+    // their score, since part of them may be the disk's.
+    let mut io_stall = 0.0;
+    let with_io: Vec<Option<String>> = with_wait(0.145)
+        .into_iter()
+        .enumerate()
+        .map(|(t, text)| {
+            io_stall += if (25..43).contains(&t) { 0.25 } else { 0.01 } + 0.005 * jitter(t, 93);
+            text.map(|mut x| {
+                let _ = write!(
+                    x,
+                    "# TYPE host_pressure_io_waiting_seconds_total counter\n\
+                     host_pressure_io_waiting_seconds_total {io_stall:.4}\n"
+                );
+                x
+            })
+        })
+        .collect();
+    let mut input = users(n, 24.0, 118.0, 25, 43);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", with_io),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    let db: Vec<_> = d
+        .findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
+        .collect();
+    assert!(!db.is_empty(), "{:#?}", d.findings);
+    for f in db {
+        assert!(
+            f.lines.iter().any(|l| l.contains("not explained away")),
+            "{f:?}"
+        );
+    }
 
     // Its own CPU rising with the wait: busy, not starved by other work.
     let mut input = users(n, 24.0, 118.0, 25, 43);

@@ -43,7 +43,8 @@
 //! while a CPU of its host was saturated (a core's idle at 10 % or less, a busy share at 90 %, PSI
 //! `cpu` rising, or its own threads waiting runnable for a tenth of a second per second or more) names `cpu_saturation` on the host's signal, scored at least 0.5: the service
 //! was descheduled by other work. The database findings of every starved process (same `instance`)
-//! whose window starts with the starvation are explained away — their score × 0.3, with a line
+//! whose window starts with the starvation are explained away — unless I/O pressure (PSI `io`,
+//! `iowait`) rose with it, a second explanation for a database timing — their score × 0.3, with a line
 //! saying why: a wall-clock timing taken by a caller that is not running inflates whatever it
 //! times. Without a host signal no starvation is claimed.
 //!
@@ -462,7 +463,11 @@ fn why_not_finding(
             "it is a consequence of {cause}: downstream of it in the stack's declared structure, and it changed no earlier"
         );
     }
-    if next.lines.iter().any(|l| l.contains("starved of CPU")) {
+    if next
+        .lines
+        .iter()
+        .any(|l| l.contains("starved of CPU") && !l.contains("not explained away"))
+    {
         return "it rose only while its caller was starved of CPU: a descheduled caller's wall clock".into();
     }
     match (w, r) {
@@ -560,6 +565,18 @@ struct Starvation<'a> {
     host: &'a Scored,
     /// The `instance` of every process that shows starvation (`None`: a signal without one).
     starved: Vec<Option<String>>,
+    /// I/O pressure that rose with it (PSI `io`, a core's `iowait`): another explanation for
+    /// database timings, so they are not explained away.
+    io: Option<&'a Scored>,
+}
+
+/// A host's I/O pressure: PSI `io` (node_exporter's or the service's own), a core's `iowait`.
+fn io_pressure(name: &str) -> bool {
+    let (metric, dims) = split_key(name);
+    let m = metric.to_ascii_lowercase();
+    (m.contains("pressure") && m.contains("_io"))
+        || (m.starts_with("node_cpu_seconds_total")
+            && dims.iter().any(|(k, v)| k == "mode" && v == "iowait"))
 }
 
 /// A process's or container's own CPU (not the host's).
@@ -658,10 +675,15 @@ fn starvation<'a>(sli: &Sli, scored: &'a [Scored]) -> Option<Starvation<'a>> {
         .filter(|s| s.name != process.name && host_saturated(s) && near(s))
         .max_by(|a, b| a.score.total_cmp(&b.score))
         .or_else(|| host_saturated(process).then_some(process))?;
+    let io = scored
+        .iter()
+        .filter(|s| io_pressure(&s.name) && s.direction > 0.0 && s.z >= CHANGE_Z && near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score));
     Some(Starvation {
         process,
         host,
         starved: starved.iter().map(|s| instance_of(&s.name)).collect(),
+        io,
     })
 }
 
@@ -697,6 +719,17 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
         let same_process = any_process || st.starved.contains(&own);
         if same_process && f.window.start_s + 2.0 >= from as f64 {
             let who = own.map_or_else(|| caller.clone(), |i| format!("the process at {i}"));
+            // The disk as well as the CPU: the timing may be partly the database's own wait
+            // for the disk, so it keeps its score.
+            if let Some(io) = st.io {
+                f.lines.push(format!(
+                    "rose while {who} was starved of CPU, but also while I/O pressure rose ({}: {} → {}): not explained away, part of it may be the database waiting for its disk",
+                    io.name,
+                    signal_value(&io.name, io.baseline, &io.unit),
+                    signal_value(&io.name, io.during, &io.unit)
+                ));
+                continue;
+            }
             f.score = round3(f.score * 0.3);
             f.lines.push(format!(
                 "rose only while {who} was starved of CPU (it lost CPU to other work; seen in {}): the wall-clock time of a descheduled caller, not the database's",
@@ -705,7 +738,8 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
             explained += 1;
         }
     }
-    out.retain(|f| !(f.kind == Kind::CpuSaturation && f.signal == h.name));
+    // The starvation finding replaces those of its own two signals.
+    out.retain(|f| !(f.kind == Kind::CpuSaturation && (f.signal == h.name || f.signal == p.name)));
     let mut f = signal_finding(input, sli, h, Kind::CpuSaturation);
     // Two signals agree (the service lost CPU while its host had none to spare): at least an
     // even score, whatever each scored alone.
