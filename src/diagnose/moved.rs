@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{classify, pool_use, signal_value, POOL_FULL};
+use super::rules::{classify, pool_use, psi, signal_value, POOL_FULL, PSI_FLOOR};
 use super::sli::Sli;
 use super::stats::{median_mad, rolling_median, sustained_runs};
 use super::{round3, Input};
@@ -141,6 +141,7 @@ fn matters(kind: Kind, name: &str, unit: &str, from: f64, to: f64) -> bool {
         }
         Kind::CpuSaturation if unit == "percent" => to >= 50.0,
         Kind::MemoryPressure if unit == "bytes" => delta >= 64.0 * 1024.0 * 1024.0,
+        Kind::MemoryPressure if psi(name) => to >= PSI_FLOOR,
         _ => true,
     }
 }

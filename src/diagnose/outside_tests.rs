@@ -1130,6 +1130,41 @@ fn a_starved_service_whose_cpu_barely_fell_is_cpu_not_the_database() {
     );
 }
 
+/// A worker SIGSTOPped from t=25 (the CI test `a_stopped_worker_is_its_backlog_or_its_silence`):
+/// the host's memory stall went from exactly 0 to a trace (0.2 % of the time), a huge z from a
+/// zero baseline; it names no memory pressure. A fifth of the time stalled does.
+#[test]
+fn a_trace_of_memory_stall_is_no_memory_pressure() {
+    let n = 70;
+    let with_stall = |share: f64| -> Vec<Option<String>> {
+        let mut stall = 0.0;
+        (0..n)
+            .map(|t| {
+                if (25..43).contains(&t) {
+                    stall += share * (1.0 + 0.1 * jitter(t, 94));
+                }
+                Some(format!(
+                    "# TYPE host_pressure_memory_stalled_seconds_total counter\n\
+                     host_pressure_memory_stalled_seconds_total {stall:.6}\n"
+                ))
+            })
+            .collect()
+    };
+    let memory = |share: f64| {
+        let mut input = users(n, 24.0, 300.0, 25, 43);
+        input.add_infra(&Infra {
+            series: scraped("127.0.0.1:8080", with_stall(share)),
+            ..Default::default()
+        });
+        analyze(&input)
+            .findings
+            .iter()
+            .any(|f| f.kind == Kind::MemoryPressure)
+    };
+    assert!(!memory(0.002));
+    assert!(memory(0.2));
+}
+
 /// Issue 13, item 4: the stack's own view of its host — its threads' scheduling delay and the
 /// host's CPU pressure (PSI) — is enough to recognise CPU starvation without node_exporter,
 /// and PSI is worded as a share of time stalled, not of a core.
