@@ -12,5 +12,6 @@ mod distributed;
 mod distributed_hosts;
 mod history;
 mod library;
+mod outside_faults;
 mod property;
 mod report;

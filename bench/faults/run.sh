@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Outside fault suite: the bundled stack on MariaDB (and SQLite for I/O pressure), loaded by
+# Outside fault suite: the bundled stack on MariaDB, loaded by
 # `peakload run` at a steady rate, with faults planted by OS and database tools (CPU contention,
 # SIGSTOP of the worker, LOCK TABLES, a row-locking batch, a memory cgroup limit, disk writers,
 # a delaying proxy on the users' path) and healthy controls; prints right/wrong per fault kind.

@@ -16,8 +16,9 @@
 //! 4. [`rules`]: names the cause (`kind`) from the signal, and writes the finding; findings
 //!    downstream of an earlier one in the system's declared [`structure`] are explained away,
 //!    and each names its runner-up and why it lost.
-//! 5. A healthy run still says what moved ([`moved`]: the users' worst stretch, infrastructure
-//!    that moved without reaching them); a degradation nothing explains says what was not
+//! 5. A run still says what moved without reaching the users ([`moved`]: in a healthy run the
+//!    users' worst stretch and infrastructure that moved; in a degraded one, infrastructure
+//!    that moved outside the degraded window); a degradation nothing explains says what was not
 //!    observed and what to observe next ([`unknown`]).
 //!
 //! Everything is scale-free (ranks, medians, ratios), so signals in bytes, seconds and
@@ -431,8 +432,8 @@ pub struct Diagnosis {
     /// Series that could not be placed on the run's seconds at all, each with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
-    /// In a healthy run, the infrastructure signals that moved notably anyway (not
-    /// user-visible), furthest first.
+    /// Infrastructure signals that moved notably while the users were served well (in a
+    /// healthy run, anywhere; in a degraded one, outside its degraded window), furthest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<moved::Moved>,
     /// When the users degraded and nothing observed explains it: that, and what to observe next.
@@ -446,11 +447,7 @@ pub fn analyze(input: &Input) -> Diagnosis {
     let capacity = knee::capacity(input, &sli);
     let scored = rank::rank(input, &sli);
     let findings = rules::findings(input, &sli, &scored);
-    let moved = if sli.degraded() {
-        Vec::new()
-    } else {
-        moved::moved(input, &sli)
-    };
+    let moved = moved::moved(input, &sli);
     let unknown = unknown::unknowns(input, &sli, &findings, &scored);
     let ranking = scored
         .iter()

@@ -1,15 +1,19 @@
 //! What moved while the users were served well: a healthy verdict still says it, worded as not
-//! user-visible (a 320-message backlog nobody noticed is still worth a line).
+//! user-visible (a 320-message backlog nobody noticed is still worth a line). A degraded
+//! verdict says it too for stretches wholly outside the users' degraded window: the findings
+//! explain that window only, and a worker stopped for 18 s in a run whose users were degraded
+//! by something else for 3 s had gone unmentioned.
 //!
 //! A signal counts when it names a kind of cause ([`classify`]), left its own baseline (the
 //! SLI's baseline window) by 8 robust sigmas for [`MIN_STRETCH_S`] seconds running, at least
 //! doubled or halved, and reached a level that matters for its kind: a queue 10 messages or
 //! 5 s of age deeper, a consumer handling under half its usual rate, a target that stopped
-//! answering its scrapes. A handful of messages in flight is a queue doing its job.
+//! answering its scrapes, 10 more database operations or connections in use (or a pool nearly
+//! full). A handful of messages or queries in flight is a queue or a database doing its job.
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{classify, signal_value};
+use super::rules::{classify, pool_use, psi, signal_value, POOL_FULL, PSI_FLOOR};
 use super::sli::Sli;
 use super::stats::{median_mad, rolling_median, sustained_runs};
 use super::{round3, Input};
@@ -45,8 +49,14 @@ pub fn moved(input: &Input, sli: &Sli) -> Vec<Moved> {
         let (med, mad) = median_mad(&xs[b0..b1]);
         let noise = (1.4826 * mad).max(0.05 * med.abs()).max(1e-9);
         let hit: Vec<bool> = xs.iter().map(|v| (v - med).abs() > 8.0 * noise).collect();
+        // In a degraded run, what moved with the users (or just before, as a cause leads) is
+        // the findings' business.
+        let outside = |(a, b): &(usize, usize)| {
+            !sli.degraded() || *b + MIN_STRETCH_S < sli.onset || *a > sli.end
+        };
         let Some((a, b, peak)) = sustained_runs(&hit, b1, MIN_STRETCH_S)
             .into_iter()
+            .filter(outside)
             .map(|(a, b)| {
                 let peak = xs[a..=b]
                     .iter()
@@ -71,9 +81,29 @@ pub fn moved(input: &Input, sli: &Sli) -> Vec<Moved> {
         if !doubled || !matters(kind, &s.name, &s.unit, med, peak) {
             continue;
         }
+        // Database operations or connections in use (a count): a handful more is the database
+        // doing its job (controls showed "rose from 0 to 1"); it matters from 10 more, or once
+        // an observed pool was nearly full.
+        let count = !matches!(s.unit.as_str(), "seconds" | "seconds_per_second");
+        if matches!(kind, Kind::DbLatency | Kind::DbPoolSaturation)
+            && count
+            && (peak - med).abs() < 10.0
+            && pool_use(input, a, b).is_none_or(|p| p.peak < POOL_FULL * p.size)
+        {
+            continue;
+        }
         let moved = if direction > 0.0 { "rose" } else { "fell" };
+        let users = if sli.degraded() {
+            format!(
+                "outside the users' degraded stretch (t={}–{}s), while their experience stayed within its margins",
+                sli.onset,
+                sli.end + 1
+            )
+        } else {
+            "while the users' experience stayed within its margins".to_owned()
+        };
         let summary = format!(
-            "{} {moved} from {} to {} over t={a}–{}s ({}) while the users' experience stayed within its margins: not user-visible in this run",
+            "{} {moved} from {} to {} over t={a}–{}s ({}) {users}: not user-visible in this run",
             s.name,
             signal_value(&s.name, med, &s.unit),
             signal_value(&s.name, peak, &s.unit),
@@ -111,6 +141,7 @@ fn matters(kind: Kind, name: &str, unit: &str, from: f64, to: f64) -> bool {
         }
         Kind::CpuSaturation if unit == "percent" => to >= 50.0,
         Kind::MemoryPressure if unit == "bytes" => delta >= 64.0 * 1024.0 * 1024.0,
+        Kind::MemoryPressure if psi(name) => to >= PSI_FLOOR,
         _ => true,
     }
 }

@@ -38,16 +38,19 @@
 //! at some time in the window (its 90th percentile in use): a CPU-starved caller's waits rose
 //! with 2 of 16 connections in use.
 //!
-//! **CPU starvation.** A service's own CPU (`process_cpu_seconds_total`…) that *fell* while a
-//! CPU of its host was saturated (a core's idle at 10 % or less, a busy share at 90 %, PSI
+//! **CPU starvation.** A service's own CPU (`process_cpu_seconds_total`…) that *fell* — or its
+//! own threads' wait for a CPU that rose (0.1 s/s more, and doubled) while its own CPU did not —
+//! while a CPU of its host was saturated (a core's idle at 10 % or less, a busy share at 90 %, PSI
 //! `cpu` rising, or its own threads waiting runnable for a tenth of a second per second or more) names `cpu_saturation` on the host's signal, scored at least 0.5: the service
-//! was descheduled by other work. The database findings of that process (same `instance`)
-//! whose window starts with the starvation are explained away — their score × 0.3, with a line
+//! was descheduled by other work. The database findings of every starved process (same `instance`)
+//! whose window starts with the starvation are explained away — unless I/O pressure (PSI `io`,
+//! `iowait`) rose with it, a second explanation for a database timing — their score × 0.3, with a line
 //! saying why: a wall-clock timing taken by a caller that is not running inflates whatever it
 //! times. Without a host signal no starvation is claimed.
 //!
 //! CPU and memory name a cause only at a level that can limit a service: CPU at 20% of a core
-//! or of the host (`seconds_per_second`, `ratio`, `percent`); memory at 80% of a memory limit
+//! or of the host (`seconds_per_second`, `ratio`, `percent`); memory pressure stall (PSI) at 5%
+//! of the time; memory at 80% of a memory limit
 //! observed among the signals, or at 80% (`ratio`, `percent`), or — in bytes with no limit
 //! known — after growing by 64 MiB and 20%. Below that they stay in the ranking as symptoms.
 //!
@@ -461,7 +464,11 @@ fn why_not_finding(
             "it is a consequence of {cause}: downstream of it in the stack's declared structure, and it changed no earlier"
         );
     }
-    if next.lines.iter().any(|l| l.contains("starved of CPU")) {
+    if next
+        .lines
+        .iter()
+        .any(|l| l.contains("starved of CPU") && !l.contains("not explained away"))
+    {
         return "it rose only while its caller was starved of CPU: a descheduled caller's wall clock".into();
     }
     match (w, r) {
@@ -547,13 +554,30 @@ fn compare(w: &Scored, r: &Scored) -> String {
     )
 }
 
-/// A service's own CPU falling while a CPU of its host is saturated: the service was starved of
-/// CPU by other work there (issue 13: two busy loops on its core).
+/// A service's own CPU falling, or its own threads waiting for a CPU, while a CPU of its host
+/// is saturated: the service was starved of CPU by other work there (issue 13: busy loops on
+/// its core).
 struct Starvation<'a> {
-    /// The service's own CPU (`process_cpu_seconds_total:rate`…), which fell.
+    /// The best-scored evidence of a starved process: its own CPU
+    /// (`process_cpu_seconds_total:rate`…), which fell, or its scheduling delay, which rose.
     process: &'a Scored,
-    /// The host's saturated CPU (a core at 0 % idle, a busy share near 1, PSI `cpu` rising).
+    /// The host's saturated CPU (a core at 0 % idle, a busy share near 1, PSI `cpu` rising);
+    /// `process` itself when the process's own delay is the only view of the host.
     host: &'a Scored,
+    /// The `instance` of every process that shows starvation (`None`: a signal without one).
+    starved: Vec<Option<String>>,
+    /// I/O pressure that rose with it (PSI `io`, a core's `iowait`): another explanation for
+    /// database timings, so they are not explained away.
+    io: Option<&'a Scored>,
+}
+
+/// A host's I/O pressure: PSI `io` (node_exporter's or the service's own), a core's `iowait`.
+fn io_pressure(name: &str) -> bool {
+    let (metric, dims) = split_key(name);
+    let m = metric.to_ascii_lowercase();
+    (m.contains("pressure") && m.contains("_io"))
+        || (m.starts_with("node_cpu_seconds_total")
+            && dims.iter().any(|(k, v)| k == "mode" && v == "iowait"))
 }
 
 /// A process's or container's own CPU (not the host's).
@@ -603,22 +627,65 @@ fn host_saturated(s: &Scored) -> bool {
     }
 }
 
+/// A process's own scheduling delay: time its threads were runnable but not running.
+fn own_wait(name: &str) -> bool {
+    split_key(name)
+        .0
+        .to_ascii_lowercase()
+        .starts_with("process_schedstat_waiting")
+}
+
+/// A process that lost CPU to other work: its own CPU fell by a tenth or more, or its threads
+/// waited for a CPU at least a tenth of a second per second more than before, and at least
+/// twice as long (the same "doubled" as `moved`). The second holds when the core was already full of lower-priority work that
+/// yielded first, so the process's own CPU barely fell (the fault suite on a machine busy
+/// with `nice`d builds: 0.12 → 0.11 of a core, while its wait went 0.31 → 0.71 s/s). A lock
+/// does not do it: threads blocked on a lock sleep, they do not wait runnable.
+fn starved_process(s: &Scored) -> bool {
+    (own_cpu(&s.name) && s.direction < 0.0 && s.during <= 0.9 * s.baseline)
+        || (own_wait(&s.name)
+            && s.direction > 0.0
+            && s.z >= CHANGE_Z
+            && s.during >= s.baseline + 0.1
+            && s.during >= 2.0 * s.baseline)
+}
+
 fn starvation<'a>(sli: &Sli, scored: &'a [Scored]) -> Option<Starvation<'a>> {
     let lag = 5usize;
     let near = |s: &Scored| {
         s.changed_at
             .is_some_and(|t| t + lag >= sli.onset && t <= sli.end)
     };
-    let process = scored
+    // A process whose own CPU rose is busy itself, not starved by others, however long its
+    // threads waited for the core.
+    let busy_itself = |s: &Scored| {
+        own_wait(&s.name)
+            && scored.iter().any(|c| {
+                own_cpu(&c.name)
+                    && instance_of(&c.name) == instance_of(&s.name)
+                    && c.during > 1.1 * c.baseline
+            })
+    };
+    let starved: Vec<&Scored> = scored
         .iter()
-        .filter(|s| own_cpu(&s.name) && s.direction < 0.0 && s.during <= 0.9 * s.baseline)
-        .filter(|s| near(s))
-        .max_by(|a, b| a.score.total_cmp(&b.score))?;
+        .filter(|s| starved_process(s) && near(s) && !busy_itself(s))
+        .collect();
+    let process = *starved.iter().max_by(|a, b| a.score.total_cmp(&b.score))?;
     let host = scored
         .iter()
-        .filter(|s| host_saturated(s) && near(s))
-        .max_by(|a, b| a.score.total_cmp(&b.score))?;
-    Some(Starvation { process, host })
+        .filter(|s| s.name != process.name && host_saturated(s) && near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .or_else(|| host_saturated(process).then_some(process))?;
+    let io = scored
+        .iter()
+        .filter(|s| io_pressure(&s.name) && s.direction > 0.0 && s.z >= CHANGE_Z && near(s))
+        .max_by(|a, b| a.score.total_cmp(&b.score));
+    Some(Starvation {
+        process,
+        host,
+        starved: starved.iter().map(|s| instance_of(&s.name)).collect(),
+        io,
+    })
 }
 
 fn instance_of(name: &str) -> Option<String> {
@@ -635,6 +702,7 @@ fn instance_of(name: &str) -> Option<String> {
 fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Starvation) {
     let (p, h) = (st.process, st.host);
     let process_instance = instance_of(&p.name);
+    let any_process = st.starved.iter().any(Option::is_none);
     let from = p
         .changed_at
         .unwrap_or(sli.onset)
@@ -648,17 +716,31 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
         .iter_mut()
         .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
     {
-        let same_process = process_instance.is_none() || instance_of(&f.signal) == process_instance;
+        let own = instance_of(&f.signal);
+        let same_process = any_process || st.starved.contains(&own);
         if same_process && f.window.start_s + 2.0 >= from as f64 {
+            let who = own.map_or_else(|| caller.clone(), |i| format!("the process at {i}"));
+            // The disk as well as the CPU: the timing may be partly the database's own wait
+            // for the disk, so it keeps its score.
+            if let Some(io) = st.io {
+                f.lines.push(format!(
+                    "rose while {who} was starved of CPU, but also while I/O pressure rose ({}: {} → {}): not explained away, part of it may be the database waiting for its disk",
+                    io.name,
+                    signal_value(&io.name, io.baseline, &io.unit),
+                    signal_value(&io.name, io.during, &io.unit)
+                ));
+                continue;
+            }
             f.score = round3(f.score * 0.3);
             f.lines.push(format!(
-                "rose only while {caller} was starved of CPU (its CPU fell while {} was saturated): the wall-clock time of a descheduled caller, not the database's",
+                "rose only while {who} was starved of CPU (it lost CPU to other work; seen in {}): the wall-clock time of a descheduled caller, not the database's",
                 h.name
             ));
             explained += 1;
         }
     }
-    out.retain(|f| !(f.kind == Kind::CpuSaturation && f.signal == h.name));
+    // The starvation finding replaces those of its own two signals.
+    out.retain(|f| !(f.kind == Kind::CpuSaturation && (f.signal == h.name || f.signal == p.name)));
     let mut f = signal_finding(input, sli, h, Kind::CpuSaturation);
     // Two signals agree (the service lost CPU while its host had none to spare): at least an
     // even score, whatever each scored alone.
@@ -668,15 +750,33 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
     f.evidence
         .insert("process_cpu_during".into(), round3(p.during));
     f.evidence.insert("explained_away".into(), explained as f64);
+    let (moved, from_v, to_v) = if own_cpu(&p.name) {
+        (
+            "fell",
+            format_value(p.baseline, &p.unit),
+            format_value(p.during, &p.unit),
+        )
+    } else {
+        (
+            "rose",
+            signal_value(&p.name, p.baseline, &p.unit),
+            signal_value(&p.name, p.during, &p.unit),
+        )
+    };
+    let host_part = if h.name == p.name {
+        String::new()
+    } else {
+        format!(
+            " while {} was saturated ({} → {})",
+            h.name,
+            signal_value(&h.name, h.baseline, &h.unit),
+            signal_value(&h.name, h.during, &h.unit)
+        )
+    };
     f.summary = format!(
-        "{} fell from {} to {} at t={}s while {} was saturated ({} → {}), as {}: {caller} was starved of CPU by other work on its host{}. Find what else runs on that CPU (top, pidstat), pin or isolate the service, or give it more CPU.",
+        "{} {moved} from {from_v} to {to_v} at t={}s{host_part}, as {}: {caller} was starved of CPU by other work on its host{}. Find what else runs on that CPU (top, pidstat), pin or isolate the service, or give it more CPU.",
         p.name,
-        format_value(p.baseline, &p.unit),
-        format_value(p.during, &p.unit),
         p.changed_at.unwrap_or(sli.onset),
-        h.name,
-        signal_value(&h.name, h.baseline, &h.unit),
-        signal_value(&h.name, h.during, &h.unit),
         sli_phrase(sli),
         if explained > 0 {
             "; its database timings rose only while it was descheduled, so they are not the database's"
@@ -721,6 +821,10 @@ fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
         },
         // Most scrapes in the window went unanswered, not one slow answer.
         Kind::TargetUnresponsive => s.during <= 0.5,
+        // Memory pressure stall (PSI): a share of time some task stalled, from nothing: with
+        // a baseline of exactly 0, any stall at all is a large z (a SIGSTOPped worker's
+        // endpoint read "0 % → 0 %" and named memory first).
+        Kind::MemoryPressure if psi(&s.name) => s.during >= PSI_FLOOR,
         Kind::MemoryPressure => match s.unit.as_str() {
             "ratio" => s.during >= 0.8,
             "percent" => s.during >= 80.0,
@@ -734,6 +838,16 @@ fn high_enough(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> bool {
         },
         _ => true,
     }
+}
+
+/// The share of time stalled (PSI) from which memory pressure names a cause: 5 % (the memory
+/// faults measured 16–29 %).
+pub const PSI_FLOOR: f64 = 0.05;
+
+/// A pressure stall (PSI) series: node_exporter's `node_pressure_*`, the service's own
+/// `host_pressure_*`.
+pub fn psi(name: &str) -> bool {
+    split_key(name).0.to_ascii_lowercase().contains("pressure")
 }
 
 /// A memory limit in bytes among the signals (`container_spec_memory_limit_bytes`,

@@ -87,6 +87,11 @@ impl StackProcess {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 
+    /// The process id, for a signal sent from outside (`SIGSTOP`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then the exit status within 20 s.
     pub fn terminate(mut self) -> ExitStatus {
         // SAFETY: kill has no memory-safety preconditions; the pid is our own live child.
