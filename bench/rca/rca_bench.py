@@ -341,7 +341,39 @@ def summarize(rows: list) -> dict:
     return out
 
 
-def run_dataset(name, cases, binary, e2e, workdir, log):
+def _case_digest(case: Case) -> str:
+    """What the peers' answer depends on: the candidates' values and the SLI."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(",".join(case.frame.columns).encode())
+    h.update(np.ascontiguousarray(case.frame.to_numpy(dtype=float)).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(case.sli, dtype=float)).tobytes())
+    h.update(",".join(sorted(case.causes)).encode())
+    h.update(str(case.fault_at).encode())
+    return h.hexdigest()
+
+
+def _peers_cache_path(name: str, seed: int, n: int) -> str:
+    base = os.environ.get("PEAKLOAD_RCA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "peakload", "rca-peers"
+    )
+    return os.path.join(base, f"{name}-seed{seed}-cases{n}.json")
+
+
+def _peers(e2e, case: Case) -> dict:
+    at = bocpd_first_change(case.sli)
+    guess = at if at is not None else len(case.frame) // 2
+    return {
+        "baro_t": peer_rank(e2e, "baro", case, case.fault_at),
+        "nsigma_t": peer_rank(e2e, "nsigma", case, case.fault_at),
+        "baro": peer_rank(e2e, "baro", case, guess),
+        "nsigma": peer_rank(e2e, "nsigma", case, guess),
+        "detected": at,
+    }
+
+
+def run_dataset(name, cases, binary, e2e, workdir, log, seed=0, use_cache=True):
     per_method = {m: [] for m in ("peakload", "baro_t", "nsigma_t", "baro", "nsigma", "inprocess")}
     degraded = 0
     detected = []
@@ -354,21 +386,45 @@ def run_dataset(name, cases, binary, e2e, workdir, log):
             pool.map(lambda ic: peakload_rank(binary, ic[1], workdir, ic[0]), enumerate(cases))
         )
     log(f"  {name}: peakload done, {time.time() - started:.0f} s")
+    # The peers' answers depend only on the case, not on peakload: they are kept per (dataset,
+    # seed, cases) under ~/.cache and reused when the case's digest matches (a changed
+    # generator or mapping gives new digests and a recomputation).
+    cache_path = _peers_cache_path(name, seed, len(cases))
+    cache = {}
+    if use_cache and os.path.exists(cache_path):
+        try:
+            with open(cache_path) as f:
+                cache = json.load(f)
+        except (OSError, ValueError):
+            cache = {}
+    reused = 0
+    fresh = {}
     for i, case in enumerate(cases):
         ranks, deg = answers[i]
         degraded += int(deg)
         per_method["peakload"].append((ranks, case.causes))
-        per_method["baro_t"].append((peer_rank(e2e, "baro", case, case.fault_at), case.causes))
-        per_method["nsigma_t"].append((peer_rank(e2e, "nsigma", case, case.fault_at), case.causes))
-        at = bocpd_first_change(case.sli)
-        detected.append(at)
-        guess = at if at is not None else len(case.frame) // 2
-        per_method["baro"].append((peer_rank(e2e, "baro", case, guess), case.causes))
-        per_method["nsigma"].append((peer_rank(e2e, "nsigma", case, guess), case.causes))
+        digest = _case_digest(case)
+        peers = cache.get(digest)
+        if peers is None:
+            peers = _peers(e2e, case)
+        else:
+            reused += 1
+        fresh[digest] = peers
+        for m in ("baro_t", "nsigma_t", "baro", "nsigma"):
+            per_method[m].append((peers[m], case.causes))
+        detected.append(peers["detected"])
         if "inprocess" in case.extra:
             per_method["inprocess"].append((case.extra["inprocess"], case.causes))
         if (i + 1) % 25 == 0:
             log(f"  {name}: {i + 1}/{len(cases)} cases, {time.time() - started:.0f} s")
+    if reused:
+        log(f"  {name}: peers' answers for {reused} of {len(cases)} cases from {cache_path}")
+    if use_cache and reused < len(cases):
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        tmp = cache_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(fresh, f)
+        os.replace(tmp, cache_path)
     found = [d for d in detected if d is not None]
     errors = [abs(d - c.fault_at) for d, c in zip(detected, cases) if d is not None]
     return {
@@ -438,6 +494,11 @@ def main():
     )
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--check-bocpd", action="store_true")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the peers' answers instead of reusing ~/.cache/peakload/rca-peers",
+    )
     a = p.parse_args()
     if a.check_bocpd:
         check_bocpd()
@@ -462,7 +523,9 @@ def main():
                 sys.exit("peakload-synth needs --export-dir (cargo run --example rca_export)")
             log(f"{ds}: generating {a.cases} cases (seed {a.seed})")
             cases = makers[ds]()
-            results[ds] = run_dataset(ds, cases, a.peakload, e2e, workdir, log)
+            results[ds] = run_dataset(
+                ds, cases, a.peakload, e2e, workdir, log, seed=a.seed, use_cache=not a.no_cache
+            )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)
