@@ -118,10 +118,16 @@ impl Layout {
         }
         let largest_single_unit = 2 * 10u64.pow(digits);
         let sub_bucket_magnitude = 64 - (largest_single_unit - 1).leading_zeros();
+        let unit_magnitude = 63 - lowest.leading_zeros();
+        // What `Histogram::new_with_bounds` refuses, refused here, so that a sum of counts can
+        // always become a histogram when it is finished.
+        if lowest > u64::MAX / 2 || unit_magnitude + sub_bucket_magnitude > 63 {
+            return None;
+        }
         Some(Layout {
             lowest,
             digits: digits as u8,
-            unit_magnitude: 63 - lowest.leading_zeros(),
+            unit_magnitude,
             half_magnitude: sub_bucket_magnitude.max(1) - 1,
         })
     }
@@ -291,7 +297,7 @@ impl Adder {
         let new = || Histogram::new(3).expect("3 significant figures are valid");
         match self.0 {
             Sum::Empty => new(),
-            // Every count was checked against the layout when added.
+            // The layout and every count were checked when added (see `Layout::new`).
             Sum::Counts(c) => c.to_histogram().unwrap_or_else(|_| new()),
             Sum::Histogram(h) => h,
         }
@@ -462,6 +468,18 @@ mod tests {
         let (slow, fast) = both(&parts);
         assert_eq!(slow, fast);
         assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn a_layout_no_histogram_can_have_is_left_to_the_full_decoder() {
+        for (low, high, digits) in [(1, 2, 3), (1, 3_600_000_000, 3), (1000, 1 << 40, 5)] {
+            assert!(Layout::new(low, high, digits).is_some());
+            assert!(Histogram::<u64>::new_with_bounds(low, high, digits as u8).is_ok());
+        }
+        for (low, high, digits) in [(0, 2, 3), (1, 1, 3), (1, 2, 6), (1 << 62, u64::MAX, 3)] {
+            assert!(Layout::new(low, high, digits).is_none());
+            assert!(Histogram::<u64>::new_with_bounds(low, high, digits as u8).is_err());
+        }
     }
 
     #[test]
