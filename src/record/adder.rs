@@ -5,9 +5,12 @@
 //! counts array (tens of thousands of buckets for latencies up to seconds) and then walk all of
 //! it to add it, for a few hundred buckets in use: for 100 shards × 1 hour × 12 histograms a
 //! second that was most of a merge's time. [`Adder::add_encoded`] instead walks the encoded
-//! counts, which skip runs of empty buckets, and adds each bucket in use to the sum. Anything
-//! it does not expect (another layout than the sum's, a feature peakload never writes) goes
-//! through the full decoder, so the sum is the same either way.
+//! counts, which skip runs of empty buckets, and adds each bucket in use to a plain counts
+//! array at the format's own index (no value-to-bucket arithmetic per count), which becomes a
+//! [`Histogram`] once, when the sum is finished. The base64, inflate (zlib-rs) and count buffers
+//! are reused from one line to the next ([`Decoder`]). Anything it does not expect (another
+//! layout than the sum's, a feature peakload never writes) goes through the full decoder, so
+//! the sum is the same either way.
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
@@ -24,13 +27,66 @@ const V2_HEADER: usize = 4 + 4 + 4 + 4 + 8 + 8 + 8;
 /// it (the range grows as needed), so the sum is exact for histograms of one precision, as
 /// every peakload histogram is.
 #[derive(Default)]
-pub struct Adder(Option<Histogram<u64>>);
+pub struct Adder(Sum);
+
+#[derive(Default)]
+enum Sum {
+    #[default]
+    Empty,
+    /// Stored histograms of one layout, added at the format's own bucket indices.
+    Counts(Counts),
+    Histogram(Histogram<u64>),
+}
+
+/// Bucket counts indexed as the V2 format (and [`Histogram`]) index them: the index of a value
+/// depends only on the lowest discernible value and the precision, so histograms of one layout
+/// add index by index whatever their ranges.
+struct Counts {
+    layout: Layout,
+    /// The first histogram's highest trackable value: the sum's range, grown as its counts
+    /// need, as [`Histogram::add`] would.
+    highest: u64,
+    counts: Vec<u64>,
+}
+
+impl Counts {
+    fn to_histogram(&self) -> Result<Histogram<u64>, String> {
+        let l = &self.layout;
+        let mut h = Histogram::new_with_bounds(l.lowest, self.highest, l.digits)
+            .map_err(|e| format!("histogram has an invalid range: {e:?}"))?;
+        h.auto(true);
+        for (index, &n) in self.counts.iter().enumerate() {
+            if n > 0 {
+                let value = l.value_at(index).expect("checked when added");
+                h.record_n(value, n)
+                    .map_err(|e| format!("cannot add histograms: {e:?}"))?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// Adds the buckets in use of a stored histogram of this layout ([`decode_counts`]).
+    fn add_entries(&mut self, entries: &[(usize, u64)]) {
+        let Some(&(last, _)) = entries.last() else {
+            return;
+        };
+        if self.counts.len() <= last {
+            self.counts.resize(last + 1, 0);
+        }
+        for &(index, n) in entries {
+            let c = &mut self.counts[index];
+            *c = c.saturating_add(n);
+        }
+    }
+}
 
 /// Buffers reused from one stored histogram to the next.
 pub struct Decoder {
     compressed: Vec<u8>,
     inflated: Vec<u8>,
-    inflate: flate2::Decompress,
+    inflate: zlib_rs::Inflate,
+    /// The buckets in use of the histogram being added: (index, count).
+    entries: Vec<(usize, u64)>,
 }
 
 impl Default for Decoder {
@@ -38,15 +94,16 @@ impl Default for Decoder {
         Decoder {
             compressed: Vec::new(),
             inflated: Vec::new(),
-            inflate: flate2::Decompress::new(true),
+            inflate: zlib_rs::Inflate::new(true, 15),
+            entries: Vec::new(),
         }
     }
 }
 
 /// What the V2 header says about the counts that follow it.
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Layout {
     lowest: u64,
-    highest: u64,
     digits: u8,
     /// log2 of the lowest discernible value.
     unit_magnitude: u32,
@@ -61,11 +118,16 @@ impl Layout {
         }
         let largest_single_unit = 2 * 10u64.pow(digits);
         let sub_bucket_magnitude = 64 - (largest_single_unit - 1).leading_zeros();
+        let unit_magnitude = 63 - lowest.leading_zeros();
+        // What `Histogram::new_with_bounds` refuses, refused here, so that a sum of counts can
+        // always become a histogram when it is finished.
+        if lowest > u64::MAX / 2 || unit_magnitude + sub_bucket_magnitude > 63 {
+            return None;
+        }
         Some(Layout {
             lowest,
-            highest,
             digits: digits as u8,
-            unit_magnitude: 63 - lowest.leading_zeros(),
+            unit_magnitude,
             half_magnitude: sub_bucket_magnitude.max(1) - 1,
         })
     }
@@ -94,11 +156,12 @@ impl Adder {
     }
 
     pub fn add_histogram(&mut self, h: &Histogram<u64>) -> Result<(), String> {
-        match &mut self.0 {
+        let acc = self.histogram()?;
+        match acc {
             None => {
                 let mut first = h.clone();
                 first.auto(true);
-                self.0 = Some(first);
+                self.0 = Sum::Histogram(first);
                 Ok(())
             }
             Some(acc) => acc
@@ -107,28 +170,60 @@ impl Adder {
         }
     }
 
+    /// The sum as a [`Histogram`] from now on (`None` while empty).
+    fn histogram(&mut self) -> Result<Option<&mut Histogram<u64>>, String> {
+        if let Sum::Counts(c) = &self.0 {
+            self.0 = Sum::Histogram(c.to_histogram()?);
+        }
+        Ok(match &mut self.0 {
+            Sum::Histogram(h) => Some(h),
+            _ => None,
+        })
+    }
+
     /// Adds another sum to this one.
     pub fn absorb(&mut self, other: Adder) -> Result<(), String> {
-        let Some(h) = other.0 else { return Ok(()) };
-        if self.0.is_none() {
-            self.0 = Some(h);
-            return Ok(());
+        match (&mut self.0, other.0) {
+            (_, Sum::Empty) => Ok(()),
+            (Sum::Empty, sum) => {
+                self.0 = sum;
+                Ok(())
+            }
+            (Sum::Counts(a), Sum::Counts(b)) if a.layout == b.layout => {
+                if a.counts.len() < b.counts.len() {
+                    a.counts.resize(b.counts.len(), 0);
+                }
+                for (x, y) in a.counts.iter_mut().zip(&b.counts) {
+                    *x = x.saturating_add(*y);
+                }
+                Ok(())
+            }
+            (_, Sum::Counts(b)) => self.add_histogram(&b.to_histogram()?),
+            (_, Sum::Histogram(h)) => self.add_histogram(&h),
         }
-        self.add_histogram(&h)
     }
 
     /// Adds a stored (base64) histogram without building it first (see the module's doc); the
     /// result is the one [`Adder::add`] gives.
     pub fn add_encoded(&mut self, encoded: &str, d: &mut Decoder) -> Result<(), String> {
-        match self.try_add_counts(encoded.trim(), d) {
+        self.add_encoded_bytes(encoded.trim().as_bytes(), d)
+    }
+
+    /// [`Adder::add_encoded`] on the bytes of the base64 text.
+    pub fn add_encoded_bytes(&mut self, encoded: &[u8], d: &mut Decoder) -> Result<(), String> {
+        match self.try_add_counts(encoded, d) {
             Ok(true) => Ok(()),
-            Ok(false) => self.add(encoded),
+            Ok(false) => {
+                let text = std::str::from_utf8(encoded)
+                    .map_err(|_| "histogram is not valid base64: not text".to_string())?;
+                self.add(text)
+            }
             Err(e) => Err(e),
         }
     }
 
     /// `Ok(false)` when the fast path does not apply and nothing was added.
-    fn try_add_counts(&mut self, encoded: &str, d: &mut Decoder) -> Result<bool, String> {
+    fn try_add_counts(&mut self, encoded: &[u8], d: &mut Decoder) -> Result<bool, String> {
         d.compressed.clear();
         base64::engine::general_purpose::STANDARD
             .decode_vec(encoded, &mut d.compressed)
@@ -141,17 +236,18 @@ impl Adder {
         let Some(deflated) = bytes.get(8..8 + len) else {
             return Ok(false);
         };
-        if !inflate(&mut d.inflate, deflated, &mut d.inflated) {
+        let Some(inflated) = inflate(&mut d.inflate, deflated, &mut d.inflated) else {
             return Ok(false);
-        }
-        let raw = &d.inflated;
+        };
+        let raw = &d.inflated[..inflated];
         if raw.len() < V2_HEADER || be_u32(raw, 0) != V2_COOKIE {
             return Ok(false);
         }
         let payload_len = be_u32(raw, 4) as usize;
         let normalizing_offset = be_u32(raw, 8);
         let ratio = f64::from_bits(be_u64(raw, 32));
-        let Some(layout) = Layout::new(be_u64(raw, 16), be_u64(raw, 24), be_u32(raw, 12)) else {
+        let highest = be_u64(raw, 24);
+        let Some(layout) = Layout::new(be_u64(raw, 16), highest, be_u32(raw, 12)) else {
             return Ok(false);
         };
         let Some(payload) = raw.get(V2_HEADER..V2_HEADER + payload_len) else {
@@ -160,109 +256,146 @@ impl Adder {
         if normalizing_offset != 0 || ratio != 1.0 {
             return Ok(false);
         }
-        // Walk the counts once to check them before anything is added, so that a histogram
-        // refused half-way leaves the sum as it was.
-        if !for_each_count(payload, &layout, |_, _| true) {
+        // Every count is decoded (and checked) before any is added, so that a histogram refused
+        // half-way leaves the sum as it was.
+        if !decode_counts(payload, &mut d.entries) {
             return Ok(false);
         }
-        let acc = match &mut self.0 {
-            Some(acc) if layout.matches(acc) => acc,
-            Some(_) => return Ok(false),
-            None => {
-                let mut h =
-                    Histogram::new_with_bounds(layout.lowest, layout.highest, layout.digits)
-                        .map_err(|e| format!("histogram has an invalid range: {e:?}"))?;
-                h.auto(true);
-                self.0.insert(h)
+        let entries = &d.entries;
+        if let Some(&(last, _)) = entries.last() {
+            if layout.value_at(last).is_none() {
+                return Ok(false);
             }
-        };
-        let mut failed = None;
-        for_each_count(payload, &layout, |value, count| {
-            match acc.record_n(value, count) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(format!("cannot add histograms: {e:?}"));
-                    false
+        }
+        match &mut self.0 {
+            Sum::Empty => {
+                let mut c = Counts {
+                    layout,
+                    highest,
+                    counts: Vec::new(),
+                };
+                c.add_entries(entries);
+                self.0 = Sum::Counts(c);
+            }
+            Sum::Counts(c) if c.layout == layout => c.add_entries(entries),
+            Sum::Counts(_) => return Ok(false),
+            Sum::Histogram(acc) => {
+                if !layout.matches(acc) {
+                    return Ok(false);
+                }
+                for &(index, n) in entries {
+                    let value = layout.value_at(index).expect("checked above");
+                    acc.record_n(value, n)
+                        .map_err(|e| format!("cannot add histograms: {e:?}"))?;
                 }
             }
-        });
-        match failed {
-            None => Ok(true),
-            Some(e) => Err(e),
         }
+        Ok(true)
     }
 
     pub fn finish(self) -> Histogram<u64> {
-        self.0
-            .unwrap_or_else(|| Histogram::new(3).expect("3 significant figures are valid"))
+        let new = || Histogram::new(3).expect("3 significant figures are valid");
+        match self.0 {
+            Sum::Empty => new(),
+            // The layout and every count were checked when added (see `Layout::new`).
+            Sum::Counts(c) => c.to_histogram().unwrap_or_else(|_| new()),
+            Sum::Histogram(h) => h,
+        }
     }
 }
 
-/// Calls `f(value, count)` for every bucket in use, in order; stops (returning false) when `f`
-/// does or when the counts are malformed.
-fn for_each_count(payload: &[u8], layout: &Layout, mut f: impl FnMut(u64, u64) -> bool) -> bool {
+/// Decodes the counts of a V2 payload into `entries`, (index, count) of every bucket in use in
+/// index order; false when they are malformed.
+fn decode_counts(payload: &[u8], entries: &mut Vec<(usize, u64)>) -> bool {
+    entries.clear();
     let mut at = 0;
     let mut index: usize = 0;
-    while at < payload.len() {
-        let Some((zigzag, used)) = varint(&payload[at..]) else {
-            return false;
+    while let Some(&first) = payload.get(at) {
+        // Most counts and most runs of empty buckets fit in one byte.
+        let zigzag = if first < 0x80 {
+            at += 1;
+            u64::from(first)
+        } else {
+            let Some((value, next)) = varint(payload, at) else {
+                return false;
+            };
+            at = next;
+            value
         };
-        at += used;
-        let n = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
-        if n < 0 {
-            // A run of -n empty buckets.
-            let Some(next) = index.checked_add(n.unsigned_abs() as usize) else {
+        if zigzag & 1 == 1 {
+            // A negative n: a run of -n empty buckets.
+            let Some(next) = usize::try_from((zigzag >> 1) + 1)
+                .ok()
+                .and_then(|run| index.checked_add(run))
+            else {
                 return false;
             };
             index = next;
             continue;
         }
+        let n = zigzag >> 1;
         if n > 0 {
-            let Some(value) = layout.value_at(index) else {
-                return false;
-            };
-            if !f(value, n as u64) {
-                return false;
-            }
+            entries.push((index, n));
         }
-        index += 1;
+        let Some(next) = index.checked_add(1) else {
+            return false;
+        };
+        index = next;
     }
     true
 }
 
-/// The format's LEB128 variant: up to 9 bytes, the 9th contributing all 8 of its bits.
-fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+/// The format's LEB128 variant at `at`: up to 9 bytes, the 9th contributing all 8 of its bits.
+/// Returns the value and where the next one starts.
+fn varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
     let mut value = 0u64;
-    for (i, &b) in bytes.iter().enumerate().take(9) {
+    for (i, &b) in bytes.get(at..)?.iter().enumerate().take(9) {
         if i == 8 {
-            return Some((value | (u64::from(b) << 56), 9));
+            return Some((value | (u64::from(b) << 56), at + 9));
         }
         value |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            return Some((value, i + 1));
+            return Some((value, at + i + 1));
         }
     }
     None
 }
 
-/// Inflates a whole zlib stream into `out`; false when it is not one.
-fn inflate(z: &mut flate2::Decompress, input: &[u8], out: &mut Vec<u8>) -> bool {
+/// Largest inflated histogram accepted by the fast path (a sum of an hour's latencies at three
+/// digits is a few tens of KiB); anything larger goes to the full decoder.
+const MAX_INFLATED: usize = 64 << 20;
+
+/// Inflates a whole zlib stream into `out` (kept at its largest size from one call to the next,
+/// so it is not zeroed again); the length inflated, or `None` when it is not one.
+fn inflate(z: &mut zlib_rs::Inflate, input: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     z.reset(true);
-    out.clear();
-    out.reserve(input.len() * 4 + 64);
+    let want = input
+        .len()
+        .saturating_mul(4)
+        .saturating_add(64)
+        .min(MAX_INFLATED);
+    if out.len() < want {
+        out.resize(want, 0);
+    }
     loop {
-        let before = z.total_in() as usize;
-        match z.decompress_vec(&input[before..], out, flate2::FlushDecompress::Finish) {
-            Ok(flate2::Status::StreamEnd) => return true,
+        let (read, written) = (z.total_in() as usize, z.total_out() as usize);
+        match z.decompress(
+            &input[read..],
+            &mut out[written..],
+            zlib_rs::InflateFlush::Finish,
+        ) {
+            Ok(zlib_rs::Status::StreamEnd) => return Some(z.total_out() as usize),
             Ok(_) => {
-                if out.len() == out.capacity() {
-                    out.reserve(out.capacity());
-                } else if z.total_in() as usize == before {
+                let now = z.total_out() as usize;
+                if now == out.len() && out.len() < MAX_INFLATED {
+                    let grown = (out.len() * 2).min(MAX_INFLATED);
+                    out.resize(grown, 0);
+                } else if now == written && z.total_in() as usize == read {
                     // No progress with room to write: the stream is cut short.
-                    return false;
+                    return None;
                 }
             }
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
@@ -338,6 +471,48 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_no_histogram_can_have_is_left_to_the_full_decoder() {
+        for (low, high, digits) in [(1, 2, 3), (1, 3_600_000_000, 3), (1000, 1 << 40, 5)] {
+            assert!(Layout::new(low, high, digits).is_some());
+            assert!(Histogram::<u64>::new_with_bounds(low, high, digits as u8).is_ok());
+        }
+        for (low, high, digits) in [(0, 2, 3), (1, 1, 3), (1, 2, 6), (1 << 62, u64::MAX, 3)] {
+            assert!(Layout::new(low, high, digits).is_none());
+            assert!(Histogram::<u64>::new_with_bounds(low, high, digits as u8).is_err());
+        }
+    }
+
+    #[test]
+    fn sums_absorbed_into_one_are_the_sum_of_all() {
+        // As the merge adds each reader thread's sums of one second: the parts split in blocks,
+        // each block added the fast way, the blocks' sums absorbed in turn.
+        let parts: Vec<_> = (0..12u64)
+            .map(|i| drawn(100 + i, 300, 60.0 * (1 + i % 5).pow(4) as f64))
+            .collect();
+        let (slow, _) = both(&parts);
+        let mut d = Decoder::default();
+        let mut total = Adder::default();
+        for block in parts.chunks(5) {
+            let mut sum = Adder::default();
+            for p in block {
+                sum.add_encoded(&encode_histogram(p), &mut d).unwrap();
+            }
+            total.absorb(sum).unwrap();
+        }
+        // One absorbed as a built histogram, as a sum that left the fast path would be.
+        let mut built = Adder::default();
+        built.add_histogram(&parts[0]).unwrap();
+        total.absorb(built).unwrap();
+        let mut expected = Adder::default();
+        expected.add_histogram(&slow).unwrap();
+        expected.add_histogram(&parts[0]).unwrap();
+        let (total, expected) = (total.finish(), expected.finish());
+        assert_eq!(total, expected);
+        assert_eq!(expected, total);
+        assert_eq!(total.len(), 12 * 300 + 300);
+    }
+
+    #[test]
     fn what_the_fast_path_cannot_read_is_refused_or_read_the_slow_way() {
         let mut d = Decoder::default();
         let mut a = Adder::default();
@@ -346,7 +521,7 @@ mod tests {
         // Cut short: refused, and the sum is left as it was.
         let cut = &e[..e.len() / 2];
         assert!(a.add_encoded(cut, &mut d).is_err());
-        assert!(a.0.is_none());
+        assert!(matches!(a.0, Sum::Empty));
         // Another precision than the sum's: added by the full decoder.
         let mut two = Histogram::<u64>::new(2).unwrap();
         two.record(1234).unwrap();

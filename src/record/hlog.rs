@@ -121,23 +121,47 @@ pub struct RawInterval<'a> {
 
 /// [`parse_line`] without decoding the histogram.
 pub fn split_line(line: &str) -> Result<Option<RawInterval<'_>>, String> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') || line.starts_with('"') {
+    let Some(raw) = split_line_bytes(line.as_bytes())? else {
+        return Ok(None);
+    };
+    Ok(Some(RawInterval {
+        tag: raw.tag,
+        start: raw.start,
+        length: raw.length,
+        histogram: std::str::from_utf8(raw.histogram).map_err(|_| "histogram is not text")?,
+    }))
+}
+
+/// [`RawInterval`] of a line read as bytes: only the fields before the histogram need to be
+/// text, the histogram is checked as base64 when it is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct RawIntervalBytes<'a> {
+    pub tag: Option<&'a str>,
+    pub start: f64,
+    pub length: f64,
+    pub histogram: &'a [u8],
+}
+
+/// [`split_line`] on bytes, without checking that the histogram is text (a reader that adds
+/// millions of lines need not check every byte twice).
+pub fn split_line_bytes(line: &[u8]) -> Result<Option<RawIntervalBytes<'_>>, String> {
+    let line = line.trim_ascii();
+    if line.is_empty() || line[0] == b'#' || line[0] == b'"' {
         return Ok(None);
     }
-    let (tag, rest) = match line.strip_prefix("Tag=") {
+    let (tag, rest) = match line.strip_prefix(b"Tag=") {
         Some(r) => {
-            let (t, rest) = r
-                .split_once(',')
-                .ok_or_else(|| "a tag and nothing else".to_string())?;
-            (Some(t), rest)
+            let comma = memchr::memchr(b',', r).ok_or("a tag and nothing else")?;
+            let tag = std::str::from_utf8(&r[..comma]).map_err(|_| "the tag is not text")?;
+            (Some(tag), &r[comma + 1..])
         }
         None => (None, line),
     };
-    let mut fields = rest.splitn(4, ',');
+    let mut fields = rest.splitn(4, |&b| b == b',');
     let mut num = |what: &str| -> Result<f64, String> {
         fields
             .next()
+            .and_then(|f| std::str::from_utf8(f).ok())
             .and_then(|f| f.trim().parse::<f64>().ok())
             .ok_or_else(|| format!("no {what}"))
     };
@@ -145,11 +169,11 @@ pub fn split_line(line: &str) -> Result<Option<RawInterval<'_>>, String> {
     let length = num("interval length")?;
     let _max = num("interval max")?;
     let histogram = fields.next().ok_or_else(|| "no histogram".to_string())?;
-    Ok(Some(RawInterval {
+    Ok(Some(RawIntervalBytes {
         tag,
         start,
         length,
-        histogram: histogram.trim(),
+        histogram: histogram.trim_ascii(),
     }))
 }
 
@@ -172,6 +196,15 @@ mod tests {
         assert_eq!(read[1].tag.as_deref(), Some("shop/add_to_cart"));
         assert_eq!((read[1].start, read[1].length), (1.0, 0.5));
         assert_eq!(read[1].histogram, h);
+        // As a reader of bytes sees them: a CRLF line, a tag that is not text.
+        let line = b"Tag=a/b,1.000,1.000,2.000,HISTFAAA\r\n";
+        let raw = split_line_bytes(line).unwrap().unwrap();
+        assert_eq!(
+            (raw.tag, raw.start, raw.histogram),
+            (Some("a/b"), 1.0, &b"HISTFAAA"[..])
+        );
+        assert!(split_line_bytes(b"Tag=\xff,1,1,1,HISTFAAA").is_err());
+        assert!(split_line_bytes(b"#[comment]").unwrap().is_none());
         assert!(read_intervals("0.0,1.0,2.0,notbase64!")
             .unwrap_err()
             .starts_with("line 1"));

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use hdrhistogram::Histogram;
 
 use super::adder::{Adder, Decoder};
-use super::hlog::{split_line, HlogWriter};
+use super::hlog::{split_line_bytes, HlogWriter};
 use super::results::{
     encode_histogram, round3, IntervalLatency, JourneyResult, LagStats, LatencyStats, MergeInfo,
     MergedShard, Results, StepResult, TimelinePoint,
@@ -487,20 +487,31 @@ fn add_seconds(mut block: Vec<(f64, Lines)>, tx: &SyncSender<Result<SecondSum, M
             }
         }
         let Some(t) = next else { return Ok(None) };
-        let mut by_tag: BTreeMap<Option<String>, (f64, Adder)> = BTreeMap::new();
+        // A second has a dozen tags at most: a list looked up by the line's tag allocates a
+        // name once per tag and second, not once per line.
+        let mut by_tag: Vec<(Option<String>, (f64, Adder))> = Vec::new();
         for (offset, r) in block.iter_mut() {
             while let Some(iv) = r.peek()? {
                 if second(iv.start, *offset) != t {
                     break;
                 }
-                let (tag, length) = (iv.tag.clone(), iv.length);
-                let e = by_tag.entry(tag).or_insert_with(|| (0.0, Adder::default()));
+                let length = iv.length;
+                let tag = r.tag();
+                let at = match by_tag.iter().position(|(t, _)| t.as_deref() == tag) {
+                    Some(at) => at,
+                    None => {
+                        by_tag.push((tag.map(str::to_string), (0.0, Adder::default())));
+                        by_tag.len() - 1
+                    }
+                };
+                let e = &mut by_tag[at].1;
                 e.0 = e.0.max(length);
-                e.1.add_encoded(r.histogram(), &mut decoder)
+                e.1.add_encoded_bytes(r.histogram(), &mut decoder)
                     .map_err(|message| r.error(format!("line {}: {message}", r.line)))?;
                 r.consume();
             }
         }
+        let by_tag = by_tag.into_iter().collect();
         Ok(Some((t, by_tag)))
     };
     loop {
@@ -537,13 +548,14 @@ struct Lines {
     reader: Box<dyn BufRead + Send>,
     source: String,
     line: usize,
-    buf: String,
+    buf: Vec<u8>,
     ahead: Option<Ahead>,
 }
 
 /// The interval line in `Lines::buf`.
 struct Ahead {
-    tag: Option<String>,
+    /// Where its tag is in the line.
+    tag: Option<std::ops::Range<usize>>,
     start: f64,
     length: f64,
     /// Where its histogram is in the line.
@@ -556,7 +568,7 @@ impl Lines {
             reader,
             source,
             line: 0,
-            buf: String::new(),
+            buf: Vec::new(),
             ahead: None,
         }
     }
@@ -566,32 +578,40 @@ impl Lines {
             self.buf.clear();
             let n = self
                 .reader
-                .read_line(&mut self.buf)
+                .read_until(b'\n', &mut self.buf)
                 .map_err(|e| self.error(e.to_string()))?;
             if n == 0 {
                 return Ok(None);
             }
             self.line += 1;
-            let raw = split_line(&self.buf)
+            let raw = split_line_bytes(&self.buf)
                 .map_err(|e| self.error(format!("line {}: {e}", self.line)))?;
-            self.ahead = raw.map(|raw| {
-                let at = raw.histogram.as_ptr() as usize - self.buf.as_ptr() as usize;
-                Ahead {
-                    tag: raw.tag.map(str::to_string),
-                    start: raw.start,
-                    length: raw.length,
-                    histogram: at..at + raw.histogram.len(),
-                }
+            let base = self.buf.as_ptr() as usize;
+            let range = |part: &[u8]| {
+                let at = part.as_ptr() as usize - base;
+                at..at + part.len()
+            };
+            self.ahead = raw.map(|raw| Ahead {
+                tag: raw.tag.map(|t| range(t.as_bytes())),
+                start: raw.start,
+                length: raw.length,
+                histogram: range(raw.histogram),
             });
         }
         Ok(self.ahead.as_ref())
     }
 
+    /// The tag of the line peeked at (checked as text when the line was split).
+    fn tag(&self) -> Option<&str> {
+        let range = self.ahead.as_ref()?.tag.clone()?;
+        std::str::from_utf8(&self.buf[range]).ok()
+    }
+
     /// The encoded histogram of the line peeked at.
-    fn histogram(&self) -> &str {
+    fn histogram(&self) -> &[u8] {
         self.ahead
             .as_ref()
-            .map_or("", |a| &self.buf[a.histogram.clone()])
+            .map_or(&[][..], |a| &self.buf[a.histogram.clone()])
     }
 
     fn consume(&mut self) {
