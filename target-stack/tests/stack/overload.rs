@@ -29,6 +29,9 @@ const LOAD: Duration = Duration::from_secs(4);
 /// Each request's client time-out: short enough that most requests are abandoned, spread
 /// so that handlers are dropped at every point (waiting, mid-statement, mid-transaction).
 const GIVE_UP_MS: std::ops::RangeInclusive<u64> = 20..=150;
+/// Handlers the clients must have abandoned for the overload to count as one (CI has seen
+/// 642 of 8,805 on SQLite on a quiet machine, thousands on a loaded one).
+const MIN_GIVEN_UP: u64 = 200;
 /// Within this long after the load stops, every write path must work again.
 const RECOVERY: Duration = Duration::from_secs(10);
 /// How long a notification sent after the load may wait behind the backlog the load queued.
@@ -78,9 +81,12 @@ async fn writes_survive_clients_that_give_up(db: Db) {
         books.push((user, shopper));
     }
     eprintln!("overload: {sent} requests, {gave_up} given up by the client");
+    // A count, not a share of what was sent: a faster machine answers more of the requests in
+    // time but still has hundreds of handlers dropped part-way, which is what is tested.
     assert!(
-        gave_up * 10 >= sent,
-        "the load should make clients give up often ({gave_up} of {sent}); the test is too gentle"
+        gave_up >= MIN_GIVEN_UP,
+        "the load should make clients give up often ({gave_up} of {sent}, fewer than \
+         {MIN_GIVEN_UP}); the test is too gentle"
     );
 
     let stopped = Instant::now();
