@@ -14,7 +14,8 @@ use peakload::record::results::{decode_histogram, LatencyStats, Results};
 use serde_json::Value;
 
 use crate::util::{
-    code, peakload, run_within, shared_cpu, spawn, Case, Journey, Scenario, Step, TestServer,
+    code, eventually, peakload, run_within, shared_cpu, spawn, Case, Journey, Scenario, Step,
+    TestServer,
 };
 
 const ROWS: usize = 400;
@@ -303,7 +304,9 @@ fn closed_shards_split_the_vus_and_a_stopped_or_killed_shard_is_named() {
     let case = Case::new(
         Scenario::new("closed-sharded")
             .timeout("5s")
-            .vus(7, "3s")
+            // Long enough that the shards to be stopped are still running when each of
+            // their VUs has been seen, however slowly the processes started.
+            .vus(7, "8s")
             .journey(
                 Journey::new("shop").step(
                     Step::post("echo", "/echo")
@@ -332,7 +335,18 @@ fn closed_shards_split_the_vus_and_a_stopped_or_killed_shard_is_named() {
         spawn_shard(2),
         spawn_shard(3),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stopped once every VU of shards 2 (VUs 2 and 6) and 3 (VU 3) has sent something, so
+    // that "VU k ran on shard k mod 4" below does not depend on how fast they started.
+    let seen = |vu: u64| {
+        server
+            .echoed()
+            .iter()
+            .any(|e| e.body.get("vu").map(number) == Some(vu))
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || [2, 3, 6].into_iter().all(seen)),
+        "shards 2 and 3 sent nothing from VUs 2, 3 and 6 within 30 s"
+    );
     c.signal(libc::SIGTERM);
     d.signal(libc::SIGKILL);
     let c = c.finish_within(Duration::from_secs(60));
@@ -400,8 +414,6 @@ endpoint, bucket, prefix = sys.argv[1:4]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
     s3.delete_object(Bucket=bucket, Key=o["Key"])
-if prefix == "":
-    s3.delete_bucket(Bucket=bucket)
 "#;
 
 fn boto3(script: &str, args: &[&str]) -> String {
@@ -578,7 +590,8 @@ fn shards_put_in_s3_merge_from_s3_as_from_a_volume() {
     crate::util::wait_until("the run to send load", Duration::from_secs(30), || {
         server.total() > 240
     });
-    boto3(S3_DELETE, &[&moto, &gone, ""]);
+    // Nothing is uploaded before the load ends, so the bucket is still empty.
+    peakload_test_support::delete_bucket(&gone);
     let o = running.finish_within(Duration::from_secs(60));
     o.expect_code(code::UNWRITTEN);
     no_secret(&o);

@@ -20,6 +20,10 @@ fn shop(server: &TestServer) -> Case {
             .base_url(server.url())
             .timeout("2s")
             .rps(40, "1s")
+            // p50 alone: about a hundred judgements of near-identical runs make up this test,
+            // and every gated metric more is another chance of the calibrated false alarm
+            // (about one judgement in a thousand) failing it on a busy machine.
+            .section("[gate]\n\"*\" = \"off\"\np50 = \"on\"")
             .journey(
                 Journey::new("buy")
                     .step(Step::get("home", "/status/200"))
@@ -385,7 +389,8 @@ fn a_database_fault_in_the_bundled_stack_fails_the_gate_on_the_step_that_reads_t
             .base_url(&stack.url)
             .timeout("4s")
             .rps(25, "1s")
-            .section("[gate]\nrps = \"off\"\np90 = \"off\"\np95 = \"off\"\np99 = \"off\"")
+            // p50 alone: a mean of 25 requests moves with one slow request.
+            .section("[gate]\n\"*\" = \"off\"\np50 = \"on\"")
             .journey(
                 Journey::new("shop")
                     .step(Step::get("health", "/healthz").check("{ status = 200 }"))

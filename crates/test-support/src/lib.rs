@@ -16,7 +16,7 @@ pub mod moto;
 pub mod mysql;
 pub mod postgres;
 
-pub use moto::{aws_env, create_bucket, moto_url, require_moto};
+pub use moto::{aws_env, create_bucket, delete_bucket, moto_url, require_moto};
 
 /// `prefix` and 12 random hex digits: a name (table, queue, namespace, database) no other
 /// test uses, so tests can share one emulator or one server in parallel.

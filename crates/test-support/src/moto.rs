@@ -55,6 +55,18 @@ pub fn create_bucket(name: &str) {
     );
 }
 
+/// Deletes the empty S3 bucket `name` in the emulator, as [`create_bucket`] makes one: at once,
+/// without a Python start-up in between (a test that removes a bucket under a running upload).
+pub fn delete_bucket(name: &str) {
+    let url = require_moto();
+    let (status, body) = request(&url, &format!("DELETE /{name}"))
+        .unwrap_or_else(|e| panic!("deleting bucket {name} at {url}: {e}"));
+    assert!(
+        status.contains(" 204 ") || status.contains(" 200 "),
+        "deleting bucket {name} at {url}: {status}\n{body}"
+    );
+}
+
 /// One plain HTTP/1.1 request without a body (`METHOD /path`): the status line and the body.
 fn request(url: &str, line: &str) -> Result<(String, String), String> {
     let mut conn = open(url)?;

@@ -238,7 +238,7 @@ async fn worker_role_serves_only_operational_endpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_requests_in_flight() {
-    let s = start(Db::Sqlite, |c| c.faults.db_latency_ms = 400).await;
+    let s = start(Db::Sqlite, |c| c.faults.db_latency_ms = 2_000).await;
     let slow = {
         let req = s
             .http
@@ -246,7 +246,18 @@ async fn shutdown_finishes_requests_in_flight() {
             .header("x-request-id", "in-flight");
         tokio::spawn(async move { req.send().await.map(|r| r.status()) })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // In flight once it holds a database slot (it then sleeps the injected 2 s there).
+    s.eventually(
+        Duration::from_secs(10),
+        "the request inside the database",
+        || async {
+            s.metrics_text()
+                .await
+                .lines()
+                .any(|l| l == "db_operations_in_flight 1")
+        },
+    )
+    .await;
     let stack = s.stack.clone();
     s.stop().await;
     assert_eq!(
