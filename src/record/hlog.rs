@@ -196,6 +196,8 @@ mod tests {
         assert_eq!(read[1].tag.as_deref(), Some("shop/add_to_cart"));
         assert_eq!((read[1].start, read[1].length), (1.0, 0.5));
         assert_eq!(read[1].histogram, h);
+        // HdrHistogram's compressed V2 cookie, as other readers of the format look for it.
+        assert!(encode_histogram(&h).starts_with("HISTFAAA"));
         // As a reader of bytes sees them: a CRLF line, a tag that is not text.
         let line = b"Tag=a/b,1.000,1.000,2.000,HISTFAAA\r\n";
         let raw = split_line_bytes(line).unwrap().unwrap();
