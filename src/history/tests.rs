@@ -445,6 +445,7 @@ fn after_an_accepted_change_the_verdict_says_how_many_runs_are_still_needed() {
             points: points[..n].to_vec(),
             judgement: judge(&values[..n], if n > 4 { &[4] } else { &[] }, &policy).unwrap(),
             policy: policy.clone(),
+            knife_edge: None,
         };
         assert_eq!(v.judgement.verdict, Verdict::InsufficientHistory);
         describe(&v)
@@ -462,4 +463,92 @@ fn after_an_accepted_change_the_verdict_says_how_many_runs_are_still_needed() {
         text.contains("(no earlier comparable run; 8 run(s) to record, this one included"),
         "{text}"
     );
+}
+
+/// The whole run's p50 of as many fast requests (about 1 ms) as slow ones (62 ms) is whichever
+/// request is the middle one: a run whose slowest fast request took 5 ms "moved" it from 1.4
+/// to 5.2 ms, significant against runs that happened to agree (as CI saw). That change is not
+/// counted; the same jump of a step whose requests all got slower still is.
+#[test]
+fn a_percentile_between_two_groups_of_requests_is_not_counted_as_a_change() {
+    use super::verdicts::{judge_series, knife_edge};
+    use super::{Series, SeriesPoint, StoredRun};
+
+    let mut mixed = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    mixed.record_n(700, 38).unwrap();
+    mixed.record(1_300).unwrap();
+    mixed.record(5_160).unwrap();
+    mixed.record_n(62_000, 40).unwrap();
+    let edge = knife_edge("p50", &mixed, 1.4).expect("the p50 sits on the edge");
+    assert!(edge.lo <= 1.4 && edge.hi >= 60.0, "{edge:?}");
+    // Inside one group the neighbours are close: no edge, whatever the baseline.
+    assert_eq!(knife_edge("p99", &mixed, 62.0), None);
+    assert_eq!(knife_edge("mean", &mixed, 1.4), None);
+    let mut slower = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    slower.record_n(5_000, 30).unwrap();
+    slower.record_n(5_200, 30).unwrap();
+    assert_eq!(knife_edge("p50", &slower, 1.4), None);
+
+    let run = StoredRun {
+        id: 13,
+        scenario: "s".into(),
+        load_hash: None,
+        environment: "ci".into(),
+        commit: None,
+        started_at: String::new(),
+        started_ms: 0,
+        status: "completed".into(),
+        source: "run".into(),
+        external_id: None,
+        accepted: false,
+        recorded_at: String::new(),
+    };
+    let mut values: Vec<f64> = (0..12).map(|i| 1.39 + 0.002 * f64::from(i % 3)).collect();
+    values.push(5.16);
+    let series = |scope: &str| Series {
+        scope: scope.into(),
+        metric: "p50".into(),
+        points: values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| SeriesPoint {
+                run_id: 1 + i as i64,
+                started_at: String::new(),
+                value,
+                accepted: false,
+            })
+            .collect(),
+    };
+    let histograms = vec![
+        (HTTP_SCOPE.to_string(), encode_histogram(&mixed)),
+        ("buy/home".to_string(), encode_histogram(&slower)),
+    ];
+    let verdicts = judge_series(
+        &run,
+        &[series(HTTP_SCOPE), series("buy/home")],
+        &[],
+        &histograms,
+    )
+    .unwrap();
+    let http = &verdicts[0];
+    assert_eq!(http.scope, HTTP_SCOPE);
+    assert_eq!(
+        http.judgement.verdict,
+        Verdict::Unchanged,
+        "{}",
+        describe(http)
+    );
+    assert!(http.knife_edge.is_some());
+    assert!(describe(http).contains("not counted"), "{}", describe(http));
+    let home = &verdicts[1];
+    assert_eq!(
+        home.judgement.verdict,
+        Verdict::Regressed,
+        "{}",
+        describe(home)
+    );
+    assert_eq!(home.knife_edge, None);
+    // Without the run's histograms (an imported series), the change counts as before.
+    let bare = judge_series(&run, &[series(HTTP_SCOPE)], &[], &[]).unwrap();
+    assert_eq!(bare[0].judgement.verdict, Verdict::Regressed);
 }

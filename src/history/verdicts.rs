@@ -8,6 +8,7 @@ use super::policy::{policy_for, PolicyOverride};
 
 use super::{HistoryError, Series, SeriesPoint, Store, StoredRun};
 use crate::record::regression::{GatedMetric, RegressionGate, TrendPoint};
+use crate::record::results::decode_histogram;
 
 /// One metric of one scope of the judged run.
 #[derive(Debug, Clone)]
@@ -21,6 +22,42 @@ pub struct MetricVerdict {
     pub judgement: Judgement,
     /// The policy it was judged with.
     pub policy: Policy,
+    /// Set when a change was not counted because the percentile sits on an edge.
+    pub knife_edge: Option<KnifeEdge>,
+}
+
+/// A percentile of the judged run that sits between two groups of requests: one request to
+/// either side of its rank gives values from `lo` to `hi` (ms), at least twice apart, and that
+/// span holds the baseline's median. A single request then decides the value (half the
+/// requests near 1 ms and half near 60 ms: the p50 is the slowest fast one or the fastest slow
+/// one), so a change there is not the system's and is not counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KnifeEdge {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// The knife edge of `metric` (a percentile) in `histogram` (microseconds), if the baseline's
+/// median (ms) lies on it.
+pub fn knife_edge(
+    metric: &str,
+    histogram: &hdrhistogram::Histogram<u64>,
+    baseline: f64,
+) -> Option<KnifeEdge> {
+    let q = match metric {
+        "p50" => 0.50,
+        "p90" => 0.90,
+        "p95" => 0.95,
+        "p99" => 0.99,
+        _ => return None,
+    };
+    if histogram.is_empty() {
+        return None;
+    }
+    let one = 1.0 / histogram.len() as f64;
+    let ms = |q: f64| histogram.value_at_quantile(q.clamp(0.0, 1.0)) as f64 / 1000.0;
+    let (lo, hi) = (ms(q - one), ms(q + one));
+    (hi >= 2.0 * lo && (lo..=hi).contains(&baseline)).then_some(KnifeEdge { lo, hi })
 }
 
 impl MetricVerdict {
@@ -37,16 +74,24 @@ pub async fn judge_run(
 ) -> Result<(StoredRun, Vec<MetricVerdict>), HistoryError> {
     let run = store.run(id).await?;
     let series = store.series_until(&run).await?;
-    let verdicts = judge_series(&run, &series, overrides)?;
+    let histograms: Vec<(String, String)> = store
+        .histograms(id)
+        .await?
+        .into_iter()
+        .map(|(scope, _, _, h)| (scope, h))
+        .collect();
+    let verdicts = judge_series(&run, &series, overrides, &histograms)?;
     Ok((run, verdicts))
 }
 
 /// The verdicts for `run` over `series` (each ending, where the run has the metric, with
-/// the run's own value).
+/// the run's own value). `histograms` are the run's own, by scope (encoded as stored): a
+/// percentile's change is not counted where it sits on a [`KnifeEdge`].
 pub fn judge_series(
     run: &StoredRun,
     series: &[Series],
     overrides: &[PolicyOverride],
+    histograms: &[(String, String)],
 ) -> Result<Vec<MetricVerdict>, HistoryError> {
     let mut out = Vec::new();
     for s in series {
@@ -64,9 +109,20 @@ pub fn judge_series(
             .filter(|(_, p)| p.accepted)
             .map(|(i, _)| i)
             .collect();
-        let judgement = judge(&values, &accepted, &policy).map_err(|e| {
+        let mut judgement = judge(&values, &accepted, &policy).map_err(|e| {
             HistoryError::Invalid(format!("{} {} of run {}: {e}", s.scope, s.metric, run.id))
         })?;
+        let edge = match (&judgement.verdict, &judgement.baseline) {
+            (Verdict::Regressed | Verdict::Improved, Some(base)) => histograms
+                .iter()
+                .find(|(scope, _)| *scope == s.scope)
+                .and_then(|(_, h)| decode_histogram(h).ok())
+                .and_then(|h| knife_edge(&s.metric, &h, base.median)),
+            _ => None,
+        };
+        if edge.is_some() {
+            judgement.verdict = Verdict::Unchanged;
+        }
         out.push(MetricVerdict {
             scope: s.scope.clone(),
             metric: s.metric.clone(),
@@ -74,6 +130,7 @@ pub fn judge_series(
             points: s.points.clone(),
             judgement,
             policy,
+            knife_edge: edge,
         });
     }
     // The whole run first, then steps; within a scope, the metrics in a fixed order.
@@ -190,7 +247,19 @@ pub fn describe(v: &MetricVerdict) -> String {
     } else {
         format!("p = {:.4}", change.p_value)
     };
-    format!("{what}: {verdict}: now {now} vs {base_words}; change {size}{since}, {p} ({method})")
+    let edge = match v.knife_edge {
+        Some(e) => format!(
+            "; not counted: one request either way of this percentile gives {}–{} ms, which \
+             holds the baseline's median (it sits between two groups of requests; judge the \
+             steps)",
+            trim(e.lo),
+            trim(e.hi)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{what}: {verdict}: now {now} vs {base_words}; change {size}{since}, {p} ({method}){edge}"
+    )
 }
 
 /// Judges a run not recorded (a results file) against the comparable recorded runs that
@@ -236,7 +305,12 @@ pub async fn judge_new(
             }),
         }
     }
-    judge_series(&pseudo, &series, overrides)
+    let histograms: Vec<(String, String)> = run
+        .histograms
+        .iter()
+        .map(|h| (h.scope.clone(), h.histogram.clone()))
+        .collect();
+    judge_series(&pseudo, &series, overrides, &histograms)
 }
 
 /// The verdicts as results.json keeps them, each with its latest `trend_runs` runs.
