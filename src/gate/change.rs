@@ -112,11 +112,7 @@ impl Policy {
                 ..latency(0.0, 1)
             },
             _ => {
-                let p: f64 = name.strip_prefix('p')?.parse().ok()?;
-                if !(0.0..=100.0).contains(&p) {
-                    return None;
-                }
-                if p >= 99.0 {
+                if percentile(name)? >= 99.0 {
                     latency(0.10, 2)
                 } else {
                     latency(0.05, 1)
@@ -246,6 +242,12 @@ const SCAN_SHARE: f64 = 0.75;
 /// hold a quarter of `alpha`, so a metric's whole rate grows by at most 15 %, on short
 /// histories (`bench/regression/newest_runs_sim.py`).
 const LEAVE_ONE_OUT_COST: f64 = 4.0;
+
+/// The percentile a gated metric's name stands for: `p99` → 99, `p99.9` → 99.9.
+pub fn percentile(name: &str) -> Option<f64> {
+    let p: f64 = name.strip_prefix('p')?.parse().ok()?;
+    (0.0..=100.0).contains(&p).then_some(p)
+}
 
 /// Judges the last value of `values` (one metric, one value per run, oldest first) against
 /// the runs before it. `accepted_shifts` holds indices of runs that begin an accepted level;

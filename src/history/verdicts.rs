@@ -44,13 +44,7 @@ pub fn knife_edge(
     histogram: &hdrhistogram::Histogram<u64>,
     baseline: f64,
 ) -> Option<KnifeEdge> {
-    let q = match metric {
-        "p50" => 0.50,
-        "p90" => 0.90,
-        "p95" => 0.95,
-        "p99" => 0.99,
-        _ => return None,
-    };
+    let q = crate::gate::change::percentile(metric)? / 100.0;
     if histogram.is_empty() {
         return None;
     }
