@@ -27,7 +27,7 @@ fn shop(server: &TestServer) -> Case {
             .journey(
                 // Two fast steps to the slow one: with one of each, the whole run's p50 is the
                 // slowest fast request or the fastest slow one, whichever a single request
-                // decides (CI saw it "regress" from 1.4 to 5.2 ms on an unchanged run).
+                // decides (a `.ci/run` saw it "regress" from 1.4 to 5.2 ms on an unchanged run).
                 Journey::new("buy")
                     .step(Step::get("home", "/status/200"))
                     .step(Step::get("about", "/status/200"))

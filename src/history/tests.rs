@@ -467,8 +467,8 @@ fn after_an_accepted_change_the_verdict_says_how_many_runs_are_still_needed() {
 
 /// The whole run's p50 of as many fast requests (about 1 ms) as slow ones (62 ms) is whichever
 /// request is the middle one: a run whose slowest fast request took 5 ms "moved" it from 1.4
-/// to 5.2 ms, significant against runs that happened to agree (as CI saw). That change is not
-/// counted; the same jump of a step whose requests all got slower still is.
+/// to 5.2 ms, significant against runs that happened to agree (as a `.ci/run` saw). That
+/// change is not counted; the same jump of a step whose requests all got slower still is.
 #[test]
 fn a_percentile_between_two_groups_of_requests_is_not_counted_as_a_change() {
     use super::verdicts::{judge_series, knife_edge};
