@@ -19,7 +19,7 @@ use super::results::decode_histogram;
 
 /// The V2 cookies, with the 8-byte word size in bits 4..7 as every writer sets it.
 const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
+pub(super) const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
 /// cookie, payload length, normalizing offset, digits, lowest, highest, integer-to-double ratio.
 const V2_HEADER: usize = 4 + 4 + 4 + 4 + 8 + 8 + 8;
 

@@ -446,9 +446,6 @@ pub struct GeneratorHealth {
     pub notes: Vec<String>,
 }
 
-/// The cookie that opens a V2 histogram compressed with zlib (HdrHistogram's format).
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
-
 /// A histogram in HdrHistogram's compressed V2 form (cookie, length, zlib stream of the V2
 /// encoding), base64: what `latency.hlog` lines and results.json carry. Compressed at zlib's
 /// fastest level, not the default level `V2DeflateSerializer` is fixed at: deflating took a
@@ -461,7 +458,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
         .serialize(h, &mut plain)
         .expect("serializing into memory cannot fail");
     let mut buf = Vec::with_capacity(8 + plain.len() / 2);
-    buf.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+    buf.extend_from_slice(&super::adder::V2_COMPRESSED_COOKIE.to_be_bytes());
     buf.extend_from_slice(&[0; 4]);
     let mut z = flate2::write::ZlibEncoder::new(buf, flate2::Compression::fast());
     z.write_all(&plain)
