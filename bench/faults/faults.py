@@ -104,9 +104,8 @@ FAULTS = {
         "io",
         "I/O pressure: four buffered `dd bs=1M conv=fsync` writers and one `dd oflag=dsync` on the "
         "filesystem that holds MariaDB's data (InnoDB flushes its redo log at every commit)",
-        ("db_latency",),
-        "db_latency (commits wait for the disk; there is no I/O kind yet, db_latency is the "
-        "nearest the vocabulary has)",
+        ("io_saturation",),
+        "io_saturation (the disk: commits wait for their log flush behind the writers)",
         "Every commit (innodb_flush_log_at_trx_commit = 1) waits for its log flush behind the "
         "writers' writeback: database operation times rise, CPU does not.",
     ),

@@ -141,7 +141,7 @@ fn matters(kind: Kind, name: &str, unit: &str, from: f64, to: f64) -> bool {
         }
         Kind::CpuSaturation if unit == "percent" => to >= 50.0,
         Kind::MemoryPressure if unit == "bytes" => delta >= 64.0 * 1024.0 * 1024.0,
-        Kind::MemoryPressure if psi(name) => to >= PSI_FLOOR,
+        Kind::MemoryPressure | Kind::IoSaturation if psi(name) => to >= PSI_FLOOR,
         _ => true,
     }
 }

@@ -78,7 +78,7 @@ pub fn unknowns(input: &Input, sli: &Sli, findings: &[Finding], scored: &[Scored
         "the findings explain the users' degradation only weakly (no score reaches 0.3)".to_string()
     }];
     if !names.iter().any(|n| host_signal(n)) {
-        out.push("no host signals were collected (CPU per core, pressure stall, scheduling delay): a service starved of CPU by a neighbour looks like nothing here — scrape node_exporter, or a service that exports its host's pressure (the bundled stack does: host_pressure_*, process_schedstat_*)".into());
+        out.push("no host signals were collected (CPU per core, pressure stall of CPU, memory and I/O, scheduling delay): a service starved of CPU by a neighbour, or waiting for a saturated disk, looks like nothing here — scrape node_exporter, or a service that exports its host's pressure (the bundled stack does: host_pressure_*, process_schedstat_*)".into());
     }
     if names.iter().any(|n| database_seen_by_callers(n)) && !names.iter().any(|n| database_own(n)) {
         out.push("the database's own metrics are not observed (mysqld_exporter, postgres_exporter, or RDS/DynamoDB in CloudWatch): its locks, I/O and CPU show only as its callers' waits".into());

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     CpuSaturation,
+    IoSaturation,
     MemoryPressure,
     DbPoolSaturation,
     DbLatency,
@@ -24,8 +25,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::CpuSaturation,
+        Kind::IoSaturation,
         Kind::MemoryPressure,
         Kind::DbPoolSaturation,
         Kind::DbLatency,
@@ -41,6 +43,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::CpuSaturation => "cpu_saturation",
+            Kind::IoSaturation => "io_saturation",
             Kind::MemoryPressure => "memory_pressure",
             Kind::DbPoolSaturation => "db_pool_saturation",
             Kind::DbLatency => "db_latency",
@@ -57,6 +60,7 @@ impl Kind {
     pub fn words(self) -> &'static str {
         match self {
             Kind::CpuSaturation => "CPU saturation",
+            Kind::IoSaturation => "Disk I/O saturation",
             Kind::MemoryPressure => "Memory pressure",
             Kind::DbPoolSaturation => "Database connection pool saturated",
             Kind::DbLatency => "Database got slower",

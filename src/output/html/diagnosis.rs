@@ -57,6 +57,7 @@ fn window(f: &Finding) -> Option<(f64, f64)> {
 fn describes_users(kind: Kind) -> bool {
     match kind {
         Kind::CpuSaturation
+        | Kind::IoSaturation
         | Kind::MemoryPressure
         | Kind::DbPoolSaturation
         | Kind::DbLatency
