@@ -1399,3 +1399,40 @@ fn cpu_pressure_with_a_disk_stall_names_the_disk_first() {
         );
     }
 }
+
+/// A competing batch's row locks (the fault suite's `row-locks`, on a host busy with other
+/// work): the API's own CPU fell from 0.15 to 0.04 of a core because its requests sat blocked,
+/// its threads' wait for a CPU fell with it, and the host's CPU pressure rose for reasons of
+/// its own. Blocked is not starved: no starvation, and the database's findings are not
+/// explained away as a descheduled caller's. With the wait rising instead, the same CPU fall
+/// is starvation.
+#[test]
+fn a_blocked_service_whose_cpu_fell_is_not_starved() {
+    let n = 70;
+    let case = |wait_during: f64| {
+        analyze(&api_on_a_busy_host(
+            n,
+            0.04,
+            (0.08, wait_during),
+            (0.3, 0.53),
+        ))
+        .findings
+    };
+    let blocked = case(0.04);
+    assert!(
+        blocked.iter().all(|f| !f.summary.contains("starved")),
+        "{blocked:#?}"
+    );
+    let db: Vec<_> = blocked
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::DbLatency | Kind::DbPoolSaturation))
+        .collect();
+    assert!(!db.is_empty(), "{blocked:#?}");
+    assert!(
+        db.iter()
+            .all(|f| f.explained_by.is_none() && f.lines.is_empty()),
+        "{db:#?}"
+    );
+    let starved = case(0.3);
+    assert!(starved[0].summary.contains("starved"), "{starved:#?}");
+}
