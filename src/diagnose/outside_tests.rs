@@ -1436,3 +1436,40 @@ fn a_blocked_service_whose_cpu_fell_is_not_starved() {
     let starved = case(0.3);
     assert!(starved[0].summary.contains("starved"), "{starved:#?}");
 }
+
+/// Batch E of the fault suite's `io` (bench/README.md): the users degraded from t=25, the disk
+/// stalled from t=29 once the page cache had filled. Too late to be named the cause, and said
+/// among what the diagnosis does not know.
+#[test]
+fn a_resource_that_moved_after_the_users_is_said_not_named() {
+    let n = 70;
+    let mut io = 0.0;
+    let texts: Vec<Option<String>> = (0..n)
+        .map(|t| {
+            io += if (29..44).contains(&t) { 0.2 } else { 0.01 } * (1.0 + 0.2 * jitter(t, 102));
+            Some(format!(
+                "# TYPE host_pressure_io_waiting_seconds_total counter\n\
+                 host_pressure_io_waiting_seconds_total {io:.6}\n"
+            ))
+        })
+        .collect();
+    let mut input = users(n, 10.0, 34.0, 25, 44);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", texts),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::IoSaturation),
+        "{:#?}",
+        d.findings
+    );
+    assert!(
+        d.unknown
+            .iter()
+            .any(|l| l.contains("host_pressure_io_waiting")
+                && l.contains("(io_saturation) moved clearly but only from t=")),
+        "{:#?}",
+        d.unknown
+    );
+}

@@ -77,6 +77,25 @@ pub fn unknowns(input: &Input, sli: &Sli, findings: &[Finding], scored: &[Scored
     } else {
         "the findings explain the users' degradation only weakly (no score reaches 0.3)".to_string()
     }];
+    // A resource that clearly moved, but only after the users: too late to be named a cause, and
+    // yet a cause that builds up behind its first symptom (a disk's stall once the page cache
+    // has filled behind writers that first took CPU) looks the same. Said, not named.
+    if let Some(s) = scored.iter().find(|s| {
+        // Dated by its own sustained departure from its baseline (`changed_at`), not by the
+        // size of its jump at the users' onset, which a later rise does not have.
+        // A gauge read at the next scrape is not late.
+        s.kind.is_some()
+            && s.changed_at
+                .is_some_and(|t| t > sli.onset + 1 && t <= sli.end)
+    }) {
+        let at = s.changed_at.unwrap_or(sli.onset);
+        out.push(format!(
+            "{} ({}) moved clearly but only from t={at}s, {} s after the users' experience: too late to be named its cause here; if it built up behind a first symptom, it may still be",
+            s.name,
+            s.kind.map_or("", Kind::as_str),
+            at - sli.onset
+        ));
+    }
     if !names.iter().any(|n| host_signal(n)) {
         out.push("no host signals were collected (CPU per core, pressure stall of CPU, memory and I/O, scheduling delay): a service starved of CPU by a neighbour, or waiting for a saturated disk, looks like nothing here — scrape node_exporter, or a service that exports its host's pressure (the bundled stack does: host_pressure_*, process_schedstat_*)".into());
     }
