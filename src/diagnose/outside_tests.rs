@@ -1473,3 +1473,33 @@ fn a_resource_that_moved_after_the_users_is_said_not_named() {
         d.unknown
     );
 }
+
+/// Batches A and E of the fault suite's `io` (bench/README.md): the disk stalled for 15 s and
+/// the users stayed slow 20 s longer. Over the whole degraded window the stall's median is
+/// its baseline; measured over the stretch where it held its change, it is the cause.
+#[test]
+fn a_cause_shorter_than_the_degradation_is_still_found() {
+    let n = 80;
+    let mut io = 0.0;
+    let texts: Vec<Option<String>> = (0..n)
+        .map(|t| {
+            io += if (25..40).contains(&t) { 0.2 } else { 0.007 } * (1.0 + 0.2 * jitter(t, 103));
+            Some(format!(
+                "# TYPE host_pressure_io_waiting_seconds_total counter\n\
+                 host_pressure_io_waiting_seconds_total {io:.6}\n"
+            ))
+        })
+        .collect();
+    let mut input = users(n, 10.0, 40.0, 25, 62);
+    input.add_infra(&Infra {
+        series: scraped("127.0.0.1:8080", texts),
+        ..Default::default()
+    });
+    let d = analyze(&input);
+    assert_eq!(
+        d.findings.first().map(|f| f.kind),
+        Some(Kind::IoSaturation),
+        "{:#?}",
+        d.findings
+    );
+}

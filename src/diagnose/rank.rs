@@ -2,7 +2,10 @@
 //!
 //! For each signal (smoothed with a rolling median of 3 s):
 //! - **abnormality** `a = z / (z + 4)`, with `z` the shift of its median during the degraded
-//!   window from its own baseline median, in robust sigmas (1.4826 × MAD, floored at 5 % of
+//!   window from its own baseline median — or over the stretch of that window where the signal
+//!   held its own change, when that stretch began within the lead credited, covers a quarter
+//!   of the window or more and shifted further (a cause over before the users recovered) —
+//!   in robust sigmas (1.4826 × MAD, floored at 5 % of
 //!   the baseline level and 2 % of the signal's range so flat baselines do not divide by 0);
 //!   `z` is capped at twice the *local* jump: the step across the SLI onset (medians of `w` s
 //!   before the lead window against `w` s after the onset) over the same-span steps the signal
@@ -44,7 +47,9 @@
 
 use super::rules::classify;
 use super::sli::{Sli, MIN_RUN_S};
-use super::stats::{first_sustained, lagged, median, median_mad, ranks, rolling_median};
+use super::stats::{
+    first_sustained, lagged, median, median_mad, ranks, rolling_median, sustained_runs,
+};
 use super::Input;
 use crate::record::findings::Kind;
 
@@ -156,7 +161,36 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                 });
             let noise = (1.4826 * mad).max(0.05 * med.abs());
             let scale = noise.max(0.02 * (hi - lo)).max(1e-12);
-            let during = median(&xs[sli.onset.min(n - 1)..=sli.end.min(n - 1)]);
+            // When it changed: against its own noise, with a smaller share of its range than
+            // the size of the change uses — a signal that grows a thousandfold (a pool wait
+            // under overload) would otherwise be seen to change only once 8% of its peak.
+            let onset_scale = onset_scale_of(noise, hi - lo);
+            let hit: Vec<bool> = xs
+                .iter()
+                .map(|v| (v - med).abs() > CHANGE_Z * onset_scale)
+                .collect();
+            let changed_at = first_sustained(&hit, base_end, MIN_RUN_S).filter(|&t| t <= sli.end);
+            let (w0, w1) = (sli.onset.min(n - 1), sli.end.min(n - 1));
+            let whole = median(&xs[w0..=w1]);
+            // A cause can end before the users recover (a disk's stall over, the users still
+            // slow while the system catches up): the median over the whole degraded window then
+            // understates it. The stretch where the signal held its own change — begun within
+            // the lead the ranking credits, a quarter of the window or more — is measured too,
+            // and the larger change taken.
+            let own = changed_at
+                .filter(|&t| t + lag_max as usize >= sli.onset)
+                .and_then(|t| {
+                    sustained_runs(&hit, t, MIN_RUN_S)
+                        .into_iter()
+                        .find(|&(a, _)| a == t)
+                })
+                .map(|(a, b)| (a.max(w0), b.min(w1)))
+                .filter(|&(a, b)| b >= a && (b + 1 - a) * 4 >= w1 + 1 - w0)
+                .map(|(a, b)| median(&xs[a..=b]));
+            let during = match own {
+                Some(o) if (o - med).abs() > (whole - med).abs() => o,
+                _ => whole,
+            };
             let z_local = local_jump(&xs, sli.onset, lag_max as usize, blur);
             let z = ((during - med).abs() / scale).min(2.0 * z_local);
             // The size of the change for comparing candidates: against the signal's own noise,
@@ -172,15 +206,6 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
                     .min(2.0 * z_local)
                     .min(MAX_MAGNITUDE)
             };
-            // When it changed: against its own noise, with a smaller share of its range than
-            // the size of the change uses — a signal that grows a thousandfold (a pool wait
-            // under overload) would otherwise be seen to change only once 8% of its peak.
-            let onset_scale = onset_scale_of(noise, hi - lo);
-            let hit: Vec<bool> = xs
-                .iter()
-                .map(|v| (v - med).abs() > CHANGE_Z * onset_scale)
-                .collect();
-            let changed_at = first_sustained(&hit, base_end, MIN_RUN_S).filter(|&t| t <= sli.end);
             let lead = changed_at.map(|t| credible_lead(sli.onset as f64 - t as f64, s.span_s));
             let g = match lead {
                 None => 0.05,
