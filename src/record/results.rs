@@ -79,6 +79,10 @@ pub struct Results {
     /// Set by `peakload merge`: the shards this result adds up, and which are missing or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
+    /// Set by `peakload merge --shards A-B`: this result is a part of a two-level merge, the
+    /// shards `first..=last` added up, for a final merge to add to the other parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartInfo>,
 }
 
 /// One shard's identity and what it was asked to run.
@@ -123,6 +127,25 @@ pub struct MergeInfo {
     pub missing: Vec<u32>,
     /// Indices whose run did not complete (interrupted, aborted): `incomplete` too.
     pub failed: Vec<u32>,
+}
+
+/// Which shards a part of a two-level merge covers, and what the final merge needs from them
+/// that a merged result does not otherwise keep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartInfo {
+    pub first: u32,
+    /// Inclusive, at most `count - 1`.
+    pub last: u32,
+    /// The run's shard count.
+    pub count: u32,
+    /// The thresholds the shards were given: a part does not evaluate them (its figures are
+    /// a slice of the load), the final merge does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<String>,
+    /// Shards of the part that had no `latency.hlog`: the part's log lacks their seconds, so
+    /// the final merge cannot recompute per-second percentiles exactly either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_latency_log: Vec<String>,
 }
 
 /// One row of the per-shard table.
