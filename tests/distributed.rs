@@ -970,6 +970,56 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         "{}",
         o.stdout
     );
+    assert!(
+        docs.iter().all(|d| !d["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-merge-parts")),
+        "4 shards merge in one pod"
+    );
+
+    // 25 shards: the merge has two levels, three parts of up to 10 shards on their own pods,
+    // resumed before the merge of the parts.
+    let o = render(&case.scenario(), &["--shards", "25"]);
+    o.expect_code(code::OK);
+    let docs25 = validated(&case, "parts.yaml", &o.stdout);
+    let parts = kind(&docs25, "Job", "-merge-parts");
+    let spec = &parts["spec"];
+    assert_eq!(spec["suspend"], true, "resumed after the shards");
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(
+        (spec["completions"].as_u64(), spec["parallelism"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let c = &spec["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["args"],
+        serde_json::json!([
+            "merge",
+            "/results",
+            "--shards-per-part",
+            "10",
+            "--out",
+            "/results/merged-parts/part-$(PART_INDEX)"
+        ])
+    );
+    assert!(c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "PART_INDEX"));
+    let margs =
+        &kind(&docs25, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(margs[1], "/results/merged-parts/");
+    let patch_parts = o
+        .stdout
+        .find("patch job/peakload-black-friday-k8s-merge-parts")
+        .expect("the parts are resumed");
+    let patch_final = o
+        .stdout
+        .find("patch job/peakload-black-friday-k8s-merge --type")
+        .expect("then the merge");
+    assert!(patch_parts < patch_final, "{}", o.stdout);
 
     // Through S3; 500 shards: the pods' arguments do not grow with N (k6-operator #408).
     let o = render(
@@ -993,8 +1043,13 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
     assert_eq!(args500[args500.len() - 1], "s3://results/bf/");
     let margs =
         &kind(&docs500, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert_eq!(margs[1], "s3://results/bf/");
+    assert_eq!(margs[1], "s3://results/bf/merged-parts/");
     assert_eq!(margs[5], "s3://results/bf/merged/");
+    let parts500 = &kind(&docs500, "Job", "-merge-parts")["spec"];
+    assert_eq!(parts500["completions"], 50);
+    let pargs = &parts500["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(pargs[1], "s3://results/bf/");
+    assert_eq!(pargs[5], "s3://results/bf/merged-parts/part-$(PART_INDEX)");
 
     // A feeder outside the scenario's directory cannot be mounted with it: said, exit 2.
     let sub = case.dir().join("sub");
