@@ -21,7 +21,7 @@ use crate::output::artifacts::{self, Artifacts};
 use crate::record::merge::{
     in_range, merge, merge_part, thresholds_given, InRange, MergeError, ShardInput, ShardRange,
 };
-use crate::record::results::Results;
+use crate::record::results::{Results, ResultsError, ResultsKind};
 use crate::scenario::Scenario;
 
 pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
@@ -63,9 +63,9 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
                 Some(at) => {
                     let into = staging.join(format!("input-{i}"));
                     let mut keep = |file: &Path, source: &str| {
-                        let results =
-                            Results::load(file).map_err(|e| Failure::Invalid(e.to_string()))?;
-                        select.admit(&results, source)
+                        let kind =
+                            Results::kind(file).map_err(|e| Failure::Invalid(e.to_string()))?;
+                        select.admit(&kind, source)
                     };
                     let fetched = rt.block_on(s3::fetch_results(
                         &bucket,
@@ -131,9 +131,9 @@ struct Selection {
 }
 
 impl Selection {
-    fn admit(&mut self, results: &Results, source: &str) -> Result<bool, Failure> {
+    fn admit(&mut self, results: &ResultsKind, source: &str) -> Result<bool, Failure> {
         if results.shard.is_none() && results.part.is_none() {
-            if results.merged.is_some() {
+            if results.merge.is_some() {
                 // An earlier merge's output next to the shards (a prefix's merged/).
                 eprintln!("left out {source}: a merged result, not a shard");
                 return Ok(false);
@@ -199,8 +199,15 @@ fn merge_into(
     }
     let mut inputs = Vec::new();
     for (file, source) in files {
-        let results = Results::load(&file).map_err(|e| Failure::Invalid(e.to_string()))?;
-        if !select.admit(&results, &source)? {
+        let unreadable = |e: ResultsError| Failure::Invalid(e.to_string());
+        // A part keeps a tenth of what it finds: the others are looked at, not loaded.
+        if select.part.is_some()
+            && !select.admit(&Results::kind(&file).map_err(unreadable)?, &source)?
+        {
+            continue;
+        }
+        let results = Results::load(&file).map_err(unreadable)?;
+        if select.part.is_none() && !select.admit(&ResultsKind::from(&results), &source)? {
             continue;
         }
         let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))

@@ -31,7 +31,7 @@ use super::adder::{Adder, Decoder};
 use super::hlog::{split_line_bytes, HlogWriter};
 use super::results::{
     encode_histogram, round3, IntervalLatency, JourneyResult, LagStats, LatencyStats, MergeInfo,
-    MergedShard, PartInfo, Results, StepResult, TimelinePoint,
+    MergedShard, PartInfo, Results, ResultsKind, StepResult, TimelinePoint,
 };
 
 /// One shard's results, or a part's, as read from a directory or a file.
@@ -108,7 +108,7 @@ pub enum InRange {
 }
 
 /// Whether a shard, or a part, lies in `range`.
-pub fn in_range(r: &Results, range: ShardRange) -> InRange {
+pub fn in_range(r: &ResultsKind, range: ShardRange) -> InRange {
     let (first, last) = match (&r.shard, &r.part) {
         (Some(s), _) => (s.index, s.index),
         (None, Some(p)) => (p.first, p.last),

@@ -171,6 +171,28 @@ pub struct MergedShard {
     pub generator_kept_up: bool,
 }
 
+/// The fields of a results file that say what it is: a shard, a part, or a merge's output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResultsKind {
+    #[serde(default)]
+    pub shard: Option<ShardInfo>,
+    #[serde(default)]
+    pub part: Option<PartInfo>,
+    /// Whether a merge wrote it.
+    #[serde(default, rename = "merged")]
+    pub merge: Option<serde::de::IgnoredAny>,
+}
+
+impl From<&Results> for ResultsKind {
+    fn from(r: &Results) -> Self {
+        ResultsKind {
+            shard: r.shard.clone(),
+            part: r.part.clone(),
+            merge: r.merged.as_ref().map(|_| serde::de::IgnoredAny),
+        }
+    }
+}
+
 /// Why a results file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
@@ -220,6 +242,20 @@ impl Results {
             }
         }
         serde_json::from_value(doc).map_err(parse)
+    }
+
+    /// Which shard or part a `results.json` holds, read without the rest of it (a part's merge
+    /// looks at every shard of the run to keep its range: their timelines and histograms are
+    /// skipped, not built).
+    pub fn kind(path: &Path) -> Result<ResultsKind, ResultsError> {
+        let bytes = std::fs::read(path).map_err(|source| ResultsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| ResultsError::Parse {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Writes the results as pretty JSON.
