@@ -1021,7 +1021,8 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         .expect("then the merge");
     assert!(patch_parts < patch_final, "{}", o.stdout);
 
-    // Through S3; 500 shards: the pods' arguments do not grow with N (k6-operator #408).
+    // Through S3; 500 shards: the pods' arguments do not grow with N (k6-operator #408), and
+    // the merge is spread over parts.
     let o = render(
         &case.scenario(),
         &[
@@ -1046,8 +1047,11 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
     assert_eq!(margs[1], "s3://results/bf/merged-parts/");
     assert_eq!(margs[5], "s3://results/bf/merged/");
     let parts500 = &kind(&docs500, "Job", "-merge-parts")["spec"];
-    assert_eq!(parts500["completions"], 50);
+    // ⌈√(3·500)⌉ = 39 shards a part: the sum of one part's and the final's merge times is
+    // least there.
+    assert_eq!(parts500["completions"], 13);
     let pargs = &parts500["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(pargs[3], "39");
     assert_eq!(pargs[1], "s3://results/bf/");
     assert_eq!(pargs[5], "s3://results/bf/merged-parts/part-$(PART_INDEX)");
 

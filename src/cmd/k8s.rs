@@ -4,8 +4,8 @@
 //! files it reads), an Indexed Job whose pod `i` runs shard `i` of `N` from one absolute start
 //! time, and a suspended merge Job to resume once the shards have finished; without
 //! `--out-s3`, a ReadWriteMany claim for the results too. Above [`TREE_ABOVE`] shards the merge
-//! has two levels: a suspended Indexed Job of parts (pod `k` merges shards `k·10..k·10+9` with
-//! `merge --shards-per-part`), then the merge of the parts. Every pod gets the same
+//! has two levels: a suspended Indexed Job of parts (pod `k` merges shards `k·S..k·S+S−1` with
+//! `merge --shards-per-part S`), then the merge of the parts. Every pod gets the same
 //! arguments: the shard or part comes from `JOB_COMPLETION_INDEX` (and the shard count from
 //! `PEAKLOAD_SHARD_COUNT`), so nothing in a manifest grows with N.
 //!
@@ -38,15 +38,20 @@ const CORES_PER_SHARD_WARNING: u32 = 16;
 /// ConfigMaps are limited to 1 MiB in all (etcd's object size).
 const CONFIGMAP_LIMIT: usize = 1024 * 1024;
 
-/// Above this many shards the merge is spread over pods, [`SHARDS_PER_PART`] shards a pod.
-/// One process merges about a shard-hour at 10,000 requests/s every 0.3 s on 2 cores (100
-/// shards × 1 h: 31 s; 10 shards × 1 h: 6 s; bench/README.md): up to 20 shards a single merge
-/// takes seconds, less than scheduling a second Job's pods costs.
+/// Above this many shards the merge is spread over pods. One process merges a shard-hour at
+/// 10,000 requests/s in about 0.6 CPU-s (100 shards × 1 h: 31 s wall on 2 cores; 10 shards ×
+/// 1 h: 6 s; bench/README.md): up to 20 shards a single merge takes seconds, less than
+/// scheduling a second Job's pods costs.
 pub const TREE_ABOVE: u32 = 20;
 
-/// Shards merged by one pod of the parts' Job: an hour of them in about 6 s on 2 cores; the
-/// merge of the parts then reads N/10 logs instead of N.
-pub const SHARDS_PER_PART: u32 = 10;
+/// Shards merged by one pod of the parts' Job, for `shards` in all. Measured for an hour at
+/// 10,000 requests/s a shard (bench/README.md, 2 cores): a part of S shards costs about
+/// 6 + 0.6·S CPU-s (its own merged log is the fixed share), the final merge about 6 + 1.8
+/// CPU-s a part (a part's log holds more buckets a line than a shard's). One part and the
+/// final run one after the other, so their sum is least near S = √(3N); at least 10.
+fn shards_per_part(shards: u32) -> u32 {
+    ((3.0 * f64::from(shards)).sqrt().ceil() as u32).max(10)
+}
 
 /// Where the scenario ConfigMap is mounted in the pods.
 const SCENARIO_DIR: &str = "/scenario";
@@ -359,11 +364,11 @@ fn header(
         )
     };
     let merge_steps = match parts {
-        Some(n) => format!(
+        Some((size, n)) => format!(
             "{}#   kubectl{ns} wait job/{name}-merge-parts --for=condition=complete --timeout=1800s \\\n\
              #     || kubectl{ns} get job/{name}-merge-parts -o jsonpath='{{.status.failedIndexes}}'\n\
              {}#   kubectl{ns} logs -f job/{name}-merge     # summary and per-shard table; exit 7: incomplete\n\
-             # {} shards: merged in two levels, {n} parts of {SHARDS_PER_PART} shards each on \
+             # {} shards: merged in two levels, {n} parts of up to {size} shards each on \
              their own pods, then the parts\n# (wall time about one part's merge plus the \
              final's, bench/README.md).\n",
             resume("merge-parts"),
@@ -388,9 +393,13 @@ fn header(
     )
 }
 
-/// How many parts the merge is spread over, `None` when one pod merges the shards.
-fn parts(shards: u32) -> Option<u32> {
-    (shards > TREE_ABOVE).then(|| shards.div_ceil(SHARDS_PER_PART))
+/// The shards a part and how many parts the merge is spread over, `None` when one pod merges
+/// the shards.
+fn parts(shards: u32) -> Option<(u32, u32)> {
+    (shards > TREE_ABOVE).then(|| {
+        let size = shards_per_part(shards);
+        (size, shards.div_ceil(size))
+    })
 }
 
 /// How long the shards' Job may run: until the start, the plan, the drain and the after-run
@@ -547,7 +556,7 @@ fn manifests(
         .collect();
     let final_in = match parts(shards) {
         None => merge_in,
-        Some(n) => {
+        Some((size, n)) => {
             // Every part reads all the shards' place and keeps its own range of them; the
             // index in its output path comes from the pod, like a shard's.
             let mut env = merge_env.clone();
@@ -561,11 +570,12 @@ fn manifests(
                 "merge".to_owned(),
                 merge_in,
                 "--shards-per-part".to_owned(),
-                SHARDS_PER_PART.to_string(),
+                size.to_string(),
                 "--out".to_owned(),
                 format!("{parts_out}part-$(PART_INDEX)"),
             ];
-            // A part of 10 shards × 1 h: about 6 s on 2 cores (bench/README.md).
+            // A part of 10 shards × 1 h: about 8 s on 2 cores, 20 shards about 11 s
+            // (bench/README.md).
             docs.push(merge_job(
                 args,
                 name,
@@ -598,7 +608,8 @@ fn manifests(
         meta("merge", "merge"),
         "merge",
         (merge_args, merge_env),
-        "1",
+        // After parts, the final merge is the longer of the two steps (measured on 2 cores).
+        if parts(shards).is_some() { "2" } else { "1" },
         json!({ "backoffLimit": 0 }),
     ));
     with_items(docs, files)
