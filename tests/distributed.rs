@@ -978,18 +978,18 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         "4 shards merge in one pod"
     );
 
-    // 25 shards: the merge has two levels, three parts of up to 10 shards on their own pods,
+    // 50 shards: the merge has two levels, four parts of up to 13 shards on their own pods,
     // resumed before the merge of the parts.
-    let o = render(&case.scenario(), &["--shards", "25"]);
+    let o = render(&case.scenario(), &["--shards", "50"]);
     o.expect_code(code::OK);
-    let docs25 = validated(&case, "parts.yaml", &o.stdout);
-    let parts = kind(&docs25, "Job", "-merge-parts");
+    let docs50 = validated(&case, "parts.yaml", &o.stdout);
+    let parts = kind(&docs50, "Job", "-merge-parts");
     let spec = &parts["spec"];
     assert_eq!(spec["suspend"], true, "resumed after the shards");
     assert_eq!(spec["completionMode"], "Indexed");
     assert_eq!(
         (spec["completions"].as_u64(), spec["parallelism"].as_u64()),
-        (Some(3), Some(3))
+        (Some(4), Some(4))
     );
     let c = &spec["template"]["spec"]["containers"][0];
     assert_eq!(
@@ -998,7 +998,7 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
             "merge",
             "/results",
             "--shards-per-part",
-            "10",
+            "13",
             "--out",
             "/results/merged-parts/part-$(PART_INDEX)"
         ])
@@ -1009,7 +1009,7 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         .iter()
         .any(|e| e["name"] == "PART_INDEX"));
     let margs =
-        &kind(&docs25, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
+        &kind(&docs50, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
     assert_eq!(margs[1], "/results/merged-parts/");
     let patch_parts = o
         .stdout

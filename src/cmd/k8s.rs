@@ -38,11 +38,12 @@ const CORES_PER_SHARD_WARNING: u32 = 16;
 /// ConfigMaps are limited to 1 MiB in all (etcd's object size).
 const CONFIGMAP_LIMIT: usize = 1024 * 1024;
 
-/// Above this many shards the merge is spread over pods. One process merges a shard-hour at
-/// 10,000 requests/s in about 0.6 CPU-s (100 shards × 1 h: 31 s wall on 2 cores; 10 shards ×
-/// 1 h: 6 s; bench/README.md): up to 20 shards a single merge takes seconds, less than
-/// scheduling a second Job's pods costs.
-pub const TREE_ABOVE: u32 = 20;
+/// Above this many shards the merge is spread over pods. Measured for an hour at 10,000
+/// requests/s a shard on 2 cores (bench/README.md): one merge of N shards costs about
+/// 6 + 0.6·N CPU-s, the two levels about 12 + 2.1·√N for one part and the final together
+/// (see [`shards_per_part`]). They break even near 30 shards; at 40 the parts save about
+/// 5 CPU-s an hour of run, less than starting a second Job's pods takes, at 100 about 30.
+pub const TREE_ABOVE: u32 = 40;
 
 /// Shards merged by one pod of the parts' Job, for `shards` in all. Measured for an hour at
 /// 10,000 requests/s a shard (bench/README.md, 2 cores): a part of S shards costs about
