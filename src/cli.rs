@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use crate::plan::ShardSpec;
+pub use crate::record::merge::ShardRange;
 
 pub use crate::output::artifacts::OutputFlags;
 
@@ -247,6 +248,19 @@ pub struct MergeCli {
     /// Extra threshold, evaluated on the merged result (repeatable).
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
+    /// Merge only shards A to B (inclusive, e.g. 0-9) of those in the inputs, into a part for
+    /// a final `peakload merge` of the parts: a two-level merge spread over machines. The
+    /// other shards in the inputs are left out, so every part can read the same prefix. A part
+    /// writes results.json and latency.hlog only; thresholds, the diagnosis and the report wait
+    /// for the final merge, which also judges missing shards (a part exits 0 without them).
+    #[arg(long, value_name = "A-B", value_parser = shard_range_arg,
+          conflicts_with_all = ["thresholds", "scenario", "shards_per_part"])]
+    pub shards: Option<ShardRange>,
+    /// In a Kubernetes Indexed Job: merge part K = JOB_COMPLETION_INDEX, the shards K·N to
+    /// K·N+N−1, as --shards does.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with_all = ["thresholds", "scenario"])]
+    pub shards_per_part: Option<u32>,
     #[command(flatten)]
     pub outputs: OutputFlags,
 }
@@ -343,6 +357,10 @@ fn threads_arg(s: &str) -> Result<usize, String> {
 
 fn shard_arg(s: &str) -> Result<ShardSpec, String> {
     ShardSpec::parse(s)
+}
+
+fn shard_range_arg(s: &str) -> Result<ShardRange, String> {
+    ShardRange::parse(s)
 }
 
 /// RFC 3339: `2026-11-27T09:00:00Z`, fractions of a second and `+01:00`-style offsets allowed.

@@ -5,7 +5,7 @@
 //! (every percentile recomputed from that sum); a missing shard must make it `incomplete`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
@@ -56,9 +56,48 @@ fn results(dir: &Path) -> Results {
 }
 
 fn merge(inputs: &[&Path], out: &Path) -> crate::util::Outcome {
+    merge_with(inputs, &[], out)
+}
+
+fn merge_with(inputs: &[&Path], flags: &[&str], out: &Path) -> crate::util::Outcome {
     let mut cmd = peakload();
-    cmd.arg("merge").args(inputs).arg("--out").arg(out);
+    cmd.arg("merge")
+        .args(inputs)
+        .args(flags)
+        .arg("--out")
+        .arg(out);
     run_within(cmd, Duration::from_secs(60))
+}
+
+/// The case's plan as `n` shards, `n` processes started together against `server`: their
+/// directories, `shards/shard-I` under the case's.
+fn run_shards(case: &Case, server: &TestServer, n: u32) -> Vec<PathBuf> {
+    let at = SystemTime::now() + Duration::from_secs(4);
+    let at = humantime::format_rfc3339_millis(at).to_string();
+    let shards: Vec<_> = (0..n)
+        .map(|i| {
+            let out = case.dir().join("shards").join(format!("shard-{i}"));
+            let mut cmd: Command = case.run_command(&out);
+            cmd.arg("--target")
+                .arg(server.url())
+                .arg("-q")
+                .arg("--threads")
+                .arg("1")
+                .arg("--shard")
+                .arg(format!("{i}/{n}"))
+                .arg("--start-at")
+                .arg(&at);
+            (out, spawn(cmd))
+        })
+        .collect();
+    shards
+        .into_iter()
+        .map(|(out, p)| {
+            p.finish_within(Duration::from_secs(60))
+                .expect_code(code::OK);
+            out
+        })
+        .collect()
 }
 
 #[test]
@@ -76,32 +115,7 @@ fn three_shards_merge_to_the_single_run_count_for_count() {
 
     // The same plan as three shards, three processes, started together.
     let server = TestServer::start();
-    let at = SystemTime::now() + Duration::from_secs(4);
-    let at = humantime::format_rfc3339_millis(at).to_string();
-    let shards: Vec<_> = (0..3)
-        .map(|i| {
-            let out = case.dir().join("shards").join(format!("shard-{i}"));
-            let mut cmd: Command = case.run_command(&out);
-            cmd.arg("--target")
-                .arg(server.url())
-                .arg("-q")
-                .arg("--threads")
-                .arg("1")
-                .arg("--shard")
-                .arg(format!("{i}/3"))
-                .arg("--start-at")
-                .arg(&at);
-            (out, spawn(cmd))
-        })
-        .collect();
-    let dirs: Vec<_> = shards
-        .into_iter()
-        .map(|(out, p)| {
-            p.finish_within(Duration::from_secs(60))
-                .expect_code(code::OK);
-            out
-        })
-        .collect();
+    let dirs = run_shards(&case, &server, 3);
     let parts: Vec<Results> = dirs.iter().map(|d| results(d)).collect();
     for (i, p) in parts.iter().enumerate() {
         let own = p
@@ -271,6 +285,181 @@ fn three_shards_merge_to_the_single_run_count_for_count() {
         m.capacity.is_some(),
         "the diagnosis ran on the merged result"
     );
+}
+
+/// A merged result as JSON, without what names where it was read from.
+fn figures(dir: &Path) -> Value {
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("tool");
+    v
+}
+
+/// An interval line: tag, second, length and the histogram's (value, count) buckets.
+type Interval = (Option<String>, f64, f64, Vec<(u64, u64)>);
+
+/// A merged latency.hlog's intervals.
+fn intervals(dir: &Path) -> Vec<Interval> {
+    let text = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
+    peakload::record::hlog::read_intervals(&text)
+        .unwrap()
+        .into_iter()
+        .map(|i| {
+            let buckets = i
+                .histogram
+                .iter_recorded()
+                .map(|b| (b.value_iterated_to(), b.count_at_value()))
+                .collect();
+            (i.tag, i.start, i.length, buckets)
+        })
+        .collect()
+}
+
+#[test]
+fn a_merge_of_parts_is_the_direct_merge_figure_for_figure() {
+    let _cpu = shared_cpu();
+    let case = case();
+    let server = TestServer::start();
+    let dirs = run_shards(&case, &server, 3);
+    let root = case.dir().join("shards");
+    let direct = case.dir().join("direct");
+    merge(&[&root], &direct).expect_code(code::OK);
+
+    // Parts read the same directory and keep their own range; a part is marked, carries the
+    // thresholds for the final merge and is not judged itself.
+    let parts = case.dir().join("parts");
+    let (a, b) = (parts.join("part-0"), parts.join("part-1"));
+    let o = merge_with(&[&root], &["--shards", "0-1"], &a);
+    o.expect_code(code::OK);
+    assert!(
+        o.stdout.contains("part: shards 0-1 of 3 (2 found)"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        !a.join("report.html").exists(),
+        "a part has no report of its own"
+    );
+    merge_with(&[&root], &["--shards", "2-9"], &b).expect_code(code::OK);
+    let part = results(&a);
+    let info = part.part.as_ref().expect("marked as a part");
+    assert_eq!((info.first, info.last, info.count), (0, 1, 3));
+    assert_eq!(
+        info.thresholds,
+        ["http.error_rate < 50%", "http.requests == 240"]
+    );
+    assert!(part.thresholds.is_empty());
+    assert_eq!(part.merged.as_ref().unwrap().shards.len(), 2);
+    let last = results(&b);
+    assert_eq!(last.part.as_ref().map(|p| (p.first, p.last)), Some((2, 2)));
+    crate::util::assert_valid_results(&a.join("results.json"));
+
+    // The final merge of the parts, of a part and a shard, and of three one-shard parts:
+    // figures, thresholds, per-shard rows and every per-second histogram are the direct merge's.
+    let want = figures(&direct);
+    let want_log = intervals(&direct);
+    assert!(!want_log.is_empty());
+    let singles: Vec<PathBuf> = (0..3)
+        .map(|i| case.dir().join(format!("single-{i}")))
+        .collect();
+    for (i, out) in singles.iter().enumerate() {
+        merge_with(&[&root], &["--shards", &format!("{i}-{i}")], out).expect_code(code::OK);
+    }
+    let trees: Vec<(&str, Vec<&Path>)> = vec![
+        ("parts", vec![&parts]),
+        ("part and shard", vec![&a, &dirs[2]]),
+        (
+            "one-shard parts",
+            singles.iter().map(PathBuf::as_path).collect(),
+        ),
+    ];
+    for (name, inputs) in trees {
+        let out = case.dir().join(format!("tree-{}", name.replace(' ', "-")));
+        let o = merge(&inputs, &out);
+        o.expect_code(code::OK);
+        assert!(o.stdout.contains("shards (3 of 3)"), "{name}: {}", o.stdout);
+        let got = figures(&out);
+        for key in want.as_object().unwrap().keys() {
+            assert_eq!(got[key], want[key], "{name}: {key}");
+        }
+        assert_eq!(got, want, "{name}");
+        assert_eq!(intervals(&out), want_log, "{name}: latency.hlog");
+        crate::util::assert_valid_results(&out.join("results.json"));
+    }
+
+    // Shards that started up to half a second apart still land in the same seconds both ways.
+    let late = case.dir().join("late");
+    for (i, d) in dirs.iter().enumerate() {
+        let to = late.join(format!("shard-{i}"));
+        std::fs::create_dir_all(&to).unwrap();
+        let mut r = results(d);
+        let shift = Duration::from_millis(200 * i as u64);
+        for t in [&mut r.started_at, &mut r.ended_at] {
+            let at = humantime::parse_rfc3339_weak(t).unwrap() + shift;
+            *t = humantime::format_rfc3339_millis(at).to_string();
+        }
+        r.save(&to.join("results.json")).unwrap();
+        std::fs::copy(d.join("latency.hlog"), to.join("latency.hlog")).unwrap();
+    }
+    let late_direct = case.dir().join("late-direct");
+    merge(&[&late], &late_direct).expect_code(code::OK);
+    let late_parts = case.dir().join("late-parts");
+    merge_with(&[&late], &["--shards", "0-0"], &late_parts.join("a")).expect_code(code::OK);
+    merge_with(&[&late], &["--shards", "1-2"], &late_parts.join("b")).expect_code(code::OK);
+    let late_tree = case.dir().join("late-tree");
+    merge(&[&late_parts], &late_tree).expect_code(code::OK);
+    assert_eq!(figures(&late_tree), figures(&late_direct));
+    assert_eq!(intervals(&late_tree), intervals(&late_direct));
+
+    // A shard in two inputs is refused, both named; so is a part across another's range.
+    let o = merge(&[&a, &dirs[1]], &case.dir().join("overlap"));
+    o.expect_code(code::INVALID);
+    let named = format!(
+        "{} and {} both hold shard 1",
+        a.display(),
+        dirs[1].display()
+    );
+    assert!(o.stderr.contains(&named), "{}", o.stderr);
+    let o = merge_with(&[&a], &["--shards", "1-2"], &case.dir().join("across"));
+    o.expect_code(code::INVALID);
+    assert!(
+        o.stderr.contains("partly inside --shards 1-2"),
+        "{}",
+        o.stderr
+    );
+    let o = merge_with(
+        &[&root],
+        &["--shards", "2-1"],
+        &case.dir().join("backwards"),
+    );
+    o.expect_code(code::INVALID);
+    let o = merge_with(&[&root], &["--shards", "5-9"], &case.dir().join("none"));
+    o.expect_code(code::INVALID);
+    assert!(o.stderr.contains("no shard of 5-9"), "{}", o.stderr);
+    let o = merge_with(
+        &[&root],
+        &["--shards", "0-1", "--threshold", "http.p99 < 1s"],
+        &case.dir().join("judged"),
+    );
+    o.expect_code(code::INVALID);
+
+    // A shard missing from a part: the part is written (exit 0), the final merge is incomplete
+    // and names it.
+    let gap = case.dir().join("gap");
+    let o = merge_with(&[&dirs[0]], &["--shards", "0-1"], &gap.join("part-0"));
+    o.expect_code(code::OK);
+    assert!(o.stdout.contains("missing shard(s) 1/3"), "{}", o.stdout);
+    assert_eq!(
+        results(&gap.join("part-0")).merged.unwrap().missing,
+        vec![1]
+    );
+    let out = case.dir().join("gap-merged");
+    let o = merge(&[&gap.join("part-0"), &dirs[2]], &out);
+    o.expect_code(code::INCOMPLETE);
+    let m = results(&out);
+    assert_eq!(m.status, "incomplete");
+    assert_eq!(m.merged.as_ref().unwrap().missing, vec![1]);
+    assert_eq!(m.summary.requests, 160);
 }
 
 #[test]
@@ -572,6 +761,29 @@ fn shards_put_in_s3_merge_from_s3_as_from_a_volume() {
     );
     assert_eq!(results(&uploaded_merge).summary.requests, 240);
 
+    // Two levels, as the rendered parts' Job runs them: each part reads the whole prefix and
+    // keeps its own range, the final merge reads the parts.
+    let parts = format!("{prefix}merged-parts/");
+    s3_merge(&[&prefix, "--shards", "0-1"], &format!("{parts}part-0/")).expect_code(code::OK);
+    let o = s3_merge(&[&prefix, "--shards", "2-2"], &format!("{parts}part-1/"));
+    o.expect_code(code::OK);
+    assert!(
+        o.stderr
+            .contains("left out 3 shard(s) or part(s) outside shards 2-2"),
+        "shards 0 and 1, and part 0: {}",
+        o.stderr
+    );
+    let tree = case.dir().join("tree-from-s3");
+    let o = s3_merge(&[&parts], tree.to_str().unwrap());
+    o.expect_code(code::OK);
+    assert_eq!(figures(&tree), figures(&from_s3));
+    assert_eq!(intervals(&tree), intervals(&from_s3));
+    // The prefix now holds each shard twice, itself and in a part: refused, both named.
+    let o = s3_merge(&[&prefix], case.dir().join("twice").to_str().unwrap());
+    o.expect_code(code::INVALID);
+    assert!(o.stderr.contains("both hold shard 0"), "{}", o.stderr);
+    boto3(S3_DELETE, &[&moto, &bucket, "runs/bf/merged-parts/"]);
+
     // One shard's files gone: incomplete, named, exit 7.
     boto3(S3_DELETE, &[&moto, &bucket, "runs/bf/shard-1-of-3/"]);
     let partial = case.dir().join("partial");
@@ -758,8 +970,59 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         "{}",
         o.stdout
     );
+    assert!(
+        docs.iter().all(|d| !d["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("-merge-parts")),
+        "4 shards merge in one pod"
+    );
 
-    // Through S3; 500 shards: the pods' arguments do not grow with N (k6-operator #408).
+    // 50 shards: the merge has two levels, four parts of up to 13 shards on their own pods,
+    // resumed before the merge of the parts.
+    let o = render(&case.scenario(), &["--shards", "50"]);
+    o.expect_code(code::OK);
+    let docs50 = validated(&case, "parts.yaml", &o.stdout);
+    let parts = kind(&docs50, "Job", "-merge-parts");
+    let spec = &parts["spec"];
+    assert_eq!(spec["suspend"], true, "resumed after the shards");
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(
+        (spec["completions"].as_u64(), spec["parallelism"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let c = &spec["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["args"],
+        serde_json::json!([
+            "merge",
+            "/results",
+            "--shards-per-part",
+            "13",
+            "--out",
+            "/results/merged-parts/part-$(PART_INDEX)"
+        ])
+    );
+    assert!(c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "PART_INDEX"));
+    let margs =
+        &kind(&docs50, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(margs[1], "/results/merged-parts/");
+    let patch_parts = o
+        .stdout
+        .find("patch job/peakload-black-friday-k8s-merge-parts")
+        .expect("the parts are resumed");
+    let patch_final = o
+        .stdout
+        .find("patch job/peakload-black-friday-k8s-merge --type")
+        .expect("then the merge");
+    assert!(patch_parts < patch_final, "{}", o.stdout);
+
+    // Through S3; 500 shards: the pods' arguments do not grow with N (k6-operator #408), and
+    // the merge is spread over parts.
     let o = render(
         &case.scenario(),
         &[
@@ -781,8 +1044,16 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
     assert_eq!(args500[args500.len() - 1], "s3://results/bf/");
     let margs =
         &kind(&docs500, "Job", "-merge")["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert_eq!(margs[1], "s3://results/bf/");
+    assert_eq!(margs[1], "s3://results/bf/merged-parts/");
     assert_eq!(margs[5], "s3://results/bf/merged/");
+    let parts500 = &kind(&docs500, "Job", "-merge-parts")["spec"];
+    // ⌈√(3·500)⌉ = 39 shards a part: the sum of one part's and the final's merge times is
+    // least there.
+    assert_eq!(parts500["completions"], 13);
+    let pargs = &parts500["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(pargs[3], "39");
+    assert_eq!(pargs[1], "s3://results/bf/");
+    assert_eq!(pargs[5], "s3://results/bf/merged-parts/part-$(PART_INDEX)");
 
     // A feeder outside the scenario's directory cannot be mounted with it: said, exit 2.
     let sub = case.dir().join("sub");

@@ -3,9 +3,11 @@
 //! From a scenario file and `--shards N` it makes a ConfigMap (the scenario and the feeder
 //! files it reads), an Indexed Job whose pod `i` runs shard `i` of `N` from one absolute start
 //! time, and a suspended merge Job to resume once the shards have finished; without
-//! `--out-s3`, a ReadWriteMany claim for the results too. Every pod gets the same arguments:
-//! the shard comes from `JOB_COMPLETION_INDEX` and `PEAKLOAD_SHARD_COUNT`, so nothing in a
-//! manifest grows with N.
+//! `--out-s3`, a ReadWriteMany claim for the results too. Above [`TREE_ABOVE`] shards the merge
+//! has two levels: a suspended Indexed Job of parts (pod `k` merges shards `k·S..k·S+S−1` with
+//! `merge --shards-per-part S`), then the merge of the parts. Every pod gets the same
+//! arguments: the shard or part comes from `JOB_COMPLETION_INDEX` (and the shard count from
+//! `PEAKLOAD_SHARD_COUNT`), so nothing in a manifest grows with N.
 //!
 //! The manifests are built as JSON values and written as YAML by [`yaml`], which quotes every
 //! string, so no value from the scenario can change the document's structure.
@@ -35,6 +37,22 @@ const CORES_PER_SHARD_WARNING: u32 = 16;
 
 /// ConfigMaps are limited to 1 MiB in all (etcd's object size).
 const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+
+/// Above this many shards the merge is spread over pods. Measured for an hour at 10,000
+/// requests/s a shard on 2 cores (bench/README.md): one merge of N shards costs about
+/// 6 + 0.6·N CPU-s, the two levels about 12 + 2.1·√N for one part and the final together
+/// (see [`shards_per_part`]). They break even near 30 shards; at 40 the parts save about
+/// 5 CPU-s an hour of run, less than starting a second Job's pods takes, at 100 about 30.
+pub const TREE_ABOVE: u32 = 40;
+
+/// Shards merged by one pod of the parts' Job, for `shards` in all. Measured for an hour at
+/// 10,000 requests/s a shard (bench/README.md, 2 cores): a part of S shards costs about
+/// 6 + 0.6·S CPU-s (its own merged log is the fixed share), the final merge about 6 + 1.8
+/// CPU-s a part (a part's log holds more buckets a line than a shard's). One part and the
+/// final run one after the other, so their sum is least near S = √(3N); at least 10.
+fn shards_per_part(shards: u32) -> u32 {
+    ((3.0 * f64::from(shards)).sqrt().ceil() as u32).max(10)
+}
 
 /// Where the scenario ConfigMap is mounted in the pods.
 const SCENARIO_DIR: &str = "/scenario";
@@ -315,19 +333,52 @@ fn header(
          64 KiB a VU).\n",
         size.memory_mib, size.vus_per_shard
     );
+    let parts = parts(args.shards);
     let results = match &args.out_s3 {
         Some(url) => format!(
-            "# Results: {url}shard-I-of-{}/ from each shard; the merge writes {url}merged/.\n# \
+            "# Results: {url}shard-I-of-{}/ from each shard; {}the merge writes {url}merged/.\n# \
              The pods need S3 access to that prefix (IRSA or EKS Pod Identity on the service \
              account{}).\n",
             args.shards,
+            if parts.is_some() {
+                format!("{url}merged-parts/part-K/ from each part; ")
+            } else {
+                String::new()
+            },
             args.service_account
                 .as_deref()
                 .map_or(String::new(), |s| format!(" {s}"))
         ),
         None => format!(
             "# Results: the ReadWriteMany claim {name}-results, {RESULTS_DIR}/shard-I/ from \
-             each shard, {RESULTS_DIR}/merged/ from the merge.\n"
+             each shard, {}{RESULTS_DIR}/merged/ from the merge.\n",
+            if parts.is_some() {
+                format!("{RESULTS_DIR}/merged-parts/part-K/ from each part, ")
+            } else {
+                String::new()
+            },
+        ),
+    };
+    let resume = |job: &str| {
+        format!(
+            "#   kubectl{ns} patch job/{name}-{job} --type=merge -p '{{\"spec\":{{\"suspend\":false}}}}'\n"
+        )
+    };
+    let merge_steps = match parts {
+        Some((size, n)) => format!(
+            "{}#   kubectl{ns} wait job/{name}-merge-parts --for=condition=complete --timeout=1800s \\\n\
+             #     || kubectl{ns} get job/{name}-merge-parts -o jsonpath='{{.status.failedIndexes}}'\n\
+             {}#   kubectl{ns} logs -f job/{name}-merge     # summary and per-shard table; exit 7: incomplete\n\
+             # {} shards: merged in two levels, {n} parts of up to {size} shards each on \
+             their own pods, then the parts\n# (wall time about one part's merge plus the \
+             final's, bench/README.md).\n",
+            resume("merge-parts"),
+            resume("merge"),
+            args.shards,
+        ),
+        None => format!(
+            "{}#   kubectl{ns} logs -f job/{name}-merge     # summary and per-shard table; exit 7: incomplete\n",
+            resume("merge")
         ),
     };
     format!(
@@ -336,13 +387,20 @@ fn header(
          #   peakload k8s render ... | kubectl{ns} apply -f -\n\
          #   kubectl{ns} wait job/{name}-shards --for=condition=complete --timeout={}s \\\n\
          #     || kubectl{ns} get job/{name}-shards -o jsonpath='{{.status.failedIndexes}}'\n\
-         #   kubectl{ns} patch job/{name}-merge --type=merge -p '{{\"spec\":{{\"suspend\":false}}}}'\n\
-         #   kubectl{ns} logs -f job/{name}-merge     # summary and per-shard table; exit 7: incomplete\n\
-         {sizing}{results}",
+         {merge_steps}{sizing}{results}",
         scenario.name,
         args.shards,
         deadline(args, scenario).as_secs(),
     )
+}
+
+/// The shards a part and how many parts the merge is spread over, `None` when one pod merges
+/// the shards.
+fn parts(shards: u32) -> Option<(u32, u32)> {
+    (shards > TREE_ABOVE).then(|| {
+        let size = shards_per_part(shards);
+        (size, shards.div_ceil(size))
+    })
 }
 
 /// How long the shards' Job may run: until the start, the plan, the drain and the after-run
@@ -386,14 +444,19 @@ fn manifests(
         "data": data,
     }));
 
-    let (shard_out, merge_in, merge_out) = match &args.out_s3 {
+    let (shard_out, merge_in, merge_out, parts_out) = match &args.out_s3 {
         Some(url) => {
             let url = if url.ends_with('/') {
                 url.clone()
             } else {
                 format!("{url}/")
             };
-            (url.clone(), url.clone(), format!("{url}merged/"))
+            (
+                url.clone(),
+                url.clone(),
+                format!("{url}merged/"),
+                format!("{url}merged-parts/"),
+            )
         }
         None => {
             docs.push(json!({
@@ -410,6 +473,7 @@ fn manifests(
                 format!("{RESULTS_DIR}/shard-$(SHARD_INDEX)"),
                 RESULTS_DIR.to_owned(),
                 format!("{RESULTS_DIR}/merged"),
+                format!("{RESULTS_DIR}/merged-parts/"),
             )
         }
     };
@@ -487,48 +551,113 @@ fn manifests(
         },
     }));
 
+    let merge_env: Vec<Value> = env
+        .into_iter()
+        .filter(|e| e["name"] == "AWS_ENDPOINT_URL_S3")
+        .collect();
+    let final_in = match parts(shards) {
+        None => merge_in,
+        Some((size, n)) => {
+            // Every part reads all the shards' place and keeps its own range of them; the
+            // index in its output path comes from the pod, like a shard's.
+            let mut env = merge_env.clone();
+            env.push(json!({
+                "name": "PART_INDEX",
+                "valueFrom": { "fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                } },
+            }));
+            let part_args = vec![
+                "merge".to_owned(),
+                merge_in,
+                "--shards-per-part".to_owned(),
+                size.to_string(),
+                "--out".to_owned(),
+                format!("{parts_out}part-$(PART_INDEX)"),
+            ];
+            // A part of 10 shards × 1 h: about 8 s on 2 cores, 20 shards about 11 s
+            // (bench/README.md).
+            docs.push(merge_job(
+                args,
+                name,
+                meta("merge-parts", "merge-part"),
+                "merge-part",
+                (part_args, env),
+                "2",
+                json!({
+                    "completionMode": "Indexed",
+                    "completions": n,
+                    "parallelism": n,
+                    // A part only reads what the shards wrote: running it again is safe.
+                    "backoffLimitPerIndex": 1,
+                }),
+            ));
+            parts_out
+        }
+    };
     let merge_args = vec![
         "merge".to_owned(),
-        merge_in,
+        final_in,
         "--scenario".to_owned(),
         scenario_path,
         "--out".to_owned(),
         merge_out,
     ];
-    let merge_env: Vec<Value> = env
-        .into_iter()
-        .filter(|e| e["name"] == "AWS_ENDPOINT_URL_S3")
-        .collect();
-    let merge_container = container(
-        &args.image,
+    docs.push(merge_job(
+        args,
+        name,
+        meta("merge", "merge"),
         "merge",
+        (merge_args, merge_env),
+        // After parts, the final merge is the longer of the two steps (measured on 2 cores).
+        if parts(shards).is_some() { "2" } else { "1" },
+        json!({ "backoffLimit": 0 }),
+    ));
+    with_items(docs, files)
+}
+
+/// A Job of `peakload merge` pods, created suspended, resumed once the Job before it has
+/// finished (the header says how): Kubernetes has no dependency between Jobs, and a merge
+/// started early would find no results. `spec` adds to its spec.
+fn merge_job(
+    args: &K8sRenderCli,
+    name: &str,
+    metadata: Value,
+    component: &str,
+    (merge_args, env): (Vec<String>, Vec<Value>),
+    cpu: &str,
+    spec: Value,
+) -> Value {
+    let merge = container(
+        &args.image,
+        component,
         merge_args,
-        merge_env,
+        env,
         json!({
             // Memory does not grow with the run (the logs are read in lockstep); bench figure
-            // for 10 shards × 1 h: 50 MB.
-            "requests": { "cpu": "1", "memory": "512Mi" },
+            // for 100 shards × 1 h: 270 MB.
+            "requests": { "cpu": cpu, "memory": "512Mi" },
             "limits": { "memory": "2Gi" },
         }),
         args.out_s3.is_none(),
     );
-    docs.push(json!({
+    let mut job = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": meta("merge", "merge"),
+        "metadata": metadata,
         "spec": {
-            // Resumed once the shards' Job has finished (the header says how): Kubernetes has
-            // no dependency between Jobs, and a merge started early would find no results.
             "suspend": true,
-            "backoffLimit": 0,
             "ttlSecondsAfterFinished": 86400,
             "template": {
-                "metadata": { "labels": labels(name, "merge") },
-                "spec": pod_spec(args, name, merge_container, None),
+                "metadata": { "labels": labels(name, component) },
+                "spec": pod_spec(args, name, merge, None),
             },
         },
-    }));
-    with_items(docs, files)
+    });
+    if let (Some(into), Value::Object(more)) = (job["spec"].as_object_mut(), spec) {
+        into.extend(more);
+    }
+    job
 }
 
 fn labels(name: &str, component: &str) -> Value {

@@ -6,17 +6,37 @@
 //! or a directory holding shard directories (a shared volume, one directory per pod); or an
 //! `s3://bucket/prefix/` holding them ([`s3`] fetches them into a staging directory first).
 //! `--out s3://…` writes locally, then uploads.
+//!
+//! With `--shards A-B` (or `--shards-per-part N` in an Indexed Job) it writes a *part* of a
+//! two-level merge: the shards of that range only, results.json and latency.hlog, for a final
+//! `peakload merge` of the parts (and any shards not in a part) to add up and judge.
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use super::{s3, Failure, Outcome};
 use crate::cli::MergeCli;
 use crate::output::artifacts::{self, Artifacts};
-use crate::record::merge::{merge, ShardInput};
-use crate::record::results::Results;
+use crate::record::merge::{
+    in_range, merge, merge_part, thresholds_given, InRange, MergeError, ShardInput, ShardRange,
+};
+use crate::record::results::{Results, ResultsError, ResultsKind};
 use crate::scenario::Scenario;
 
 pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
+    let mut select = Selection {
+        part: part_range(&args)?,
+        outside: 0,
+    };
+    if select.part.is_some() && (args.outputs.junit.is_some() || args.outputs.summary_md.is_some())
+    {
+        return Err(Failure::Invalid(
+            "a part (--shards) writes results.json and latency.hlog only: give --junit and \
+             --summary-md to the final merge of the parts"
+                .into(),
+        ));
+    }
     let out_s3 = s3::location(&args.out)?;
     let mut remote = Vec::new();
     for input in &args.inputs {
@@ -26,7 +46,7 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
     }
     if out_s3.is_none() && remote.is_empty() {
         let files = local_inputs(&args.inputs, &args.out)?;
-        return merge_into(files, &args.out, &args);
+        return merge_into(files, &args.out, &args, &mut select);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -42,19 +62,28 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
             match s3::location(input)? {
                 Some(at) => {
                     let into = staging.join(format!("input-{i}"));
-                    let fetched = rt
-                        .block_on(s3::fetch_results(&bucket, &at, out_s3.as_ref(), &into))
-                        .map_err(|e| Failure::Invalid(format!("{at}: {e}")))?;
+                    let mut keep = |file: &Path, source: &str| {
+                        let kind =
+                            Results::kind(file).map_err(|e| Failure::Invalid(e.to_string()))?;
+                        select.admit(&kind, source)
+                    };
+                    let fetched = rt.block_on(s3::fetch_results(
+                        &bucket,
+                        &at,
+                        out_s3.as_ref(),
+                        &into,
+                        &mut keep,
+                    ))?;
                     files.extend(fetched.into_iter().map(|f| (f.results, f.source)));
                 }
                 None => files.extend(local_inputs(std::slice::from_ref(input), &args.out)?),
             }
         }
         let Some(to) = &out_s3 else {
-            return merge_into(files, &args.out, &args);
+            return merge_into(files, &args.out, &args, &mut select);
         };
         let local_out = staging.join("merged");
-        let outcome = merge_into(files, &local_out, &args)?;
+        let outcome = merge_into(files, &local_out, &args, &mut select)?;
         let names = rt
             .block_on(s3::upload_dir(&bucket, &local_out, to))
             .map_err(|e| {
@@ -71,6 +100,66 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
+}
+
+/// The shard range of a part (`--shards`, or `--shards-per-part` with the Indexed Job's
+/// completion index), `None` for a whole merge.
+fn part_range(args: &MergeCli) -> Result<Option<ShardRange>, Failure> {
+    let Some(size) = args.shards_per_part else {
+        return Ok(args.shards);
+    };
+    let env = crate::plan::shard::INDEX_ENV;
+    let index = std::env::var(env).map_err(|_| {
+        Failure::Invalid(format!(
+            "--shards-per-part takes the part from {env} (set in a Kubernetes Indexed Job), \
+             which is not set: give --shards A-B"
+        ))
+    })?;
+    let k: u32 = index
+        .trim()
+        .parse()
+        .map_err(|_| Failure::Invalid(format!("{env}={index:?}: not a part number")))?;
+    ShardRange::nth(k, size).map(Some).map_err(Failure::Invalid)
+}
+
+/// Which results found in the inputs are merged: shards and parts (those within the range
+/// of a part being merged); never an earlier whole merge's output.
+struct Selection {
+    part: Option<ShardRange>,
+    /// Shards and parts left out for being outside the range.
+    outside: usize,
+}
+
+impl Selection {
+    fn admit(&mut self, results: &ResultsKind, source: &str) -> Result<bool, Failure> {
+        if results.shard.is_none() && results.part.is_none() {
+            if results.merge.is_some() {
+                // An earlier merge's output next to the shards (a prefix's merged/).
+                eprintln!("left out {source}: a merged result, not a shard");
+                return Ok(false);
+            }
+            // Not a shard at all: the merge says so.
+            return Ok(true);
+        }
+        let Some(range) = self.part else {
+            return Ok(true);
+        };
+        match in_range(results, range) {
+            InRange::Inside => Ok(true),
+            InRange::Outside => {
+                self.outside += 1;
+                Ok(false)
+            }
+            InRange::Across => {
+                let p = results.part.as_ref().expect("only a part lies across");
+                Err(Failure::Invalid(format!(
+                    "{source} is the part of shards {}-{}, partly inside --shards {range}: \
+                     the parts of one merge cannot overlap",
+                    p.first, p.last
+                )))
+            }
+        }
+    }
 }
 
 /// The `results.json` files the local inputs name, each with the name the per-shard table
@@ -99,6 +188,7 @@ fn merge_into(
     files: Vec<(PathBuf, String)>,
     out: &Path,
     args: &MergeCli,
+    select: &mut Selection,
 ) -> Result<Outcome, Failure> {
     if files.is_empty() {
         return Err(Failure::Invalid(
@@ -109,10 +199,15 @@ fn merge_into(
     }
     let mut inputs = Vec::new();
     for (file, source) in files {
-        let results = Results::load(&file).map_err(|e| Failure::Invalid(e.to_string()))?;
-        if results.merged.is_some() && results.shard.is_none() {
-            // An earlier merge's output next to the shards (a prefix's merged/): never a shard.
-            eprintln!("left out {source}: a merged result, not a shard");
+        let unreadable = |e: ResultsError| Failure::Invalid(e.to_string());
+        // A part keeps a tenth of what it finds: the others are looked at, not loaded.
+        if select.part.is_some()
+            && !select.admit(&Results::kind(&file).map_err(unreadable)?, &source)?
+        {
+            continue;
+        }
+        let results = Results::load(&file).map_err(unreadable)?;
+        if select.part.is_none() && !select.admit(&ResultsKind::from(&results), &source)? {
             continue;
         }
         let hlog = std::fs::File::open(file.with_file_name("latency.hlog"))
@@ -124,15 +219,22 @@ fn merge_into(
             hlog,
         });
     }
-    let thresholds_wanted: Vec<String> = {
-        let mut v: Vec<String> = Vec::new();
-        for i in &inputs {
-            for t in &i.results.thresholds {
-                if !v.contains(&t.expr) {
-                    v.push(t.expr.clone());
-                }
-            }
+    if let Some(range) = select.part {
+        if select.outside > 0 {
+            eprintln!(
+                "left out {} shard(s) or part(s) outside shards {range}",
+                select.outside
+            );
         }
+        if inputs.is_empty() {
+            return Err(Failure::Invalid(format!(
+                "no shard of {range} in the inputs: nothing to merge into this part"
+            )));
+        }
+        return write_part(inputs, range, out);
+    }
+    let thresholds_wanted: Vec<String> = {
+        let mut v = thresholds_given(&inputs);
         v.extend(args.thresholds.iter().cloned());
         v
     };
@@ -142,20 +244,7 @@ fn merge_into(
             .map(|i| PathBuf::from(&i.results.scenario.file))
             .filter(|p| p.is_file())
     });
-    std::fs::create_dir_all(out).map_err(|e| {
-        Failure::Output(format!(
-            "cannot create output directory {}: {e}",
-            out.display()
-        ))
-    })?;
-    let hlog_path = out.join("latency.hlog");
-    let hlog = std::fs::File::create(&hlog_path)
-        .map_err(|e| Failure::Output(format!("cannot write {}: {e}", hlog_path.display())))?;
-    let mut results = merge(inputs, std::io::BufWriter::new(hlog)).map_err(|e| {
-        // No half-merged log left behind for inputs that are not one run.
-        let _ = std::fs::remove_file(&hlog_path);
-        Failure::Invalid(e.to_string())
-    })?;
+    let mut results = with_hlog(out, |hlog| merge(inputs, hlog))?;
 
     // Thresholds, on the merged figures: the scenario's and those given to the shards.
     if !thresholds_wanted.is_empty() {
@@ -213,6 +302,44 @@ fn merge_into(
     if results.thresholds.iter().any(|t| !t.ok) {
         return Ok(Outcome::ThresholdsCrossed);
     }
+    Ok(Outcome::Success)
+}
+
+/// Runs a merge writing its `latency.hlog` into `out`, created when missing.
+fn with_hlog(
+    out: &Path,
+    merge: impl FnOnce(BufWriter<File>) -> Result<Results, MergeError>,
+) -> Result<Results, Failure> {
+    std::fs::create_dir_all(out).map_err(|e| {
+        Failure::Output(format!(
+            "cannot create output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let hlog_path = out.join("latency.hlog");
+    let hlog = File::create(&hlog_path)
+        .map_err(|e| Failure::Output(format!("cannot write {}: {e}", hlog_path.display())))?;
+    merge(BufWriter::new(hlog)).map_err(|e| {
+        // No half-merged log left behind for inputs that are not one run.
+        let _ = std::fs::remove_file(&hlog_path);
+        Failure::Invalid(e.to_string())
+    })
+}
+
+/// A part of a two-level merge: results.json and latency.hlog, the per-shard table printed.
+/// Exit 0 even with shards of its range missing or failed: the final merge judges the run.
+fn write_part(inputs: Vec<ShardInput>, range: ShardRange, out: &Path) -> Result<Outcome, Failure> {
+    let results = with_hlog(out, |hlog| merge_part(inputs, range, hlog))?;
+    let path = out.join("results.json");
+    results
+        .save(&path)
+        .map_err(|e| Failure::Output(e.to_string()))?;
+    print!("{}", crate::output::shards::text(&results));
+    println!(
+        "\n  part written (thresholds, diagnosis and report come with the final merge of the \
+         parts): {}",
+        path.display()
+    );
     Ok(Outcome::Success)
 }
 

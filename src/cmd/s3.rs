@@ -153,14 +153,18 @@ pub struct Fetched {
 /// Finds the results under `from` as a local merge finds them in a directory: `results.json`
 /// at the prefix itself, else every `…/results.json` below it (at any depth, leaving out
 /// `skip`, where the merge writes), and downloads each with its `latency.hlog` into numbered
-/// directories under `into` (numbered, so no key can name a path outside it).
+/// directories under `into` (numbered, so no key can name a path outside it). `keep` reads
+/// each downloaded `results.json` first: a result it turns down (another part's shards) is
+/// dropped before its log, the bulk of the bytes, is fetched.
 pub async fn fetch_results(
     bucket: &ResultsBucket,
     from: &S3Url,
     skip: Option<&S3Url>,
     into: &Path,
-) -> Result<Vec<Fetched>, String> {
-    let keys = bucket.list(from).await.map_err(|e| e.to_string())?;
+    keep: &mut dyn FnMut(&Path, &str) -> Result<bool, Failure>,
+) -> Result<Vec<Fetched>, Failure> {
+    let failed = |e: String| Failure::Invalid(format!("{from}: {e}"));
+    let keys = bucket.list(from).await.map_err(|e| failed(e.to_string()))?;
     let own = from.key("results.json");
     let dirs: Vec<&str> = if keys.contains(&own) {
         vec![from.prefix.as_str()]
@@ -177,23 +181,25 @@ pub async fn fetch_results(
     for (i, dir) in dirs.into_iter().enumerate() {
         let local = into.join(format!("{i:05}"));
         std::fs::create_dir_all(&local)
-            .map_err(|e| format!("cannot create {}: {e}", local.display()))?;
+            .map_err(|e| failed(format!("cannot create {}: {e}", local.display())))?;
         let results = local.join("results.json");
         bucket
             .get_to_file(&from.bucket, &format!("{dir}results.json"), &results)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
+        let source = from.url_of(dir);
+        if !keep(&results, &source)? {
+            let _ = std::fs::remove_dir_all(&local);
+            continue;
+        }
         let hlog = format!("{dir}latency.hlog");
         if keys.contains(&hlog) {
             bucket
                 .get_to_file(&from.bucket, &hlog, &local.join("latency.hlog"))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| failed(e.to_string()))?;
         }
-        fetched.push(Fetched {
-            results,
-            source: from.url_of(dir),
-        });
+        fetched.push(Fetched { results, source });
     }
     Ok(fetched)
 }

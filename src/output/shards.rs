@@ -11,7 +11,7 @@ fn opt(v: Option<f64>, unit: &str) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn incomplete_line(m: &MergeInfo) -> Option<String> {
+fn incomplete_line(m: &MergeInfo, part: bool) -> Option<String> {
     if m.missing.is_empty() && m.failed.is_empty() {
         return None;
     }
@@ -28,10 +28,13 @@ fn incomplete_line(m: &MergeInfo) -> Option<String> {
     if !m.failed.is_empty() {
         parts.push(format!("failed shard(s) {}", list(&m.failed)));
     }
-    Some(format!(
-        "INCOMPLETE: {}; this result is not the planned test",
-        parts.join("; ")
-    ))
+    // A part is an intermediate product: the final merge judges the run.
+    let verdict = if part {
+        "the final merge of the parts will be incomplete"
+    } else {
+        "this result is not the planned test"
+    };
+    Some(format!("INCOMPLETE: {}; {verdict}", parts.join("; ")))
 }
 
 /// The table as text, or nothing for a result that is not a merge.
@@ -40,7 +43,21 @@ pub fn text(r: &Results) -> String {
         return String::new();
     };
     let mut s = String::new();
-    let _ = writeln!(s, "\n  shards ({} of {}):", m.shards.len(), m.count);
+    match &r.part {
+        Some(p) => {
+            let _ = writeln!(
+                s,
+                "\n  part: shards {}-{} of {} ({} found):",
+                p.first,
+                p.last,
+                m.count,
+                m.shards.len()
+            );
+        }
+        None => {
+            let _ = writeln!(s, "\n  shards ({} of {}):", m.shards.len(), m.count);
+        }
+    }
     let _ = writeln!(
         s,
         "    {:>5}  {:>10}  {:>10}  {:>10}  {:>9}  {:>8}  {:>8}  {:>7}  status",
@@ -66,7 +83,7 @@ pub fn text(r: &Results) -> String {
             }
         );
     }
-    if let Some(line) = incomplete_line(m) {
+    if let Some(line) = incomplete_line(m, r.part.is_some()) {
         let _ = writeln!(s, "  {line}");
     }
     s
@@ -78,7 +95,7 @@ pub fn markdown(r: &Results) -> String {
         return String::new();
     };
     let mut s = String::new();
-    if let Some(line) = incomplete_line(m) {
+    if let Some(line) = incomplete_line(m, r.part.is_some()) {
         let _ = writeln!(s, "**{line}**\n");
     }
     let _ = writeln!(s, "| shard | asked/s | achieved/s | late start ms | requests | errors | dropped | generator CPU % | status |");

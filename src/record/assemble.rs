@@ -88,6 +88,7 @@ pub fn build_results(run: &FinishedRun<'_>) -> Results {
         regression: None,
         shard: None,
         merged: None,
+        part: None,
     }
 }
 

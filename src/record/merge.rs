@@ -8,6 +8,17 @@
 //!
 //! A shard missing from `0..count`, or one whose run did not complete, makes the result
 //! `incomplete` with the shards named in [`MergeInfo`]: never a smaller test in disguise.
+//!
+//! Two levels, to spread a large merge over machines: [`merge_part`] adds the shards of an
+//! index range into a *part* (a merged result marked with [`PartInfo`], its rows, missing and
+//! failed shards within the range); [`merge`] takes parts and shards alike and adds them as it
+//! adds shards. Every histogram and counter of the tree is the direct merge's. Per-second
+//! lines are aligned twice: a part puts a shard's second `t` at `round(t + shard start − part
+//! start)`, the final merge puts the part's second at `round(t + part start − earliest start)`,
+//! where the direct merge rounds once, `round(t + shard start − earliest start)`. Both agree
+//! while every shard started less than half a second after the earliest (`--start-at` runs
+//! start within milliseconds); with a wider spread a shard's second can land one bucket apart
+//! in the two, the totals unchanged.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -20,10 +31,10 @@ use super::adder::{Adder, Decoder};
 use super::hlog::{split_line_bytes, HlogWriter};
 use super::results::{
     encode_histogram, round3, IntervalLatency, JourneyResult, LagStats, LatencyStats, MergeInfo,
-    MergedShard, Results, StepResult, TimelinePoint,
+    MergedShard, PartInfo, Results, ResultsKind, StepResult, TimelinePoint,
 };
 
-/// One shard's results as read from a directory or a file.
+/// One shard's results, or a part's, as read from a directory or a file.
 pub struct ShardInput {
     /// Where it came from (shown in the per-shard table).
     pub source: String,
@@ -43,24 +54,165 @@ pub enum MergeError {
     Unreadable { input: String, message: String },
 }
 
-/// Adds the shards up and writes the merged `latency.hlog` to `hlog_out`. Inputs that cannot
-/// belong to one distributed run (no shard, different scenarios or shard counts, one index
-/// twice) are refused.
-pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Results, MergeError> {
+/// An inclusive range of shard indices: the part of a two-level merge (`--shards 0-9`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl ShardRange {
+    /// `A-B`, A ≤ B.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let num = |n: &str| {
+            n.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{s:?}: expected A-B, shard indices (e.g. 0-9)"))
+        };
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?}: expected A-B, shard indices (e.g. 0-9)"))?;
+        let (first, last) = (num(a)?, num(b)?);
+        if first > last {
+            return Err(format!("{s:?}: the first index is after the last"));
+        }
+        Ok(ShardRange { first, last })
+    }
+
+    /// Part `k` of parts of `size` shards each: `k·size ..= k·size + size − 1`.
+    pub fn nth(k: u32, size: u32) -> Result<Self, String> {
+        let first = k
+            .checked_mul(size)
+            .filter(|_| size > 0)
+            .ok_or_else(|| format!("part {k} of {size} shard(s) each: out of range"))?;
+        Ok(ShardRange {
+            first,
+            last: first.saturating_add(size - 1),
+        })
+    }
+}
+
+impl std::fmt::Display for ShardRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// Where an input stands against the range of a part being merged.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InRange {
+    Inside,
+    Outside,
+    /// A part with shards both inside and outside the range.
+    Across,
+}
+
+/// Whether a shard, or a part, lies in `range`.
+pub fn in_range(r: &ResultsKind, range: ShardRange) -> InRange {
+    let (first, last) = match (&r.shard, &r.part) {
+        (Some(s), _) => (s.index, s.index),
+        (None, Some(p)) => (p.first, p.last),
+        (None, None) => return InRange::Outside,
+    };
+    if range.first <= first && last <= range.last {
+        InRange::Inside
+    } else if last < range.first || range.last < first {
+        InRange::Outside
+    } else {
+        InRange::Across
+    }
+}
+
+/// The thresholds the inputs were given, each once, in the order first seen: the shards'
+/// evaluated ones and those parts carry for the final merge.
+pub fn thresholds_given(inputs: &[ShardInput]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for i in inputs {
+        let r = &i.results;
+        let given = r.thresholds.iter().map(|t| &t.expr).chain(
+            r.part
+                .as_ref()
+                .map(|p| p.thresholds.iter())
+                .into_iter()
+                .flatten(),
+        );
+        for t in given {
+            if !v.contains(t) {
+                v.push(t.clone());
+            }
+        }
+    }
+    v
+}
+
+/// Adds the shards and parts up and writes the merged `latency.hlog` to `hlog_out`. Inputs
+/// that cannot belong to one distributed run (no shard, different scenarios or shard counts,
+/// one index in two inputs) are refused.
+pub fn merge<W: Write>(inputs: Vec<ShardInput>, hlog_out: W) -> Result<Results, MergeError> {
+    merge_inputs(inputs, None, hlog_out)
+}
+
+/// Adds the shards of `range` (and parts within it) into a part of a two-level merge; the
+/// caller has left out inputs outside the range. Missing and failed shards are those of the
+/// range; thresholds are carried for the final merge, not evaluated.
+pub fn merge_part<W: Write>(
+    inputs: Vec<ShardInput>,
+    range: ShardRange,
+    hlog_out: W,
+) -> Result<Results, MergeError> {
+    merge_inputs(inputs, Some(range), hlog_out)
+}
+
+/// The shard count an input names: a shard's or a part's.
+fn count_of(i: &ShardInput) -> Result<u32, MergeError> {
+    match (&i.results.shard, &i.results.part) {
+        (Some(s), _) => Ok(s.count),
+        (None, Some(p)) => Ok(p.count),
+        (None, None) => Err(not_a_shard(i)),
+    }
+}
+
+/// The shard indices an input holds: a shard's own, or the shards a part added up.
+fn held(i: &ShardInput) -> Vec<u32> {
+    match (&i.results.shard, &i.results.merged) {
+        (Some(s), _) => vec![s.index],
+        (None, Some(m)) => m.shards.iter().map(|s| s.index).collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
+fn describe(i: &ShardInput) -> String {
+    match (&i.results.shard, &i.results.part) {
+        (Some(s), _) => format!("shard {}/{}", s.index, s.count),
+        (None, Some(p)) => format!("the part of shards {}-{} of {}", p.first, p.last, p.count),
+        (None, None) => "not a shard".into(),
+    }
+}
+
+fn merge_inputs<W: Write>(
+    mut inputs: Vec<ShardInput>,
+    range: Option<ShardRange>,
+    hlog_out: W,
+) -> Result<Results, MergeError> {
     let first = inputs.first().ok_or(MergeError::Empty)?;
-    let count = first
-        .results
-        .shard
-        .as_ref()
-        .map(|s| s.count)
-        .ok_or_else(|| not_a_shard(first))?;
+    let count = count_of(first)?;
     for i in &inputs {
-        let s = i.results.shard.as_ref().ok_or_else(|| not_a_shard(i))?;
-        if s.count != count {
+        let c = count_of(i)?;
+        if c != count {
             return Err(MergeError::Mismatch(format!(
-                "{} is shard {}/{} but {} is one of {count}: these are not one run",
-                i.source, s.index, s.count, first.source
+                "{} is {} but {} is one of {count}: these are not one run",
+                i.source,
+                describe(i),
+                first.source
             )));
+        }
+        if let Some(p) = &i.results.part {
+            if i.results.merged.is_none() || p.first > p.last {
+                return Err(MergeError::Unreadable {
+                    input: i.source.clone(),
+                    message: "a part without its merged shards or with an empty range".into(),
+                });
+            }
         }
         let (a, b) = (&i.results.scenario, &first.results.scenario);
         if a.name != b.name || a.model != b.model {
@@ -70,18 +222,24 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
             )));
         }
     }
-    inputs.sort_by_key(|i| i.results.shard.as_ref().map(|s| s.index));
-    for w in inputs.windows(2) {
-        let (a, b) = (&w[0], &w[1]);
-        if a.results.shard.as_ref().map(|s| s.index) == b.results.shard.as_ref().map(|s| s.index) {
-            return Err(MergeError::Mismatch(format!(
-                "{} and {} are both shard {}: one index twice",
-                a.source,
-                b.source,
-                b.results.shard.as_ref().map(|s| s.index).unwrap_or(0)
-            )));
+    inputs.sort_by_key(|i| held(i).into_iter().min());
+    let mut holder: BTreeMap<u32, &str> = BTreeMap::new();
+    for i in &inputs {
+        for index in held(i) {
+            if let Some(other) = holder.insert(index, &i.source) {
+                return Err(MergeError::Mismatch(format!(
+                    "{other} and {} both hold shard {index}: one index twice{}",
+                    i.source,
+                    if inputs.iter().any(|x| x.results.part.is_some()) {
+                        " (give the parts, or the shards, not both)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
         }
     }
+    let present: Vec<u32> = holder.keys().copied().collect();
     let starts: Vec<SystemTime> = inputs
         .iter()
         .map(|i| parse_time(&i.results.started_at, &i.source))
@@ -102,20 +260,25 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
         .as_secs_f64()
         .max(1e-9);
 
-    let present: Vec<u32> = inputs
+    let expected = match range {
+        Some(r) => r.first..=r.last.min(count.saturating_sub(1)),
+        None => 0..=count.saturating_sub(1),
+    };
+    let missing: Vec<u32> = expected.filter(|i| !holder.contains_key(i)).collect();
+    let mut failed: Vec<u32> = inputs
         .iter()
-        .filter_map(|i| i.results.shard.as_ref().map(|s| s.index))
+        .flat_map(|i| match (&i.results.shard, &i.results.merged) {
+            (Some(s), _) if i.results.status != "completed" => vec![s.index],
+            (None, Some(m)) => m.failed.clone(),
+            _ => Vec::new(),
+        })
         .collect();
-    let missing: Vec<u32> = (0..count).filter(|i| !present.contains(i)).collect();
-    let failed: Vec<u32> = inputs
-        .iter()
-        .filter(|i| i.results.status != "completed")
-        .filter_map(|i| i.results.shard.as_ref().map(|s| s.index))
-        .collect();
+    failed.sort_unstable();
 
     let base = &inputs[0].results;
     let mut r = base.clone();
     r.shard = None;
+    r.part = None;
     r.started_at = humantime::format_rfc3339_millis(started).to_string();
     r.ended_at = humantime::format_rfc3339_millis(ended).to_string();
     r.duration_s = round3(secs);
@@ -266,18 +429,8 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
     g.cpu_s = round3(all.iter().map(|x| x.generator.cpu_s).sum());
     g.cpu_pct = round3(all.iter().map(|x| x.generator.cpu_pct).sum());
     g.kept_up = all.iter().all(|x| x.generator.kept_up);
-    g.notes = inputs
-        .iter()
-        .flat_map(|x| {
-            let i = x.results.shard.as_ref().map(|s| s.index).unwrap_or(0);
-            x.results
-                .generator
-                .notes
-                .iter()
-                .map(move |n| format!("shard {i}: {n}"))
-        })
-        .collect();
-    if inputs.len() > 1 {
+    g.notes = inputs.iter().flat_map(shard_notes).collect();
+    if present.len() > 1 {
         g.notes.push(
             "schedule lag: the worst shard's p50, p99 and max (an upper bound for the whole)"
                 .into(),
@@ -285,7 +438,19 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
     }
 
     // Timeline and latency.hlog, aligned by wall clock.
-    let (timeline, note) = timeline(&mut inputs, &offsets, started, hlog_out)?;
+    let without: Vec<String> = inputs
+        .iter()
+        .flat_map(|x| {
+            let own = x.hlog.is_none().then(|| x.source.clone());
+            let parts = x
+                .results
+                .part
+                .iter()
+                .flat_map(|p| p.without_latency_log.clone());
+            own.into_iter().chain(parts)
+        })
+        .collect();
+    let (timeline, note) = timeline(&mut inputs, &offsets, &without, started, hlog_out)?;
     r.timeline = timeline;
     if let Some(note) = note {
         r.generator.notes.push(note);
@@ -299,6 +464,10 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
         .find(|(_, x)| x.results.infra.is_some())
     {
         let mut infra = x.results.infra.clone().expect("found with infra");
+        if x.results.part.is_some() {
+            // The part's note counts the shards of its range only; the one below replaces it.
+            infra.notes.retain(|n| !n.starts_with(INFRA_NOTE));
+        }
         let shift = offsets[i];
         for s in &mut infra.series {
             for p in &mut s.points {
@@ -310,9 +479,21 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
             e.end = e.end.map(|t| t + shift);
         }
         let others = inputs.iter().filter(|x| x.results.infra.is_some()).count() - 1;
-        if others > 0 {
+        let parts = inputs
+            .iter()
+            .any(|x| x.results.part.is_some() && x.results.infra.is_some());
+        if parts {
+            let from = match &x.results.part {
+                Some(_) => format!("{} (its lowest shard that observed them)", x.source),
+                None => x.source.clone(),
+            };
             infra.notes.push(format!(
-                "infrastructure signals taken from {} only; {others} other shard(s) observed the same \
+                "{INFRA_NOTE} {from} only; the other shards that observed the same \
+                 infrastructure were not added again"
+            ));
+        } else if others > 0 {
+            infra.notes.push(format!(
+                "{INFRA_NOTE} {} only; {others} other shard(s) observed the same \
                  infrastructure and were not added again",
                 x.source
             ));
@@ -320,17 +501,53 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
         r.infra = Some(infra);
     }
 
+    let mut rows: Vec<MergedShard> = inputs
+        .iter()
+        .flat_map(|x| match (&x.results.shard, &x.results.merged) {
+            (None, Some(m)) => m.shards.clone(),
+            _ => vec![shard_row(x)],
+        })
+        .collect();
+    rows.sort_by_key(|row| row.index);
+    if let Some(range) = range {
+        r.part = Some(PartInfo {
+            first: range.first,
+            last: range.last.min(count.saturating_sub(1)),
+            count,
+            thresholds: thresholds_given(&inputs),
+            without_latency_log: without,
+        });
+    }
     r.merged = Some(MergeInfo {
         count,
-        shards: inputs
-            .iter()
-            .zip(&offsets)
-            .map(|(x, _)| shard_row(x))
-            .collect(),
+        shards: rows,
         missing,
         failed,
     });
     Ok(r)
+}
+
+/// How the note on infrastructure taken from one input begins.
+const INFRA_NOTE: &str = "infrastructure signals taken from";
+
+/// An input's generator notes, each marked with its shard: a shard's own, or those a part
+/// marked for its shards (not the part's notes about the merge itself).
+fn shard_notes(x: &ShardInput) -> Vec<String> {
+    let notes = &x.results.generator.notes;
+    match &x.results.shard {
+        Some(s) => notes
+            .iter()
+            .map(|n| format!("shard {}: {n}", s.index))
+            .collect(),
+        None => {
+            let marks: Vec<String> = held(x).iter().map(|i| format!("shard {i}: ")).collect();
+            notes
+                .iter()
+                .filter(|n| marks.iter().any(|m| n.starts_with(m.as_str())))
+                .cloned()
+                .collect()
+        }
+    }
 }
 
 /// The merged timeline, with the merged `latency.hlog` written as it goes; a note when
@@ -338,6 +555,7 @@ pub fn merge<W: Write>(mut inputs: Vec<ShardInput>, hlog_out: W) -> Result<Resul
 fn timeline<W: Write>(
     inputs: &mut [ShardInput],
     offsets: &[f64],
+    without: &[String],
     started: SystemTime,
     hlog_out: W,
 ) -> Result<(Vec<TimelinePoint>, Option<String>), MergeError> {
@@ -377,11 +595,6 @@ fn timeline<W: Write>(
             a.max = a.max.max(b.max);
         }
     }
-    let without: Vec<String> = inputs
-        .iter()
-        .filter(|x| x.hlog.is_none())
-        .map(|x| x.source.clone())
-        .collect();
     let fail_write = |e: std::io::Error| MergeError::Unreadable {
         input: "the merged latency.hlog".into(),
         message: e.to_string(),

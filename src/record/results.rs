@@ -79,6 +79,10 @@ pub struct Results {
     /// Set by `peakload merge`: the shards this result adds up, and which are missing or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
+    /// Set by `peakload merge --shards A-B`: this result is a part of a two-level merge, the
+    /// shards `first..=last` added up, for a final merge to add to the other parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartInfo>,
 }
 
 /// One shard's identity and what it was asked to run.
@@ -125,6 +129,25 @@ pub struct MergeInfo {
     pub failed: Vec<u32>,
 }
 
+/// Which shards a part of a two-level merge covers, and what the final merge needs from them
+/// that a merged result does not otherwise keep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartInfo {
+    pub first: u32,
+    /// Inclusive, at most `count - 1`.
+    pub last: u32,
+    /// The run's shard count.
+    pub count: u32,
+    /// The thresholds the shards were given: a part does not evaluate them (its figures are
+    /// a slice of the load), the final merge does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<String>,
+    /// Shards of the part that had no `latency.hlog`: the part's log lacks their seconds, so
+    /// the final merge cannot recompute per-second percentiles exactly either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_latency_log: Vec<String>,
+}
+
 /// One row of the per-shard table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MergedShard {
@@ -146,6 +169,28 @@ pub struct MergedShard {
     pub late_start_ms: Option<f64>,
     pub generator_cpu_pct: f64,
     pub generator_kept_up: bool,
+}
+
+/// The fields of a results file that say what it is: a shard, a part, or a merge's output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResultsKind {
+    #[serde(default)]
+    pub shard: Option<ShardInfo>,
+    #[serde(default)]
+    pub part: Option<PartInfo>,
+    /// Whether a merge wrote it.
+    #[serde(default, rename = "merged")]
+    pub merge: Option<serde::de::IgnoredAny>,
+}
+
+impl From<&Results> for ResultsKind {
+    fn from(r: &Results) -> Self {
+        ResultsKind {
+            shard: r.shard.clone(),
+            part: r.part.clone(),
+            merge: r.merged.as_ref().map(|_| serde::de::IgnoredAny),
+        }
+    }
 }
 
 /// Why a results file could not be read or written.
@@ -197,6 +242,20 @@ impl Results {
             }
         }
         serde_json::from_value(doc).map_err(parse)
+    }
+
+    /// Which shard or part a `results.json` holds, read without the rest of it (a part's merge
+    /// looks at every shard of the run to keep its range: their timelines and histograms are
+    /// skipped, not built).
+    pub fn kind(path: &Path) -> Result<ResultsKind, ResultsError> {
+        let bytes = std::fs::read(path).map_err(|source| ResultsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| ResultsError::Parse {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Writes the results as pretty JSON.

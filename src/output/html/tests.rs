@@ -178,6 +178,7 @@ pub(crate) fn synthetic(seconds: u32, steps: usize, thresholds: Vec<ThresholdRes
         regression: None,
         shard: None,
         merged: None,
+        part: None,
     }
 }
 
