@@ -1104,4 +1104,24 @@ fn k8s_render_prints_valid_manifests_whose_pods_run_one_shard_each() {
         &["--shards", "2", "--target", "http://[::1"],
     );
     o.expect_code(code::INVALID);
+
+    // Read through a pipe closed before the manifests are written (`| head`): the render
+    // still succeeds, and says nothing of a panic.
+    let mut cmd = peakload();
+    cmd.args(["k8s", "render"])
+        .arg(case.scenario())
+        .args([
+            "--image",
+            "registry.example.com/peakload:1.0",
+            "--shards",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -103,11 +103,18 @@ pub fn render(args: &K8sRenderCli) -> Result<Outcome, Failure> {
         );
     }
     let docs = manifests(args, &scenario, &name, &files, start_at, &size);
-    print!("{}", header(args, &name, start_at, &size, &scenario));
+    let mut text = header(args, &name, start_at, &size, &scenario);
     for doc in &docs {
-        print!("---\n{}", yaml::to_string(doc));
+        text.push_str("---\n");
+        text.push_str(&yaml::to_string(doc));
     }
-    Ok(Outcome::Success)
+    // `k8s render … | head` closes the pipe early: what was wanted has been read.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(format!(
+            "cannot write the manifests to standard output: {e}"
+        ))),
+        _ => Ok(Outcome::Success),
+    }
 }
 
 /// A file the pods need, as the ConfigMap holds it.
