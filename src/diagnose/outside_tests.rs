@@ -1437,27 +1437,40 @@ fn a_blocked_service_whose_cpu_fell_is_not_starved() {
     assert!(starved[0].summary.contains("starved"), "{starved:#?}");
 }
 
-/// Batch E of the fault suite's `io` (bench/README.md): the users degraded from t=25, the disk
-/// stalled from t=29 once the page cache had filled. Too late to be named the cause, and said
-/// among what the diagnosis does not know.
-#[test]
-fn a_resource_that_moved_after_the_users_is_said_not_named() {
-    let n = 70;
+/// The stack's I/O stall (PSI) at 20 % of the time over `stalled`, at `idle` otherwise (jittered
+/// by `seed`), over `n` s; the users' p99 at 10 ms, then `users_slow.0` ms from t=25 to
+/// `users_slow.1`.
+fn disk_stall(
+    n: usize,
+    stalled: std::ops::Range<usize>,
+    idle: f64,
+    seed: usize,
+    users_slow: (f64, usize),
+) -> Input {
     let mut io = 0.0;
     let texts: Vec<Option<String>> = (0..n)
         .map(|t| {
-            io += if (29..44).contains(&t) { 0.2 } else { 0.01 } * (1.0 + 0.2 * jitter(t, 102));
+            io += if stalled.contains(&t) { 0.2 } else { idle } * (1.0 + 0.2 * jitter(t, seed));
             Some(format!(
                 "# TYPE host_pressure_io_waiting_seconds_total counter\n\
                  host_pressure_io_waiting_seconds_total {io:.6}\n"
             ))
         })
         .collect();
-    let mut input = users(n, 10.0, 34.0, 25, 44);
+    let mut input = users(n, 10.0, users_slow.0, 25, users_slow.1);
     input.add_infra(&Infra {
         series: scraped("127.0.0.1:8080", texts),
         ..Default::default()
     });
+    input
+}
+
+/// Batch E of the fault suite's `io` (bench/README.md): the users degraded from t=25, the disk
+/// stalled from t=29 once the page cache had filled. Too late to be named the cause, and said
+/// among what the diagnosis does not know.
+#[test]
+fn a_resource_that_moved_after_the_users_is_said_not_named() {
+    let input = disk_stall(70, 29..44, 0.01, 102, (34.0, 44));
     let d = analyze(&input);
     assert!(
         d.findings.iter().all(|f| f.kind != Kind::IoSaturation),
@@ -1479,22 +1492,7 @@ fn a_resource_that_moved_after_the_users_is_said_not_named() {
 /// its baseline; measured over the stretch where it held its change, it is the cause.
 #[test]
 fn a_cause_shorter_than_the_degradation_is_still_found() {
-    let n = 80;
-    let mut io = 0.0;
-    let texts: Vec<Option<String>> = (0..n)
-        .map(|t| {
-            io += if (25..40).contains(&t) { 0.2 } else { 0.007 } * (1.0 + 0.2 * jitter(t, 103));
-            Some(format!(
-                "# TYPE host_pressure_io_waiting_seconds_total counter\n\
-                 host_pressure_io_waiting_seconds_total {io:.6}\n"
-            ))
-        })
-        .collect();
-    let mut input = users(n, 10.0, 40.0, 25, 62);
-    input.add_infra(&Infra {
-        series: scraped("127.0.0.1:8080", texts),
-        ..Default::default()
-    });
+    let input = disk_stall(80, 25..40, 0.007, 103, (40.0, 62));
     let d = analyze(&input);
     assert_eq!(
         d.findings.first().map(|f| f.kind),
