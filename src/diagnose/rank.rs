@@ -47,9 +47,7 @@
 
 use super::rules::classify;
 use super::sli::{Sli, MIN_RUN_S};
-use super::stats::{
-    first_sustained, lagged, median, median_mad, ranks, rolling_median, sustained_runs,
-};
+use super::stats::{first_sustained, lagged, median, median_mad, ranks, rolling_median};
 use super::Input;
 use crate::record::findings::Kind;
 
@@ -179,10 +177,15 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             // and the larger change taken.
             let own = changed_at
                 .filter(|&t| t + lag_max as usize >= sli.onset)
-                .and_then(|t| {
-                    sustained_runs(&hit, t, MIN_RUN_S)
-                        .into_iter()
-                        .find(|&(a, _)| a == t)
+                // The run `changed_at` begins lasts until its first miss.
+                .map(|t| {
+                    (
+                        t,
+                        hit[t..]
+                            .iter()
+                            .position(|h| !h)
+                            .map_or(n - 1, |k| t + k - 1),
+                    )
                 })
                 .map(|(a, b)| (a.max(w0), b.min(w1)))
                 .filter(|&(a, b)| b >= a && (b + 1 - a) * 4 >= w1 + 1 - w0)
@@ -202,7 +205,7 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             let magnitude = if mad <= 0.0 {
                 f64::NAN
             } else {
-                ((during - med).abs() / onset_scale_of(noise, hi - lo))
+                ((during - med).abs() / onset_scale)
                     .min(2.0 * z_local)
                     .min(MAX_MAGNITUDE)
             };
