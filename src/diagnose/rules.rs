@@ -414,21 +414,25 @@ pub fn findings(input: &Input, sli: &Sli, scored: &[Scored]) -> Vec<Finding> {
 /// still have come after it.
 const READ_SLACK_S: f64 = 1.0;
 
+/// When a finding's signal changed (s), as its evidence records it.
+fn changed_at(f: &Finding) -> Option<f64> {
+    f.evidence.get("changed_at_s").copied()
+}
+
 /// Memory stalls (PSI `memory`) that began no later than the disk's pressure explain it: pages
 /// evicted under memory pressure are read back from disk as they are used again (the fault
 /// suite's memory limit raised I/O stall with it). The I/O finding stays, scored × 0.3.
 fn explain_io_by_memory(out: &mut [Finding]) {
-    let changed = |f: &Finding| f.evidence.get("changed_at_s").copied();
     let Some((signal, at)) = out
         .iter()
         .filter(|f| f.kind == Kind::MemoryPressure && psi(&f.signal) && f.explained_by.is_none())
-        .filter_map(|f| Some((f.signal.clone(), changed(f)?)))
+        .filter_map(|f| Some((f.signal.clone(), changed_at(f)?)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
     else {
         return;
     };
     for f in out.iter_mut().filter(|f| f.kind == Kind::IoSaturation) {
-        if changed(f).is_some_and(|t| t + READ_SLACK_S >= at) {
+        if changed_at(f).is_some_and(|t| t + READ_SLACK_S >= at) {
             f.score = round3(f.score * 0.3);
             f.lines.push(format!(
                 "a consequence of {signal} (memory stalls from t={at:.0}s): pages evicted under memory pressure are read back from disk as they are used again"
@@ -483,11 +487,10 @@ fn explain_consequences(out: &mut [Finding], structure: &Structure) {
     if structure.is_empty() {
         return;
     }
-    let changed = |f: &Finding| f.evidence.get("changed_at_s").copied();
     let parts: Vec<Option<String>> = out.iter().map(|f| structure.component(&f.signal)).collect();
     let mut explained: Vec<(usize, usize, Vec<String>)> = Vec::new();
     for (e, effect) in out.iter().enumerate() {
-        let (Some(part), Some(at)) = (&parts[e], changed(effect)) else {
+        let (Some(part), Some(at)) = (&parts[e], changed_at(effect)) else {
             continue;
         };
         let cause = out
@@ -495,7 +498,7 @@ fn explain_consequences(out: &mut [Finding], structure: &Structure) {
             .enumerate()
             .filter(|(c, f)| *c != e && f.explained_by.is_none())
             .filter_map(|(c, f)| {
-                let t = changed(f).filter(|t| *t <= at + READ_SLACK_S)?;
+                let t = changed_at(f).filter(|t| *t <= at + READ_SLACK_S)?;
                 let chain = structure.path(part, parts[c].as_deref()?)?;
                 Some((c, t, chain))
             })
@@ -505,9 +508,9 @@ fn explain_consequences(out: &mut [Finding], structure: &Structure) {
         }
     }
     for (e, c, chain) in explained {
-        let (cause_signal, cause_at) = (out[c].signal.clone(), changed(&out[c]).unwrap_or(0.0));
+        let (cause_signal, cause_at) = (out[c].signal.clone(), changed_at(&out[c]).unwrap_or(0.0));
         let f = &mut out[e];
-        let lag = changed(&*f).unwrap_or(cause_at) - cause_at;
+        let lag = changed_at(f).unwrap_or(cause_at) - cause_at;
         let when = if lag >= 1.0 {
             format!("{lag:.0} s after it")
         } else {
