@@ -996,6 +996,88 @@ fn exit_codes_are_the_documented_ones() {
     assert_eq!([0, 1, 2, 3, 4, 5, 6, 7], codes);
 }
 
+/// A reader that leaves early (`peakload run … 2>&1 | head`): the run goes on, writes every file
+/// and exits with its own code. `print!` and `eprintln!` panicked on the closed pipes (exit 101)
+/// before the report was written.
+#[test]
+fn a_run_whose_output_pipes_close_early_still_writes_everything() {
+    let _cpu = shared_cpu();
+    let server = TestServer::start();
+    let case = Case::new(work_scenario("pipes", 20, 2).thresholds(&["http.p99 < 2s"]));
+    // Without -q: progress lines on standard error as well as the summary on standard output.
+    let mut cmd = case.run_command(&case.out());
+    cmd.arg("--target").arg(server.url());
+    // Both pipes' readers are gone before the process starts, so its first write fails.
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(reader_gone())
+        .stderr(reader_gone())
+        .spawn()
+        .expect("start peakload");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("peakload did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(code::OK), "{status:?}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.out().join("results.json")).unwrap())
+            .unwrap();
+    assert!(u(&results["summary"]["requests"]) >= 30, "{results}");
+    assert!(case.out().join("report.html").is_file());
+    assert!(case.out().join("latency.hlog").is_file());
+}
+
+/// Where standard output is what was asked for (`check`, `diagnose`, `history`), failing to
+/// write it is a failure, said on standard error; a closed pipe is not.
+#[test]
+fn check_whose_output_cannot_be_written_fails_and_says_why() {
+    let case = Case::new(work_scenario("full", 5, 2).base_url("http://127.0.0.1:9"));
+    let mut cmd = peakload();
+    cmd.arg("check").arg(case.scenario());
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let output = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run peakload check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code::INVALID), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to standard output"),
+        "{stderr}"
+    );
+    let mut cmd = peakload();
+    cmd.arg("check").arg(case.scenario());
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(reader_gone())
+        .status()
+        .expect("run peakload check");
+    assert_eq!(status.code(), Some(code::OK));
+}
+
+/// The writing end of a pipe whose reading end is already closed.
+fn reader_gone() -> std::process::Stdio {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: `pipe` fills both descriptors on success; each is then owned exactly once.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    std::process::Stdio::from(write)
+}
+
 /// Regression: a threshold that could not be measured (its step never ran) was stored as NaN,
 /// which JSON writes as `null` and the results model could not read back, so nothing
 /// downstream (gate, report, merge) could load that results.json.

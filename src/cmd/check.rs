@@ -10,7 +10,7 @@ use crate::url::{redact_path, redact_url};
 
 pub fn command(path: &Path) -> Result<Outcome, Failure> {
     let s = crate::scenario::load_scenario(path).map_err(Failure::Scenario)?;
-    println!("{}", describe_plan(&s));
+    crate::outln!("{}", describe_plan(&s));
     Ok(Outcome::Success)
 }
 

@@ -39,12 +39,12 @@ fn diagnose(args: &DiagnoseCli) -> Result<(), String> {
     };
     let d = analyze(&input);
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&d).expect("diagnosis serializes")
         );
     } else {
-        print!("{}", render_text(&d));
+        crate::out!("{}", render_text(&d));
     }
     if let (true, Some((path, results))) = (args.write, results.as_mut()) {
         results.capacity = d.capacity.clone();

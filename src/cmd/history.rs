@@ -72,14 +72,14 @@ pub fn command(cmd: HistoryCommand) -> Result<Outcome, Failure> {
                     .await
                     .map_err(failure)?
                 {
-                    println!(
+                    crate::outln!(
                         "already recorded as run #{id} (same scenario, environment and start \
                          time); nothing added"
                     );
                     return Ok(Outcome::Success);
                 }
                 let id = store.add(&run).await.map_err(failure)?;
-                println!(
+                crate::outln!(
                     "recorded run #{id}: {} ({}) in {}",
                     run.scenario,
                     run.environment,
@@ -111,7 +111,7 @@ pub fn command(cmd: HistoryCommand) -> Result<Outcome, Failure> {
                     store.add(run).await.map_err(failure)?;
                     added += 1;
                 }
-                println!(
+                crate::outln!(
                     "imported {added} run(s) from {} into {}{}",
                     file.display(),
                     store.target(),
@@ -135,14 +135,19 @@ pub fn command(cmd: HistoryCommand) -> Result<Outcome, Failure> {
                 .await
                 .map_err(failure)?;
             if runs.is_empty() {
-                println!("no runs recorded in {}", store.target());
+                crate::outln!("no runs recorded in {}", store.target());
             }
-            println!(
+            crate::outln!(
                 "{:>6}  {:<24}  {:<20}  {:<12}  {:<12}  {:<8}",
-                "run", "started", "scenario", "environment", "commit", "accepted"
+                "run",
+                "started",
+                "scenario",
+                "environment",
+                "commit",
+                "accepted"
             );
             for r in runs {
-                println!(
+                crate::outln!(
                     "{:>6}  {:<24}  {:<20}  {:<12}  {:<12}  {}",
                     format!("#{}", r.id),
                     r.started_at,
@@ -166,12 +171,15 @@ pub fn command(cmd: HistoryCommand) -> Result<Outcome, Failure> {
             store.set_accepted(run, !undo).await.map_err(failure)?;
             let r = store.run(run).await.map_err(failure)?;
             if undo {
-                println!("run #{run} no longer starts an accepted level");
+                crate::outln!("run #{run} no longer starts an accepted level");
             } else {
-                println!(
+                crate::outln!(
                     "accepted run #{run} ({}, {}): the gate's baseline for {} in {} starts \
                      there; earlier runs are no longer compared with",
-                    r.started_at, r.scenario, r.scenario, r.environment
+                    r.started_at,
+                    r.scenario,
+                    r.scenario,
+                    r.environment
                 );
             }
             Ok(Outcome::Success)
@@ -185,15 +193,15 @@ fn load(path: &Path) -> Result<Results, Failure> {
 
 async fn show(store: &Store, id: i64, last: usize) -> Result<(), HistoryError> {
     let run = store.run(id).await?;
-    println!("run #{}: {}", run.id, run.scenario);
-    println!("  started      {}", run.started_at);
-    println!("  environment  {}", run.environment);
-    println!("  commit       {}", run.commit.as_deref().unwrap_or("-"));
-    println!(
+    crate::outln!("run #{}: {}", run.id, run.scenario);
+    crate::outln!("  started      {}", run.started_at);
+    crate::outln!("  environment  {}", run.environment);
+    crate::outln!("  commit       {}", run.commit.as_deref().unwrap_or("-"));
+    crate::outln!(
         "  load shape   {}",
         run.load_hash.as_deref().unwrap_or("unknown (imported)")
     );
-    println!(
+    crate::outln!(
         "  source       {}{}",
         run.source,
         run.external_id
@@ -202,7 +210,7 @@ async fn show(store: &Store, id: i64, last: usize) -> Result<(), HistoryError> {
             .unwrap_or_default()
     );
     if run.accepted {
-        println!("  accepted     the gate's baseline starts at this run");
+        crate::outln!("  accepted     the gate's baseline starts at this run");
     }
     let mut series = store.series_until(&run).await?;
     // The whole run first, then the steps; each scope's metrics in the recorded order.
@@ -226,14 +234,14 @@ async fn show(store: &Store, id: i64, last: usize) -> Result<(), HistoryError> {
                 &b.metric,
             ))
     });
-    println!("\n  series up to this run (oldest first; * = accepted level starts):");
+    crate::outln!("\n  series up to this run (oldest first; * = accepted level starts):");
     let mut scope = "";
     for s in &series {
         if s.points.last().map(|p| p.run_id) != Some(run.id) {
             continue;
         }
         if s.scope != scope {
-            println!("  {}", s.scope);
+            crate::outln!("  {}", s.scope);
             scope = &s.scope;
         }
         let from = s.points.len().saturating_sub(last);
@@ -247,7 +255,7 @@ async fn show(store: &Store, id: i64, last: usize) -> Result<(), HistoryError> {
                 )
             })
             .collect();
-        println!("    {:<10} {}", s.metric, values.join("  "));
+        crate::outln!("    {:<10} {}", s.metric, values.join("  "));
     }
     Ok(())
 }
@@ -268,12 +276,12 @@ pub(crate) fn print_verdicts(verdicts: &[MetricVerdict]) -> bool {
         .copied()
         .chain(verdicts.iter().filter(|v| !v.regressed()))
     {
-        println!("  {}", describe(v));
+        crate::outln!("  {}", describe(v));
     }
     if regressed.is_empty() {
-        println!("  gate: no regression against the history");
+        crate::outln!("  gate: no regression against the history");
     } else {
-        println!(
+        crate::outln!(
             "  gate: {} metric(s) regressed: {}",
             regressed.len(),
             regressed
@@ -315,9 +323,12 @@ pub fn gate(args: crate::cli::GateCli) -> Result<Outcome, Failure> {
                 .map_err(failure)?,
             (None, Some(id)) => {
                 let (run, verdicts) = judge_run(store, id, &overrides).await.map_err(failure)?;
-                println!(
+                crate::outln!(
                     "run #{} ({}, {}, {}) against the runs recorded before it:",
-                    run.id, run.scenario, run.environment, run.started_at
+                    run.id,
+                    run.scenario,
+                    run.environment,
+                    run.started_at
                 );
                 verdicts
             }
@@ -346,7 +357,7 @@ pub(crate) fn record_and_gate(
     let run = from_results(&r, &labels(labels_cli)).map_err(failure)?;
     let (outcome, gate) = with_store(db, async |store| {
         let id = store.add(&run).await.map_err(failure)?;
-        println!(
+        crate::outln!(
             "\n  history: recorded run #{id} in {} ({}); judged against the runs before it:",
             store.target(),
             run.environment

@@ -94,7 +94,7 @@ pub fn render(args: &K8sRenderCli) -> Result<Outcome, Failure> {
         size.given = true;
     }
     if size.cores > CORES_PER_SHARD_WARNING && !size.given {
-        eprintln!(
+        crate::errln!(
             "warning: each shard would need {} cores at the planned peak ({:.0} requests/s a \
              shard); more shards (--shards {}) keep pods a usual node size",
             size.cores,
@@ -108,13 +108,10 @@ pub fn render(args: &K8sRenderCli) -> Result<Outcome, Failure> {
         text.push_str("---\n");
         text.push_str(&yaml::to_string(doc));
     }
-    // `k8s render … | head` closes the pipe early: what was wanted has been read.
-    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Output(format!(
-            "cannot write the manifests to standard output: {e}"
-        ))),
-        _ => Ok(Outcome::Success),
-    }
+    // The manifests are the result: a write error fails the render (`cmd::main`); `… | head`
+    // closing the pipe early does not.
+    crate::out!("{text}");
+    Ok(Outcome::Success)
 }
 
 /// A file the pods need, as the ConfigMap holds it.

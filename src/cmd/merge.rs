@@ -92,7 +92,7 @@ pub fn command(args: MergeCli) -> Result<Outcome, Failure> {
                     local_out.display()
                 ))
             })?;
-        println!("  uploaded to {to}: {}", names.join(", "));
+        crate::outln!("  uploaded to {to}: {}", names.join(", "));
         Ok(outcome)
     })();
     // Kept when the merged files could not be uploaded (the message names them).
@@ -135,7 +135,7 @@ impl Selection {
         if results.shard.is_none() && results.part.is_none() {
             if results.merge.is_some() {
                 // An earlier merge's output next to the shards (a prefix's merged/).
-                eprintln!("left out {source}: a merged result, not a shard");
+                crate::errln!("left out {source}: a merged result, not a shard");
                 return Ok(false);
             }
             // Not a shard at all: the merge says so.
@@ -221,7 +221,7 @@ fn merge_into(
     }
     if let Some(range) = select.part {
         if select.outside > 0 {
-            eprintln!(
+            crate::errln!(
                 "left out {} shard(s) or part(s) outside shards {range}",
                 select.outside
             );
@@ -277,12 +277,12 @@ fn merge_into(
     results
         .save(&path)
         .map_err(|e| Failure::Output(e.to_string()))?;
-    print!("{}", crate::output::summary(&results));
-    print!("{}", crate::output::shards::text(&results));
+    crate::out!("{}", crate::output::summary(&results));
+    crate::out!("{}", crate::output::shards::text(&results));
     if let Some(d) = &diagnosis {
-        print!("\n{}", crate::diagnose::render_text(d));
+        crate::out!("\n{}", crate::diagnose::render_text(d));
     }
-    println!("\n  results: {}", path.display());
+    crate::outln!("\n  results: {}", path.display());
     let mut also = args.outputs.clone();
     also.junit.get_or_insert_with(|| out.join("junit.xml"));
     also.summary_md
@@ -294,7 +294,7 @@ fn merge_into(
     let written =
         artifacts::write(&results, None, &files).map_err(|e| Failure::Output(e.to_string()))?;
     for (what, p) in written {
-        println!("  {what}: {}", p.display());
+        crate::outln!("  {what}: {}", p.display());
     }
     if results.status == "incomplete" {
         return Ok(Outcome::Incomplete);
@@ -334,8 +334,8 @@ fn write_part(inputs: Vec<ShardInput>, range: ShardRange, out: &Path) -> Result<
     results
         .save(&path)
         .map_err(|e| Failure::Output(e.to_string()))?;
-    print!("{}", crate::output::shards::text(&results));
-    println!(
+    crate::out!("{}", crate::output::shards::text(&results));
+    crate::outln!(
         "\n  part written (thresholds, diagnosis and report come with the final merge of the \
          parts): {}",
         path.display()

@@ -97,6 +97,12 @@ pub fn exit_code(result: &Result<Outcome, Failure>) -> i32 {
 
 /// Runs the command line and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    // Commands whose standard output is what was asked for: losing it is a failure. Elsewhere
+    // (run, merge) the files are the result and the console only a courtesy.
+    let stdout_is_the_result = matches!(
+        cli.command,
+        Command::Check { .. } | Command::Diagnose(_) | Command::History(_) | Command::K8s(_)
+    );
     let result = match cli.command {
         Command::Check { scenario } => check::command(&scenario),
         Command::Run(args) => run::command(args),
@@ -108,8 +114,18 @@ pub fn main(cli: Cli) -> i32 {
         Command::Gate(args) => history::gate(args),
         Command::K8s(K8sCommand::Render(args)) => k8s::render(&args),
     };
+    let result = match crate::output::console::out_error() {
+        Some(e) if stdout_is_the_result && result.is_ok() => Err(Failure::Output(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        Some(e) => {
+            crate::errln!("warning: standard output could not be written: {e}");
+            result
+        }
+        None => result,
+    };
     if let Err(e) = &result {
-        eprintln!("{e}");
+        crate::errln!("{e}");
     }
     exit_code(&result)
 }

@@ -19,7 +19,7 @@ pub fn command(args: ReportCli) -> Result<Outcome, Failure> {
         .as_ref()
         .and_then(|b| html::baseline_mismatch(&results, b))
     {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     let files = Artifacts {
         report: Some(
@@ -31,7 +31,7 @@ pub fn command(args: ReportCli) -> Result<Outcome, Failure> {
     let written = artifacts::write(&results, baseline.as_ref(), &files)
         .map_err(|e| Failure::Output(e.to_string()))?;
     for (what, path) in written {
-        println!("{what}: {}", path.display());
+        crate::outln!("{what}: {}", path.display());
     }
     Ok(Outcome::Success)
 }

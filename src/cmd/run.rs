@@ -222,7 +222,7 @@ fn record_after_run(
     match artifacts::write(&results, None, &files) {
         Ok(written) => {
             for (what, p) in written.iter().filter(|(what, _)| *what != "report") {
-                println!("  {what}: {}", p.display());
+                crate::outln!("  {what}: {}", p.display());
             }
         }
         Err(e) => return Err(Failure::Output(e.to_string())),
@@ -294,7 +294,7 @@ async fn execute_in(
             let data = out_dir.join("stack-data");
             let _ = std::fs::create_dir_all(&data);
             if !options.quiet {
-                eprintln!(
+                crate::errln!(
                     "starting the reference stack (log: {})",
                     out_dir.join("stack.log").display()
                 );
@@ -421,7 +421,7 @@ impl Run<'_> {
         match at.duration_since(SystemTime::now()) {
             Ok(wait) => {
                 if !self.options.quiet {
-                    eprintln!(
+                    crate::errln!(
                         "shard {shard}: ready; starting at {at_text} (in {})",
                         humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
                     );
@@ -505,7 +505,7 @@ impl Run<'_> {
         let workers = tokio::task::spawn_blocking(move || join_workers(handles));
         let options = self.options;
         if !options.quiet {
-            eprintln!(
+            crate::errln!(
                 "running {} against {} for {:?} on {} thread(s); results in {}",
                 scenario.name,
                 redact_url(self.base_url),
@@ -523,7 +523,9 @@ impl Run<'_> {
                 signals: live_signals,
             };
             tui::Dashboard::start(feed)
-                .map_err(|e| eprintln!("cannot start the dashboard ({e}); showing progress lines"))
+                .map_err(|e| {
+                    crate::errln!("cannot start the dashboard ({e}); showing progress lines")
+                })
                 .ok()
         } else {
             None
@@ -566,7 +568,7 @@ impl Run<'_> {
                 () = stop_key(&mut running.dashboard) => on_stop(&running.stop, &mut interrupted, quiet),
                 _ = progress.tick(), if !quiet => {
                     let view = running.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    eprintln!("{}", output::progress_line(&view, planned, open_model));
+                    crate::errln!("{}", output::progress_line(&view, planned, open_model));
                 }
             }
         }
@@ -610,7 +612,7 @@ impl Run<'_> {
         results.thresholds = gate::evaluate(&scenario.thresholds, &results);
         let observer = running.observer;
         if observer.reads_after_run() && !self.options.quiet {
-            eprintln!(
+            crate::errln!(
                 "reading the after-run sources (Prometheus, AWS){}; interrupt to skip them",
                 if scenario.observe.settle.is_zero() {
                     String::new()
@@ -645,19 +647,19 @@ impl Run<'_> {
         if let Err(e) = &saved {
             unwritten.push(e.to_string());
         }
-        print!("{}", output::summary(&results));
+        crate::out!("{}", output::summary(&results));
         if let Some(d) = &diagnosis {
-            print!("\n{}", crate::diagnose::render_text(d));
+            crate::out!("\n{}", crate::diagnose::render_text(d));
         }
         if let Some(infra) = results.infra.as_ref().filter(|i| !i.notes.is_empty()) {
             // A source that failed leaves the diagnosis blind to it: say so where it is read.
-            println!("\n  observed-source notes:");
+            crate::outln!("\n  observed-source notes:");
             for n in &infra.notes {
-                println!("    {n}");
+                crate::outln!("    {n}");
             }
         }
         if saved.is_ok() {
-            println!("\n  results: {}", path.display());
+            crate::outln!("\n  results: {}", path.display());
         }
         let files = artifacts::Artifacts {
             report: Some(self.out_dir.join("report.html")),
@@ -667,7 +669,7 @@ impl Run<'_> {
         match written {
             Ok(files) => {
                 for (what, p) in files {
-                    println!("  {what}: {}", p.display());
+                    crate::outln!("  {what}: {}", p.display());
                 }
             }
             Err(e) => unwritten.push(e.to_string()),
@@ -694,7 +696,7 @@ impl Run<'_> {
                 // A slice's counts and tails are not the scenario's: `iterations == 240` fails
                 // on every shard of four that ran its 60. The merge judges the whole; a shard
                 // that failed here would also mark its Job index failed.
-                println!(
+                crate::outln!(
                     "  thresholds: judged on the merged result (peakload merge); a shard's own \
                      figures are its slice only"
                 );
@@ -785,14 +787,14 @@ fn shard_info(scenario: &Scenario, options: &ShardOptions, started: SystemTime) 
 fn on_stop(stop: &CancellationToken, interrupted: &mut bool, quiet: bool) {
     if *interrupted {
         tui::restore_terminal();
-        eprintln!("second interrupt: exiting now");
+        crate::errln!("second interrupt: exiting now");
         stack::kill_now();
         std::process::exit(exit::ABORTED);
     }
     *interrupted = true;
     stop.cancel();
     if !quiet {
-        eprintln!("stopping: finishing in-flight requests, then writing results (interrupt again to exit at once)");
+        crate::errln!("stopping: finishing in-flight requests, then writing results (interrupt again to exit at once)");
     }
 }
 

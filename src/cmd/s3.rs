@@ -95,7 +95,7 @@ impl RunUpload {
         }
         match upload_dir(&self.bucket, &self.staging, &self.to).await {
             Ok(names) => {
-                println!("  uploaded to {}: {}", self.to, names.join(", "));
+                crate::outln!("  uploaded to {}: {}", self.to, names.join(", "));
                 let _ = std::fs::remove_dir_all(&self.staging);
                 outcome
             }

@@ -3,6 +3,7 @@
 //! XML (`junit`) and a Markdown summary (`markdown`).
 
 pub mod artifacts;
+pub mod console;
 pub mod html;
 pub mod junit;
 pub mod markdown;
