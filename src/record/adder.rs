@@ -43,16 +43,20 @@ enum Sum {
 /// add index by index whatever their ranges.
 struct Counts {
     layout: Layout,
-    /// The first histogram's highest trackable value: the sum's range, grown as its counts
-    /// need, as [`Histogram::add`] would.
-    highest: u64,
     counts: Vec<u64>,
 }
 
 impl Counts {
+    /// The sum, its range set by its own counts (see [`canonical`]).
     fn to_histogram(&self) -> Result<Histogram<u64>, String> {
         let l = &self.layout;
-        let mut h = Histogram::new_with_bounds(l.lowest, self.highest, l.digits)
+        let largest = self
+            .counts
+            .iter()
+            .rposition(|&n| n > 0)
+            .and_then(|i| l.value_at(i))
+            .unwrap_or(0);
+        let mut h = Histogram::new_with_bounds(l.lowest, range_for(l.lowest, largest), l.digits)
             .map_err(|e| format!("histogram has an invalid range: {e:?}"))?;
         h.auto(true);
         for (index, &n) in self.counts.iter().enumerate() {
@@ -271,7 +275,6 @@ impl Adder {
             Sum::Empty => {
                 let mut c = Counts {
                     layout,
-                    highest,
                     counts: Vec::new(),
                 };
                 c.add_entries(entries);
@@ -293,14 +296,45 @@ impl Adder {
         Ok(true)
     }
 
+    /// The sum, with a range that depends on its counts alone (see [`canonical`]).
     pub fn finish(self) -> Histogram<u64> {
         let new = || Histogram::new(3).expect("3 significant figures are valid");
         match self.0 {
             Sum::Empty => new(),
             // The layout and every count were checked when added (see `Layout::new`).
             Sum::Counts(c) => c.to_histogram().unwrap_or_else(|_| new()),
-            Sum::Histogram(h) => h,
+            Sum::Histogram(h) => canonical(h),
         }
+    }
+}
+
+/// The highest trackable value of a sum whose largest count is at `largest`: that value, at
+/// least twice the lowest (what a range needs).
+fn range_for(lowest: u64, largest: u64) -> u64 {
+    largest.max(lowest.saturating_mul(2))
+}
+
+/// `h` with the range its counts need. The stored form records the range, and a range grown
+/// as shards were added depends on their order and grouping: the same counts merged as one
+/// level and as two were written with different ranges (21,375 against 22,399), so the two
+/// results differed in their bytes though not in a single count.
+fn canonical(h: Histogram<u64>) -> Histogram<u64> {
+    let largest = if h.is_empty() {
+        0
+    } else {
+        h.lowest_equivalent(h.max())
+    };
+    let high = range_for(h.low(), largest);
+    if h.high() == high {
+        return h;
+    }
+    let Ok(mut c) = Histogram::new_with_bounds(h.low(), high, h.sigfig()) else {
+        return h;
+    };
+    if c.add(&h).is_ok() {
+        c
+    } else {
+        h
     }
 }
 
@@ -468,6 +502,52 @@ mod tests {
         let (slow, fast) = both(&parts);
         assert_eq!(slow, fast);
         assert_eq!(fast, slow);
+    }
+
+    /// The stored form records the range; a sum's must not depend on the order or grouping
+    /// of what was added, or a merge of parts differs in its bytes from the direct merge.
+    #[test]
+    fn a_sum_is_stored_the_same_whatever_the_order_and_grouping() {
+        // Two of them with ranges that end in one bucket of the format (16,384-32,767 µs), at
+        // their largest values 21,375 and 22,399 (as a sum built by `Histogram::add` has): a
+        // range set to the first already holds the second.
+        let mut parts: Vec<_> = (0..4u64).map(|i| drawn(200 + i, 40, 100.0)).collect();
+        for top in [21_375, 22_399] {
+            let mut h = Histogram::new_with_bounds(1, top, 3).unwrap();
+            h.add(drawn(top, 40, 100.0)).unwrap();
+            h.record(top).unwrap();
+            parts.push(h);
+        }
+        let stored = |order: &[usize], split: usize| {
+            let mut d = Decoder::default();
+            let mut total = Adder::default();
+            for group in [&order[..split], &order[split..]] {
+                let mut part = Adder::default();
+                for &i in group {
+                    part.add_encoded(&encode_histogram(&parts[i]), &mut d)
+                        .unwrap();
+                }
+                // A part is stored, then read back, as `peakload merge` of parts reads it.
+                total
+                    .add_encoded(&encode_histogram(&part.finish()), &mut d)
+                    .unwrap();
+            }
+            encode_histogram(&total.finish())
+        };
+        let direct = stored(&[0, 1, 2, 3, 4, 5], 6);
+        for (order, split) in [
+            (vec![5, 4, 3, 2, 1, 0], 6),
+            (vec![0, 1, 2, 3, 4, 5], 1),
+            (vec![2, 0, 4, 1, 5, 3], 3),
+        ] {
+            assert_eq!(stored(&order, split), direct, "{order:?} split at {split}");
+        }
+        // The slow way (a built histogram in the sum) stores it the same.
+        let mut slow = Adder::default();
+        for p in parts.iter().rev() {
+            slow.add_histogram(p).unwrap();
+        }
+        assert_eq!(encode_histogram(&slow.finish()), direct);
     }
 
     #[test]
