@@ -419,23 +419,68 @@ fn csv_errors_name_line_and_column() {
     );
 }
 
+/// A series' points, one run per value from run `first_id` on; the one at `accepted` (an
+/// index) accepted.
+fn points(values: &[f64], first_id: i64, accepted: Option<usize>) -> Vec<super::SeriesPoint> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| super::SeriesPoint {
+            run_id: first_id + i as i64,
+            started_at: String::new(),
+            value,
+            accepted: accepted == Some(i),
+        })
+        .collect()
+}
+
+/// A sub-millisecond step moved by a quarter of a millisecond on a busy CI machine (0.47 ->
+/// 0.73 ms, +46 %, p = 0.0009): significant, but below the default latency floor, so the
+/// gate passes it and says why; without the floor the same series regresses.
+#[test]
+fn a_sub_millisecond_shift_is_below_the_default_latency_floor() {
+    use super::verdicts::MetricVerdict;
+    use crate::gate::change::{judge, Policy};
+
+    let values = [
+        0.46, 0.47, 0.45, 0.47, 0.46, 0.48, 0.46, 0.47, 0.45, 0.46, 0.72, 0.74, 0.73, 0.71, 0.75,
+        0.73,
+    ];
+    let describe_with = |policy: Policy| {
+        let points = points(&values, 1, None);
+        let judgement = judge(&values, &[], &policy).unwrap();
+        let v = MetricVerdict {
+            scope: "buy/home".into(),
+            metric: "p50".into(),
+            value: values[values.len() - 1],
+            points,
+            judgement,
+            policy,
+            knife_edge: None,
+        };
+        (v.judgement.verdict, describe(&v))
+    };
+    let (verdict, text) = describe_with(Policy::for_metric("p50").unwrap());
+    assert_eq!(verdict, Verdict::Unchanged, "{text}");
+    assert!(
+        text.ends_with("smaller than the minimum effect (5 % and 0.5 ms)"),
+        "{text}"
+    );
+    let (verdict, text) = describe_with(Policy {
+        min_absolute: 0.0,
+        ..Policy::for_metric("p50").unwrap()
+    });
+    assert_eq!(verdict, Verdict::Regressed, "{text}");
+    assert!(!text.contains("minimum effect"), "{text}");
+}
+
 #[test]
 fn after_an_accepted_change_the_verdict_says_how_many_runs_are_still_needed() {
     use super::verdicts::MetricVerdict;
-    use super::SeriesPoint;
     use crate::gate::change::{judge, Policy};
 
     let values = [100.0, 101.0, 99.0, 100.0, 130.0, 131.0, 129.0];
-    let points: Vec<SeriesPoint> = values
-        .iter()
-        .enumerate()
-        .map(|(i, &value)| SeriesPoint {
-            run_id: 10 + i as i64,
-            started_at: String::new(),
-            value,
-            accepted: i == 4,
-        })
-        .collect();
+    let points = points(&values, 10, Some(4));
     let policy = Policy::for_metric("p50").unwrap();
     let verdict = |n: usize| {
         let v = MetricVerdict {
@@ -472,7 +517,7 @@ fn after_an_accepted_change_the_verdict_says_how_many_runs_are_still_needed() {
 #[test]
 fn a_percentile_between_two_groups_of_requests_is_not_counted_as_a_change() {
     use super::verdicts::{judge_series, knife_edge};
-    use super::{Series, SeriesPoint, StoredRun};
+    use super::{Series, StoredRun};
 
     let mut mixed = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
     mixed.record_n(700, 38).unwrap();
@@ -508,16 +553,7 @@ fn a_percentile_between_two_groups_of_requests_is_not_counted_as_a_change() {
     let series = |scope: &str| Series {
         scope: scope.into(),
         metric: "p50".into(),
-        points: values
-            .iter()
-            .enumerate()
-            .map(|(i, &value)| SeriesPoint {
-                run_id: 1 + i as i64,
-                started_at: String::new(),
-                value,
-                accepted: false,
-            })
-            .collect(),
+        points: points(&values, 1, None),
     };
     let histograms = vec![
         (HTTP_SCOPE.to_string(), encode_histogram(&mixed)),

@@ -159,6 +159,18 @@ fn unit(metric: &str) -> &'static str {
     }
 }
 
+/// The policy's minimum effect in words: "5 % and 0.5 ms".
+fn minimum_effect(v: &MetricVerdict) -> String {
+    let p = &v.policy;
+    let relative = (p.min_relative > 0.0).then(|| format!("{} %", trim(p.min_relative * 100.0)));
+    let absolute = (p.min_absolute > 0.0).then(|| figure(&v.metric, p.min_absolute));
+    match (relative, absolute) {
+        (Some(r), Some(a)) => format!("{r} and {a}"),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => "none".to_string(),
+    }
+}
+
 fn figure(metric: &str, v: f64) -> String {
     match metric {
         "error_rate" | "checks" => format!("{:.2} %", v * 100.0),
@@ -249,6 +261,15 @@ pub fn describe(v: &MetricVerdict) -> String {
             trim(e.lo),
             trim(e.hi)
         ),
+        None if j.verdict == Verdict::Unchanged
+            && change.p_value <= v.policy.alpha
+            && (change.absolute.abs() < v.policy.min_absolute
+                || change
+                    .relative
+                    .is_some_and(|r| r.abs() < v.policy.min_relative)) =>
+        {
+            format!("; smaller than the minimum effect ({})", minimum_effect(v))
+        }
         None => String::new(),
     };
     format!(
