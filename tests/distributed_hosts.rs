@@ -264,9 +264,11 @@ fn four_hosts_merge_exactly_and_a_killed_host_makes_the_run_incomplete() {
         );
         let late = parts[owner].shard.as_ref().unwrap().late_start_ms.unwrap();
         let due = at_ms + late + planned[k as usize];
-        // The stack's clock reads whole milliseconds.
+        // The stack's clock reads whole milliseconds (up to 1 ms early), and an arrival is
+        // dispatched up to a millisecond before its instant (the engine's `DISPATCH_EARLY`,
+        // which offsets tokio's timer firing up to a millisecond late): never 2 ms early.
         let delay = *t as f64 - due;
-        assert!(delay > -1.5, "arrival {k} arrived {:.1} ms early", -delay);
+        assert!(delay > -2.0, "arrival {k} arrived {:.1} ms early", -delay);
         // The first step's latency runs from the planned instant (coordinated omission
         // corrected), so the stack cannot have seen the request later than the shard's
         // slowest `stamp` allows: the shard's figures and the outside witness agree.
