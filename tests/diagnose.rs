@@ -74,8 +74,8 @@ fn run_planted(case: &Case, fault: Option<(&StackProcess, &str)>, envs: &[(&str,
     outcome.results()
 }
 
-/// Returns the first finding.
-fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
+/// Returns the first finding and results.json.
+fn planted(fault: &str, stack_flags: &[&str], want: &str) -> (Value, Value) {
     let _cpu = exclusive_cpu();
     let stack_dir = tempfile::tempdir().unwrap();
     let stack = StackProcess::all(stack_dir.path(), stack_flags, &[]);
@@ -136,26 +136,59 @@ fn planted(fault: &str, stack_flags: &[&str], want: &str) -> Value {
         "the injected fault itself is not evidence"
     );
     assert_eq!(results["capacity"]["reached"], true);
-    findings[0].clone()
+    (findings[0].clone(), results)
 }
 
 #[test]
 fn planted_db_latency_is_db_latency() {
-    let f = planted(r#"{"db_latency_ms": 40}"#, &[], "db_latency");
-    // The operations' own duration, not only how many were in flight.
+    let (f, results) = planted(r#"{"db_latency_ms": 40}"#, &[], "db_latency");
+    // The finding names a database signal: the operations' duration, or how many were in
+    // flight. Which of the two changed first is a race between the fault and the next scrape
+    // (a CI run had the count rise 1 s after the users' p95, the duration later, and the
+    // count led the finding).
+    let signal = f["signal"].as_str().unwrap();
     assert!(
-        f["signal"]
-            .as_str()
-            .unwrap()
-            .starts_with("db_operation_duration_seconds"),
+        signal.starts_with("db_operation_duration_seconds")
+            || signal.starts_with("db_operations_in_flight"),
         "{f}"
+    );
+    // Either way the stack showed the slow database as a duration, not only as operations in
+    // flight: a duration series went from well under the planted 40 ms to about it.
+    let median_within = |points: &[Value], from: f64, to: f64| {
+        let mut v: Vec<f64> = points
+            .iter()
+            .filter(|p| (from..to).contains(&p[0].as_f64().unwrap()))
+            .map(|p| p[1].as_f64().unwrap())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let durations: Vec<&Value> = results["infra"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("db_operation_duration_seconds")
+        })
+        .collect();
+    assert!(
+        durations.iter().any(|s| {
+            let points = s["points"].as_array().unwrap();
+            let before = median_within(points, 0.0, 9.0);
+            let during = median_within(points, 13.0, 20.0);
+            matches!((before, during), (Some(b), Some(d)) if b < 0.02 && d >= 0.03)
+        }),
+        "no database duration rose to the planted 40 ms: {durations:?}"
     );
 }
 
 #[test]
 fn planted_small_pool_is_db_pool_saturation() {
     // Database operations take 20 ms throughout; one connection cannot serve the load.
-    let f = planted(
+    let (f, _) = planted(
         r#"{"db_pool_size": 1}"#,
         &["--db-latency-ms", "20"],
         "db_pool_saturation",

@@ -33,6 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 USERS_CSV = os.path.join(ROOT, "scenarios", "data", "users.csv")
 MYSQL = ["mysql", "-uroot", "-h127.0.0.1", "-P3306", "--batch", "--skip-column-names"]
 STACK_CPU = "1"
+# The API's quota in the cpu-limit fault (µs per 100 ms): it uses ~14 ms per 100 ms at this load.
+CPU_QUOTA_US = 5000
 LOAD_CPU = "0"
 
 
@@ -71,6 +73,16 @@ FAULTS = {
         "degraded, the backlog is the cause to name. A healthy verdict with no line about the "
         "backlog is counted wrong (the backlog went unreported).",
     ),
+    "api-stop": Fault(
+        "api-stop",
+        "SIGSTOP of the `peakload-stack api` process (SIGCONT after the window)",
+        ("target_unresponsive",),
+        "target_unresponsive (the API stops answering its users and its scrapes)",
+        "The API is frozen: requests time out or wait in its listen queue, its /metrics stops "
+        "answering and its own series are missing for the window (what they said last is not "
+        "a measurement). The worker and the database are idle for lack of work; a database or "
+        "queue kind read from values held over the silence is wrong.",
+    ),
     "lock-tables": Fault(
         "lock-tables",
         "`LOCK TABLES products WRITE` held by another MariaDB session",
@@ -99,6 +111,18 @@ FAULTS = {
         "At the limit every allocation must reclaim first; the only reclaimable memory is the "
         "API's own code, evicted and read back from disk as it runs (thrashing): the process "
         "slows or stalls until the limit is lifted.",
+    ),
+    "cpu-limit": Fault(
+        "cpu-limit",
+        "a CPU quota on the API process, as a container's CPU limit: its own cgroup's cpu "
+        "controller (`cpu.cfs_quota_us`, or `cpu.max` on cgroup v2) at 5 ms per 100 ms, a "
+        "twentieth of a core, where it uses about a seventh",
+        ("cpu_saturation",),
+        "cpu_saturation (the API's CPU limit: its threads are runnable but throttled)",
+        "The API's threads wait for the quota to refill: its own CPU flattens at the limit, "
+        "its scheduling delay and its cgroup's throttled time rise, every request and database "
+        "timing inside it inflates. The host has idle CPU and the database is idle: a database "
+        "kind is the effect of the caller being throttled.",
     ),
     "io": Fault(
         "io",
@@ -230,6 +254,41 @@ def memory_cgroup_parent():
                 if os.path.isdir(base):
                     return base
     return None
+
+
+def cpu_cgroup_parent():
+    """(directory, v2) of the cgroup this process is in whose children can have a CPU quota:
+    v1's `cpu` hierarchy, else the unified one if it hands `cpu` down (`subtree_control`)."""
+    with open("/proc/self/cgroup") as f:
+        lines = [line.strip().split(":", 2) for line in f]
+    for _, ctrls, path in lines:
+        if "cpu" in ctrls.split(","):
+            for root in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+                if os.path.isdir(root + path):
+                    return root + path, False
+    for hid, ctrls, path in lines:
+        if hid == "0" and ctrls == "":
+            for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                # A child gets `cpu.max` only if its parent hands `cpu` down.
+                try:
+                    with open(os.path.join(root + path, "cgroup.subtree_control")) as f:
+                        if "cpu" in f.read().split():
+                            return root + path, True
+                except OSError:
+                    pass
+    return None
+
+
+def set_cpu_quota(cg, v2, quota_us):
+    """A CPU quota per 100 ms period, or none (`quota_us` None)."""
+    if v2:
+        with open(os.path.join(cg, "cpu.max"), "w") as f:
+            f.write(f"{quota_us if quota_us else 'max'} 100000")
+    else:
+        with open(os.path.join(cg, "cpu.cfs_period_us"), "w") as f:
+            f.write("100000")
+        with open(os.path.join(cg, "cpu.cfs_quota_us"), "w") as f:
+            f.write(str(quota_us if quota_us else -1))
 
 
 def cgroup_v2_memory():
@@ -376,6 +435,9 @@ class Planted:
         elif k == "worker-stop":
             os.kill(c["worker"].pid, signal.SIGSTOP)
             CLEAN.push("SIGCONT worker", lambda: _cont(c["worker"]))
+        elif k == "api-stop":
+            os.kill(c["api"].pid, signal.SIGSTOP)
+            CLEAN.push("SIGCONT api", lambda: _cont(c["api"]))
         elif k == "lock-tables":
             sql = f"LOCK TABLES products WRITE; SELECT SLEEP({duration}); UNLOCK TABLES;"
             self.procs.append(spawn("LOCK TABLES session", MYSQL + [c["db"], "-e", sql], stdout=subprocess.DEVNULL))
@@ -403,6 +465,9 @@ class Planted:
                     f.write(str(step))
             self.note = (f"limit {limit >> 20} MiB: anonymous {anon >> 20} MiB + "
                          f"{c['memory_fraction']:.0%} of {mapped >> 20} MiB of mapped code")
+        elif k == "cpu-limit":
+            set_cpu_quota(c["cpu_cgroup"], c["cpu_v2"], CPU_QUOTA_US)
+            self.note = f"quota {CPU_QUOTA_US} µs per 100 ms"
         elif k == "io":
             # Four buffered writers (the page cache fills and writeback saturates the disk, so
             # every commit's log flush waits behind it) and one synchronous writer, on the load's
@@ -424,9 +489,12 @@ class Planted:
         k, c = self.kind, self.ctx
         if k == "worker-stop":
             _cont(c["worker"])
+        elif k == "api-stop":
+            _cont(c["api"])
         elif k == "memory-limit":
-            with open(os.path.join(c["cgroup"], "memory.limit_in_bytes"), "w") as f:
-                f.write("-1")
+            lift_memory_limit(c["cgroup"])
+        elif k == "cpu-limit":
+            set_cpu_quota(c["cpu_cgroup"], c["cpu_v2"], None)
         elif k == "proxy-delay":
             os.kill(c["proxy"].pid, signal.SIGUSR2)
         for p in self.procs:
@@ -512,7 +580,7 @@ def one_run(kind, rep, a, outroot):
                 with open(os.path.join(cg, "memory.oom_control"), "w") as f:
                     f.write("1")
                 ctx["cgroup"] = cg
-                CLEAN.push(f"remove cgroup {cg}", lambda: remove_cgroup(cg))
+                CLEAN.push(f"remove cgroup {cg}", lambda: remove_cgroup(cg, lambda: lift_memory_limit(cg)))
 
                 def preexec():
                     with open(os.path.join(cg, "cgroup.procs"), "w") as f:
@@ -520,6 +588,25 @@ def one_run(kind, rep, a, outroot):
 
                 stack_bin = private_binary(a.stack)
                 ctx["memory_fraction"] = a.memory_fraction
+            if kind == "cpu-limit":
+                found = cpu_cgroup_parent()
+                if found is None:
+                    raise RuntimeError("no cpu cgroup to limit the API in")
+                parent, v2 = found
+                cg = os.path.join(parent, f"peakload-fault-cpu-{os.getpid()}")
+                os.makedirs(cg, exist_ok=True)
+                quota = "cpu.max" if v2 else "cpu.cfs_quota_us"
+                if not os.path.exists(os.path.join(cg, quota)):
+                    os.rmdir(cg)
+                    raise RuntimeError(f"{cg} has no {quota}: the cpu controller is not delegated")
+                ctx["cpu_cgroup"], ctx["cpu_v2"] = cg, v2
+                CLEAN.push(f"remove cgroup {cg}",
+                           lambda: remove_cgroup(cg, lambda: set_cpu_quota(cg, v2, None)))
+
+                def preexec():
+                    with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                        f.write(str(os.getpid()))
+
             if kind == "io":
                 ctx["data_dir"] = disk_dir_beside_mariadb()
             api = spawn("stack api", [stack_bin, "api", "--listen", "127.0.0.1:0", "--mysql", url,
@@ -690,10 +777,15 @@ def disk_dir_beside_mariadb():
     return d
 
 
-def remove_cgroup(cg):
+def lift_memory_limit(cg):
+    with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
+        f.write("-1")
+
+
+def remove_cgroup(cg, lift):
+    """Lifts the cgroup's limit (`lift`), then removes it once its processes are gone."""
     try:
-        with open(os.path.join(cg, "memory.limit_in_bytes"), "w") as f:
-            f.write("-1")
+        lift()
     except OSError:
         pass
     for _ in range(50):

@@ -82,8 +82,9 @@ pub struct Signal {
     pub name: String,
     pub unit: String,
     pub values: Vec<f64>,
-    /// Which seconds had data (empty: all); the rest of `values` was filled in.
-    pub known: Vec<bool>,
+    /// Seconds held at the value seen last (or first) across a silence longer than a bridge
+    /// (empty: none): filled in, not measured, so no change can be read in them.
+    pub held: Vec<bool>,
     /// The interval each of the source's values aggregated (see `Series::span_s`): a change is
     /// only placed in time to within it.
     pub span_s: Option<f64>,
@@ -93,6 +94,11 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// Whether second `i` was held across a silence (see [`Signal::held`]).
+    pub fn held_at(&self, i: usize) -> bool {
+        self.held.get(i).is_some_and(|h| *h)
+    }
+
     /// `per_second` (a value per second of the run, as the SLIs are) averaged over the same
     /// intervals as this signal's values and spread back onto the grid the same way: the users'
     /// experience as this source would have published it. `None` for instantaneous samples.
@@ -243,7 +249,7 @@ impl Input {
                 name,
                 unit: s.unit.clone(),
                 values: r.values,
-                known: r.known,
+                held: r.held,
                 span_s: s.span_s,
                 starts: if s.span_s.is_some() {
                     s.points.iter().map(|p| p.0).collect()
@@ -320,6 +326,9 @@ pub struct Resampled {
     pub values: Vec<f64>,
     /// Whether each second was covered by data; the others were filled.
     pub known: Vec<bool>,
+    /// Whether each second was held at a neighbour's value (before the first value, after the
+    /// last, or in a gap too long to bridge) rather than covered or bridged.
+    pub held: Vec<bool>,
 }
 
 /// Per-second means of a series over `n` seconds (edges filled with the nearest value). `None`
@@ -378,11 +387,14 @@ pub fn resample_known(s: &Series, n: usize) -> Option<Resampled> {
         })
         .collect();
     let (first, last) = (known_at[0], known_at[known_at.len() - 1]);
+    let mut held = vec![false; n];
     for i in 0..first {
         values[i] = values[first];
+        held[i] = true;
     }
     for i in last + 1..n {
         values[i] = values[last];
+        held[i] = true;
     }
     // The usual distance between covered seconds, so a slow but regular source (a query every
     // 15 s) is bridged and only a silence longer than its own rhythm is held.
@@ -397,12 +409,17 @@ pub fn resample_known(s: &Series, n: usize) -> Option<Resampled> {
                 let f = (i - a) as f64 / (b - a) as f64;
                 values[a] + (values[b] - values[a]) * f
             } else {
+                held[i] = true;
                 values[a]
             };
         }
     }
     let known = (0..n).map(|i| weight[i] > 0.0).collect();
-    Some(Resampled { values, known })
+    Some(Resampled {
+        values,
+        known,
+        held,
+    })
 }
 
 /// One candidate signal's place in the ranking.

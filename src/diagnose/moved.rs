@@ -48,7 +48,12 @@ pub fn moved(input: &Input, sli: &Sli) -> Vec<Moved> {
         let xs = rolling_median(&s.values, 3);
         let (med, mad) = median_mad(&xs[b0..b1]);
         let noise = (1.4826 * mad).max(0.05 * med.abs()).max(1e-9);
-        let hit: Vec<bool> = xs.iter().map(|v| (v - med).abs() > 8.0 * noise).collect();
+        // A value held across a target's silence was not measured (see `rank`).
+        let hit: Vec<bool> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v - med).abs() > 8.0 * noise && !s.held_at(i))
+            .collect();
         // In a degraded run, what moved with the users (or just before, as a cause leads) is
         // the findings' business.
         let outside = |(a, b): &(usize, usize)| {

@@ -1236,7 +1236,19 @@ fn a_trace_of_memory_stall_is_no_memory_pressure() {
 /// seconds per second before and during t=25..43, as the stack exports them; the users' p99
 /// going from 24 to 118 ms meanwhile.
 fn api_on_a_busy_host(n: usize, cpu_during: f64, wait: (f64, f64), stall: (f64, f64)) -> Input {
-    let (mut waited, mut stalled) = (0.0, 0.0);
+    api_held(n, cpu_during, wait, stall, None)
+}
+
+/// [`api_on_a_busy_host`], with the API's own cgroup throttled (seconds per second before and
+/// during the fault) when `throttled` is given, as the stack exports it.
+fn api_held(
+    n: usize,
+    cpu_during: f64,
+    wait: (f64, f64),
+    stall: (f64, f64),
+    throttled: Option<(f64, f64)>,
+) -> Input {
+    let (mut waited, mut stalled, mut held) = (0.0, 0.0, 0.0);
     let texts: Vec<Option<String>> = starved_api_at(n, cpu_during)
         .into_iter()
         .enumerate()
@@ -1252,6 +1264,14 @@ fn api_on_a_busy_host(n: usize, cpu_during: f64, wait: (f64, f64), stall: (f64, 
                      # TYPE host_pressure_cpu_waiting_seconds_total counter\n\
                      host_pressure_cpu_waiting_seconds_total {stalled:.4}\n"
                 );
+                if let Some((before, during)) = throttled {
+                    held += if fault { during } else { before };
+                    let _ = write!(
+                        x,
+                        "# TYPE cgroup_cpu_throttled_seconds_total counter\n\
+                         cgroup_cpu_throttled_seconds_total {held:.4}\n"
+                    );
+                }
                 x
             })
         })
@@ -1287,6 +1307,101 @@ fn the_stacks_own_pressure_recognises_starvation() {
             first.summary
         );
     }
+}
+
+/// A CPU quota on the API (the fault suite's cpu-limit, a container's CPU limit): its threads
+/// wait for a CPU and the host's pressure rises with them, as with a busy neighbour, but its
+/// cgroup was throttled: the finding shows the throttling and says to raise the limit, not to
+/// look for other work on the host.
+#[test]
+fn a_service_held_by_its_cpu_limit_is_told_to_raise_the_limit() {
+    let n = 70;
+    let d = analyze(&api_held(
+        n,
+        0.05,
+        (0.04, 1.0),
+        (0.07, 0.8),
+        Some((0.0, 0.95)),
+    ));
+    let first = &d.findings[0];
+    assert_eq!(first.kind, Kind::CpuSaturation, "{:#?}", d.findings);
+    assert!(
+        first
+            .signal
+            .starts_with("cgroup_cpu_throttled_seconds_total"),
+        "{}",
+        first.signal
+    );
+    assert!(
+        first.summary.contains("its own CPU limit"),
+        "{}",
+        first.summary
+    );
+    assert!(
+        first.summary.contains("raise the limit"),
+        "{}",
+        first.summary
+    );
+    assert!(!first.summary.contains("other work"), "{}", first.summary);
+    // Without the throttling, the same waits are a busy neighbour's doing.
+    let input = api_held(n, 0.05, (0.04, 1.0), (0.07, 0.8), None);
+    let d = analyze(&input);
+    assert!(
+        d.findings[0].summary.contains("other work on its host"),
+        "{}",
+        d.findings[0].summary
+    );
+    // Counters of a cgroup throttled 0.9 s/s during the fault, written by `text(held, t)`.
+    let throttled = |text: &dyn Fn(f64, usize) -> String| -> Vec<Option<String>> {
+        let mut held = 0.0;
+        (0..n)
+            .map(|t| {
+                held += if (25..43).contains(&t) { 0.9 } else { 0.0 };
+                Some(text(held, t))
+            })
+            .collect()
+    };
+    // Whether the starved API is said to be held by its own limit once `texts` are scraped
+    // from `instance` too.
+    let told_limit = |instance: &str, texts: Vec<Option<String>>| {
+        let mut with = input.clone();
+        with.add_infra(&Infra {
+            series: scraped(instance, texts),
+            ..Default::default()
+        });
+        let summary = analyze(&with).findings[0].summary.clone();
+        (summary.contains("its own CPU limit"), summary)
+    };
+    // cAdvisor's throttling carries the node's instance, not the service's: one container
+    // throttled is still the service's limit; two are not told apart.
+    let cadvisor = |containers: &[&str]| {
+        throttled(&|held, _| {
+            let mut x = String::from("# TYPE container_cpu_cfs_throttled_seconds_total counter\n");
+            for c in containers {
+                let _ = writeln!(
+                    x,
+                    "container_cpu_cfs_throttled_seconds_total{{container=\"{c}\"}} {held:.4}"
+                );
+            }
+            x
+        })
+    };
+    let (told, summary) = told_limit("10.0.0.9:4194", cadvisor(&["api"]));
+    assert!(told, "{summary}");
+    let (told, summary) = told_limit("10.0.0.9:4194", cadvisor(&["api", "batch"]));
+    assert!(!told, "{summary}");
+    // Another scraped process's own throttling is not this one's limit.
+    let worker = throttled(&|held, t| {
+        format!(
+            "# TYPE process_schedstat_waiting_seconds_total counter\n\
+             process_schedstat_waiting_seconds_total {:.4}\n\
+             # TYPE cgroup_cpu_throttled_seconds_total counter\n\
+             cgroup_cpu_throttled_seconds_total {held:.4}\n",
+            0.01 * t as f64
+        )
+    });
+    let (told, summary) = told_limit("127.0.0.1:9090", worker);
+    assert!(!told, "{summary}");
 }
 
 /// Issue 13, I/O: disk stall (PSI `io`) names `io_saturation` from 5 % of the time, and not

@@ -20,10 +20,13 @@
 //!   fitted before the change removes only what the load explains, and a signal that merely
 //!   follows the load is left with noise. `c` is then reduced when the signal tracks achieved
 //!   throughput better than it tracks the SLI;
-//! - **precedence** `g`: 1 when the signal's own change (4 robust sigmas, 3 s running) came
-//!   at or before the SLI's, 0.85 within one second after it (a gauge read at the next
-//!   scrape), decaying when it came later (a consequence) or much earlier (unrelated drift);
-//!   0.05 when it never changed.
+//! - **precedence** `g`: 1 when the signal's own change (4 robust sigmas, 3 s running; 2 s
+//!   when the degradation lasted under 6 s) came at or before the SLI's, 0.85 within one
+//!   second after it (a gauge read at the next scrape), decaying when it came later (a
+//!   consequence) or much earlier (unrelated drift); 0.05 when it never changed. The change
+//!   dated is the first that reaches into the degradation or the lead credited before it: one
+//!   that came and went long before belongs to another episode. Seconds held at a value seen
+//!   before a silence (a target that stopped answering) date nothing: no sample measured them.
 //!
 //! - **magnitude** `m`: a signal measured in seconds (a wait, a duration) cannot explain more
 //!   of the users' p99 rise than its own rise; when latency degraded, `m` is the square root of
@@ -47,7 +50,7 @@
 
 use super::rules::classify;
 use super::sli::{Sli, MIN_RUN_S};
-use super::stats::{first_sustained, lagged, median, median_mad, ranks, rolling_median};
+use super::stats::{lagged, median, median_mad, ranks, rolling_median, sustained_runs};
 use super::Input;
 use crate::record::findings::Kind;
 
@@ -163,12 +166,23 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             // the size of the change uses — a signal that grows a thousandfold (a pool wait
             // under overload) would otherwise be seen to change only once 8% of its peak.
             let onset_scale = onset_scale_of(noise, hi - lo);
+            // A second held across a silence repeats the last value seen, so it cannot show a
+            // change: a worker stopped during a database call read as one call in flight for
+            // the whole silence, a change that no sample measured.
             let hit: Vec<bool> = xs
                 .iter()
-                .map(|v| (v - med).abs() > CHANGE_Z * onset_scale)
+                .enumerate()
+                .map(|(i, v)| (v - med).abs() > CHANGE_Z * onset_scale && !s.held_at(i))
                 .collect();
-            let changed_at = first_sustained(&hit, base_end, MIN_RUN_S).filter(|&t| t <= sli.end);
             let (w0, w1) = (sli.onset.min(n - 1), sli.end.min(n - 1));
+            let changed_at = changed_at(
+                &hit,
+                base_end,
+                min_run(w1 + 1 - w0),
+                // An aggregate's lead is credited up to a span further back (`credible_lead`).
+                sli.onset.saturating_sub(lag_max as usize + blur),
+                sli.end,
+            );
             let whole = median(&xs[w0..=w1]);
             // A cause can end before the users recover (a disk's stall over, the users still
             // slow while the system catches up): the median over the whole degraded window then
@@ -197,28 +211,21 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
             let z_local = local_jump(&xs, sli.onset, lag_max as usize, blur);
             let z = ((during - med).abs() / scale).min(2.0 * z_local);
             // The size of the change for comparing candidates: against the signal's own noise,
-            // with the range floor only as small as the one that dates a change (0.2 %), so a
-            // change of 3000 sigmas is not read as 50 because it also set the signal's range.
+            // with no floor on its range, so a change of 3000 sigmas is not read as 50 (2 % of
+            // the range) or 500 (0.2 %, the floor that dates a change) because the change
+            // itself set the range: every step past 500 sigmas would tie.
             // A baseline without spread (a state such as `up`, a gauge idle at 0, a count
             // that did not vary) has no noise to count sigmas in: left out of the comparison
             // (NaN) rather than measured against an arbitrary floor.
             let magnitude = if mad <= 0.0 {
                 f64::NAN
             } else {
-                ((during - med).abs() / onset_scale)
+                ((during - med).abs() / noise)
                     .min(2.0 * z_local)
                     .min(MAX_MAGNITUDE)
             };
             let lead = changed_at.map(|t| credible_lead(sli.onset as f64 - t as f64, s.span_s));
-            let g = match lead {
-                None => 0.05,
-                Some(l) if (0.0..=lag_max as f64).contains(&l) => 1.0,
-                // Within one sample of the SLI but after it: gauges are read at scrape time,
-                // so allow it, ranked below a change at or before the SLI's.
-                Some(l) if l >= -1.0 => 0.85,
-                Some(l) if l < 0.0 => ((l + 1.0) / 3.0).exp(),
-                Some(l) => (-(l - lag_max as f64) / (lag_max as f64).max(5.0)).exp(),
-            };
+            let g = precedence(lead, lag_max as f64);
             let rx = ranks(&without_load(&xs));
             // An aggregate is compared with the SLI aggregated over the same intervals.
             let aggregated: Option<Vec<Vec<f64>>> = sli
@@ -273,12 +280,51 @@ pub fn rank(input: &Input, sli: &Sli) -> Vec<Scored> {
     out
 }
 
+/// Seconds a signal must stay beyond its noise to count as changed, for a degradation lasting
+/// `window` seconds: [`MIN_RUN_S`], or 2 when the degradation itself lasted under twice that
+/// (a 2 s fault seen in a 4 s window cannot hold for 3 s in its source, and with no signal
+/// dated every candidate's precedence was the same 0.05).
+fn min_run(window: usize) -> usize {
+    if window < 2 * MIN_RUN_S {
+        2
+    } else {
+        MIN_RUN_S
+    }
+}
+
+/// When a signal changed for the degradation `lo..=end` (`lo` its onset less the lead
+/// credited): the first stretch of `run` seconds beyond its noise, from `from`, that reaches
+/// into that span. A change that came and went before it is an earlier episode: for this one
+/// the signal did not change (dated, a blip just before `lo` would read as a lead).
+fn changed_at(hit: &[bool], from: usize, run: usize, lo: usize, end: usize) -> Option<usize> {
+    sustained_runs(hit, from, run)
+        .into_iter()
+        .find(|&(a, b)| b >= lo && a <= end)
+        .map(|(a, _)| a)
+}
+
+/// Precedence `g` from a signal's lead over the SLI (seconds, positive when it led): 1 within
+/// the lead credited, 0.85 within one second after the SLI, decaying for a later change (a
+/// consequence) and for a much earlier one (drift unrelated to the users), 0.05 for none.
+fn precedence(lead: Option<f64>, lag_max: f64) -> f64 {
+    match lead {
+        None => 0.05,
+        Some(l) if (0.0..=lag_max).contains(&l) => 1.0,
+        // Within one sample of the SLI but after it: gauges are read at scrape time, so allow
+        // it, ranked below a change at or before the SLI's.
+        Some(l) if (-1.0..0.0).contains(&l) => 0.85,
+        // Continuing from the 0.85 (a lead shrunk by a fractional span can fall in between).
+        Some(l) if l < 0.0 => 0.85 * ((l + 1.0) / 3.0).exp(),
+        Some(l) => (-(l - lag_max) / lag_max.max(5.0)).exp(),
+    }
+}
+
 fn onset_scale_of(noise: f64, range: f64) -> f64 {
     noise.max(0.002 * range).max(1e-12)
 }
 
 /// A change's size past which it is no less extreme (robust sigmas); bounds the logarithm.
-const MAX_MAGNITUDE: f64 = 1e4;
+const MAX_MAGNITUDE: f64 = 1e6;
 
 /// Among the signals of one unit that explain the degradation about as well as the best one
 /// (score at least [`PLAUSIBLE`] of it), the one whose own change was largest in units of its
@@ -414,6 +460,50 @@ mod tests {
             correlation: 0.0,
             load_correlation: 0.0,
         }
+    }
+
+    #[test]
+    fn a_change_is_dated_by_the_stretch_that_reaches_the_degradation() {
+        let mut hit = vec![false; 100];
+        // A blip of 4 s that came and went at t=20, then the change at t=80 (onset 82).
+        hit[20..24].fill(true);
+        hit[80..100].fill(true);
+        assert_eq!(changed_at(&hit, 10, 3, 82 - 30, 95), Some(80));
+        // Drift: one stretch from t=20 that never ended is dated where it began.
+        let mut drift = vec![false; 100];
+        drift[20..100].fill(true);
+        assert_eq!(changed_at(&drift, 10, 3, 52, 95), Some(20));
+        // Nothing reaches the span: the blip at t=20 is another episode, the change at t=80
+        // came after it.
+        assert_eq!(changed_at(&hit[..40], 10, 3, 35, 39), None);
+        assert_eq!(changed_at(&hit, 10, 3, 50, 60), None);
+        // A 2 s blip that ended just before the lead credited is no lead.
+        let mut blip = vec![false; 100];
+        blip[45..47].fill(true);
+        assert_eq!(changed_at(&blip, 10, 2, 50, 54), None);
+        // A 2 s change counts in a short degradation only.
+        let mut short = vec![false; 100];
+        short[80..82].fill(true);
+        assert_eq!(changed_at(&short, 10, min_run(4), 50, 84), Some(80));
+        assert_eq!(changed_at(&short, 10, min_run(20), 50, 99), None);
+    }
+
+    #[test]
+    fn a_change_long_before_the_users_counts_less_than_one_within_the_lead() {
+        // Within the lead credited, or a scrape after the SLI.
+        assert_eq!(precedence(Some(0.0), 30.0), 1.0);
+        assert_eq!(precedence(Some(30.0), 30.0), 1.0);
+        assert_eq!(precedence(Some(-0.5), 30.0), 0.85);
+        // Eleven minutes before the users noticed: drift, not the cause. It scored 0.85, as if
+        // read one scrape late; such a distractor in bench/diagnose's hour-long case came
+        // within reach of the cause's score.
+        assert!(precedence(Some(681.0), 30.0) < 1e-6);
+        assert!(precedence(Some(40.0), 30.0) < 0.8);
+        // Later than a scrape after the SLI: a consequence.
+        assert!(precedence(Some(-4.0), 30.0) < 0.4);
+        // No step up just past a scrape after the SLI.
+        assert!(precedence(Some(-1.3), 30.0) < 0.85);
+        assert_eq!(precedence(None, 30.0), 0.05);
     }
 
     #[test]

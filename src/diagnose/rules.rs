@@ -76,7 +76,8 @@
 //!
 //! **Consequences.** When the system declares its structure (see [`super::structure`]), a
 //! finding whose component depends on another finding's, and which changed no earlier than it
-//! (to within a scrape), is that finding's consequence: a consumer blocked by the database it
+//! (to within a scrape) while that one scored at least half as high, is that finding's
+//! consequence: a consumer blocked by the database it
 //! calls, the queue backing up behind it. It stays in the list, scored × 0.3, with a line giving
 //! the chain (`database → worker:email → queue:notifications`) and `explained_by` naming the
 //! cause. Nothing is assumed when nothing is declared.
@@ -154,7 +155,10 @@ fn patterns() -> &'static [(Kind, Regex, Moves)] {
             (Kind::CpuSaturation, r(r"(^|[^a-z])cpu"), Moves::Up),
             (
                 Kind::MemoryPressure,
-                r(r"memory|\brss\b|resident|heap|swap|oom"),
+                // `rss` and `mem` as words of the name (`_` is a word character, so `\b`
+                // would miss `process_rss`; RCAEval's columns are `cartservice_mem`), not
+                // inside one (`memcached_…`).
+                r(r"memory|(^|[^a-z])(rss|mem)([^a-z]|$)|resident|heap|swap|oom"),
                 Moves::Up,
             ),
             (
@@ -478,11 +482,16 @@ fn io_before_cpu(out: &mut [Finding]) {
     }
 }
 
+/// How well supported, against its effect's score, a finding upstream must be to explain it.
+const CAUSE_SHARE: f64 = 0.5;
+
 /// Findings that the declared structure puts downstream of another finding that changed
 /// earlier (or within [`READ_SLACK_S`] of it) are consequences: a consumer blocked by the
 /// database it calls, a queue backing up behind that consumer. Each keeps its place in the
 /// list, scored × 0.3, with a line saying what it follows and `explained_by` naming it; the
-/// earliest such cause is the one named.
+/// earliest such cause is the one named. A cause must be at least half as well supported as
+/// its effect ([`CAUSE_SHARE`]): a database timing that moved 0.4 → 0.6 ms (score 0.37) took
+/// a stopped worker's backlog (0.86) down to 0.26 and was named first.
 fn explain_consequences(out: &mut [Finding], structure: &Structure) {
     if structure.is_empty() {
         return;
@@ -496,7 +505,9 @@ fn explain_consequences(out: &mut [Finding], structure: &Structure) {
         let cause = out
             .iter()
             .enumerate()
-            .filter(|(c, f)| *c != e && f.explained_by.is_none())
+            .filter(|(c, f)| {
+                *c != e && f.explained_by.is_none() && f.score >= CAUSE_SHARE * effect.score
+            })
             .filter_map(|(c, f)| {
                 let t = changed_at(f).filter(|t| *t <= at + READ_SLACK_S)?;
                 let chain = structure.path(part, parts[c].as_deref()?)?;
@@ -690,6 +701,9 @@ struct Starvation<'a> {
     /// I/O pressure that rose with it (PSI `io`, a core's `iowait`): another explanation for
     /// database timings, so they are not explained away.
     io: Option<&'a Scored>,
+    /// The starved process's own cgroup throttled (its CPU limit reached): then the CPU it
+    /// lost went to no other work, and the fix is the limit, not the neighbours.
+    limit: Option<&'a Scored>,
 }
 
 /// A host's I/O pressure: PSI `io` (node_exporter's or the service's own), a core's `iowait`,
@@ -744,6 +758,15 @@ fn host_saturated(s: &Scored) -> bool {
         _ => false,
     }
 }
+
+/// A cgroup's CPU limit reached: CFS throttling (cAdvisor's `container_cpu_cfs_throttled_*`,
+/// the stack's `cgroup_cpu_throttled_*`).
+fn cpu_limited(name: &str) -> bool {
+    let base = split_key(name).0.to_ascii_lowercase();
+    base.starts_with("container_cpu_cfs_throttled") || base.starts_with("cgroup_cpu_throttled")
+}
+
+const CPU_LIMIT_ADVICE: &str = "the service reached its CPU limit and was throttled: raise the limit (Kubernetes resources.limits.cpu, the ECS task's cpu) or make it use less CPU; a bigger host does not help while the limit holds";
 
 /// A process's own scheduling delay: time its threads were runnable but not running.
 fn own_wait(name: &str) -> bool {
@@ -810,12 +833,80 @@ fn starvation<'a>(sli: &Sli, scored: &'a [Scored]) -> Option<Starvation<'a>> {
         .iter()
         .filter(|s| io_pressure(&s.name) && s.direction > 0.0 && s.z >= CHANGE_Z && near(s))
         .max_by(|a, b| a.score.total_cmp(&b.score));
+    let throttled: Vec<&Scored> = scored
+        .iter()
+        .filter(|s| cpu_limited(&s.name) && s.direction > 0.0 && s.z >= CHANGE_Z && near(s))
+        .collect();
+    // The process's own cgroup: the same scrape target (and the same container, where both
+    // name one); or, read from elsewhere (cAdvisor's series carry the node's instance, not
+    // the pod's), the one container that was throttled, if no other process scraped is it.
+    let own: Vec<&Scored> = throttled
+        .iter()
+        .copied()
+        .filter(|s| same_target(&s.name, &process.name))
+        .collect();
+    let processes: Vec<Option<String>> = scored
+        .iter()
+        .filter(|s| own_cpu(&s.name) || own_wait(&s.name))
+        .map(|s| instance_of(&s.name))
+        .filter(|i| i.is_some() && *i != instance_of(&process.name))
+        .collect();
+    let elsewhere: Vec<&Scored> = throttled
+        .iter()
+        .copied()
+        .filter(|s| !processes.contains(&instance_of(&s.name)))
+        .collect();
+    let containers = |v: &[&Scored]| {
+        let mut keys: Vec<String> = v.iter().map(|s| cgroup_of(&s.name)).collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
+    };
+    let limit = if !own.is_empty() {
+        own
+    } else if containers(&elsewhere) == 1 {
+        elsewhere
+    } else {
+        Vec::new()
+    }
+    .into_iter()
+    // The time throttled says more than the periods: a share of the time.
+    .max_by(|a, b| {
+        (a.unit == "seconds_per_second")
+            .cmp(&(b.unit == "seconds_per_second"))
+            .then(a.score.total_cmp(&b.score))
+    });
     Some(Starvation {
         process,
         host,
         starved: starved.iter().map(|s| instance_of(&s.name)).collect(),
         io,
+        limit,
     })
+}
+
+/// Whether two signals come from one process: the same `instance` (which both must have), and
+/// the same container where both name one (cAdvisor's series of every container on a node
+/// share the node's instance).
+fn same_target(a: &str, b: &str) -> bool {
+    const CONTAINER: [&str; 5] = ["container", "pod", "namespace", "id", "name"];
+    let (da, db) = (split_key(a).1, split_key(b).1);
+    let get = |d: &[(String, String)], k: &str| {
+        d.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    get(&da, "instance").is_some()
+        && get(&da, "instance") == get(&db, "instance")
+        && CONTAINER.iter().all(|k| match (get(&da, k), get(&db, k)) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        })
+}
+
+/// A throttling series' cgroup: its dimensions (periods and time of one cgroup share them).
+fn cgroup_of(name: &str) -> String {
+    let mut dims = split_key(name).1;
+    dims.sort();
+    format!("{dims:?}")
 }
 
 fn instance_of(name: &str) -> Option<String> {
@@ -862,16 +953,29 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
                 continue;
             }
             f.score = round3(f.score * 0.3);
-            f.lines.push(format!(
-                "rose only while {who} was starved of CPU (it lost CPU to other work; seen in {}): the wall-clock time of a descheduled caller, not the database's",
-                h.name
-            ));
+            f.lines.push(match st.limit {
+                Some(l) => format!(
+                    "rose only while {who} was starved of CPU (held by its CPU limit; seen in {}): the wall-clock time of a throttled caller, not the database's",
+                    l.name
+                ),
+                None => format!(
+                    "rose only while {who} was starved of CPU (it lost CPU to other work; seen in {}): the wall-clock time of a descheduled caller, not the database's",
+                    h.name
+                ),
+            });
             explained += 1;
         }
     }
-    // The starvation finding replaces those of its own two signals.
-    out.retain(|f| !(f.kind == Kind::CpuSaturation && (f.signal == h.name || f.signal == p.name)));
-    let mut f = signal_finding(input, sli, h, Kind::CpuSaturation);
+    // The starvation finding replaces those of its own signals. Where the process's own limit
+    // held it, the limit is the signal to show: the host's pressure counts the throttled
+    // tasks too, and is the same on every process of the host.
+    out.retain(|f| {
+        !(f.kind == Kind::CpuSaturation
+            && (f.signal == h.name
+                || f.signal == p.name
+                || st.limit.is_some_and(|l| f.signal == l.name)))
+    });
+    let mut f = signal_finding(input, sli, st.limit.unwrap_or(h), Kind::CpuSaturation);
     // Two signals agree (the service lost CPU while its host had none to spare): at least an
     // even score, whatever each scored alone.
     f.score = round3(h.score.max(p.score).max(0.5));
@@ -903,17 +1007,42 @@ fn explain_starvation(out: &mut Vec<Finding>, input: &Input, sli: &Sli, st: &Sta
             signal_value(&h.name, h.during, &h.unit)
         )
     };
-    f.summary = format!(
-        "{} {moved} from {from_v} to {to_v} at t={}s{host_part}, as {}: {caller} was starved of CPU by other work on its host{}. Find what else runs on that CPU (top, pidstat), pin or isolate the service, or give it more CPU.",
-        p.name,
-        p.changed_at.unwrap_or(sli.onset),
-        sli_phrase(sli),
-        if explained > 0 {
-            "; its database timings rose only while it was descheduled, so they are not the database's"
-        } else {
-            ""
+    let timings = if explained > 0 {
+        format!(
+            "; its database timings rose only while it was {}, so they are not the database's",
+            if st.limit.is_some() {
+                "throttled"
+            } else {
+                "descheduled"
+            }
+        )
+    } else {
+        String::new()
+    };
+    f.summary = match st.limit {
+        // Throttled tasks count as CPU pressure and as scheduling delay, so the host looks
+        // saturated too; the throttling says where the CPU went: nowhere.
+        Some(l) => {
+            f.evidence.insert("throttled_during".into(), round3(l.during));
+            format!(
+                "{} {moved} from {from_v} to {to_v} at t={}s, as {}: {caller} was held by its own CPU limit — {} rose from {} to {}{timings}. {}{}.",
+                p.name,
+                p.changed_at.unwrap_or(sli.onset),
+                sli_phrase(sli),
+                l.name,
+                signal_value(&l.name, l.baseline, &l.unit),
+                signal_value(&l.name, l.during, &l.unit),
+                CPU_LIMIT_ADVICE[..1].to_uppercase(),
+                &CPU_LIMIT_ADVICE[1..]
+            )
         }
-    );
+        None => format!(
+            "{} {moved} from {from_v} to {to_v} at t={}s{host_part}, as {}: {caller} was starved of CPU by other work on its host{timings}. Find what else runs on that CPU (top, pidstat), pin or isolate the service, or give it more CPU.",
+            p.name,
+            p.changed_at.unwrap_or(sli.onset),
+            sli_phrase(sli),
+        ),
+    };
     out.push(f);
 }
 
@@ -1184,6 +1313,7 @@ fn signal_finding(input: &Input, sli: &Sli, s: &Scored, kind: Kind) -> Finding {
         );
     }
     let advice = match kind {
+        Kind::CpuSaturation if cpu_limited(name) => CPU_LIMIT_ADVICE,
         Kind::CpuSaturation => "the service is CPU-bound: profile the hot path, or give it more CPU or instances",
         Kind::IoSaturation => "the disk is saturated: whatever waits for it (commits, reads of evicted pages) slows down — find what else reads or writes (iotop, pidstat -d), give the database's data or log a faster or dedicated volume, or raise its provisioned IOPS",
         Kind::MemoryPressure => "look for leaks, GC pressure or a container memory limit, and give it headroom",
@@ -1609,4 +1739,61 @@ fn scaling_findings(input: &Input, sli: &Sli) -> Option<Finding> {
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::Signal;
+
+    #[test]
+    fn a_weak_cause_upstream_does_not_explain_a_strong_effect_away() {
+        let declared = |name: &str| Signal {
+            name: name.into(),
+            ..Signal::default()
+        };
+        let structure = Structure::declared(&[
+            declared("peakload_stack_dependency{component=\"worker:email\",on=\"database\"}"),
+            declared(
+                "peakload_stack_dependency{component=\"queue:notifications\",on=\"worker:email\"}",
+            ),
+        ]);
+        let finding = |kind, signal: &str, score, at| Finding {
+            kind,
+            signal: signal.into(),
+            score,
+            window: Window {
+                start_s: at,
+                end_s: 22.0,
+            },
+            evidence: BTreeMap::from([("changed_at_s".to_string(), at)]),
+            lines: Vec::new(),
+            summary: String::new(),
+            explained_by: None,
+            runner_up: None,
+        };
+        let pair = |db_score| {
+            let mut out = vec![
+                finding(
+                    Kind::QueueBacklog,
+                    "queue_depth{queue=\"notifications\"}",
+                    0.86,
+                    11.0,
+                ),
+                finding(
+                    Kind::DbLatency,
+                    "db_operation_duration_seconds:mean",
+                    db_score,
+                    9.0,
+                ),
+            ];
+            explain_consequences(&mut out, &structure);
+            out[0].explained_by.clone()
+        };
+        assert_eq!(pair(0.37), None);
+        assert_eq!(
+            pair(0.8).as_deref(),
+            Some("db_operation_duration_seconds:mean")
+        );
+    }
 }

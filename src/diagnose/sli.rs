@@ -292,6 +292,7 @@ fn detect(
     let material: Vec<(usize, usize)> = sustained_runs(&hit, base.0, MIN_RUN_S)
         .into_iter()
         .filter(|&(a, b)| median(&ys[a..=b]) > med + floor)
+        .map(|(a, b)| (past_blip(y, a, b, per_second), b))
         .collect();
     let onset = material.first().map(|r| r.0);
     let end = material.last().map_or(0, |r| r.1);
@@ -340,6 +341,25 @@ fn detect(
         excess: ys.iter().map(|v| ((v - med) / reach).max(0.0)).collect(),
         hit,
         smoothed: ys,
+    }
+}
+
+/// Where the stretch `a..=b` of smoothed seconds above `margin` began to hold in the seconds
+/// themselves: a blip of fewer than [`MIN_RUN_S`] seconds above it, then a second back within
+/// it, then the degradation — the rolling median joins the three and dates the degradation
+/// from the blip. A 2 s blip 4 s before an API was stopped then dated the users' degradation
+/// before the stop, and the stop (`up` falling at the real onset) read as a consequence. The
+/// stretch keeps its start when its own seconds never hold for [`MIN_RUN_S`] in a row (a
+/// saturated service's noise) or when more than a blip came before they did.
+fn past_blip(y: &[f64], a: usize, b: usize, margin: f64) -> usize {
+    let raw: Vec<bool> = y[a..=b].iter().map(|v| *v > margin).collect();
+    // Full runs only: `sustained_runs` also takes 2 s at the end of what it is given.
+    let held = sustained_runs(&raw, 0, MIN_RUN_S)
+        .into_iter()
+        .find(|&(s, e)| e + 1 - s >= MIN_RUN_S);
+    match held {
+        Some((s, _)) if s > 0 && raw[..s].iter().filter(|h| **h).count() < MIN_RUN_S => a + s,
+        _ => a,
     }
 }
 
@@ -539,4 +559,23 @@ fn shift_point(y: &[f64], from: usize) -> Option<usize> {
         }
     }
     best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stretch_starts_past_a_blip_only_where_its_seconds_hold() {
+        let y = |hits: &[u8]| -> Vec<f64> { hits.iter().map(|h| f64::from(*h) * 10.0).collect() };
+        // A 2 s blip, a calm second, then 3 s and more above the margin.
+        assert_eq!(past_blip(&y(&[1, 1, 0, 1, 1, 1, 1]), 0, 6, 5.0), 3);
+        // Never 3 s in a row: kept, even with 2 s at the end of the stretch.
+        assert_eq!(past_blip(&y(&[1, 1, 0, 1, 1]), 0, 4, 5.0), 0);
+        // Held from the first second, or more than a blip before: kept.
+        assert_eq!(past_blip(&y(&[1, 1, 1, 0, 1, 1, 1]), 0, 6, 5.0), 0);
+        assert_eq!(past_blip(&y(&[1, 0, 1, 1, 0, 1, 1, 1]), 0, 7, 5.0), 0);
+        // Offsets are the stretch's own.
+        assert_eq!(past_blip(&y(&[0, 0, 1, 0, 1, 1, 1]), 2, 6, 5.0), 4);
+    }
 }

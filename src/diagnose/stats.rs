@@ -103,23 +103,6 @@ pub fn lagged(rx: &[f64], ry: &[f64], lag: isize) -> f64 {
     }
 }
 
-/// The first index from `from` where `hit` holds for `run` consecutive points (or up to the
-/// end, when fewer remain).
-pub fn first_sustained(hit: &[bool], from: usize, run: usize) -> Option<usize> {
-    let mut start = None;
-    for (i, &h) in hit.iter().enumerate().skip(from) {
-        if h {
-            let s = *start.get_or_insert(i);
-            if i + 1 - s >= run {
-                return Some(s);
-            }
-        } else {
-            start = None;
-        }
-    }
-    start.filter(|s| hit.len() - s >= run.min(2))
-}
-
 /// Every stretch `(first, last)` from `from` where `hit` holds for `run` consecutive points
 /// or more (or, at the end, for what remains, if at least 2).
 pub fn sustained_runs(hit: &[bool], from: usize, run: usize) -> Vec<(usize, usize)> {
@@ -178,11 +161,8 @@ mod tests {
     }
 
     #[test]
-    fn first_and_every_sustained_run() {
+    fn every_sustained_run() {
         let h = [false, true, false, true, true, true, false];
-        assert_eq!(first_sustained(&h, 0, 3), Some(3));
-        assert_eq!(first_sustained(&h, 0, 4), None);
-        assert_eq!(first_sustained(&[false, false, true, true], 0, 3), Some(2));
         assert_eq!(sustained_runs(&h, 0, 3), vec![(3, 5)]);
         assert_eq!(sustained_runs(&h, 0, 1), vec![(1, 1), (3, 5)]);
         assert_eq!(sustained_runs(&h, 4, 3), vec![]);

@@ -171,7 +171,7 @@ pub fn case(seed: u64, spec: Spec) -> Case {
         signals.push(Signal {
             name: format!("s{i:03}"),
             unit: String::new(),
-            known: Vec::new(),
+            held: Vec::new(),
             span_s: None,
             starts: Vec::new(),
             values,

@@ -23,7 +23,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
             Signal {
                 name: cause_name.into(),
                 unit: "seconds".into(),
-                known: Vec::new(),
+                held: Vec::new(),
                 span_s: None,
                 starts: Vec::new(),
                 values: steady(n, |t| {
@@ -38,7 +38,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
             Signal {
                 name: "http_requests_total:rate{status_class=\"2xx\"}".into(),
                 unit: "per_second".into(),
-                known: Vec::new(),
+                held: Vec::new(),
                 span_s: None,
                 starts: Vec::new(),
                 values: steady(n, |t| 50.0 + jitter(t)),
@@ -46,7 +46,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
             Signal {
                 name: "process_cpu_seconds_total:rate".into(),
                 unit: "seconds_per_second".into(),
-                known: Vec::new(),
+                held: Vec::new(),
                 span_s: None,
                 starts: Vec::new(),
                 values: steady(n, |t| 0.2 + 0.02 * jitter(t + 5)),
@@ -55,7 +55,7 @@ fn planted(cause_name: &str, cause_up: bool, at: usize) -> Input {
                 // A consequence: rises 6 s after the users' latency.
                 name: "queue_depth{queue=\"notifications\"}".into(),
                 unit: String::new(),
-                known: Vec::new(),
+                held: Vec::new(),
                 span_s: None,
                 starts: Vec::new(),
                 values: steady(n, |t| {
@@ -122,7 +122,7 @@ fn error_burst_carries_log_lines() {
         signals: vec![Signal {
             name: "http_requests_total:rate{status_class=\"5xx\"}".into(),
             unit: "per_second".into(),
-            known: Vec::new(),
+            held: Vec::new(),
             span_s: None,
             starts: Vec::new(),
             values: steady(n, |t| 12.0 * step(t)),
@@ -390,6 +390,9 @@ fn classify_follows_the_vocabulary() {
             1.0,
             Some(Kind::MemoryPressure),
         ),
+        ("process_rss_bytes", 1.0, Some(Kind::MemoryPressure)),
+        ("cartservice_mem", 1.0, Some(Kind::MemoryPressure)),
+        ("memcached_current_connections", 1.0, None),
         ("ThrottledRequests", 1.0, Some(Kind::Throttling)),
         (
             "http_requests_total:rate{status_class=\"5xx\"}",
@@ -490,14 +493,17 @@ fn a_long_silence_is_held_not_drawn_as_a_ramp() {
     let r = resample_known(&series(points, None), 40).unwrap();
     assert!(r.values[10..30].iter().all(|v| *v == 0.0), "{:?}", r.values);
     assert!(!r.known[15] && r.known[9] && r.known[30]);
+    assert!(r.held[10..30].iter().all(|h| *h) && !r.held[9] && !r.held[30]);
     // A short gap is bridged.
     let points = vec![(0.0, 0.0), (1.0, 0.0), (4.0, 3.0), (5.0, 3.0)];
     let r = resample_known(&series(points, None), 6).unwrap();
     assert_eq!(r.values, vec![0.0, 0.0, 1.0, 2.0, 3.0, 3.0]);
+    assert!(r.held.iter().all(|h| !h));
     // A source that answers every 15 s by design is bridged between its answers.
     let points = (0..5).map(|k| (k as f64 * 15.0, k as f64 * 15.0)).collect();
     let r = resample_known(&series(points, None), 61).unwrap();
     assert_eq!(r.values[7], 7.0);
+    assert!(r.held.iter().all(|h| !h));
 }
 
 #[test]
@@ -610,7 +616,7 @@ fn gauge(name: &str, f: impl Fn(usize) -> f64) -> Signal {
     Signal {
         name: name.into(),
         unit: String::new(),
-        known: Vec::new(),
+        held: Vec::new(),
         span_s: None,
         starts: Vec::new(),
         values: steady(60, f),
@@ -860,7 +866,7 @@ fn cpu_and_memory_name_a_cause_only_at_a_limiting_level() {
     let limit = Signal {
         name: "container_spec_memory_limit_bytes".into(),
         unit: "bytes".into(),
-        known: Vec::new(),
+        held: Vec::new(),
         span_s: None,
         starts: Vec::new(),
         values: vec![128.0 * mib; 60],
@@ -958,6 +964,35 @@ fn a_climb_that_never_recovers_is_one_episode() {
     assert!(d.sli.episodes.is_empty(), "{}", d.sli.describe());
     assert_eq!(d.sli.latency_ms.as_ref().unwrap().start_s, Some(20.0));
     assert_eq!(d.findings[0].window.start_s, 19.0, "{:?}", d.findings);
+}
+
+#[test]
+fn a_blip_just_before_a_stop_does_not_date_it() {
+    // An API stopped at t=24: its users wait out a 5 s timeout from then on; two slower
+    // seconds at t=21-22 and a normal one at t=23 came before (one calm second, joined to the
+    // stop by the rolling median). The degradation is dated from the stop, and the stop's
+    // sign (`up` falling then) is its cause, not a consequence.
+    let mut input = planted("up", false, 24);
+    input.signals[0].unit = String::new();
+    let lat = input.latency_ms.as_mut().unwrap();
+    lat[21] = 31.0;
+    lat[22] = 40.0;
+    for v in lat.iter_mut().skip(24).take(20) {
+        *v = 5005.0;
+    }
+    let d = analyze(&input);
+    assert_eq!(
+        d.sli.latency_ms.as_ref().unwrap().start_s,
+        Some(24.0),
+        "{}",
+        d.sli.describe()
+    );
+    assert_eq!(d.ranking[0].signal, "up", "{:?}", d.ranking);
+    // A degradation whose own seconds hold from its first is dated from it, blip or not.
+    let lat = input.latency_ms.as_mut().unwrap();
+    lat[23] = 200.0;
+    let d = analyze(&input);
+    assert_eq!(d.sli.latency_ms.as_ref().unwrap().start_s, Some(21.0));
 }
 
 #[test]
@@ -1101,4 +1136,57 @@ fn an_aggregate_leads_by_whole_periods_only() {
     assert_eq!(rank::credible_lead(25.0, Some(10.0)), 15.0);
     assert_eq!(rank::credible_lead(-12.0, Some(5.0)), -7.0);
     assert_eq!(rank::credible_lead(-6.0, Some(5.0)), 0.0);
+}
+
+#[test]
+fn a_value_held_across_a_silence_dates_no_change() {
+    // A worker stopped at t=29 in the middle of a database call: its last scrape said one call
+    // in flight, then it answered nothing until t=50, while the users degraded from t=30.
+    let mut input = planted("up", false, 30);
+    let silent = |t: usize| (29..50).contains(&t);
+    input.signals.push(Signal {
+        held: (0..60).map(|t| (30..50).contains(&t)).collect(),
+        ..gauge(
+            "db_operations_in_flight",
+            |t| if silent(t) { 1.0 } else { 0.0 },
+        )
+    });
+    let sli = sli::assess(&input);
+    let in_flight = |input: &Input| {
+        rank::rank(input, &sli)
+            .into_iter()
+            .find(|s| s.name == "db_operations_in_flight")
+            .unwrap()
+    };
+    let held = in_flight(&input);
+    assert_eq!(held.changed_at, None, "{held:?}");
+    // The same values measured every second are a change, dated where it began.
+    input.signals.last_mut().unwrap().held.clear();
+    assert_eq!(in_flight(&input).changed_at, Some(29));
+}
+
+#[test]
+fn a_value_held_across_a_silence_did_not_move() {
+    // A healthy run in which a worker with one call in flight stopped answering for 20 s.
+    let mut input = planted("db_pool_acquire_wait_seconds:p95", true, 1000);
+    input.signals.push(Signal {
+        held: (0..60).map(|t| (30..50).contains(&t)).collect(),
+        ..gauge("db_operations_in_flight", |t| {
+            if (29..50).contains(&t) {
+                16.0
+            } else {
+                (t % 3 / 2) as f64
+            }
+        })
+    });
+    let named = |input: &Input| {
+        let sli = sli::assess(input);
+        assert!(!sli.report.latency_ms.as_ref().unwrap().degraded);
+        moved::moved(input, &sli)
+            .iter()
+            .any(|m| m.signal == "db_operations_in_flight")
+    };
+    assert!(!named(&input));
+    input.signals.last_mut().unwrap().held.clear();
+    assert!(named(&input), "measured, the same values moved");
 }

@@ -5,10 +5,12 @@
 //!   for io and memory, every task) was stalled waiting for the resource;
 //! - the process's own scheduling delay (`/proc/self/task/*/schedstat`, summed over threads):
 //!   time runnable but not running;
-//! - its cgroup v2 `cpu.stat` throttling and `memory.events` (limits reached, OOM kills).
+//! - its cgroup's CPU throttling (`cpu.stat`: v2, or v1's `cpu` hierarchy, as on hosts still
+//!   on cgroup v1 such as Amazon Linux 2 nodes) and v2 `memory.events` (limits reached, OOM
+//!   kills).
 //!
-//! Each part is optional: a kernel without PSI, a cgroup v1 machine or a file the process may
-//! not read leaves that part out rather than reporting zeros.
+//! Each part is optional: a kernel without PSI, a cgroup without a CPU controller or a file the
+//! process may not read leaves that part out rather than reporting zeros.
 
 use std::path::{Path, PathBuf};
 
@@ -29,8 +31,8 @@ pub struct HostPressure {
     /// Seconds the process's threads ran, and waited runnable, in all.
     pub run_seconds: Option<f64>,
     pub wait_seconds: Option<f64>,
-    /// cgroup v2 `cpu.stat`: periods throttled, and time throttled in seconds (absent without
-    /// a CPU limit's controller).
+    /// cgroup `cpu.stat`: periods throttled, and time throttled in seconds (absent without a
+    /// CPU controller).
     pub throttled_periods: Option<u64>,
     pub throttled_seconds: Option<f64>,
     /// cgroup v2 `memory.events`: (`low`, `high`, `max`, `oom`, `oom_kill`…, count).
@@ -55,15 +57,16 @@ impl HostPressure {
                 .and_then(|d| std::fs::read_to_string(d.join(f)).ok())
         };
         let cpu_stat = read("cpu.stat").map(|t| keyed(&t)).unwrap_or_default();
-        let get = |k: &str| cpu_stat.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        let (throttled_periods, throttled_seconds) =
+            throttling(&cpu_stat).or_else(cgroup_v1_throttling).unzip();
         HostPressure {
             cpu: stall("cpu"),
             io: stall("io"),
             memory: stall("memory"),
             run_seconds,
             wait_seconds,
-            throttled_periods: get("nr_throttled"),
-            throttled_seconds: get("throttled_usec").map(|us| us as f64 / 1e6),
+            throttled_periods,
+            throttled_seconds,
             memory_events: read("memory.events").map(|t| keyed(&t)).unwrap_or_default(),
         }
     }
@@ -123,6 +126,52 @@ pub fn keyed(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Periods throttled and seconds throttled from a `cpu.stat`: v2's `throttled_usec` or v1's
+/// `throttled_time` (ns). `None` without a CPU controller's counts (v2's root has only usage).
+pub fn throttling(cpu_stat: &[(String, u64)]) -> Option<(u64, f64)> {
+    let get = |k: &str| cpu_stat.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let seconds = get("throttled_usec")
+        .map(|us| us as f64 / 1e6)
+        .or_else(|| get("throttled_time").map(|ns| ns as f64 / 1e9))?;
+    Some((get("nr_throttled")?, seconds))
+}
+
+fn cgroup_v1_throttling() -> Option<(u64, f64)> {
+    let dir = own_cgroup_v1(
+        &std::fs::read_to_string("/proc/self/cgroup").ok()?,
+        &std::fs::read_to_string("/proc/self/mountinfo").ok()?,
+        "cpu",
+    )?;
+    let text = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+    throttling(&keyed(&text))
+}
+
+/// This process's directory in the cgroup v1 hierarchy of `controller`: its
+/// `/proc/self/cgroup` line naming the controller (`4:cpu,cpuacct:/path`), under the
+/// mount of that hierarchy in `/proc/self/mountinfo` (less the mount's own root, as in a
+/// container that sees only its part of the tree).
+pub fn own_cgroup_v1(cgroup: &str, mountinfo: &str, controller: &str) -> Option<PathBuf> {
+    let path = cgroup.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls.split(',').any(|c| c == controller).then_some(path)
+    })?;
+    let (root, mount) = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mut r = right.split_whitespace();
+        let carries = r.next() == Some("cgroup")
+            && r.nth(1)
+                .is_some_and(|opts| opts.split(',').any(|o| o == controller));
+        let mut f = left.split_whitespace();
+        carries.then(|| Some((f.nth(3)?, f.next()?))).flatten()
+    })?;
+    // By path components: a root `/a/b` is no prefix of `/a/bc`.
+    let inside = Path::new(path)
+        .strip_prefix(root)
+        .unwrap_or(Path::new(path));
+    Some(Path::new(mount).join(inside.strip_prefix("/").unwrap_or(inside)))
+}
+
 /// This process's cgroup v2 directory: the `0::/path` line of `/proc/self/cgroup`, under the
 /// cgroup2 mount from `/proc/self/mountinfo` (`/sys/fs/cgroup`, or `…/unified` on hybrid
 /// machines).
@@ -159,6 +208,47 @@ mod tests {
         assert_eq!(s.full_seconds, Some(6.384396));
         assert_eq!(parse_pressure("garbage\n"), None);
         assert_eq!(parse_pressure("some avg10=1 total=x\n"), None);
+    }
+
+    #[test]
+    fn throttling_is_read_from_v2_and_v1_counts() {
+        let v2 = keyed("usage_usec 10\nnr_periods 9\nnr_throttled 3\nthrottled_usec 2500000\n");
+        assert_eq!(throttling(&v2), Some((3, 2.5)));
+        let v1 = keyed("nr_periods 9\nnr_throttled 4\nthrottled_time 1500000000\n");
+        assert_eq!(throttling(&v1), Some((4, 1.5)));
+        // A v2 root: usage only.
+        assert_eq!(throttling(&keyed("usage_usec 10\nuser_usec 5\n")), None);
+    }
+
+    #[test]
+    fn a_v1_cgroup_is_found_under_its_controllers_mount() {
+        let cgroup = "5:memory:/svc\n4:cpu,cpuacct:/kubepods/pod1/abc\n0::/\n";
+        let mountinfo = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            own_cgroup_v1(cgroup, mountinfo, "cpu"),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/abc"
+            ))
+        );
+        // A controller this process is listed under nowhere is not guessed.
+        assert_eq!(own_cgroup_v1(cgroup, mountinfo, "pids"), None);
+        // In a container the mount's root is the container's own cgroup.
+        let inside = "32 31 0:29 /kubepods/pod1/abc /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            own_cgroup_v1(cgroup, inside, "cpu"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu"))
+        );
+        // A root that is a prefix of the path's text but not of its components is no root.
+        let sibling = "32 31 0:29 /kubepods/pod1/ab /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            own_cgroup_v1(cgroup, sibling, "cpu"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu/kubepods/pod1/abc"))
+        );
     }
 
     #[test]
