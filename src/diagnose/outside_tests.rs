@@ -1616,3 +1616,51 @@ fn a_cause_shorter_than_the_degradation_is_still_found() {
         d.findings
     );
 }
+
+/// A CI run of the planted `error_rate` fault: 30 % of the API's requests failed from t=10, so
+/// it queued 30 % fewer notifications and the email worker, scraped one second sooner than the
+/// 5xx counter moved, handled fewer. Its queue stayed empty throughout. The worker was handed
+/// fewer messages; it did not fall behind: the errors are the finding, not a backlog.
+#[test]
+fn a_worker_handed_fewer_messages_by_a_failing_api_is_no_backlog() {
+    let n = 22;
+    let mut input = users(n, 6.0, 6.0, n, n);
+    input.latency_stat = "p95";
+    input.error_rate = Some((0..n).map(|t| if t >= 10 { 0.23 } else { 0.0 }).collect());
+    let (mut ok, mut failed, mut sent) = (0.0, 0.0, 0.0);
+    let api = (0..n)
+        .map(|t| {
+            // The 5xx counter is read a scrape after the users saw the errors.
+            let failing = t >= 11;
+            ok += if failing { 4.2 } else { 6.0 };
+            failed += if failing { 1.8 } else { 0.0 };
+            Some(format!(
+                "# TYPE http_requests_total counter\n\
+                 http_requests_total{{method=\"POST\",route=\"/api/notifications\",status_class=\"2xx\"}} {ok}\n\
+                 http_requests_total{{method=\"POST\",route=\"/api/notifications\",status_class=\"5xx\"}} {failed}\n\
+                 # TYPE queue_depth gauge\nqueue_depth{{queue=\"notifications\"}} 0\n"
+            ))
+        })
+        .collect();
+    let worker = (0..n)
+        .map(|t| {
+            sent += if t >= 10 { 3.0 + (t % 3) as f64 } else { 6.0 };
+            Some(format!(
+                "# TYPE worker_messages_processed_total counter\n\
+                 worker_messages_processed_total{{worker=\"email\"}} {sent}\n"
+            ))
+        })
+        .collect();
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    input.add_infra(&infra);
+    let d = analyze(&input);
+    assert!(!d.healthy);
+    assert_eq!(d.findings[0].kind, Kind::ErrorBurst, "{:#?}", d.findings);
+    assert!(
+        d.findings.iter().all(|f| f.kind != Kind::QueueBacklog),
+        "{:#?}",
+        d.findings
+    );
+}

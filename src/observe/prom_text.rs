@@ -364,7 +364,6 @@ impl ScrapeSeries {
             .push((round_t(t), v));
     }
 
-    /// The series, leaving out those that were zero throughout (routes never called).
     /// The `max` series that moved most over their last `window` points (relative to their
     /// level), newest value last: what the dashboard shows while the run goes on.
     pub fn most_active(&self, max: usize, window: usize) -> Vec<(String, String, Vec<f64>)> {
@@ -398,10 +397,19 @@ impl ScrapeSeries {
             .collect()
     }
 
+    /// The series, leaving out rates and timings that were zero throughout (routes never
+    /// called). A gauge that read 0 throughout is kept: an empty queue or nothing in flight is a
+    /// measurement, and the diagnosis needs it to tell a consumer handed fewer messages from
+    /// one that fell behind.
     pub fn finish(self) -> Vec<Series> {
         self.out
             .into_values()
-            .filter(|s| s.points.iter().any(|(_, v)| *v != 0.0) && !is_scrape_traffic(s))
+            .filter(|s| {
+                let derived = [":rate", ":mean", ":p95"]
+                    .iter()
+                    .any(|d| s.name.ends_with(d));
+                (!derived || s.points.iter().any(|(_, v)| *v != 0.0)) && !is_scrape_traffic(s)
+            })
             .collect()
     }
 }
@@ -555,6 +563,22 @@ peakload_stack_fault{fault="db_latency_ms"} 50
                 .iter()
                 .any(|s| s.name.starts_with("peakload_stack_fault")),
             "the injected faults are not evidence"
+        );
+    }
+
+    #[test]
+    fn a_gauge_at_zero_throughout_is_kept_a_route_never_called_is_not() {
+        let mut acc = ScrapeSeries::new("s");
+        let text = "# TYPE queue_depth gauge\nqueue_depth{queue=\"email\"} 0\n\
+                    # TYPE http_requests_total counter\nhttp_requests_total{route=\"/never\"} 0\n";
+        for t in 0..3 {
+            acc.add(f64::from(t), &parse(text));
+        }
+        let names: Vec<String> = acc.finish().iter().map(|s| s.name.clone()).collect();
+        assert!(names.contains(&"queue_depth".to_string()), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with("http_requests_total")),
+            "{names:?}"
         );
     }
 
