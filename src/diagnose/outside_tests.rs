@@ -55,6 +55,15 @@ fn scraped(instance: &str, texts: Vec<Option<String>>) -> Vec<crate::record::inf
     acc.finish()
 }
 
+/// The scrapes of the stack's API (127.0.0.1:8080) and worker (127.0.0.1:8081), as one run's
+/// observed series.
+fn api_and_worker(api: Vec<Option<String>>, worker: Vec<Option<String>>) -> Infra {
+    let mut infra = Infra::default();
+    infra.series.extend(scraped("127.0.0.1:8080", api));
+    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    infra
+}
+
 /// One scrape of the stack's API or worker: the notifications queue they share (both read it
 /// from the database), database operations in flight, and a request counter.
 fn stack_text(t: usize, k: usize, queue: f64, in_flight: f64, requests: f64) -> String {
@@ -94,9 +103,7 @@ fn two_endpoints_exporting_the_same_names_stay_two_signals() {
             Some(stack_text(t, 5, queue(t), flight, 3.0 * t as f64))
         })
         .collect();
-    let mut infra = Infra::default();
-    infra.series.extend(scraped("127.0.0.1:8080", api));
-    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    let infra = api_and_worker(api, worker);
     input.add_infra(&infra);
     let d = analyze(&input);
     assert!(!d.healthy);
@@ -848,10 +855,7 @@ fn locked_stack(n: usize, declare: bool) -> Infra {
             Some(text)
         })
         .collect();
-    let mut infra = Infra::default();
-    infra.series.extend(scraped("127.0.0.1:8080", api));
-    infra.series.extend(scraped("127.0.0.1:8081", worker));
-    infra
+    api_and_worker(api, worker)
 }
 
 /// Issue 13, defect 7: during a table lock the worker's processed rate falling to 0 (and the
@@ -1651,9 +1655,7 @@ fn a_worker_handed_fewer_messages_by_a_failing_api_is_no_backlog() {
             ))
         })
         .collect();
-    let mut infra = Infra::default();
-    infra.series.extend(scraped("127.0.0.1:8080", api));
-    infra.series.extend(scraped("127.0.0.1:8081", worker));
+    let infra = api_and_worker(api, worker);
     input.add_infra(&infra);
     let d = analyze(&input);
     assert!(!d.healthy);
